@@ -71,5 +71,10 @@ def resolve_policies(*targets: object) -> TaskPolicies:
         settings = stored_settings(target)
         guards += tuple(settings.pop("guards", ()))
         merged.update(settings)
+    if not merged and not guards:
+        return _NO_POLICIES  # most tasks have no decorators; validation stays O(1) per task
     policies = TaskPolicies(**merged)
     return replace(policies, guards=guards) if guards else policies
+
+
+_NO_POLICIES = TaskPolicies()
