@@ -39,7 +39,10 @@ _FINAL_STATE = {
     OutcomeKind.FAILED: TaskState.FAILED,
     OutcomeKind.SKIPPED: TaskState.SKIPPED,
 }
-_SUCCESS, _SKIPPED = TaskState.SUCCESS, TaskState.SKIPPED
+# Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
+_SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
+_RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
+_UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
@@ -227,7 +230,7 @@ class PipelineExecutor:
             # failed task's TaskFinished.
             if self._stop_reason is not None:
                 return None
-            result = TaskResult(name, worker=worker, start=_now())
+            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
             self._live[name] = result
             if events.wants(TaskStarted):
                 events.emit(TaskStarted(run_id, name, worker, time.time()))
@@ -238,7 +241,7 @@ class PipelineExecutor:
             attempt = 1
             while True:
                 outcome = run_attempt(run, attempt, context)
-                if outcome.kind is not OutcomeKind.RETRY:
+                if outcome.kind is not _RETRY:
                     break
                 events.emit(
                     RetryScheduled(
@@ -248,24 +251,25 @@ class PipelineExecutor:
                 with run.waiting("retry", name, outcome.delay):
                     self.sleep(outcome.delay)
                 attempt += 1
-            result.state = _FINAL_STATE[outcome.kind]
+            kind = outcome.kind
+            result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
             result.attempts = attempt
             result.error = outcome.error
             result.reason = outcome.reason
             if run.waits:
                 result.waits = dict(run.waits)
         except BaseException as error:  # noqa: BLE001 - a task's KeyboardInterrupt must not kill the worker
-            result.state = TaskState.FAILED
+            result.state = _FAILED
             result.attempts = max(result.attempts, 1)
             result.error = error
             result.reason = f"{type(error).__name__} escaped the task"
             if not isinstance(error, Exception):
                 self.request_stop(type(error).__name__)
-        result.end = _now()
+        result.end = datetime.now(_UTC)
         result.duration = self.clock() - started
         with self._start_lock:
             self._live.pop(name, None)
-            if result.state is TaskState.FAILED and not self.keep_going:
+            if result.state is _FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
         if events.wants(TaskFinished):
             events.emit(TaskFinished(run_id, name, result))

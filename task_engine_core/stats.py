@@ -12,10 +12,10 @@ import math
 import os
 import random
 import sqlite3
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,8 +41,18 @@ __all__ = [
 DEFAULT_STATS_DIRECTORY = ".task_engine"
 DEFAULT_STATS_FILE = "stats.sqlite3"
 SCHEMA_VERSION = 1
-#: How many recent runs of a task its expected duration is averaged over.
+#: The expected duration of a task is the plain mean of its first runs, then a moving average
+#: in which the newest run weighs 1/EXPECTED_DURATION_WINDOW: recent runs count, outliers fade.
 EXPECTED_DURATION_WINDOW = 20
+
+# Kept up to date in the same transaction as the run, so reading expectations before a run costs
+# one row per task however long the history grows.
+_UPDATE_ESTIMATE = f"""
+INSERT INTO task_estimates (pipeline, task, expected, samples) VALUES (?, ?, ?, 1)
+ON CONFLICT (pipeline, task) DO UPDATE SET
+    expected = expected + (excluded.expected - expected) / min(samples + 1, {EXPECTED_DURATION_WINDOW}),
+    samples = samples + 1
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -73,7 +83,13 @@ CREATE TABLE IF NOT EXISTS task_runs (
     reason      TEXT,
     PRIMARY KEY (run_id, task)
 );
-CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (pipeline, task, finished_at);
+CREATE TABLE IF NOT EXISTS task_estimates (
+    pipeline    TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    expected    REAL NOT NULL,          -- seconds: mean of the recent runs (see EXPECTED_DURATION_WINDOW)
+    samples     INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, task)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS task_waits (
     run_id  TEXT NOT NULL,
     task    TEXT NOT NULL,
@@ -150,6 +166,8 @@ class StatsStore:
         self.create_directory = create_directory
         self.busy_timeout = busy_timeout
         self.give_up_after = give_up_after
+        self._lock = threading.Lock()
+        self._open: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"<StatsStore {str(self.path)!r}>"
@@ -159,6 +177,11 @@ class StatsStore:
         """Write `result` (the run and every task) in one transaction; False (and a warning) if skipped."""
         run_row = _run_row(result)
         task_rows = [_task_row(result, r) for r in result.tasks.values()]
+        estimate_rows = [
+            (result.pipeline, r.name, r.duration)
+            for r in result.tasks.values()
+            if r.attempts and r.duration is not None
+        ]
         wait_rows = [
             (result.run_id, r.name, reason, seconds)
             for r in result.tasks.values()
@@ -173,6 +196,7 @@ class StatsStore:
                     f"INSERT INTO task_runs VALUES ({', '.join('?' * 12)})", task_rows
                 )
                 connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
+                connection.executemany(_UPDATE_ESTIMATE, estimate_rows)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -182,29 +206,12 @@ class StatsStore:
         return self._use(write, False, f"run {result.run_id} of pipeline {result.pipeline!r} was not recorded")
 
     # -- reading ----------------------------------------------------------------------------
-    def expected_durations(self, pipeline: str, window: int = EXPECTED_DURATION_WINDOW) -> dict[str, float]:
-        """Task -> mean duration (seconds) of its last `window` successful runs; {} without history.
-
-        A task that never succeeded is averaged over its last started runs instead.
-        """
+    def expected_durations(self, pipeline: str) -> dict[str, float]:
+        """Task -> expected seconds from its recent runs (every run that started counts); {} without history."""
 
         def read(connection: sqlite3.Connection) -> dict[str, float]:
-            rows = connection.execute(
-                "SELECT task, state, duration FROM task_runs WHERE pipeline = ? AND attempts > 0 "
-                "AND duration IS NOT NULL ORDER BY finished_at DESC",
-                (pipeline,),
-            )
-            good: dict[str, list[float]] = {}
-            started: dict[str, list[float]] = {}
-            for task, state, duration in rows:
-                if state == TaskState.SUCCESS.value:
-                    bucket = good.setdefault(task, [])
-                    if len(bucket) < window:
-                        bucket.append(duration)
-                bucket = started.setdefault(task, [])
-                if len(bucket) < window:
-                    bucket.append(duration)
-            return {task: fmean(good.get(task) or durations) for task, durations in started.items()}
+            rows = connection.execute("SELECT task, expected FROM task_estimates WHERE pipeline = ?", (pipeline,))
+            return dict(rows.fetchall())
 
         return self._use(read, {}, "expected durations are unavailable; ready tasks start in registration order")
 
@@ -244,9 +251,10 @@ class StatsStore:
             try:
                 if not self._directory_ready():
                     return fallback
-                with self._connection() as connection:
-                    return action(connection)
+                with self._lock:
+                    return action(self._connection())
             except sqlite3.DatabaseError as error:
+                self.close()
                 code = getattr(error, "sqlite_errorname", "")
                 if code in _BUSY and time.monotonic() < deadline:
                     time.sleep(delay * (1 + random.random()))  # jitter: two writers must not retry in step
@@ -259,6 +267,7 @@ class StatsStore:
                 self._warn(f"{error} ({code or type(error).__name__}); {consequence}")
                 return fallback
             except _NotOurs as error:
+                self.close()
                 if not recovered:
                     recovered = self._move_aside(str(error))
                     if recovered:
@@ -286,11 +295,24 @@ class StatsStore:
         )
         return False
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> sqlite3.Connection:
+        """The store's open connection, opened (and the schema checked) on first use.
+
+        Kept open between runs: closing the last connection of a WAL database checkpoints it,
+        which would cost every run a copy of the log.
+        """
+        if self._open is not None:
+            return self._open
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up
-        # front, so two writers never deadlock upgrading a read lock).
-        with closing(sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)) as connection:
+        # front, so two writers never deadlock upgrading a read lock). check_same_thread=False:
+        # the store's lock serialises use, and a run may finish on another thread than it began.
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            # WAL + NORMAL: a crash may lose the last run's rows, never corrupt the file; commits
+            # skip an fsync each.
+            connection.execute("PRAGMA synchronous=NORMAL")
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 self._create_schema(connection)
@@ -298,7 +320,21 @@ class StatsStore:
                 raise sqlite3.DatabaseError(
                     f"it was written by a newer Task Engine (schema {version}, this one knows {SCHEMA_VERSION})"
                 )
-            yield connection
+        except BaseException:
+            connection.close()
+            raise
+        self._open = connection
+        return connection
+
+    def close(self) -> None:
+        """Close the connection (it reopens on next use)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._open is not None:
+            connection, self._open = self._open, None
+            connection.close()
 
     @staticmethod
     def _create_schema(connection: sqlite3.Connection) -> None:
