@@ -32,7 +32,7 @@ from task_engine_core import (
     skippable,
 )
 from task_engine_core.events import RunStarted, TaskFinished, TaskStarted
-from task_engine_core.priority import planned_order, registration_keys
+from task_engine_core.priority import planned_order, priority_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 OK_STATES = (TaskState.SUCCESS, TaskState.SKIPPED)
@@ -51,12 +51,13 @@ BEHAVIOURS = {
 
 @dataclass
 class Drawn:
-    """One random pipeline: registration order, upstream names, behaviour and a tiny sleep per task."""
+    """One random pipeline: registration order, upstreams, and per task a behaviour, a nap, a priority."""
 
     registration: list[str]
     upstream: dict[str, list[str]]
     behaviour: dict[str, str]
     naps: dict[str, float]
+    priorities: dict[str, float | None]
 
 
 @st.composite
@@ -71,7 +72,8 @@ def dags(draw: st.DrawFn, max_tasks: int = 16) -> Drawn:
     weights = st.sampled_from(["ok"] * 6 + ["fail", "skip", "flaky", "exhausted", "skippable"])
     behaviour = {name: draw(weights) for name in names}
     naps = {name: draw(st.sampled_from([0.0, 0.0, 0.0, 0.001, 0.003])) for name in names}
-    return Drawn(list(registration), upstream, behaviour, naps)
+    priorities = {name: draw(st.sampled_from([None, None, None, -1.0, 2.0])) for name in names}
+    return Drawn(list(registration), upstream, behaviour, naps, priorities)
 
 
 class Recorder:
@@ -114,7 +116,7 @@ def build(drawn: Drawn, calls: Counter[str], lock: threading.Lock) -> Pipeline:
             body = retries(2, backoff=0)(body)
         elif kind == "skippable":
             body = skippable(retries(2, backoff=0)(body))
-        pipeline.add(body, name=name, depends_on=drawn.upstream[name])
+        pipeline.add(body, name=name, depends_on=drawn.upstream[name], priority=drawn.priorities[name])
     return pipeline
 
 
@@ -147,12 +149,12 @@ def keep_going_model(drawn: Drawn) -> dict[str, tuple[TaskState, int]]:
 
 
 def sequential_fail_fast_model(drawn: Drawn) -> dict[str, tuple[TaskState, int]]:
-    """One worker, fail-fast: run in registration-order heap order until the first failure."""
+    """One worker, fail-fast: run in heap order (explicit priority, then registration) until the first failure."""
     pipeline = build(drawn, Counter(), threading.Lock())
     validated = pipeline.validate()
     finals: dict[str, tuple[TaskState, int]] = {}
     stopped = False
-    for name in planned_order(validated, registration_keys(validated)):
+    for name in planned_order(validated, priority_keys(validated)):
         parents = drawn.upstream[name]
         if stopped or not all(finals[p][0] in OK_STATES for p in parents):
             continue
