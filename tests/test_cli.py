@@ -92,3 +92,19 @@ def test_help_explains_commands_and_exit_codes():
     assert "run a pipeline" in done.stdout and "Exit codes: 0 success, 1 a task failed" in " ".join(done.stdout.split())
     run_help = cli("run", "--help").stdout
     assert "--workers" in run_help and "--keep-going" in run_help and "TARGET" in run_help
+
+
+def test_cli_default_is_one_worker_in_the_main_thread(tmp_path):
+    file = tmp_path / "where.py"
+    file.write_text(textwrap.dedent("""
+        import threading
+        from task_engine_core import register
+
+        @register
+        def where():
+            print(threading.current_thread().name)
+    """))
+    done = cli("run", str(file), cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.splitlines() == ["Executing where", "MainThread"]
+    threaded = cli("run", str(file), "--workers", "2", cwd=tmp_path)
+    assert threaded.stdout.splitlines()[1].startswith("task-engine-worker-")
