@@ -14,16 +14,19 @@ from .errors import (
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
+    RateLimitError,
+    RateLimitTimeoutError,
     RunInterrupted,
     SkipTask,
     TargetError,
     TaskEngineError,
     UnknownDependencyError,
+    UnknownRateLimitKeyError,
 )
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, retries, skippable
+from .policies import Backoff, RateLimit, RateLimiter, rate_limit, rate_limited, retries, set_rate_limit, skippable
 from .reporters import ConsoleReporter, Reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -44,6 +47,10 @@ __all__ = [
     "NotATaskError",
     "Pipeline",
     "PipelineExecutor",
+    "RateLimit",
+    "RateLimitError",
+    "RateLimitTimeoutError",
+    "RateLimiter",
     "Reporter",
     "RunInterrupted",
     "RunResult",
@@ -55,8 +62,12 @@ __all__ = [
     "TaskResult",
     "TaskState",
     "UnknownDependencyError",
+    "UnknownRateLimitKeyError",
     "default_pipeline",
+    "rate_limit",
+    "rate_limited",
     "register",
     "retries",
+    "set_rate_limit",
     "skippable",
 ]

@@ -22,6 +22,7 @@ from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
 from .pipeline import Pipeline, ValidatedPipeline, default_pipeline
+from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .reporters import ConsoleReporter
 from .result import RunResult, TaskResult
 from .runtime import OutcomeKind, TaskRun, run_attempt
@@ -75,6 +76,7 @@ class PipelineExecutor:
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
         validated = pipeline.validate()
         context = self._build_context()
+        self._configure_rate_limits(validated, context)
         self._stop_reason = None
         result = RunResult(
             run_id=uuid.uuid4().hex,
@@ -115,6 +117,12 @@ class PipelineExecutor:
         if isinstance(self.context, TaskContext):
             return self.context
         return TaskContext(self.context or {}, sources=("executor argument",) if self.context else ())
+
+    @staticmethod
+    def _configure_rate_limits(validated: ValidatedPipeline, context: TaskContext) -> None:
+        # Before any task starts: limits from the context file, then every @rate_limit key must be known.
+        apply_context_rate_limits(context)
+        check_rate_limit_keys(validated.policies)
 
     # -- scheduling ---------------------------------------------------------------------------
     def _schedule(self, validated: ValidatedPipeline, context: TaskContext, result: RunResult) -> None:
