@@ -3,19 +3,23 @@
 Importing this package loads the standard library only.
 """
 
-from .context import TaskContext
+from ._secrets import Secret, mask_secrets
+from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
+    ContextFileError,
     ContextKeyError,
     CycleError,
     DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
+    HydrationError,
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
     RateLimitError,
     RateLimitTimeoutError,
+    ResourceTimeoutError,
     RunInterrupted,
     SkipTask,
     TargetError,
@@ -26,7 +30,7 @@ from .errors import (
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, RateLimit, RateLimiter, rate_limit, rate_limited, retries, set_rate_limit, skippable
+from .policies import Backoff, RateLimit, RateLimiter, rate_limit, rate_limited, retries, set_rate_limit, skippable, wait_for_resource
 from .reporters import ConsoleReporter, Reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -35,6 +39,7 @@ __all__ = [
     "Backoff",
     "ConsoleReporter",
     "ContextError",
+    "ContextFileError",
     "ContextKeyError",
     "CycleError",
     "DefinitionError",
@@ -42,6 +47,9 @@ __all__ = [
     "EmptyPipelineError",
     "EventBus",
     "FunctionTask",
+    "Hydrated",
+    "HydrationError",
+    "HydrationRequest",
     "InvalidArgumentError",
     "MissingExtraError",
     "NotATaskError",
@@ -52,8 +60,10 @@ __all__ = [
     "RateLimitTimeoutError",
     "RateLimiter",
     "Reporter",
+    "ResourceTimeoutError",
     "RunInterrupted",
     "RunResult",
+    "Secret",
     "SkipTask",
     "TargetError",
     "Task",
@@ -64,10 +74,14 @@ __all__ = [
     "UnknownDependencyError",
     "UnknownRateLimitKeyError",
     "default_pipeline",
+    "hydrate",
+    "mask_secrets",
     "rate_limit",
     "rate_limited",
     "register",
+    "register_hydrator",
     "retries",
     "set_rate_limit",
     "skippable",
+    "wait_for_resource",
 ]

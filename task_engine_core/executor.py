@@ -8,6 +8,7 @@ starts each task once, and stops starting tasks after a failure unless `keep_goi
 from __future__ import annotations
 
 import heapq
+import os
 import queue
 import signal
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .context import TaskContext
+from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
@@ -46,7 +47,7 @@ class PipelineExecutor:
         self,
         pipeline: Pipeline | None = None,
         workers: int = 1,
-        context: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         keep_going: bool = False,
         *,
         listeners: Iterable[Listener] = (),
@@ -114,9 +115,8 @@ class PipelineExecutor:
         return keys
 
     def _build_context(self) -> TaskContext:
-        if isinstance(self.context, TaskContext):
-            return self.context
-        return TaskContext(self.context or {}, sources=("executor argument",) if self.context else ())
+        # Hydrated once per run, before any task starts; every task and thread gets this one object.
+        return build_context(self.context)
 
     @staticmethod
     def _configure_rate_limits(validated: ValidatedPipeline, context: TaskContext) -> None:

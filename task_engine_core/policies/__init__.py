@@ -2,6 +2,7 @@
 
 from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
 from .ratelimit import RateLimit, RateLimiter, TokenBucket, default_rate_limiter, rate_limit, rate_limited, set_rate_limit
+from .resource import wait_for_resource
 from .retry import Backoff, RetryPolicy, retries
 from .skip import skippable
 
@@ -22,4 +23,5 @@ __all__ = [
     "set_rate_limit",
     "skippable",
     "stored_settings",
+    "wait_for_resource",
 ]
