@@ -210,3 +210,62 @@ class TaskTimeoutError(TaskEngineError, TimeoutError):
             f"task {task!r} did not finish within {seconds:g} s (attempt {attempt}); its thread was left "
             f"running in the background and its outcome is ignored: raise the @timeout or make the task stop sooner"
         )
+
+
+class ContextFileError(ContextError):
+    """A context file is missing, unreadable, not valid YAML, or not a mapping; `path`/`line` say where."""
+
+    def __init__(self, message: str, path: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        super().__init__(message)
+
+
+class HydrationError(ContextError):
+    """A context hydrator raised or returned something other than a mapping."""
+
+
+class RateLimitError(TaskEngineError):
+    """Base class of rate-limit errors."""
+
+
+class UnknownRateLimitKeyError(RateLimitError, LookupError):
+    """A rate-limited call names a key that has no configured limit."""
+
+    def __init__(self, key: str, configured: Sequence[str]) -> None:
+        self.key = key
+        self.configured = tuple(configured)
+        known = ", ".join(repr(k) for k in self.configured) if self.configured else "none"
+        close = closest_names(key, self.configured)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        super().__init__(
+            f"no rate limit is configured for key {key!r}{hint}; configured keys: {known}; "
+            f"call set_rate_limit(RateLimit({key!r}, rate=...)) or add it under rate_limits: in the context file"
+        )
+
+
+class RateLimitTimeoutError(RateLimitError, TimeoutError):
+    """A token for a rate-limited key would not be available within the acquire timeout."""
+
+    def __init__(self, key: str, wait: float, timeout: float) -> None:
+        self.key = key
+        self.wait = wait
+        self.timeout = timeout
+        super().__init__(
+            f"rate limit {key!r}: the next token is {wait:.2f} s away, longer than the acquire timeout of "
+            f"{timeout:g} s; raise the timeout or lower the request rate"
+        )
+
+
+class ResourceTimeoutError(TaskEngineError, TimeoutError):
+    """A resource was not ready before the wait_for_resource timeout (counted from the first poll)."""
+
+    def __init__(self, task: str, resource: str, timeout: float, polls: int) -> None:
+        self.task = task
+        self.resource = resource
+        self.timeout = timeout
+        self.polls = polls
+        super().__init__(
+            f"task {task!r} gave up waiting for resource {resource!r}: not ready {timeout:g} s after the "
+            f"first poll ({polls} poll{'s' if polls != 1 else ''}); raise timeout= or check the resource"
+        )
