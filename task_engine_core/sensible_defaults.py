@@ -102,6 +102,8 @@ class SensibleDefaultsRequests(Task):
     exception_rules: Mapping[type[BaseException], RetryRule] = {}
     #: Characters of the response body quoted in an HttpStatusError.
     body_snippet_length: int = 200
+    #: The RateLimiter for keys from `rate_limit_key_for` and `rate_limit_key=`; None = the process-wide one.
+    rate_limiter: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -413,7 +415,7 @@ def _session_class() -> type:
             for key in (self.task.rate_limit_key_for(method, url), extra_key):
                 if key is not None and key not in covered:
                     covered.add(key)
-                    limits.append((key, 1, None, None))
+                    limits.append((key, 1, None, self.task.rate_limiter))
             return limits
 
     return TaskSession

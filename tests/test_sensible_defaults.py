@@ -13,8 +13,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, TaskState, retries, skippable
-from task_engine_core.errors import HttpConnectionError, HttpStatusError, HttpTimeoutError, MissingExtraError
+from task_engine_core.errors import (
+    HttpConnectionError,
+    HttpStatusError,
+    HttpTimeoutError,
+    MissingExtraError,
+    UnknownRateLimitKeyError,
+)
 from task_engine_core.events import RetryScheduled, WaitStarted
+from task_engine_core.policies.ratelimit import (
+    RateLimit,
+    RateLimiter,
+    default_rate_limiter,
+    rate_limit,
+    set_rate_limit,
+)
 from task_engine_core.sensible_defaults import (
     RetryRule,
     SensibleDefaultsRequests,
@@ -456,6 +469,95 @@ def test_raise_for_status_false_hands_the_response_back(serve):
 
     result, _, _ = run_task(Probe)
     assert result.state is TaskState.SUCCESS and seen == [404]
+
+
+# -- rate limits: a token per request --------------------------------------------------------------------
+def three_gets(url: str, base: type = SensibleDefaultsRequests, **attributes) -> type:
+    def perform_task(self) -> None:
+        for _ in range(3):
+            self.session.get(url)
+
+    return type("ThreeGets", (base,), {"perform_task": perform_task, **attributes})
+
+
+def test_rate_limit_takes_a_token_per_request_not_per_task(serve):
+    server = serve(200)
+    fake = FakeTime()
+    limiter = RateLimiter(clock=fake.clock, sleep=fake.sleep)
+    limiter.set(RateLimit("/jobs/runs/get", rate=1, burst=1))
+    task = rate_limit("/jobs/runs/get", limiter=limiter)(three_gets(server.url("/jobs/runs/get")))
+    result, events, raised = run_task(task, fake)
+    assert raised is None and result.attempts == 1
+    assert len(server.seen) == 3
+    # The guard's token pays for the first request; the second and third wait one second each.
+    assert fake.sleeps == [1.0, 1.0]
+    assert result.waits == {"rate_limit": 2.0}
+    waits = [(w.reason, w.key, w.seconds, w.message) for w in events if isinstance(w, WaitStarted)]
+    assert waits == [("rate_limit", "/jobs/runs/get", 1.0, "waiting 1.0 s for '/jobs/runs/get'")] * 2
+
+
+def test_each_attempt_gets_its_guard_token_and_retries_compose(serve):
+    server = serve(429, 200, 200, 200)
+    fake = FakeTime()
+    limiter = RateLimiter(clock=fake.clock, sleep=fake.sleep)
+    limiter.set(RateLimit("api", rate=1, burst=1))
+    task = rate_limit("api", limiter=limiter)(three_gets(server.url("/x")))
+    result, events, raised = run_task(task, fake)
+    assert raised is None and result.attempts == 2
+    # attempt 1: its guard token, then 429 -> retry 1 s (which refills the bucket); attempt 2: its
+    # guard token and two more requests, 1 s apart.
+    assert fake.sleeps == [1.0, 1.0, 1.0]
+    assert result.waits == {"retry": 1.0, "rate_limit": 2.0}
+    assert len(server.seen) == 4
+
+
+def test_rate_limit_key_for_maps_requests_to_keys(serve):
+    server = serve(200)
+    fake = FakeTime()
+    limiter = RateLimiter(clock=fake.clock, sleep=fake.sleep)
+    limiter.set(RateLimit("runs/get", rate=2, burst=2))
+
+    def rate_limit_key_for(self, method, url):
+        return "runs/get" if url.endswith("/runs/get") else None
+
+    task = three_gets(server.url("/runs/get"), rate_limit_key_for=rate_limit_key_for, rate_limiter=limiter)
+    result, _, raised = run_task(task, fake)
+    assert raised is None
+    assert fake.sleeps == [0.5]  # burst 2, then half a second for the third request
+
+
+def test_a_per_call_rate_limit_key_uses_the_process_wide_limiter(serve):
+    server = serve(200)
+    set_rate_limit(RateLimit("sensible-test-key", rate=0.001, burst=10))
+    try:
+        before = default_rate_limiter().available("sensible-test-key")
+
+        class Tagged(SensibleDefaultsRequests):
+            def perform_task(self) -> None:
+                self.session.get(server.url("/a"), rate_limit_key="sensible-test-key")
+                self.session.post(server.url("/b"), rate_limit_key="sensible-test-key")
+                self.session.get(server.url("/c"))
+
+        result, _, raised = run_task(Tagged)
+        after = default_rate_limiter().available("sensible-test-key")
+    finally:
+        default_rate_limiter().remove("sensible-test-key")
+    assert raised is None
+    assert before - after == pytest.approx(2.0, abs=0.01)
+    assert server.seen == ["GET /a", "POST /b", "GET /c"]
+
+
+def test_an_unknown_per_call_key_fails_with_the_limiters_error(serve):
+    server = serve(200)
+
+    class Typo(SensibleDefaultsRequests):
+        def perform_task(self) -> None:
+            self.session.get(server.url("/a"), rate_limit_key="no-such-key")
+
+    result, _, raised = run_task(Typo)
+    assert isinstance(raised, UnknownRateLimitKeyError)
+    assert (result.state, result.attempts) == (TaskState.FAILED, 1)
+    assert server.seen == []
 
 
 # -- real time ------------------------------------------------------------------------------------------
