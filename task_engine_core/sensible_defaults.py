@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
+from ._secrets import mask_text
 from .errors import (
     HttpConnectionError,
     HttpStatusError,
@@ -291,13 +292,13 @@ def _status_error(response: Any, snippet_length: int) -> HttpStatusError:
         text = response.text
     except Exception:  # a body that cannot be decoded is no reason to lose the status
         text = ""
-    body = " ".join(text.split())
+    body = mask_text(" ".join(text.split()))  # before cutting, so a secret cannot straddle the cut
     if len(body) > snippet_length:
         body = body[:snippet_length] + "..."
     request = response.request
     return HttpStatusError(
         method=(getattr(request, "method", None) or "?"),
-        url=mask_url(response.url or getattr(request, "url", "")),
+        url=mask_text(mask_url(response.url or getattr(request, "url", ""))),
         status=response.status_code,
         reason=response.reason or "",
         body=body,
@@ -312,7 +313,7 @@ _QUERY = re.compile(r"\?[^\s'\")]*")
 def _transport_error(
     requests: Any, error: BaseException, method: str, url: str, timeout: Any
 ) -> HttpConnectionError:
-    masked = mask_url(url)
+    masked = mask_text(mask_url(url))
     root = _root_cause(error)
     read_timeout = isinstance(error, requests.ReadTimeout) or type(root).__name__ == "ReadTimeoutError"
     if isinstance(error, requests.ConnectTimeout) or (isinstance(error, requests.Timeout) and not read_timeout):
@@ -320,7 +321,8 @@ def _transport_error(
     if read_timeout:
         return HttpTimeoutError(method, masked, "read", _timeout_part(timeout, 1))
     detail = _QUERY.sub(lambda m: "?" + mask_url("http://x/?" + m.group(0)[1:]).split("?", 1)[1], str(root))
-    return HttpConnectionError(method, masked, f"{type(root).__name__}: {detail}" if detail else type(root).__name__)
+    detail = mask_text(f"{type(root).__name__}: {detail}" if detail else type(root).__name__)
+    return HttpConnectionError(method, masked, detail)
 
 
 def _timeout_part(timeout: Any, index: int) -> float | None:

@@ -325,6 +325,16 @@ def test_a_long_body_is_cut_to_a_snippet(serve):
     assert raised.body == "xxxxxxxxxx..."
 
 
+def test_context_secrets_are_masked_in_the_url_and_body(serve):
+    from task_engine_core._secrets import Secret
+
+    token = Secret("path-secret-1234").reveal()
+    server = serve((403, None, f"token {token} has no access"))
+    _, _, raised = run_task(get_task(server.url(f"/users/{token}/jobs")))
+    assert token not in str(raised)
+    assert str(raised).startswith(f"403 Forbidden from GET {server.url('/users/***/jobs')}; body: 'token *** has no access'")
+
+
 def test_other_exceptions_are_not_retried(serve):
     class Parse(SensibleDefaultsRequests):
         def perform_task(self) -> None:
