@@ -584,6 +584,24 @@ def test_a_short_backoff_really_waits(serve):
     assert [(w.reason, w.seconds) for w in waits] == [("retry", 0.3)]
 
 
+# -- the example ----------------------------------------------------------------------------------------
+def test_the_http_example_handles_429_and_rate_limits():
+    root = __file__.rsplit("/tests/", 1)[0]
+    out = subprocess.run(
+        [sys.executable, "run_examples.py", "http"], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[5:7] == [
+        "WaitForRun: 429 from GET .../runs/get, retrying in 1.0 s as Retry-After asks (attempt 2 of 4)",
+        "WaitForRun: 429 from GET .../runs/get, retrying in 2.0 s (attempt 3 of 4)",
+    ]
+    assert "FetchOutput: 404 from GET .../runs/get-output: not retried" in lines
+    assert any(line.startswith("Skipping task due to error: 404 Not Found") and "token=***" in line for line in lines)
+    assert "s3cr3t" not in out.stdout
+    assert lines[-1] == "Service saw 8 requests, 0 over its limit of 10/s"
+
+
 # -- pieces ----------------------------------------------------------------------------------------------
 def test_mask_url_hides_secret_query_values_and_passwords():
     assert mask_url("https://bob:pw@api.test/a?token=abc&page=2&client_secret=x&API_KEY=y") == (
