@@ -138,8 +138,8 @@ class SensibleDefaultsRequests(Task):
 
     def decide(self, error: BaseException, attempt: int, max_attempts: int) -> tuple[float | bool, str]:
         """After failed attempt `attempt`: (False or seconds to wait, the reason in words)."""
-        error = _as_http_error(error)
         rule = self.rule_for(error)
+        error = _as_http_error(error, self.body_snippet_length)
         what = describe_failure(error)
         if rule is None:
             return False, f"{what} is not an HTTP failure; not retried (override retry_handler to retry it)"
@@ -162,9 +162,15 @@ class SensibleDefaultsRequests(Task):
 
     def rule_for(self, error: BaseException) -> RetryRule | None:
         """The rule for `error`: exception_rules, then status_rules, then the defaults; None = not HTTP."""
-        for klass in type(error).__mro__:
-            if klass in self.exception_rules:
-                return self.exception_rules[klass]
+        translated = _as_http_error(error, self.body_snippet_length)
+        # The session's errors keep the requests exception they replace as __context__, so a rule
+        # may name either (HttpTimeoutError or requests.Timeout).
+        wrapped = error.__context__ if isinstance(error, (HttpStatusError, HttpConnectionError)) else None
+        for candidate in (c for c in (error, translated, wrapped) if c is not None):
+            for klass in type(candidate).__mro__:
+                if klass in self.exception_rules:
+                    return self.exception_rules[klass]
+        error = translated
         if isinstance(error, HttpStatusError):
             status = error.status
             if status in self.status_rules:
@@ -257,13 +263,13 @@ def retry_after_seconds(value: str, now: float | None = None) -> float | None:
     return max(0.0, seconds)
 
 
-def _as_http_error(error: BaseException) -> BaseException:
+def _as_http_error(error: BaseException, snippet_length: int) -> BaseException:
     """Translate a requests exception raised outside `self.session` into the HttpError it stands for."""
     requests = _loaded_requests()
     if requests is None or isinstance(error, (HttpStatusError, HttpConnectionError)):
         return error
     if isinstance(error, requests.HTTPError) and error.response is not None:
-        return _status_error(error.response, SensibleDefaultsRequests.body_snippet_length)
+        return _status_error(error.response, snippet_length)
     if isinstance(error, (requests.Timeout, requests.ConnectionError)):
         request = getattr(error, "request", None)
         method = getattr(request, "method", None) or "?"

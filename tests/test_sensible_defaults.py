@@ -29,6 +29,7 @@ from task_engine_core.policies.ratelimit import (
     set_rate_limit,
 )
 from task_engine_core.sensible_defaults import (
+    NO_RETRY,
     RetryRule,
     SensibleDefaultsRequests,
     mask_url,
@@ -81,8 +82,11 @@ class ScriptedServer:
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
+        try:
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up first (a read timeout): that is what the test wanted
 
     def close(self) -> None:
         self.stopping.set()
@@ -467,6 +471,19 @@ def test_a_requests_error_raised_outside_the_session_is_understood(serve):
     result, events, raised = run_task(Plain)
     assert raised is None and result.attempts == 2
     assert reasons(events)[0].startswith("503 from GET /plain, retrying in 1.")
+
+
+def test_exception_rules_may_name_requests_exceptions(serve):
+    import requests
+
+    server = serve((200, None, None, 2.0))
+
+    class NoTimeoutRetry(get_task(server.url("/slow"), read_timeout=0.1)):
+        exception_rules = {requests.Timeout: NO_RETRY}
+
+    result, _, raised = run_task(NoTimeoutRetry)
+    assert isinstance(raised, HttpTimeoutError)
+    assert (result.attempts, result.reason) == (1, "read timeout on GET /slow: not retried")
 
 
 def test_raise_for_status_false_hands_the_response_back(serve):
