@@ -159,6 +159,7 @@ def test_soft_fail_skips_on_timeout_and_the_console_says_why(clock):
     assert result.tasks["load"].state is TaskState.SKIPPED
     assert out.getvalue().splitlines() == [
         "Executing load",
+        "load: waiting up to 5.0 s for resource 'db_ready'",
         "Skipping task due to error: task 'load' gave up waiting for resource 'db_ready': not ready 5 s after "
         "the first poll (2 polls); raise timeout= or check the resource",
     ]
