@@ -445,7 +445,9 @@ def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
         where = f", line {line}, column {mark.column + 1}" if mark is not None else ""
-        problem = " ".join(part for part in (error.context, error.problem) if part)
+        problem = error.problem or "malformed YAML"
+        if error.context and error.context_mark is not None:
+            problem += f" ({error.context} that starts on line {error.context_mark.line + 1})"
         raise ContextFileError(
             f"context file '{path}' is not valid YAML{where}: {problem}; fix the file", str(path), line
         ) from None

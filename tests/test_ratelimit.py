@@ -360,3 +360,40 @@ def test_sixteen_threads_never_exceed_rate_times_elapsed_plus_burst():
     elapsed = granted[-1] - start
     ceiling = rate * elapsed + burst
     assert len(granted) >= 0.9 * ceiling, (len(granted), ceiling)
+
+
+def test_console_reporter_prints_waits_above_its_threshold(limiter, clock):
+    import io
+
+    from task_engine_core import ConsoleReporter
+
+    limiter.set(RateLimit(KEY, rate=2, burst=1))
+    pipeline = Pipeline("console")
+
+    @pipeline.register
+    def poll():
+        for _ in range(3):
+            with rate_limited(KEY, limiter=limiter):
+                pass
+
+    out = io.StringIO()
+    PipelineExecutor(
+        pipeline, reporters=[ConsoleReporter(stream=out, wait_threshold=0.5)], clock=clock, sleep=clock.sleep
+    ).run()
+    assert out.getvalue().splitlines() == [
+        "Executing poll",
+        "poll: waiting 0.5 s for '/jobs/runs/get'",
+        "poll: waiting 0.5 s for '/jobs/runs/get'",
+    ]
+
+
+def test_the_databricks_example_config_parses():
+    from pathlib import Path
+
+    from task_engine_core.context import load_context_file
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "databricks_rate_limits.yml"
+    data = load_context_file(path, environ={"DATABRICKS_TOKEN": "dapi-example-token"})
+    limits = parse_rate_limits(data["rate_limits"])
+    assert RateLimit("/api/2.1/jobs/runs/get", 100) in limits
+    assert RateLimit("/api/2.1/jobs/create", 10000, per="hour") in limits

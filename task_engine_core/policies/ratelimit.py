@@ -94,23 +94,27 @@ def _positive(label: str, value: object, what: str, *, minimum: float, strict: b
 class TokenBucket:
     """One bucket: refills at `limit.tokens_per_second` up to `limit.burst`; tokens may go negative (reserved)."""
 
-    __slots__ = ("limit", "tokens", "updated")
+    __slots__ = ("limit", "capacity", "per_second", "tokens", "updated")
 
     def __init__(self, limit: RateLimit, now: float, tokens: float | None = None) -> None:
         self.limit = limit
-        self.tokens = float(limit.burst if tokens is None else min(tokens, limit.burst))  # type: ignore[arg-type]
+        # Plain floats on the hot path: acquire reads them under the key's lock on every call.
+        self.capacity = float(limit.burst)  # type: ignore[arg-type]
+        self.per_second = limit.tokens_per_second
+        self.tokens = self.capacity if tokens is None else min(tokens, self.capacity)
         self.updated = now
 
     def refill(self, now: float) -> None:
         """Add the tokens earned since the last update."""
         if now > self.updated:
-            self.tokens = min(float(self.limit.burst), self.tokens + (now - self.updated) * self.limit.tokens_per_second)  # type: ignore[arg-type]
+            tokens = self.tokens + (now - self.updated) * self.per_second
+            self.tokens = tokens if tokens < self.capacity else self.capacity
             self.updated = now
 
     def wait_for(self, tokens: float) -> float:
         """Seconds until `tokens` are available (0 if they are now); call refill first."""
         missing = tokens - self.tokens
-        return missing / self.limit.tokens_per_second if missing > 0 else 0.0
+        return missing / self.per_second if missing > 0 else 0.0
 
     def take(self, tokens: float) -> None:
         """Remove `tokens`, possibly reserving future ones."""
@@ -185,22 +189,25 @@ class RateLimiter:
     # -- acquiring -----------------------------------------------------------------------------
     def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
         """Take `tokens` now or from the future and return how long the caller must sleep first."""
-        state = self._state(key)
+        state = self._keys.get(key) or self._state(key)
         with state.lock:
             now = self.clock()
             wait = 0.0
-            for bucket in state.buckets.values():
-                if tokens > bucket.limit.burst:  # type: ignore[operator]
+            buckets = state.buckets.values()
+            for bucket in buckets:
+                if tokens > bucket.capacity:
                     raise InvalidArgumentError(
                         f"rate limit {key!r}: {tokens:g} tokens at once exceed the burst of "
                         f"{bucket.limit.describe()}; request fewer tokens or raise burst"
                     )
                 bucket.refill(now)
-                wait = max(wait, bucket.wait_for(tokens))
+                missing = tokens - bucket.tokens
+                if missing > 0 and missing / bucket.per_second > wait:
+                    wait = missing / bucket.per_second
             if timeout is not None and wait > timeout:
                 raise RateLimitTimeoutError(key, wait, timeout)
-            for bucket in state.buckets.values():
-                bucket.take(tokens)
+            for bucket in buckets:
+                bucket.tokens -= tokens
             return wait
 
     def try_acquire(self, key: str, tokens: float = 1) -> bool:
