@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from task_engine_core import RateLimit, rate_limit, register, set_rate_limit, skippable
 from task_engine_core.runtime import current_task_run
