@@ -283,16 +283,16 @@ def closed_port_url() -> str:
 
 
 def test_a_server_slower_than_the_read_timeout_times_out_and_is_retried(serve):
-    server = serve((200, None, None, 2.0), 200)
+    server = serve((200, None, None, 5.0), 200)
     fake = FakeTime()
-    task = get_task(server.url("/slow"), read_timeout=0.2)
+    task = get_task(server.url("/slow"), read_timeout=0.5)
     result, events, raised = run_task(task, fake)
     assert raised is None
     assert (result.state, result.attempts) == (TaskState.SUCCESS, 2)
     timeout = next(e.error for e in events if isinstance(e, RetryScheduled))
     assert isinstance(timeout, HttpTimeoutError) and timeout.phase == "read"
     assert str(timeout) == (
-        f"GET {server.url('/slow')} timed out: no response within 0.2 s (read_timeout); "
+        f"GET {server.url('/slow')} timed out: no response within 0.5 s (read_timeout); "
         "raise read_timeout on the task if the service is this slow"
     )
     assert reasons(events)[0].startswith("read timeout on GET /slow, retrying in 1.")
