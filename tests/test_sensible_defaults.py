@@ -242,6 +242,22 @@ def test_503_forever_retries_with_jittered_exponential_backoff_then_fails(serve)
     assert [r.split(", retrying")[0] for r in reasons(events)] == ["503 from GET /health"] * 3
 
 
+@pytest.mark.parametrize("status", [502, 504, 408])
+def test_gateway_errors_are_retried_like_503(serve, status):
+    server = serve(status, 200)
+    result, events, raised = run_task(get_task(server.url("/gw")))
+    assert raised is None and result.attempts == 2
+    assert reasons(events)[0].startswith(f"{status} from GET /gw, retrying in ")
+
+
+def test_503_with_retry_after_waits_as_asked(serve):
+    server = serve((503, {"Retry-After": "7"}), 200)
+    fake = FakeTime()
+    result, events, raised = run_task(get_task(server.url("/maintenance")), fake)
+    assert raised is None and fake.sleeps == [7.0]
+    assert reasons(events) == ["503 from GET /maintenance, retrying in 7.0 s as Retry-After asks (attempt 2 of 4)"]
+
+
 def test_500_is_retried_twice_by_default(serve):
     server = serve(500)
     fake = FakeTime()
