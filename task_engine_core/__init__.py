@@ -24,13 +24,25 @@ from .errors import (
     SkipTask,
     TargetError,
     TaskEngineError,
+    TaskTimeoutError,
     UnknownDependencyError,
     UnknownRateLimitKeyError,
 )
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, RateLimit, RateLimiter, rate_limit, rate_limited, retries, set_rate_limit, skippable, wait_for_resource
+from .policies import (
+    Backoff,
+    RateLimit,
+    RateLimiter,
+    rate_limit,
+    rate_limited,
+    retries,
+    set_rate_limit,
+    skippable,
+    timeout,
+    wait_for_resource,
+)
 from .reporters import ConsoleReporter, Reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -69,6 +81,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskEngineError",
+    "TaskTimeoutError",
     "TaskResult",
     "TaskState",
     "UnknownDependencyError",
@@ -83,5 +96,6 @@ __all__ = [
     "retries",
     "set_rate_limit",
     "skippable",
+    "timeout",
     "wait_for_resource",
 ]

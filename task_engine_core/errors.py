@@ -182,3 +182,15 @@ class ResourceTimeoutError(TaskEngineError, TimeoutError):
             f"task {task!r} gave up waiting for resource {resource!r}: not ready {timeout:g} s after the "
             f"first poll ({polls} poll{'s' if polls != 1 else ''}); raise timeout= or check the resource"
         )
+
+
+class TaskTimeoutError(TaskEngineError, TimeoutError):
+    """An attempt of a task ran longer than its `@timeout`; the attempt counts as failed."""
+
+    def __init__(self, task: str, seconds: float, attempt: int) -> None:
+        self.task = task
+        self.seconds = seconds
+        super().__init__(
+            f"task {task!r} did not finish within {seconds:g} s (attempt {attempt}); its thread was left "
+            f"running in the background and its outcome is ignored: raise the @timeout or make the task stop sooner"
+        )

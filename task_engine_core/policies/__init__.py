@@ -5,6 +5,7 @@ from .ratelimit import RateLimit, RateLimiter, TokenBucket, default_rate_limiter
 from .resource import wait_for_resource
 from .retry import Backoff, RetryPolicy, retries
 from .skip import skippable
+from .timeout import timeout
 
 __all__ = [
     "AttemptGuard",
@@ -23,5 +24,6 @@ __all__ = [
     "set_rate_limit",
     "skippable",
     "stored_settings",
+    "timeout",
     "wait_for_resource",
 ]
