@@ -200,18 +200,6 @@ class SkipTask(TaskEngineError):
     """Raise inside a task to end it SKIPPED at once (no retry); its dependents still run."""
 
 
-class TaskTimeoutError(TaskEngineError, TimeoutError):
-    """An attempt of a task ran longer than its `@timeout`; the attempt counts as failed."""
-
-    def __init__(self, task: str, seconds: float, attempt: int) -> None:
-        self.task = task
-        self.seconds = seconds
-        super().__init__(
-            f"task {task!r} did not finish within {seconds:g} s (attempt {attempt}); its thread was left "
-            f"running in the background and its outcome is ignored: raise the @timeout or make the task stop sooner"
-        )
-
-
 class ContextFileError(ContextError):
     """A context file is missing, unreadable, not valid YAML, or not a mapping; `path`/`line` say where."""
 
@@ -268,4 +256,16 @@ class ResourceTimeoutError(TaskEngineError, TimeoutError):
         super().__init__(
             f"task {task!r} gave up waiting for resource {resource!r}: not ready {timeout:g} s after the "
             f"first poll ({polls} poll{'s' if polls != 1 else ''}); raise timeout= or check the resource"
+        )
+
+
+class TaskTimeoutError(TaskEngineError, TimeoutError):
+    """An attempt of a task ran longer than its `@timeout`; the attempt counts as failed."""
+
+    def __init__(self, task: str, seconds: float, attempt: int) -> None:
+        self.task = task
+        self.seconds = seconds
+        super().__init__(
+            f"task {task!r} did not finish within {seconds:g} s (attempt {attempt}); its thread was left "
+            f"running in the background and its outcome is ignored: raise the @timeout or make the task stop sooner"
         )

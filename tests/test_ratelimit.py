@@ -397,3 +397,22 @@ def test_the_databricks_example_config_parses():
     limits = parse_rate_limits(data["rate_limits"])
     assert RateLimit("/api/2.1/jobs/runs/get", 100) in limits
     assert RateLimit("/api/2.1/jobs/create", 10000, per="hour") in limits
+
+
+def test_a_task_run_outside_the_executor_takes_limits_from_its_context(limiter, clock):
+    # What an Airflow or Prefect worker does: run_attempt directly, with the hydrated context.
+    from task_engine_core.events import EventBus
+    from task_engine_core.runtime import OutcomeKind, TaskRun, run_attempt
+
+    @rate_limit(key=KEY, limiter=limiter)
+    def call():
+        pass
+
+    from task_engine_core.task import FunctionTask
+
+    run = TaskRun("call", resolve_policies(call), FunctionTask(call), "run-1", EventBus(), clock, clock.sleep)
+    context = {"rate_limits": {KEY: {"rate": 1, "burst": 1}}}
+    assert run_attempt(run, 1, context).kind is OutcomeKind.SUCCEEDED
+    assert run_attempt(run, 2, context).kind is OutcomeKind.SUCCEEDED
+    assert limiter.limits(KEY) == (RateLimit(KEY, 1, 1),)
+    assert run.waits == {"rate_limit": 1.0}

@@ -241,8 +241,23 @@ class RateLimiter:
     def _state(self, key: str) -> _KeyState:
         state = self._keys.get(key)
         if state is None or not state.buckets:
-            raise UnknownRateLimitKeyError(key, self.keys())
+            # On Airflow/Prefect workers nothing ran apply_context_rate_limits in this process:
+            # the running task's context may still carry the `rate_limits:` section.
+            if self._configure_from_current_task(key):
+                state = self._keys.get(key)
+            if state is None or not state.buckets:
+                raise UnknownRateLimitKeyError(key, self.keys())
         return state
+
+    def _configure_from_current_task(self, key: str) -> bool:
+        from ..runtime import current_task_run  # runtime imports policies; import late
+
+        run = current_task_run()
+        context = getattr(getattr(run, "task", None), "context", None)
+        if not isinstance(context, Mapping) or "rate_limits" not in context:
+            return False
+        apply_context_rate_limits(context, self)
+        return key in self._keys
 
 
 _DEFAULT = RateLimiter()
