@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SkipTask
+from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted, Event, EventBus, WaitFinished, WaitStarted
 from .policies import TaskPolicies
 from .task import Task
@@ -62,6 +63,11 @@ class TaskRun:
     attempt: int = 0
     waits: dict[str, float] = field(default_factory=dict)
     first_poll: dict[str, float] = field(default_factory=dict)
+    explanation: str = ""
+
+    def explain(self, reason: str) -> None:
+        """Say why `retry_handler` decided as it did; the reason goes into RetryScheduled and TaskResult."""
+        self.explanation = reason
 
     def emit(self, event: Event) -> None:
         """Send an event of this task to the run's listeners."""
@@ -106,7 +112,10 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
     try:
         for guard in policies.guards:
             guard.before_attempt(run)
-        run.task.perform_task()
+        if policies.timeout is None:
+            run.task.perform_task()
+        else:
+            _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
         return AttemptOutcome(OutcomeKind.SKIPPED, attempt, policies.max_attempts, skip, reason=str(skip))
     except Exception as error:
@@ -115,6 +124,27 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
     finally:
         _CURRENT.reset(token)
     return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts)
+
+
+def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:
+    """Run perform_task in a daemon thread and stop waiting for it after `seconds`."""
+    outcome: list[BaseException | None] = []
+    context = contextvars.copy_context()  # the attempt thread sees current_task_run() too
+
+    def target() -> None:
+        try:
+            context.run(run.task.perform_task)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, name=f"task-engine-{run.name}-attempt-{attempt}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TaskTimeoutError(run.name, seconds, attempt)
+    if outcome and outcome[0] is not None:
+        raise outcome[0]
 
 
 def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutcome:
@@ -127,17 +157,21 @@ def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutco
 
     if attempt >= limit:
         return give_up("no attempts left" if limit > 1 else "no retries configured")
+    run.explanation = ""
     try:
         decision = run.task.retry_handler(error)
     except Exception as handler_error:
         handler_error.__context__ = error
         return give_up(f"retry_handler raised {type(handler_error).__name__}", handler_error)
+    explained = run.explanation
     if decision is None or decision is False:
-        return give_up("retry_handler declined to retry")
+        return give_up(explained or "retry_handler declined to retry")
     if decision is True:
         delay = policies.backoff.delay(attempt)
     elif isinstance(decision, (int, float)) and decision >= 0:
         delay = float(decision)
     else:
         return give_up(f"retry_handler returned {decision!r}; expected True, False or seconds >= 0")
-    return AttemptOutcome(OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason="retry_handler asked to retry")
+    return AttemptOutcome(
+        OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason=explained or "retry_handler asked to retry"
+    )
