@@ -7,6 +7,7 @@ or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SI
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 import traceback
@@ -17,7 +18,14 @@ from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
-from .stats import DEFAULT_STATS_DIRECTORY, DEFAULT_STATS_FILE, StatsStore, TaskSummary, default_stats_path
+from .stats import (
+    DEFAULT_STATS_DIRECTORY,
+    DEFAULT_STATS_FILE,
+    STATS_ENVIRONMENT_VARIABLE,
+    StatsStore,
+    TaskSummary,
+    configured_stats_path,
+)
 
 __all__ = ["main", "build_parser", "format_summaries"]
 
@@ -74,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stats", help="print recorded runtime statistics", description="Print per-task statistics of TARGET's pipeline."
     )
     stats.add_argument("target", metavar="TARGET", help=TARGET_HELP)
-    stats.add_argument("--stats", metavar="PATH", help=f"statistics file (default {_DEFAULT_STATS})")
+    stats.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     stats.set_defaults(handler=_stats)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
@@ -85,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stats", metavar="PATH", help=f"statistics file (default {_DEFAULT_STATS})")
+    where.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     where.add_argument("--no-stats", action="store_true", help="neither read nor write runtime statistics")
 
 
@@ -169,7 +177,10 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     validated = _load(args.target).validate()
-    path = Path(args.stats) if args.stats else default_stats_path()
+    path = Path(args.stats) if args.stats else configured_stats_path()[0]
+    if path is None:
+        print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
+        return EXIT_OK
     if not path.is_file():
         print(f"no statistics at {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
         return EXIT_OK

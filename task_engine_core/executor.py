@@ -30,7 +30,7 @@ from .priority import PriorityKey, planned_order, priority_keys, registration_ke
 from .reporters import ConsoleReporter
 from .result import RunResult, TaskResult
 from .runtime import OutcomeKind, TaskRun, run_attempt
-from .stats import StatsRecorder, StatsStore, default_stats_path
+from .stats import StatsRecorder, StatsStore, configured_stats_path
 from .task import TaskState
 
 __all__ = ["PipelineExecutor"]
@@ -213,12 +213,12 @@ class PipelineExecutor:
                         lock.notify_all()
                         return
 
-        count = min(self.workers, len(waiting))
-        if count == 1:
+        if self.workers == 1:
             loop(threading.current_thread().name)
             return
-        for i in range(count):
-            threading.Thread(target=loop, args=(f"task-engine-worker-{i + 1}",), daemon=True).start()
+        for i in range(min(self.workers, len(waiting))):  # more threads than tasks would only idle
+            worker = f"task-engine-worker-{i + 1}"
+            threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
 
     def _execute(
@@ -348,7 +348,8 @@ def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> St
     if stats is False:
         return None
     if stats is None or stats is True:
-        return StatsStore(default_stats_path(), create_directory=True)
+        path, is_default = configured_stats_path()
+        return StatsStore(path, create_directory=is_default) if path is not None else None
     if isinstance(stats, StatsStore):
         return stats
     if isinstance(stats, (str, os.PathLike)) and str(stats):

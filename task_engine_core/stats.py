@@ -32,14 +32,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "StatsRecorder",
     "StatsStore",
+    "STATS_ENVIRONMENT_VARIABLE",
     "StatsWarning",
     "TaskSummary",
+    "configured_stats_path",
     "default_stats_path",
     "percentile",
 ]
 
 DEFAULT_STATS_DIRECTORY = ".task_engine"
 DEFAULT_STATS_FILE = "stats.sqlite3"
+STATS_ENVIRONMENT_VARIABLE = "TASK_ENGINE_STATS"
 SCHEMA_VERSION = 1
 #: The expected duration of a task is the plain mean of its first runs, then a moving average
 #: in which the newest run weighs 1/EXPECTED_DURATION_WINDOW: recent runs count, outliers fade.
@@ -131,6 +134,20 @@ class TaskSummary:
     def failure_rate(self) -> float | None:
         """Failed runs / started runs, or None without history."""
         return self.failures / self.runs if self.runs else None
+
+
+def configured_stats_path() -> tuple[Path | None, bool]:
+    """The statistics file used when none is given, and whether it is the default location.
+
+    `TASK_ENGINE_STATS=PATH` moves it (useful for CI and tests), `TASK_ENGINE_STATS=off` turns
+    statistics off; otherwise it is `.task_engine/stats.sqlite3` under the working directory.
+    """
+    configured = os.environ.get(STATS_ENVIRONMENT_VARIABLE, "").strip()
+    if configured.lower() in ("off", "0", "false", "no"):
+        return None, False
+    if configured:
+        return Path(configured), False
+    return default_stats_path(), True
 
 
 def default_stats_path(directory: str | os.PathLike[str] | None = None) -> Path:

@@ -19,6 +19,7 @@ from task_engine_core.stats import (
     StatsRecorder,
     StatsStore,
     StatsWarning,
+    configured_stats_path,
     default_stats_path,
     percentile,
 )
@@ -85,9 +86,21 @@ def test_a_failed_run_is_recorded_before_the_error_is_raised(tmp_path: Path) -> 
 
 def test_the_default_file_is_under_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASK_ENGINE_STATS")
+    assert configured_stats_path() == (tmp_path / ".task_engine" / "stats.sqlite3", True)
     assert default_stats_path() == tmp_path / ".task_engine" / "stats.sqlite3"
     PipelineExecutor(small_pipeline(), reporters=[]).run()
     assert rows(tmp_path / ".task_engine" / "stats.sqlite3", "SELECT count(*) FROM task_runs") == [(3,)]
+
+
+def test_the_environment_moves_or_turns_off_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path / "elsewhere.sqlite3"))
+    PipelineExecutor(small_pipeline(), reporters=[]).run()
+    assert rows(tmp_path / "elsewhere.sqlite3", "SELECT count(*) FROM runs") == [(1,)]
+    monkeypatch.setenv("TASK_ENGINE_STATS", "off")
+    assert PipelineExecutor(small_pipeline(), reporters=[]).stats_store is None
+    assert not (tmp_path / ".task_engine").exists()
 
 
 def test_no_stats_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
