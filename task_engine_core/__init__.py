@@ -45,6 +45,7 @@ from .policies import (
 )
 from .reporters import ConsoleReporter, Reporter
 from .result import RunResult, TaskResult
+from .stats import StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
@@ -77,6 +78,8 @@ __all__ = [
     "RunResult",
     "Secret",
     "SkipTask",
+    "StatsStore",
+    "StatsWarning",
     "TargetError",
     "Task",
     "TaskContext",
