@@ -53,9 +53,10 @@ class PipelineExecutor:
 
     With `workers=1` tasks run one after another in the calling thread; with more, on that many
     worker threads. Both share one scheduling loop, so ordering, fail-fast and `keep_going` are
-    the same. `stats` is where runtime statistics go (None: `.task_engine/stats.sqlite3` under the
-    working directory, False: nowhere); with recorded statistics and `priority=True`, ready tasks
-    start by longest remaining critical path.
+    the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
+    by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
+    nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
+    critical path.
     """
 
     def __init__(
