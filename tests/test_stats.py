@@ -179,6 +179,23 @@ def test_a_corrupt_file_is_moved_aside_and_started_anew(tmp_path: Path) -> None:
     assert rows(database, "SELECT count(*) FROM runs") == [(1,)]
 
 
+def test_a_database_with_damaged_pages_is_moved_aside(tmp_path: Path) -> None:
+    database = tmp_path / "stats.sqlite3"
+    store = StatsStore(database)
+    for _ in range(5):
+        PipelineExecutor(small_pipeline(), reporters=[], stats=store).run()
+    store.close()  # checkpoints the WAL into the file
+    damaged = bytearray(database.read_bytes())
+    for offset in range(4096, len(damaged), 4096):  # every page after the header page
+        damaged[offset : offset + 100] = b"\xff" * 100
+    database.write_bytes(bytes(damaged))
+    with pytest.warns(StatsWarning, match=r"database disk image is malformed \(SQLITE_CORRUPT\); moved it to"):
+        result = PipelineExecutor(small_pipeline(), reporters=[], stats=database).run()
+    assert result.succeeded
+    assert rows(database, "SELECT count(*) FROM runs") == [(1,)]
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("stats.sqlite3.broken-")]) == 1
+
+
 def test_an_sqlite_file_of_another_application_is_moved_aside(tmp_path: Path) -> None:
     database = tmp_path / "stats.sqlite3"
     with sqlite3.connect(database) as connection:
