@@ -126,10 +126,10 @@ def test_two_real_runs_second_starts_the_long_chain_first(tmp_path: Path) -> Non
     """The priority trap in small: real durations recorded by the first run steer the second."""
     store = StatsStore(tmp_path / "stats.sqlite3")
     pipeline = trap(shorts=6, chain=2, nap=0.03)
-    first = start_order(pipeline, stats=store, workers=2)
-    assert first[:2] == ["short0", "short1"]
-    second = start_order(pipeline, stats=store, workers=2)
-    assert second[0] == "long0"
+    first = start_order(pipeline, stats=store)
+    assert first == ["short0", "short1", "short2", "short3", "short4", "short5", "long0", "long1"]
+    second = start_order(pipeline, stats=store)
+    assert second[:2] == ["long0", "long1"]
 
 
 def test_cli_no_priority_runs_in_registration_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
