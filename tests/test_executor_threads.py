@@ -242,7 +242,7 @@ def test_running_tasks_finish_after_a_failure_and_the_rest_do_not_start() -> Non
 
     def slow() -> None:
         slow_started.set()
-        time.sleep(0.2)
+        time.sleep(0.5)  # long enough for `broken` to fail while this still runs
 
     def broken() -> None:
         slow_started.wait(5)
@@ -360,7 +360,7 @@ def start_cli(tmp_path: Path, workers: int, slow: float = 1.0) -> tuple[subproce
 def test_a_signal_lets_running_tasks_finish_records_stats_and_sets_the_exit_code(
     tmp_path: Path, workers: int, signum: int, code: int
 ) -> None:
-    process, marks, database = start_cli(tmp_path, workers, slow=0.5)
+    process, marks, database = start_cli(tmp_path, workers, slow=1.0)
     process.send_signal(signum)
     out, err = process.communicate(timeout=60)
     name = signal.Signals(signum).name
