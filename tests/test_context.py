@@ -84,6 +84,15 @@ def test_task_engine_yml_in_the_working_directory_is_read_by_default(tmp_path):
     assert context.sources == (f"yaml file {tmp_path / 'task_engine.yml'}", "environment TASK_ENGINE__*")
 
 
+def test_a_task_context_or_mapping_given_to_the_executor_is_used_as_is(tmp_path, monkeypatch):
+    write(tmp_path / "task_engine.yml", "source: file\n")
+    monkeypatch.setenv("TASK_ENGINE__SOURCE", "env")
+    given = TaskContext({"source": "given"}, sources=("test",))
+    assert capture_context(context=given) is given
+    mapped = capture_context(context={"source": "mapping"})
+    assert mapped.to_dict() == {"source": "mapping"} and mapped.sources == ("executor argument",)
+
+
 def test_an_explicit_path_wins_over_the_working_directory(tmp_path):
     write(tmp_path / "task_engine.yml", "source: cwd\n")
     other = write(tmp_path / "prod.yml", "source: explicit\n")

@@ -62,8 +62,12 @@ def run(pipeline, clock, reporters=(), raise_errors=True):
     )
     if raise_errors:
         return executor.run(), events
-    with pytest.raises(Exception):
+    try:
         executor.run()
+    except Exception as error:  # the failed task's own exception, whatever its type
+        assert error is executor.result.failed[0].error
+    else:
+        pytest.fail("the run should have raised the failed task's error")
     return executor.result, events
 
 
