@@ -495,3 +495,16 @@ def test_cli_hydration_error_exits_2_without_traceback_and_starts_no_task(tmp_pa
     assert done.stdout == ""
     assert done.stderr.startswith(f"error: context file '{bad}' is not valid YAML, line 2, column 1:")
     assert "Traceback" not in done.stderr
+
+
+def test_a_context_with_secrets_survives_pickle_and_deepcopy(tmp_path):
+    # Backends may pickle the context to hand it to a worker.
+    import copy
+    import pickle
+
+    write(tmp_path / "task_engine.yml", "api: {url: x, token: !secret pickled-token-1}\n")
+    context = hydrate()
+    for clone in (pickle.loads(pickle.dumps(context)), copy.deepcopy(context)):
+        assert clone == context and clone.sources == context.sources
+        assert clone["api"]["token"].reveal() == "pickled-token-1"
+        assert isinstance(clone["api"], TaskContext)
