@@ -67,14 +67,17 @@ def resolve_policies(*targets: object) -> TaskPolicies:
     """Merge the settings of several targets (class, then perform_task) into TaskPolicies."""
     merged: dict[str, Any] = {}
     guards: tuple[AttemptGuard, ...] = ()
+    keys: tuple[str, ...] = ()
     for target in targets:
         settings = stored_settings(target)
         guards += tuple(settings.pop("guards", ()))
+        # Rate-limit keys add up like guards: a key on the class and one on perform_task both apply.
+        keys += tuple(k for k in settings.pop("rate_limit_keys", ()) if k not in keys)
         merged.update(settings)
-    if not merged and not guards:
-        return _NO_POLICIES  # most tasks have no decorators; validation stays O(1) per task
+    if not merged and not guards and not keys:
+        return _NO_POLICIES  # most tasks have no decorators: share one policy set
     policies = TaskPolicies(**merged)
-    return replace(policies, guards=guards) if guards else policies
+    return replace(policies, guards=guards, rate_limit_keys=keys) if guards or keys else policies
 
 
 _NO_POLICIES = TaskPolicies()
