@@ -18,7 +18,7 @@ from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
-<<<<<<< HEAD
+from .policies.resource import ResourceGuard
 from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
@@ -27,9 +27,6 @@ from .stats import (
     TaskSummary,
     configured_stats_path,
 )
-=======
-from .policies.resource import ResourceGuard
->>>>>>> main
 
 __all__ = ["main", "build_parser", "format_summaries"]
 
