@@ -296,10 +296,10 @@ class PipelineExecutor:
                     start=live.start,
                     end=_now(),
                     error=RunInterrupted(
-                        f"task {name!r} was still running when run {result.run_id} was interrupted again "
+                        f"task {name!r} was still running when run {result.run_id} stopped waiting for it "
                         f"({self._stop_reason}); it was abandoned"
                     ),
-                    reason="abandoned after a second interrupt",
+                    reason="abandoned: the run was interrupted while it ran",
                     worker=live.worker,
                 )
             self._live = {}

@@ -386,4 +386,32 @@ def test_a_second_signal_abandons_the_running_task(tmp_path: Path) -> None:
     assert not (marks / "slow.done").exists()
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT task, state, reason FROM task_runs ORDER BY task").fetchall()
-    assert rows == [("after", "upstream_failed", None), ("slow", "failed", "abandoned after a second interrupt")]
+    assert rows == [("after", "upstream_failed", None), ("slow", "failed", "abandoned: the run was interrupted while it ran")]
+
+
+def test_without_signal_handlers_a_keyboard_interrupt_is_re_raised_after_settling() -> None:
+    import _thread
+
+    pipeline = Pipeline("interrupted")
+    release = threading.Event()
+
+    def interrupting() -> None:
+        _thread.interrupt_main()  # KeyboardInterrupt in the main thread, which waits for the workers
+        release.wait(10)
+
+    pipeline.add(interrupting, name="interrupting")
+    pipeline.add(lambda: None, name="after", depends_on=["interrupting"])
+    finished: list[object] = []
+    executor = PipelineExecutor(
+        pipeline, workers=2, reporters=[], stats=False, handle_signals=False, listeners=[finished.append]
+    )
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executor.run()
+    finally:
+        release.set()
+    assert executor.result is not None
+    assert executor.result.states() == {"interrupting": TaskState.FAILED, "after": TaskState.UPSTREAM_FAILED}
+    assert executor.result.tasks["interrupting"].reason == "abandoned: the run was interrupted while it ran"
+    assert executor.result.interrupted == "SIGINT"
+    assert type(finished[-1]).__name__ == "RunFinished"
