@@ -376,8 +376,15 @@ def test_a_signal_lets_running_tasks_finish_records_stats_and_sets_the_exit_code
     assert tasks == {"slow": "success", "after": "not_run"}
 
 
-def test_a_second_signal_abandons_the_running_task(tmp_path: Path) -> None:
-    process, marks, database = start_cli(tmp_path, workers=2, slow=30.0)
+@pytest.mark.parametrize(
+    ("workers", "reason"),
+    [
+        (2, "abandoned: the run was interrupted while it ran"),
+        (1, "KeyboardInterrupt escaped the task"),  # the main thread runs the task and gets the interrupt
+    ],
+)
+def test_a_second_signal_stops_waiting_for_the_running_task(tmp_path: Path, workers: int, reason: str) -> None:
+    process, marks, database = start_cli(tmp_path, workers=workers, slow=30.0)
     process.send_signal(signal.SIGINT)
     time.sleep(0.2)
     process.send_signal(signal.SIGINT)
@@ -386,7 +393,7 @@ def test_a_second_signal_abandons_the_running_task(tmp_path: Path) -> None:
     assert not (marks / "slow.done").exists()
     with sqlite3.connect(database) as connection:
         rows = connection.execute("SELECT task, state, reason FROM task_runs ORDER BY task").fetchall()
-    assert rows == [("after", "upstream_failed", None), ("slow", "failed", "abandoned: the run was interrupted while it ran")]
+    assert rows == [("after", "upstream_failed", None), ("slow", "failed", reason)]
 
 
 def test_without_signal_handlers_a_keyboard_interrupt_is_re_raised_after_settling() -> None:
