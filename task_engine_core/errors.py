@@ -123,3 +123,11 @@ def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[
 
 class SkipTask(TaskEngineError):
     """Raise inside a task to end it SKIPPED at once (no retry); its dependents still run."""
+
+
+class OutputPathError(TaskEngineError):
+    """A report, summary or trace file cannot be written; raised before any task starts."""
+
+    def __init__(self, path: str, what: str, problem: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write the {what} to {path!r}: {problem}; choose a writable path")
