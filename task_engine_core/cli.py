@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -11,6 +11,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ._cli_reporting import (
+    add_graph_command,
+    add_run_reporting_arguments,
+    build_run_reporters,
+    check_output_paths,
+    finish_run_reporting,
+)
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
@@ -54,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
     run.add_argument("--plan", action="store_true", help="print the plan line before running")
+    add_run_reporting_arguments(run)
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
+    add_graph_command(commands, TARGET_HELP)
     return parser
 
 
@@ -77,8 +86,10 @@ def _load(target: str) -> Pipeline:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_paths(args)  # before any task starts
     pipeline = _load(args.target)
-    executor = PipelineExecutor(pipeline, workers=args.workers, keep_going=args.keep_going, show_plan=args.plan)
+    reporters, tracing = build_run_reporters(args, pipeline)
+    executor = PipelineExecutor(pipeline, workers=args.workers, keep_going=args.keep_going, reporters=reporters)
     try:
         executor.run()
     except RunInterrupted as interrupted:
@@ -92,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
         if executor.result is None or not executor.result.failed:
             raise
         return _report_failure(executor)
+    finally:
+        finish_run_reporting(tracing, executor.result)
     return EXIT_OK
 
 

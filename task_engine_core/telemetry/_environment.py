@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -82,7 +83,14 @@ def tracing_from_environment(trace_file: str | os.PathLike[str] | None = None, e
         return None
     from ._otel import require_otel
 
-    require_otel("Tracing (--trace or OTEL_TRACES_EXPORTER)")
+    if trace_file is None:
+        try:
+            require_otel()
+        except MissingExtraError as missing:
+            # Environment variables meant for other programs must not break a run: tracing stays off.
+            logging.getLogger("task_engine").warning("OTEL_TRACES_EXPORTER is set but tracing is off: %s", missing)
+            return None
+    require_otel("Tracing (--trace FILE)")
     from .listener import TracingListener
 
     span_exporters = _from_names("traces", trace_names, environ)
