@@ -149,7 +149,7 @@ def gantt_svg(
     for tick in range(6):
         x = label_w + plot_w * tick / 5
         parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 6}" stroke="#e0e0e0"/>')
-        parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#555">{total * tick / 5:.3g} s</text>')
+        parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#555">{_tick_label(total * tick / 5, total)}</text>')
     lane = {worker: i for i, worker in enumerate(workers)}
     for i, worker in enumerate(workers):
         y = top + i * lane_h
@@ -176,6 +176,12 @@ def gantt_svg(
         parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _tick_label(seconds: float, total: float) -> str:
+    if total < 1:
+        return f"{seconds * 1000:.3g} ms"
+    return f"{seconds:.3g} s"
 
 
 def _worker_sort_key(worker: str) -> tuple[str, int, str]:
