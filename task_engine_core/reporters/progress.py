@@ -135,7 +135,7 @@ class ProgressReporter(Reporter):
         with self._lock:
             elapsed = self.clock() - self._started_at if self._started_at else 0.0
             parts = [
-                f"[{self._done}/{self._total}]",
+                f"{self._done}/{self._total} done",
                 f"running {len(self._running)}",
                 f"failed {self._counts.get(TaskState.FAILED, 0)}",
                 f"skipped {self._counts.get(TaskState.SKIPPED, 0)}",
