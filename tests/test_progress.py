@@ -6,6 +6,7 @@ import io
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -140,8 +141,18 @@ def test_real_terminal_is_detected() -> None:
         assert reporter.is_tty
         reporter(RunStarted("r", "p", ("A",), {}, workers=1))
         reporter(TaskStarted("r", "A", "w1"))
-    shown = os.read(master, 4096).decode()
+    shown = b""
+    while select.select([master], [], [], 0.5)[0]:  # a pty hands output over in pieces
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end is closed and drained
+            break
+        if not chunk:
+            break
+        shown += chunk
     os.close(master)
+    shown = shown.decode()
+    assert shown.startswith("\r\x1b[Krun 'p': 1 task on 1 worker\r\n")
     assert "\r\x1b[K0/1 done | running 1 | failed 0 | skipped 0 | elapsed 0:00" in shown
 
 

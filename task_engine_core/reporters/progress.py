@@ -165,7 +165,8 @@ class ProgressReporter(Reporter):
             self._counts.clear()
             self._done = 0
         workers = f"{event.workers} worker{'s' if event.workers != 1 else ''}"
-        self._line(f"run {event.pipeline!r}: {self._total} tasks on {workers}")
+        tasks = f"{self._total} task{'s' if self._total != 1 else ''}"
+        self._line(f"run {event.pipeline!r}: {tasks} on {workers}")
         if self.is_tty and self.refresh:
             self._stop.clear()
             self._ticker = threading.Thread(target=self._tick, name="task-engine-progress", daemon=True)
