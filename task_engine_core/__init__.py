@@ -14,6 +14,7 @@ from .errors import (
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
+    OutputPathError,
     RunInterrupted,
     SkipTask,
     TargetError,
@@ -24,7 +25,7 @@ from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
 from .policies import Backoff, retries, skippable
-from .reporters import ConsoleReporter, Reporter
+from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
 
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingExtraError",
     "NotATaskError",
+    "OutputPathError",
     "Pipeline",
     "PipelineExecutor",
     "Reporter",
@@ -57,6 +59,7 @@ __all__ = [
     "UnknownDependencyError",
     "default_pipeline",
     "register",
+    "register_reporter",
     "retries",
     "skippable",
 ]
