@@ -19,12 +19,13 @@ from .errors import (
     SkipTask,
     TargetError,
     TaskEngineError,
+    TaskTimeoutError,
     UnknownDependencyError,
 )
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, retries, skippable
+from .policies import Backoff, retries, skippable, timeout
 from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -54,6 +55,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskEngineError",
+    "TaskTimeoutError",
     "TaskResult",
     "TaskState",
     "UnknownDependencyError",
@@ -62,4 +64,5 @@ __all__ = [
     "register_reporter",
     "retries",
     "skippable",
+    "timeout",
 ]

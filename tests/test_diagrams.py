@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from _chromium import MERMAID_JS, load, screenshot
+from tests._chromium import MERMAID_JS, load, screenshot
 from task_engine_core import InvalidArgumentError, Pipeline
 from task_engine_core.reporters import render_graph, to_dot, to_html, to_mermaid
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _chromium import load, screenshot
+from tests._chromium import load, screenshot
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
 from task_engine_core.reporters import HtmlRunReport, mask_values, render_run_report
 from task_engine_core.task import TaskState
