@@ -3,29 +3,47 @@
 Importing this package loads the standard library only.
 """
 
-from .context import TaskContext
+from ._secrets import Secret, mask_secrets
+from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
+    ContextFileError,
     ContextKeyError,
     CycleError,
     DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
+    HydrationError,
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
     OutputPathError,
+    RateLimitError,
+    RateLimitTimeoutError,
+    ResourceTimeoutError,
     RunInterrupted,
     SkipTask,
     TargetError,
     TaskEngineError,
     TaskTimeoutError,
     UnknownDependencyError,
+    UnknownRateLimitKeyError,
 )
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, retries, skippable, timeout
+from .policies import (
+    Backoff,
+    RateLimit,
+    RateLimiter,
+    rate_limit,
+    rate_limited,
+    retries,
+    set_rate_limit,
+    skippable,
+    timeout,
+    wait_for_resource,
+)
 from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -34,6 +52,7 @@ __all__ = [
     "Backoff",
     "ConsoleReporter",
     "ContextError",
+    "ContextFileError",
     "ContextKeyError",
     "CycleError",
     "DefinitionError",
@@ -41,15 +60,24 @@ __all__ = [
     "EmptyPipelineError",
     "EventBus",
     "FunctionTask",
+    "Hydrated",
+    "HydrationError",
+    "HydrationRequest",
     "InvalidArgumentError",
     "MissingExtraError",
     "NotATaskError",
     "OutputPathError",
     "Pipeline",
     "PipelineExecutor",
+    "RateLimit",
+    "RateLimitError",
+    "RateLimitTimeoutError",
+    "RateLimiter",
     "Reporter",
+    "ResourceTimeoutError",
     "RunInterrupted",
     "RunResult",
+    "Secret",
     "SkipTask",
     "TargetError",
     "Task",
@@ -59,10 +87,18 @@ __all__ = [
     "TaskResult",
     "TaskState",
     "UnknownDependencyError",
+    "UnknownRateLimitKeyError",
     "default_pipeline",
+    "hydrate",
+    "mask_secrets",
+    "rate_limit",
+    "rate_limited",
     "register",
+    "register_hydrator",
     "register_reporter",
     "retries",
+    "set_rate_limit",
     "skippable",
     "timeout",
+    "wait_for_resource",
 ]
