@@ -220,3 +220,29 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_context_secrets_are_masked_everywhere_in_the_report(tmp_path: Path) -> None:
+    from task_engine_core.context import Secret
+    from task_engine_core.reporters import JsonRunSummary
+
+    token = "tok-9f8e7d6c5b4a"
+    context = {"api": {"token": Secret(token), "url": "https://example.invalid/<script>alert(1)</script>"}}
+    pipeline = Pipeline("secrets")
+
+    @pipeline.register
+    @skippable
+    def Call(context) -> None:  # noqa: ANN001 - the executor passes the run's TaskContext
+        raise PermissionError(f"token {context['api']['token'].reveal()} was refused")
+
+    report, summary = tmp_path / "run.html", tmp_path / "run.json"
+    PipelineExecutor(
+        pipeline, context=context, reporters=[HtmlRunReport(report, context=context), JsonRunSummary(summary)]
+    ).run()
+    page = report.read_text(encoding="utf-8")
+    assert token not in page and token not in summary.read_text(encoding="utf-8")
+    assert "PermissionError: token *** was refused" in page
+    assert "<tr><td>api.token</td><td>***</td></tr>" in page
+    assert "<td>https://example.invalid/&lt;script&gt;alert(1)&lt;/script&gt;</td>" in page
+    loaded = load(report, tmp_path / "profile")
+    assert loaded.console == [] and "<script>alert" not in loaded.dom

@@ -274,3 +274,28 @@ def test_core_imports_no_opentelemetry() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.stdout == "[]\n", done.stderr
+
+
+def test_secrets_never_reach_spans_or_logs() -> None:
+    from task_engine_core.context import Secret
+
+    token = "tok-span-5e4d3c2b1a"
+    pipeline = Pipeline("secret-trace")
+
+    @pipeline.register
+    @retries(2, backoff=Backoff.constant(0))
+    def Call(context) -> None:  # noqa: ANN001
+        log.warning("calling with %s", context["token"].reveal())
+        raise PermissionError(f"token {context['token'].reveal()} refused")
+
+    spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
+    listener = TracingListener([spans], [logs], use_registered=False)
+    with pytest.raises(PermissionError):
+        PipelineExecutor(pipeline, context={"token": Secret(token)}, reporters=[listener]).run()
+    listener.shutdown()
+    span = next(s for s in spans.get_finished_spans() if s.name == "task Call")
+    shown = [span.status.description, *(str(dict(e.attributes)) for e in span.events)]
+    shown += [str(item.log_record.body) for item in logs.get_finished_logs()]
+    assert not [text for text in shown if token in text]
+    assert span.status.description == "PermissionError: token *** refused"
+    assert [item.log_record.body for item in logs.get_finished_logs()] == ["calling with ***", "calling with ***"]

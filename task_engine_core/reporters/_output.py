@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import OutputPathError
 
-__all__ = ["check_writable", "write_file", "mask_values", "Redactor"]
+__all__ = ["check_writable", "write_file", "mask_values", "redactor", "Redactor"]
 
 #: Turns a text that may hold a secret into one that does not.
 Redactor = Callable[[str], str]
@@ -48,3 +48,12 @@ def mask_values(secrets: Iterable[str], mask: str = "***") -> Redactor:
         return lambda text: text
     pattern = re.compile("|".join(re.escape(v) for v in values))
     return lambda text: pattern.sub(mask, text)
+
+
+def redactor(extra: Redactor | None = None) -> Redactor:
+    """Mask every known context secret (`Secret` values), then apply `extra` if given."""
+    from .._secrets import mask_text
+
+    if extra is None:
+        return mask_text
+    return lambda text: extra(mask_text(text))

@@ -117,9 +117,12 @@ def summary_dict(
     result: RunResult,
     upstream: Mapping[str, Sequence[str]],
     history: Mapping[str, TaskHistory],
-    redact: Redactor = lambda text: text,
+    redact: Redactor | None = None,
 ) -> dict[str, Any]:
-    """The run as plain JSON-ready data (the `--json` format, version 1)."""
+    """The run as plain JSON-ready data (the `--json` format, version 1); known secrets are masked."""
+    from ._output import redactor
+
+    redact = redactor(redact)
     counts: dict[str, int] = {}
     for task in result.tasks.values():
         counts[task.state.value] = counts.get(task.state.value, 0) + 1

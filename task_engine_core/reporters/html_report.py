@@ -7,12 +7,14 @@ attempts, durations, waits and errors. It loads nothing and runs no script, so i
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from ..result import RunResult, TaskResult
 from ..task import TaskState
 from . import _html
 from ._html import esc
-from ._output import Redactor, check_writable, write_file
+from ._output import Redactor, check_writable, redactor, write_file
 from ._record import RunRecorder, TaskHistory, critical_path
 
 __all__ = ["HtmlRunReport", "render_run_report"]
@@ -48,14 +50,46 @@ def _waits_cell(task: TaskResult, history: TaskHistory, redact: Redactor) -> str
     return esc(", ".join(parts))
 
 
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(_flatten(value, dotted + "."))
+        else:
+            rows.append((dotted, value))
+    return rows
+
+
+def _context_section(context: Mapping[str, Any] | None, redact: Redactor) -> str:
+    if context is None:
+        return ""
+    from .._secrets import mask_secrets
+
+    safe = context.redacted() if hasattr(context, "redacted") else mask_secrets(context)
+    rows = "".join(
+        f"<tr><td>{esc(key)}</td><td>{esc(redact(str(value)))}</td></tr>" for key, value in _flatten(safe)
+    )
+    return (
+        '<h2>Context</h2><table id="context"><thead><tr><th>Key</th><th>Value (secrets masked)</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def render_run_report(
     result: RunResult,
     upstream: dict[str, tuple[str, ...]],
     history: dict[str, TaskHistory] | None = None,
-    redact: Redactor = lambda text: text,
+    redact: Redactor | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> str:
-    """The HTML page for `result`; every text from the pipeline is escaped and passed through `redact`."""
+    """The HTML page for `result`; every text from the pipeline is escaped, secrets are masked.
+
+    `redact` runs after the masking of known context secrets; `context`, when given, is listed
+    with its secret values shown as `***`.
+    """
     history = history or {}
+    redact = redactor(redact)
     order = list(result.tasks)
     states = {name: task.state.value for name, task in result.tasks.items()}
     critical = critical_path(result, upstream)
@@ -113,6 +147,7 @@ def render_run_report(
         f"<h2>Tasks</h2>"
         f'<table id="tasks"><thead><tr><th>Task</th><th>State</th><th>Attempts</th><th>Duration</th>'
         f"<th>Waits</th><th>Worker</th><th>Errors</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{_context_section(context, redact)}"
     )
     return _html.page(f"Run report: {result.pipeline}", body)
 
@@ -120,11 +155,18 @@ def render_run_report(
 class HtmlRunReport(RunRecorder):
     """Writes the HTML run report to `path` when a run finishes; the path is checked up front."""
 
-    def __init__(self, path: str | os.PathLike[str], *, redact: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        redact: Redactor | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.path = check_writable(path, "HTML run report")
-        self.redact: Redactor = redact or (lambda text: text)
+        self.redact: Redactor = redactor(redact)
+        self.context = context
 
     def write(self, result: RunResult) -> None:
         """Render and write the report for `result`."""
-        write_file(self.path, render_run_report(result, self.upstream, self.history, self.redact))
+        write_file(self.path, render_run_report(result, self.upstream, self.history, self.redact, self.context))

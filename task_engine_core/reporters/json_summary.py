@@ -6,7 +6,7 @@ import json
 import os
 
 from ..result import RunResult
-from ._output import Redactor, check_writable, write_file
+from ._output import Redactor, check_writable, redactor, write_file
 from ._record import RunRecorder, summary_dict
 
 __all__ = ["JsonRunSummary"]
@@ -18,7 +18,7 @@ class JsonRunSummary(RunRecorder):
     def __init__(self, path: str | os.PathLike[str], *, redact: Redactor | None = None) -> None:
         super().__init__()
         self.path = check_writable(path, "JSON run summary")
-        self.redact: Redactor = redact or (lambda text: text)
+        self.redact: Redactor = redactor(redact)
 
     def write(self, result: RunResult) -> None:
         """Write the summary of `result` (format documented in the README)."""

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from .._secrets import mask_text
 from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from ..task import TaskState
 from .base import Reporter
@@ -39,7 +40,7 @@ def describe_wait(event: WaitStarted) -> str:
 def _one_line(error: BaseException | None) -> str:
     if error is None:
         return ""
-    text = " ".join(str(error).split())
+    text = " ".join(mask_text(str(error)).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -229,7 +230,7 @@ class ProgressReporter(Reporter):
         if result.state is TaskState.FAILED:
             detail = f": {_one_line(result.error)}"
         elif result.state is TaskState.SKIPPED:
-            detail = f": {_one_line(result.error) or result.reason}"
+            detail = f": {_one_line(result.error) or mask_text(result.reason)}"
         self._line(f"{self._prefix()} {event.task} {result.state.value}{took}{attempts}{detail}")
 
     def on_run_finished(self, event: RunFinished) -> None:

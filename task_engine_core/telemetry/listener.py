@@ -93,7 +93,9 @@ class TracingListener(Reporter):
             for exporter in self.log_exporters:
                 self.logger_provider.add_log_record_processor(log_processor(exporter))
         self.log_level = log_level
-        self.redact = redact or (lambda text: text)
+        from ..reporters._output import redactor
+
+        self.redact = redactor(redact)
         self.trace_id: str | None = None
         self._lock = threading.Lock()
         self._root: Any = None
