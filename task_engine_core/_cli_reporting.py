@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .events import Listener
@@ -48,17 +48,27 @@ def check_output_paths(args: argparse.Namespace) -> None:
             check_writable(value, what)
 
 
-def expected_durations(pipeline: Pipeline) -> dict[str, float]:
-    """Expected task durations from recorded statistics, for the progress ETA; empty without any."""
+def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str, float]:
+    """Expected task durations from recorded statistics, for the progress ETA; empty without any.
+
+    Reads the statistics file the run itself uses (`--stats PATH`, else the default), only if it
+    exists, and never creates one.
+    """
+    if getattr(args, "no_stats", False):
+        return {}
     try:
         from . import stats  # type: ignore[attr-defined]  # recorded statistics, when that module exists
     except ImportError:
         return {}
-    lookup: Callable[..., Any] | None = getattr(stats, "expected_durations", None)
-    if lookup is None:
-        return {}
     try:
-        return dict(lookup(pipeline))
+        path = Path(args.stats) if getattr(args, "stats", None) else stats.default_stats_path()
+        if not path.is_file():
+            return {}
+        store = stats.StatsStore(path)
+        try:
+            return dict(store.expected_durations(pipeline.name))
+        finally:
+            store.close()
     except Exception:  # noqa: BLE001 - an ETA is a nicety; a broken stats file must not stop a run
         return {}
 
@@ -70,7 +80,7 @@ def build_run_reporters(args: argparse.Namespace, pipeline: Pipeline) -> tuple[l
     tracing = tracing_from_environment(args.trace)
     listeners: list[Listener] = [tracing] if tracing is not None else []
     if args.progress:
-        listeners.append(ProgressReporter(expected=expected_durations(pipeline)))
+        listeners.append(ProgressReporter(expected=expected_durations(args, pipeline)))
     else:
         listeners.append(ConsoleReporter(show_plan=args.plan))
     if args.report:
