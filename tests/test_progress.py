@@ -134,6 +134,16 @@ def test_eta_from_expected_durations() -> None:
     assert ProgressReporter(io.StringIO()).eta() is None
 
 
+def test_plain_lines_carry_the_eta_when_durations_are_known() -> None:
+    clock, out = FakeClock(), io.StringIO()
+    reporter = ProgressReporter(out, expected={"A": 1, "B": 3, "C": 1, "D": 2}, clock=clock)
+    run_with(reporter, clock, build(clock))
+    lines = out.getvalue().splitlines()
+    assert "[1/4] A success in 1.00 s (ETA 0:06)" in lines
+    assert "[3/4] C skipped in 0.00 s: RuntimeError: nope (ETA 0:02)" in lines
+    assert "[4/4] D success in 0.00 s" in lines  # nothing left, no ETA
+
+
 def test_real_terminal_is_detected() -> None:
     master, slave = pty.openpty()
     with os.fdopen(slave, "w") as stream:

@@ -231,7 +231,9 @@ class ProgressReporter(Reporter):
             detail = f": {_one_line(result.error)}"
         elif result.state is TaskState.SKIPPED:
             detail = f": {_one_line(result.error) or mask_text(result.reason)}"
-        self._line(f"{self._prefix()} {event.task} {result.state.value}{took}{attempts}{detail}")
+        eta = self.eta() if not self.is_tty and self._done < self._total else None
+        left = f" (ETA {format_seconds(eta)})" if eta is not None else ""
+        self._line(f"{self._prefix()} {event.task} {result.state.value}{took}{attempts}{detail}{left}")
 
     def on_run_finished(self, event: RunFinished) -> None:
         """Stop refreshing and print the totals."""
