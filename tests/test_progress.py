@@ -182,3 +182,26 @@ def test_cli_progress_prints_plain_lines_off_a_terminal() -> None:
     assert re.fullmatch(r"run finished in \d+\.\d\d s: 4 success", lines[-1])
     assert "Executing" not in done.stdout  # progress replaces the console lines
     assert "Hello from Job2, Task1!" in done.stdout
+
+
+def test_terminal_status_line_refreshes_while_a_task_runs() -> None:
+    import threading
+    import time
+
+    out = io.StringIO()
+    reporter = ProgressReporter(out, tty=True, refresh=0.01)
+    redrawn = threading.Event()
+    pipeline = Pipeline("slow")
+
+    @pipeline.register
+    def Slow() -> None:
+        shown = out.getvalue().count("\r\x1b[K0/1 done | running 1")
+        deadline = time.monotonic() + 30
+        while out.getvalue().count("\r\x1b[K0/1 done | running 1") < shown + 3 and time.monotonic() < deadline:
+            time.sleep(0.005)  # nothing happens in the run: only the ticker can redraw the line
+        redrawn.set()
+
+    PipelineExecutor(pipeline, reporters=[reporter]).run()
+    assert redrawn.is_set()
+    assert out.getvalue().count("\r\x1b[K0/1 done | running 1") >= 4
+    assert reporter._ticker is None  # stopped at the end of the run
