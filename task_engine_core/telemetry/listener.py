@@ -311,15 +311,21 @@ class _TaskLogHandler(logging.Handler):
             if record.exc_info and record.exc_info[1] is not None:
                 attributes["exception.type"] = type(record.exc_info[1]).__name__
                 attributes["exception.message"] = listener.redact(str(record.exc_info[1]))
-            otel_record = self._record_type(
-                timestamp=int(record.created * 1e9),
-                observed_timestamp=time.time_ns(),
-                context=listener._context.get_current(),
-                severity_text=text,
-                severity_number=SeverityNumber(number),
-                body=listener.redact(record.getMessage()),
-                attributes=attributes,
-            )
+            fields: dict[str, Any] = {
+                "timestamp": int(record.created * 1e9),
+                "observed_timestamp": time.time_ns(),
+                "severity_text": text,
+                "severity_number": SeverityNumber(number),
+                "body": listener.redact(record.getMessage()),
+                "attributes": attributes,
+            }
+            try:
+                otel_record = self._record_type(context=listener._context.get_current(), **fields)
+            except TypeError:  # SDKs before the `context` argument take the ids one by one
+                otel_record = self._record_type(
+                    trace_id=span_context.trace_id, span_id=span_context.span_id,
+                    trace_flags=span_context.trace_flags, **fields,
+                )
             listener.logger_provider.get_logger(record.name).emit(otel_record)
         except Exception:  # noqa: BLE001 - logging must never break a task
             self.handleError(record)
