@@ -14,7 +14,7 @@ _registered: list[Listener] = []
 
 
 def register_reporter(reporter: Listener) -> Callable[[], None]:
-    """Give the events of every later run in this process to `reporter`; returns an unregister function.
+    """Give the events of runs of every PipelineExecutor made from now on to `reporter`; returns an unregister function.
 
     Choose this over `PipelineExecutor(listeners=...)` when the code that builds the executor is
     not yours (the CLI, an example runner). A reporter that raises is logged and never breaks a run.
