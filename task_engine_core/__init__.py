@@ -17,6 +17,7 @@ from .errors import (
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
+    OutputPathError,
     RateLimitError,
     RateLimitTimeoutError,
     ResourceTimeoutError,
@@ -43,7 +44,7 @@ from .policies import (
     timeout,
     wait_for_resource,
 )
-from .reporters import ConsoleReporter, Reporter
+from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
 from .stats import StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingExtraError",
     "NotATaskError",
+    "OutputPathError",
     "Pipeline",
     "PipelineExecutor",
     "RateLimit",
@@ -96,6 +98,7 @@ __all__ = [
     "rate_limited",
     "register",
     "register_hydrator",
+    "register_reporter",
     "retries",
     "set_rate_limit",
     "skippable",

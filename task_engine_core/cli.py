@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list|stats TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph|stats TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -13,6 +13,13 @@ from pathlib import Path
 import traceback
 from collections.abc import Sequence
 
+from ._cli_reporting import (
+    add_graph_command,
+    add_run_reporting_arguments,
+    build_run_reporters,
+    check_output_paths,
+    finish_run_reporting,
+)
 from ._secrets import mask_text
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
@@ -71,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
     )
+    add_run_reporting_arguments(run)
     _add_stats_arguments(run)
     run.add_argument(
         "--no-priority",
@@ -89,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
+    add_graph_command(commands, TARGET_HELP)
     return parser
 
 
@@ -113,14 +122,16 @@ def _load(target: str) -> Pipeline:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_paths(args)  # before any task starts
     pipeline = _load(args.target)
-    stats = False if args.no_stats else args.stats  # None: the default file under the working directory
+    reporters, tracing = build_run_reporters(args, pipeline)
+    stats = False if args.no_stats else args.stats  # None: $TASK_ENGINE_STATS or the default file
     executor = PipelineExecutor(
         pipeline,
         workers=args.workers,
         context=args.context,
         keep_going=args.keep_going,
-        show_plan=args.plan,
+        reporters=reporters,
         stats=stats,
         priority=not args.no_priority,
     )
@@ -137,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         if executor.result is None or not executor.result.failed:
             raise
         return _report_failure(executor)
+    finally:
+        finish_run_reporting(tracing, executor.result)
     return EXIT_OK
 
 

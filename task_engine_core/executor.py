@@ -28,6 +28,7 @@ from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .priority import PriorityKey, planned_order, priority_keys, registration_keys
 from .reporters import ConsoleReporter
+from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import OutcomeKind, TaskRun, run_attempt
 from .stats import StatsRecorder, StatsStore, configured_stats_path
@@ -89,7 +90,7 @@ class PipelineExecutor:
         chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
         recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
         # The recorder listens last, so reporters have printed before the statistics are written.
-        self.events = EventBus([*chosen, *listeners, *recorder])
+        self.events = EventBus([*chosen, *registered_reporters(), *listeners, *recorder])
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
         self._start_lock = threading.Lock()
