@@ -353,3 +353,19 @@ def test_task_states_are_stored_as_their_values(tmp_path: Path) -> None:
     PipelineExecutor(small_pipeline(), reporters=[], stats=database).run()
     stored = {state for (state,) in rows(database, "SELECT DISTINCT state FROM task_runs")}
     assert stored <= {state.value for state in TaskState}
+
+
+def test_the_trace_id_of_a_traced_run_is_recorded(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from task_engine_core.telemetry import TracingListener
+
+    database = tmp_path / "stats.sqlite3"
+    listener = TracingListener([InMemorySpanExporter()], use_registered=False)
+    try:
+        result = PipelineExecutor(small_pipeline(), reporters=[listener], stats=database).run()
+    finally:
+        listener.shutdown()
+    assert result.trace_id is not None and len(result.trace_id) == 32
+    assert rows(database, "SELECT trace_id FROM runs") == [(result.trace_id,)]
