@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from ._cli_reporting import (
@@ -31,6 +32,7 @@ from .stats import (
     DEFAULT_STATS_FILE,
     STATS_ENVIRONMENT_VARIABLE,
     StatsStore,
+    StatsWarning,
     TaskSummary,
     configured_stats_path,
 )
@@ -110,11 +112,25 @@ def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except TaskEngineError as error:
-        print(f"error: {mask_text(str(error))}", file=sys.stderr)
-        return EXIT_USAGE
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(warnings.showwarning)
+        try:
+            return args.handler(args)
+        except TaskEngineError as error:
+            print(f"error: {mask_text(str(error))}", file=sys.stderr)
+            return EXIT_USAGE
+
+
+def _warning_printer(python_default):  # type: ignore[no-untyped-def]
+    # A StatsWarning tells the user what was skipped and what to do; the source line of the
+    # library that warned would only look like a crash.
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, StatsWarning):
+            print(f"warning: {mask_text(str(message))}", file=sys.stderr)
+        else:
+            python_default(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def _load(target: str) -> Pipeline:
@@ -160,11 +176,9 @@ def _report_failure(executor: PipelineExecutor) -> int:
     if first is None or first.error is None:
         return EXIT_TASK_FAILED
     others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
-    print(
-        f"task {first.name!r} failed after {first.attempts} attempt(s): "
-        f"{type(first.error).__name__}: {mask_text(str(first.error))}{others}",
-        file=sys.stderr,
-    )
+    message = mask_text(str(first.error))
+    error = f"{type(first.error).__name__}: {message}" if message else type(first.error).__name__
+    print(f"task {first.name!r} failed after {first.attempts} attempt(s): {error}{others}", file=sys.stderr)
     # Secret values revealed to a client can come back inside its error message.
     print(mask_text("".join(traceback.format_exception(first.error))), end="", file=sys.stderr)
     return EXIT_TASK_FAILED

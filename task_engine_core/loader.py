@@ -123,6 +123,14 @@ def _import_failure(target: str, error: BaseException) -> TargetError:
         where = f"{error.filename}, line {error.lineno}"
         return TargetError(f"cannot load {target!r}: syntax error in {where}: {error.msg}")
     frames = traceback.extract_tb(error.__traceback__)
-    user_frames = [f for f in frames if "importlib" not in f.filename]
+    # Point at the user's line (a bad `@retries(0)`), not at the library code that raised.
+    user_frames = [f for f in frames if "importlib" not in f.filename and not _is_ours(f.filename)]
     where = f" at {user_frames[-1].filename}, line {user_frames[-1].lineno}" if user_frames else ""
     return TargetError(f"cannot load {target!r}: {type(error).__name__}: {error}{where}")
+
+
+_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_ours(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIRECTORY)

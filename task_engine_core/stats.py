@@ -22,6 +22,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import TypeVar
 
+from ._secrets import mask_text
 from .events import Event, RunFinished
 from .result import RunResult, TaskResult
 from .task import TaskState
@@ -449,7 +450,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
         task.waited,
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        task.reason or None,
+        mask_text(task.reason) or None,  # a SkipTask message or an explanation may quote a secret
     )
 
 

@@ -74,11 +74,17 @@ def log_to_dict(item: Any) -> dict[str, Any]:
 
 
 class JsonLinesFile:
-    """A file that several exporters append JSON lines to; closed when the last one shuts down."""
+    """A file that several exporters append JSON lines to; closed when the last one shuts down.
+
+    Opened on the first write: a run that stops before it starts (a definition or context error)
+    leaves an existing file as it was instead of emptying it.
+    """
 
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         self.path = os.fspath(path)
-        self._file: TextIO | None = open(self.path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        self._mode = "a" if append else "w"
+        self._file: TextIO | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self._users = 0
 
@@ -90,8 +96,10 @@ class JsonLinesFile:
     def write(self, rows: Sequence[dict[str, Any]]) -> bool:
         """Append one line per row and flush; False once closed."""
         with self._lock:
-            if self._file is None:
+            if self._closed:
                 return False
+            if self._file is None:
+                self._file = open(self.path, self._mode, encoding="utf-8")  # noqa: SIM115 - closed in release()
             for row in rows:
                 self._file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             self._file.flush()
@@ -101,9 +109,11 @@ class JsonLinesFile:
         """One exporter is done; close the file after the last."""
         with self._lock:
             self._users -= 1
-            if self._users <= 0 and self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._users <= 0 and not self._closed:
+                self._closed = True
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
 
 
 class JsonLinesSpanExporter(SpanExporter):

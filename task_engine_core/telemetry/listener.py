@@ -37,6 +37,39 @@ _SEVERITY = ((logging.CRITICAL, 21, "FATAL"), (logging.ERROR, 17, "ERROR"), (log
              (logging.INFO, 9, "INFO"), (logging.DEBUG, 5, "DEBUG"), (0, 1, "TRACE"))
 
 
+class _GuardedExporter:
+    """Hands everything to `exporter`, but its shutdown runs once and may not raise.
+
+    The SDK shuts exporters down one after another without a guard: one that raises (a collector
+    gone away) would skip the others and turn a finished run into a traceback.
+    """
+
+    def __init__(self, exporter: Any) -> None:
+        self.exporter = exporter
+        self._shut_down = False
+
+    def export(self, batch: Any) -> Any:
+        return self.exporter.export(batch)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self._shut_down = True
+        try:
+            self.exporter.shutdown()
+        except Exception as error:  # noqa: BLE001 - reported, never raised: the run is over and recorded
+            logging.getLogger("task_engine").warning(
+                "tracing: shutting down exporter %s failed: %s: %s; the run's results are unaffected",
+                type(self.exporter).__name__, type(error).__name__, error,
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.exporter, name)
+
+
 def _ns(moment: datetime | float | None) -> int | None:
     if moment is None:
         return None
@@ -81,7 +114,7 @@ class TracingListener(Reporter):
         processor = BatchSpanProcessor if batch else SimpleSpanProcessor
         self.tracer_provider = sdk_trace.TracerProvider(resource=self.resource)
         for exporter in self.span_exporters:
-            self.tracer_provider.add_span_processor(processor(exporter))
+            self.tracer_provider.add_span_processor(processor(_GuardedExporter(exporter)))
         self.tracer = self.tracer_provider.get_tracer("task_engine_core")
         self.logger_provider: Any = None
         if self.log_exporters:
@@ -91,7 +124,7 @@ class TracingListener(Reporter):
             log_processor = BatchLogRecordProcessor if batch else SimpleLogRecordProcessor
             self.logger_provider = LoggerProvider(resource=self.resource)
             for exporter in self.log_exporters:
-                self.logger_provider.add_log_record_processor(log_processor(exporter))
+                self.logger_provider.add_log_record_processor(log_processor(_GuardedExporter(exporter)))
         self.log_level = log_level
         from ..reporters._output import redactor
 

@@ -1,0 +1,483 @@
+"""The README's Reliability table, end to end: the real CLI in a subprocess, real files, real signals.
+
+Bad input ends with exit code 2, one message, no traceback and nothing half-done; faults keep
+every other task's result and the statistics; secrets reach no output channel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from task_engine_core import Pipeline, PipelineExecutor, TaskState
+from task_engine_core.events import RunFinished
+from task_engine_core.stats import StatsRecorder, StatsStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TASK = """
+from task_engine_core import register
+
+@register
+def only():
+    print("only ran")
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASK_ENGINE", "OTEL_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(tmp_path)])
+    env.update(extra)
+    return env
+
+
+def cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "task_engine_core", "run", *args],
+        cwd=tmp_path, env=environment(tmp_path, **extra), capture_output=True, text=True, timeout=120,
+    )
+
+
+def rows(database: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(query).fetchall()
+
+
+# -- bad input: exit 2, one message, no traceback, nothing half-done ------------------------------------------
+def outputs(tmp_path: Path) -> tuple[list[str], Path]:
+    """Every output option of `run`, with a trace file left by an earlier run that must survive."""
+    old_trace = write(tmp_path / "trace.jsonl", '{"type": "span", "name": "an earlier run"}\n')
+    args = ["--report", "run.html", "--json", "run.json", "--trace", str(old_trace), "--stats", "stats.sqlite3"]
+    return args, old_trace
+
+
+def assert_nothing_done(tmp_path: Path, done: subprocess.CompletedProcess[str], message: str) -> None:
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {message}\n")
+    for name in ("run.html", "run.json", "stats.sqlite3"):
+        assert not (tmp_path / name).exists(), name
+    assert (tmp_path / "trace.jsonl").read_text() == '{"type": "span", "name": "an earlier run"}\n'
+
+
+CONTEXT_ERRORS = [
+    (None, "context file '{dir}/ctx.yml' does not exist; check the path given with --context or PipelineExecutor(context=...)"),
+    (
+        "a: [1\n",
+        "context file '{dir}/ctx.yml' is not valid YAML, line 2, column 1: expected ',' or ']', but got "
+        "'<stream end>' (while parsing a flow sequence that starts on line 1); fix the file",
+    ),
+    ("- a\n- b\n", "context file '{dir}/ctx.yml' must hold a mapping (key: value lines) at the top level, not a list"),
+    ("just text\n", "context file '{dir}/ctx.yml' must hold a mapping (key: value lines) at the top level, not a str"),
+    (
+        "x: !!python/object/apply:os.system ['touch {dir}/owned']\n",
+        "context file '{dir}/ctx.yml', line 1: the tag '!!python/object/apply:os.system' is not allowed: the "
+        "context loader builds plain data only (yaml.safe_load), never Python objects; remove the tag",
+    ),
+    ("rate_limits:\n  api: {{rate: 0}}\n", "context key rate_limits.api: RateLimit('api', rate=0): rate must be a finite number > 0"),
+    ("rate_limits:\n  api: {{rate: -2}}\n", "context key rate_limits.api: RateLimit('api', rate=-2): rate must be a finite number > 0"),
+    (
+        "rate_limits:\n  api: {{rate: 5, burst: 0.5}}\n",
+        "context key rate_limits.api: RateLimit('api', burst=0.5): burst must be a finite number >= 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "burst"]
+)
+def test_a_bad_context_file_exits_2_before_anything_happens(tmp_path: Path, text: str | None, message: str) -> None:
+    write(tmp_path / "pipe.py", TASK)
+    if text is not None:
+        write(tmp_path / "ctx.yml", text.format(dir=tmp_path))
+    args, _ = outputs(tmp_path)
+    done = cli(tmp_path, "pipe.py", "--context", "ctx.yml", *args)
+    assert_nothing_done(tmp_path, done, message.format(dir=tmp_path))
+    assert not (tmp_path / "owned").exists()  # the python tag constructed nothing
+
+
+def test_a_definition_error_leaves_an_earlier_trace_file_alone(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", """
+        from task_engine_core import register
+
+        @register(depends_on="b")
+        def a():
+            pass
+
+        @register(depends_on="a")
+        def b():
+            pass
+    """)
+    args, _ = outputs(tmp_path)
+    done = cli(tmp_path, "pipe.py", *args)
+    assert_nothing_done(tmp_path, done, "dependency cycle: a -> b -> a; remove one of these dependencies")
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_bad_retries_in_the_users_module_point_at_its_line(tmp_path: Path, n: int) -> None:
+    pipe = write(tmp_path / "pipe.py", f"""
+        from task_engine_core import register, retries
+
+        @register
+        @retries({n})
+        def flaky():
+            print("flaky ran")
+    """)
+    args, _ = outputs(tmp_path)
+    done = cli(tmp_path, "pipe.py", *args)
+    assert_nothing_done(
+        tmp_path,
+        done,
+        f"cannot load 'pipe.py': InvalidArgumentError: retries({n}): n is the total number of attempts and must be "
+        f"an integer of at least 1 at {pipe}, line 5",
+    )
+
+
+def test_a_stats_folder_that_is_missing_skips_statistics_with_one_warning(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", TASK)
+    database = tmp_path / "missing" / "stats.sqlite3"
+    done = cli(tmp_path, "pipe.py", "--stats", str(database))
+    assert (done.returncode, done.stdout) == (0, "Executing only\nonly ran\n")
+    assert done.stderr == (
+        f"warning: statistics file {str(database)!r}: the statistics folder {str(database.parent)!r} does not exist; "
+        f"create it or pass another path with --stats PATH (or --no-stats)\n"
+    )
+    assert not database.parent.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc, a folder even root cannot write to")
+def test_a_read_only_stats_folder_skips_statistics_with_one_warning(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", TASK)
+    done = cli(tmp_path, "pipe.py", "--stats", "/proc/stats.sqlite3")
+    assert (done.returncode, done.stdout) == (0, "Executing only\nonly ran\n")
+    cannot = "warning: statistics file '/proc/stats.sqlite3': unable to open database file (SQLITE_CANTOPEN); "
+    read, written = done.stderr.splitlines()  # reading expected durations, then recording the run
+    assert read == cannot + "expected durations are unavailable; ready tasks start in registration order"
+    assert re.fullmatch(re.escape(cannot) + "run [0-9a-f]{32} of pipeline 'pipe' was not recorded", written)
+
+
+# -- faults -------------------------------------------------------------------------------------------------------
+ESCAPING = """
+import os, pathlib, time
+from task_engine_core import register
+
+marks = pathlib.Path(os.environ["MARKS"])
+
+class Boom(BaseException):
+    pass
+
+@register
+def slow():
+    (marks / "slow.started").touch()
+    deadline = time.monotonic() + 30
+    while not (marks / "bad.raised").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # still running after the other task's exception
+    print("slow done")
+
+@register
+def bad():
+    while not (marks / "slow.started").exists():
+        time.sleep(0.01)
+    (marks / "bad.raised").touch()
+    raise {error}
+
+@register(depends_on="bad")
+def after_bad():
+    print("after_bad ran")
+
+@register(depends_on="slow")
+def after_slow():
+    print("after_slow ran")
+"""
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [("KeyboardInterrupt", "KeyboardInterrupt"), ("SystemExit(3)", "SystemExit: 3"), ("Boom('kaput')", "Boom: kaput")],
+)
+def test_a_base_exception_in_a_worker_thread_keeps_the_other_results(tmp_path: Path, error: str, shown: str) -> None:
+    write(tmp_path / "pipe.py", ESCAPING.format(error=error))
+    (tmp_path / "marks").mkdir()
+    database = tmp_path / "stats.sqlite3"
+    done = cli(tmp_path, "pipe.py", "--workers", "4", "--keep-going", "--stats", str(database), MARKS=str(tmp_path / "marks"))
+    name = shown.split(":")[0]
+    assert done.returncode == 1, done.stderr
+    assert sorted(done.stdout.splitlines()) == ["Executing bad", "Executing slow", "slow done"]  # no new start
+    assert done.stderr.splitlines()[0] == f"task 'bad' failed after 1 attempt(s): {shown}"
+    assert done.stderr.splitlines()[-1] == f"Task Engine: task 'bad' failed on attempt 1 ({name} escaped the task)"
+    assert rows(database, "SELECT task, state, error_type FROM task_runs ORDER BY task") == [
+        ("after_bad", "upstream_failed", None),
+        ("after_slow", "not_run", None),
+        ("bad", "failed", name),
+        ("slow", "success", None),
+    ]
+    assert rows(database, "SELECT outcome, interrupted FROM runs") == [("interrupted", name)]
+
+
+RAISING_LISTENERS = """
+from opentelemetry.sdk.trace.export import SpanExporter
+from task_engine_core import register
+from task_engine_core.reporters import Reporter, register_reporter
+from task_engine_core.telemetry import register_span_exporter
+
+
+class BrokenReporter(Reporter):
+    def __call__(self, event):
+        raise RuntimeError("reporter bug on " + type(event).__name__)
+
+
+class BrokenExporter(SpanExporter):
+    def export(self, spans):
+        raise ConnectionError("collector down")
+
+    def force_flush(self, timeout_millis=30000):
+        raise ConnectionError("collector down")
+
+    def shutdown(self):
+        raise ConnectionError("collector gone")
+
+
+register_reporter(BrokenReporter())
+register_span_exporter(BrokenExporter())
+
+@register
+def first():
+    print("first ran")
+
+@register(depends_on="first")
+def second():
+    {second}
+"""
+
+
+@pytest.mark.parametrize(("second", "code"), [("print('second ran')", 0), ("raise ValueError('second broke')", 1)])
+def test_a_raising_reporter_and_exporter_leave_results_stats_trace_and_exit_code(tmp_path: Path, second: str, code: int) -> None:
+    write(tmp_path / "pipe.py", RAISING_LISTENERS.format(second=second))
+    database, trace = tmp_path / "stats.sqlite3", tmp_path / "trace.jsonl"
+    done = cli(tmp_path, "pipe.py", "--workers", "2", "--stats", str(database), "--trace", str(trace), "--json", "run.json")
+    assert done.returncode == code, done.stderr
+    assert done.stdout.splitlines()[:3] == ["Executing first", "first ran", "Executing second"]
+    assert "listener <pipe.BrokenReporter object at" in done.stderr  # logged, and the run went on
+    assert "tracing: shutting down exporter BrokenExporter failed: ConnectionError: collector gone; the run's results are unaffected" in done.stderr
+    states = dict(rows(database, "SELECT task, state FROM task_runs"))
+    assert states == {"first": "success", "second": "success" if code == 0 else "failed"}
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert {t["name"]: t["state"] for t in summary["tasks"]} == states
+    spans = [row["name"] for row in map(json.loads, trace.read_text().splitlines()) if row["type"] == "span"]
+    assert sorted(spans) == ["run pipe", "task first", "task second"]
+    trace_id = rows(database, "SELECT trace_id FROM runs")[0][0]
+    assert f"trace id: {trace_id}" in done.stderr
+
+
+def test_a_stats_path_that_cannot_be_a_database_warns_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", TASK.replace('print("only ran")', 'raise ValueError("nope")'))
+    (tmp_path / "folder").mkdir()
+    done = cli(tmp_path, "pipe.py", "--stats", "folder", "--json", "run.json")
+    assert done.returncode == 1
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2  # reading expected durations, then recording the run
+    assert warnings[-1].startswith("warning: statistics file 'folder': unable to open database file (SQLITE_CANTOPEN); run ")
+    assert json.loads((tmp_path / "run.json").read_text())["tasks"][0]["state"] == "failed"
+
+
+def test_a_stats_store_that_raises_never_costs_the_run_its_result(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Exploding(StatsStore):
+        def record(self, result):  # noqa: ANN001, ANN202 - a bug in the statistics code itself
+            raise TypeError("cannot adapt this value")
+
+    pipeline = Pipeline("exploding")
+    pipeline.add(lambda: None, name="a")
+    pipeline.add(lambda: None, name="b", depends_on=["a"])
+    finished: list[RunFinished] = []
+    with caplog.at_level(logging.ERROR):
+        result = PipelineExecutor(
+            pipeline, reporters=[], stats=Exploding(tmp_path / "s.sqlite3"), listeners=[lambda e: finished.append(e) if isinstance(e, RunFinished) else None]
+        ).run()
+    assert result.states() == {"a": TaskState.SUCCESS, "b": TaskState.SUCCESS}
+    assert len(finished) == 1  # the other listeners got RunFinished (they come before the recorder)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"listener {StatsRecorder(Exploding(tmp_path / 's.sqlite3'))!r} failed on RunFinished; the run goes on"
+    ]
+
+
+PARALLEL_SLOW = """
+import os, pathlib, time
+from task_engine_core import Pipeline
+
+pipeline = Pipeline("stoppable")
+marks = pathlib.Path(os.environ["MARKS"])
+
+def slow(name):
+    def run():
+        (marks / f"{name}.started").touch()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        (marks / f"{name}.done").touch()
+    return run
+
+for i in range(3):
+    pipeline.add(slow(f"slow{i}"), name=f"slow{i}")
+    pipeline.add(slow(f"next{i}"), name=f"next{i}", depends_on=[f"slow{i}"])
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path, signum: int, code: int) -> None:
+    write(tmp_path / "stoppable.py", PARALLEL_SLOW)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    database = tmp_path / "stats.sqlite3"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "task_engine_core", "run", "stoppable.py", "--workers", "4", "--stats", str(database)],
+        cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(list(marks.glob("slow*.started"))) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    name = signal.Signals(signum).name
+    assert process.returncode == code, err
+    assert sorted(p.name for p in marks.iterdir()) == sorted(f"slow{i}.{s}" for i in range(3) for s in ("started", "done"))
+    assert err == (
+        f"interrupted: run {rows(database, 'SELECT run_id FROM runs')[0][0]} of pipeline 'stoppable' stopped by "
+        f"{name}; finished tasks kept their results\n"
+    )
+    assert dict(rows(database, "SELECT task, state FROM task_runs")) == {
+        **{f"slow{i}": "success" for i in range(3)}, **{f"next{i}": "not_run" for i in range(3)}
+    }
+    assert rows(database, "SELECT outcome, interrupted FROM runs") == [("interrupted", name)]
+
+
+CONCURRENT = """
+import os, pathlib, time
+from task_engine_core import Pipeline
+
+pipeline = Pipeline("concurrent")
+marks = pathlib.Path(os.environ["MARKS"])
+
+def meet():
+    # Every process gets here before any records its run, so the writes really overlap.
+    (marks / os.environ["ME"]).touch()
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < int(os.environ["PROCESSES"]) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+for i in range(400):
+    pipeline.add(lambda: None, name=f"t{i}", depends_on=[f"t{i - 1}"] if i else [])
+pipeline.add(meet, name="meet", depends_on=["t399"])
+"""
+
+
+def test_four_cli_runs_recording_into_one_database_at_once_lose_no_row(tmp_path: Path) -> None:
+    write(tmp_path / "concurrent.py", CONCURRENT)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    database = tmp_path / "stats.sqlite3"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "task_engine_core", "run", "concurrent.py", "--workers", "2", "--stats", str(database)],
+            cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks), ME=f"p{i}", PROCESSES="4"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(4)
+    ]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
+    assert errors == ["", "", "", ""]  # no "database is locked", no warning of any kind
+    assert rows(database, "SELECT count(*), count(DISTINCT pid), min(outcome), max(outcome) FROM runs") == [(4, 4, "success", "success")]
+    assert rows(database, "SELECT count(*), count(DISTINCT run_id) FROM task_runs WHERE state = 'success'") == [(4 * 401, 4)]
+
+
+# -- security ---------------------------------------------------------------------------------------------------------
+SECRET_PIPELINE = """
+import logging, os
+from task_engine_core import SkipTask, Task, register, retries
+from task_engine_core.runtime import current_task_run
+
+logging.basicConfig(filename=os.environ["APP_LOG"], level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+log = logging.getLogger("app")
+
+
+@register
+@retries(2, backoff=0)
+def calls_api(context):
+    token = context["api"]["token"].reveal()
+    print("context:", context)
+    log.warning("calling with token %s", token)
+    raise PermissionError(f"401 for token {token}")
+
+
+@register
+def nothing_new(context):
+    raise SkipTask(f"no rows for password {context['db']['password'].reveal()}")
+
+
+@register
+class Explains(Task):
+    @retries(3, backoff=0)
+    def perform_task(self):
+        try:
+            raise ValueError(f"rejected {self.context['db']['password'].reveal()}")
+        except ValueError:
+            log.exception("request failed")
+            raise
+
+    def retry_handler(self, error):
+        current_task_run().explain(f"gave up on {self.context['api']['token'].reveal()}")
+        return False
+"""
+
+TOKEN, PASSWORD = "tok-SECRET-1111", "pw-SECRET-2222"
+
+
+def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) -> None:
+    write(tmp_path / "secret_pipe.py", SECRET_PIPELINE)
+    write(tmp_path / "ctx.yml", f"api:\n  url: https://api.example\n  token: !secret {TOKEN}\n")
+    done = cli(
+        tmp_path, "secret_pipe.py", "--context", "ctx.yml", "--keep-going", "--workers", "4",
+        "--report", "run.html", "--json", "run.json", "--trace", "trace.jsonl", "--stats", "stats.sqlite3",
+        APP_LOG="app.log", TASK_ENGINE__DB__PASSWORD=PASSWORD,
+    )
+    assert done.returncode == 1, done.stderr
+    with sqlite3.connect(tmp_path / "stats.sqlite3") as connection:
+        database = "\n".join(connection.iterdump())
+    channels = {
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "log file": (tmp_path / "app.log").read_text(),
+        "html": (tmp_path / "run.html").read_text(),
+        "json": (tmp_path / "run.json").read_text(),
+        "trace": (tmp_path / "trace.jsonl").read_text(),
+        "stats": database,
+    }
+    for channel, text in channels.items():
+        assert TOKEN not in text and PASSWORD not in text, channel
+    # The texts that held the secrets are there, masked: each check above could have failed.
+    assert "'token': '***'" in done.stdout and "Skipping task due to error: no rows for password ***" in done.stdout
+    assert done.stderr.splitlines()[0] in (  # the first of the two failures, by the clock
+        "task 'calls_api' failed after 2 attempt(s): PermissionError: 401 for token *** (1 more failed)",
+        "task 'Explains' failed after 1 attempt(s): ValueError: rejected *** (1 more failed)",
+    )
+    assert channels["log file"].count("calling with token ***") == 2 and "ValueError: rejected ***" in channels["log file"]
+    assert "PermissionError: 401 for token ***" in channels["html"] and "401 for token ***" in channels["json"]
+    trace = [json.loads(line) for line in channels["trace"].splitlines()]
+    assert {row["body"] for row in trace if row["type"] == "log"} >= {"calling with token ***", "request failed"}
+    assert "no rows for password ***" in database and "gave up on ***" in database
