@@ -56,9 +56,9 @@ def _load_attribute(source: str, attribute: str, target: str) -> Pipeline:
         hint = f"pipelines there: {', '.join(found)}" if found else "it defines no Pipeline object"
         raise TargetError(f"{source!r} has no attribute {attribute!r} (target {target!r}); {hint}")
     if not isinstance(value, Pipeline):
-        raise TargetError(
-            f"{target!r} is a {type(value).__name__}, not a Pipeline; point at a Pipeline object or at the module"
-        )
+        kind = type(value).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise TargetError(f"{target!r} is {article} {kind}, not a Pipeline; point at a Pipeline object or at the module")
     return value
 
 

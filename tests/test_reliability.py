@@ -74,6 +74,30 @@ def assert_nothing_done(tmp_path: Path, done: subprocess.CompletedProcess[str], 
     assert (tmp_path / "trace.jsonl").read_text() == '{"type": "span", "name": "an earlier run"}\n'
 
 
+TARGET_ERRORS = [
+    ("no_such_pipeline", "no module named 'no_such_pipeline' (target 'no_such_pipeline'); check the spelling, run from the "
+     "project folder, or pass the path of a .py file"),
+    ("nothing.py", "no such file or folder: 'nothing.py'; pass a module name, a .py file or a package folder"),
+    ("plain_folder", "folder 'plain_folder' is not a package (it has no __init__.py)"),
+    ("own:pipe", "'own' has no attribute 'pipe' (target 'own:pipe'); pipelines there: pipeline"),
+    ("own:NOT_A_PIPELINE", "'own:NOT_A_PIPELINE' is an int, not a Pipeline; point at a Pipeline object or at the module"),
+]
+
+
+@pytest.mark.parametrize(("target", "message"), TARGET_ERRORS, ids=["module", "file", "folder", "attribute", "not-a-pipeline"])
+def test_a_target_that_cannot_be_loaded_exits_2(tmp_path: Path, target: str, message: str) -> None:
+    (tmp_path / "plain_folder").mkdir()
+    write(tmp_path / "own.py", """
+        from task_engine_core import Pipeline
+
+        NOT_A_PIPELINE = 3
+        pipeline = Pipeline("own")
+        pipeline.add(lambda: print("ran"), name="t")
+    """)
+    args, _ = outputs(tmp_path)
+    assert_nothing_done(tmp_path, cli(tmp_path, target, *args), message)
+
+
 CONTEXT_ERRORS = [
     (None, "context file '{dir}/ctx.yml' does not exist; check the path given with --context or PipelineExecutor(context=...)"),
     (
@@ -481,3 +505,24 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
     trace = [json.loads(line) for line in channels["trace"].splitlines()]
     assert {row["body"] for row in trace if row["type"] == "log"} >= {"calling with token ***", "request failed"}
     assert "no rows for password ***" in database and "gave up on ***" in database
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc and /sys, folders even root cannot write to")
+@pytest.mark.parametrize(
+    ("option", "value", "what", "problem"),
+    [
+        ("--report", "/proc/run.html", "HTML run report", "directory '/proc' is not writable (No such file or directory)"),
+        ("--json", "/sys/run.json", "JSON run summary", "directory '/sys' is not writable (Permission denied)"),
+        ("--trace", "/proc/trace.jsonl", "trace file", "directory '/proc' is not writable (No such file or directory)"),
+    ],
+)
+def test_an_output_folder_that_refuses_files_is_found_before_any_task(
+    tmp_path: Path, option: str, value: str, what: str, problem: str
+) -> None:
+    # Permission bits say yes to root; only a real try finds out.
+    write(tmp_path / "pipe.py", TASK)
+    done = cli(tmp_path, "pipe.py", option, value, "--stats", "stats.sqlite3")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", f"error: cannot write the {what} to {value!r}: {problem}; choose a writable path\n"
+    )
+    assert not (tmp_path / "stats.sqlite3").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -31,7 +32,19 @@ def check_writable(path: str | os.PathLike[str], what: str) -> Path:
             raise OutputPathError(shown, what, "the file is not writable")
     elif not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(shown, what, f"directory {str(parent)!r} is not writable")
+    _try_writing_in(parent, shown, what)
     return target
+
+
+def _try_writing_in(parent: Path, shown: str, what: str) -> None:
+    # Permission bits say yes to root, and /proc or a read-only mount may still refuse: create
+    # and remove a file where write_file() will put its temporary file.
+    probe = parent / f".{os.getpid()}.{threading.get_ident()}.write-probe"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as error:
+        raise OutputPathError(shown, what, f"directory {str(parent)!r} is not writable ({error.strerror})") from None
+    os.unlink(probe)
 
 
 def write_file(path: Path, text: str) -> None:
