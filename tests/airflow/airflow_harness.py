@@ -32,6 +32,18 @@ AIRFLOW_ENV = {
 os.environ.update(AIRFLOW_ENV)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The conformance scenarios are imported as `tests.conformance` (by DAG files too).
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+# Airflow's task-instance states as the engine's states; no state at all means never started.
+ENGINE_STATE = {
+    "success": "success",
+    "failed": "failed",
+    "skipped": "skipped",
+    "upstream_failed": "upstream_failed",
+    None: "not_run",
+}
 
 
 def airflow_command(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
@@ -51,6 +63,18 @@ def airflow_command(*args: str, env: dict[str, str] | None = None, timeout: floa
     return completed.stdout
 
 
+def write_scenario_dag(folder: Path, scenario: str) -> Path:
+    """Write a DAG file that compiles conformance scenario `scenario` with the adapter."""
+    path = folder / f"{scenario}.py"
+    path.write_text(
+        "# Airflow DAG file of a conformance scenario.\n"
+        "from adapters.airflow import to_airflow_dag\n"
+        "from tests.conformance import load\n\n"
+        f"dag = to_airflow_dag(load({scenario!r}).pipeline, dag_id={scenario!r})\n"
+    )
+    return path
+
+
 def load_dag_bag(folder: Path):
     """Parse `folder` the way the DAG processor does; return the DagBag."""
     from airflow.dag_processing.dagbag import DagBag
@@ -65,6 +89,11 @@ def run_dag_test(dag, conf: dict | None = None) -> dict[str, tuple[str | None, i
         ti.task_id: (None if ti.state is None else str(ti.state), ti.try_number)
         for ti in dag_run.get_task_instances()
     }
+
+
+def as_engine_outcomes(outcomes: dict[str, tuple[str | None, int]]) -> dict[str, tuple[str, int]]:
+    """{task: (Airflow state, try number)} as {task: (engine state, attempts)}."""
+    return {task: (ENGINE_STATE[state], tries) for task, (state, tries) in outcomes.items()}
 
 
 def free_port() -> int:

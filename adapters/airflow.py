@@ -1,0 +1,312 @@
+"""Compile a pipeline into an Apache Airflow 3 DAG: one PythonOperator per task, the same semantics.
+
+Every Airflow task runs exactly one attempt of its engine task through
+`task_engine_core.runtime.run_attempt` (the function the standalone executor uses) and maps the
+outcome onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose);
+`AirflowFailException` when the core gives up early; `AirflowSkipException` for a skipped task.
+Choose this over the standalone executor when the pipeline should be scheduled, retried and
+monitored by an existing Airflow deployment.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from task_engine_core import Pipeline, TaskContext, TaskEngineError, TaskState
+from task_engine_core.errors import MissingExtraError
+from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
+from task_engine_core.executor import PipelineExecutor
+from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
+from task_engine_core.policies import TaskPolicies
+from task_engine_core.reporters import ConsoleReporter
+from task_engine_core.result import TaskResult
+from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+
+try:
+    from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
+    raise MissingExtraError("apache-airflow", "airflow", "adapters.airflow") from _error
+try:
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError as _error:  # pragma: no cover - Airflow without the standard provider
+    raise MissingExtraError("apache-airflow-providers-standard", "airflow", "adapters.airflow") from _error
+
+__all__ = [
+    "AirflowAdapterError",
+    "DEFAULT_CONTEXT_VARIABLE",
+    "airflow_params_hydrator",
+    "airflow_variable_hydrator",
+    "priority_weights",
+    "to_airflow_dag",
+]
+
+DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
+"""The Airflow Variable (a JSON object) whose keys are merged into every task's context."""
+
+# Airflow DAG arguments the adapter fills in when the caller does not.
+_DAG_DEFAULTS: dict[str, Any] = {
+    "schedule": None,
+    "start_date": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    "catchup": False,
+    "tags": ["task-engine"],
+}
+# Set on the error that asks for a retry, read back by the retry policy in the same process.
+_DELAY_ATTRIBUTE = "__task_engine_retry_delay__"
+
+Hydrator = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+
+
+class AirflowAdapterError(TaskEngineError):
+    """A pipeline cannot be compiled into an Airflow DAG as asked (pool mapping, DAG arguments)."""
+
+
+class _CoreRetryDelay(RetryPolicy):
+    """Retry after exactly the delay the core chose (backoff, jitter, or a retry_handler's seconds)."""
+
+    def evaluate(self, exception: BaseException, try_number: int, max_tries: int, context: Any = None) -> RetryDecision:
+        """Use the delay attached by the adapter; fall back to the task's retry_delay."""
+        delay = getattr(exception, _DELAY_ATTRIBUTE, None)
+        if delay is None:
+            return RetryDecision.default()
+        return RetryDecision.retry(delay=timedelta(seconds=delay), reason=f"Task Engine retry in {delay:g} s")
+
+    def serialize(self) -> dict[str, Any]:
+        """Airflow stores only that a policy exists; this is for completeness."""
+        return {"__type": "TaskEngineCoreRetryDelay"}
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> _CoreRetryDelay:
+        """The policy has no state."""
+        return cls()
+
+
+def airflow_params_hydrator(airflow_context: Mapping[str, Any]) -> dict[str, Any]:
+    """DAG params, overridden by the triggering `dag_run.conf`."""
+    params = airflow_context.get("params") or {}
+    values = {key: params[key] for key in params}
+    dag_run = airflow_context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    return _deep_merge(values, conf)
+
+
+def airflow_variable_hydrator(variable: str = DEFAULT_CONTEXT_VARIABLE) -> Hydrator:
+    """A hydrator reading the Airflow Variable `variable` (a JSON object); absent means empty."""
+
+    def hydrate(airflow_context: Mapping[str, Any]) -> dict[str, Any]:
+        value = Variable.get(variable, default=None, deserialize_json=True)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise AirflowAdapterError(
+                f"Airflow Variable {variable!r} must hold a JSON object of context keys, "
+                f"not {type(value).__name__}; fix it with: airflow variables set {variable} '{{...}}'"
+            )
+        return dict(value)
+
+    hydrate.__name__ = f"airflow Variable {variable!r}"
+    return hydrate
+
+
+def priority_weights(validated: ValidatedPipeline) -> dict[str, int]:
+    """Airflow `priority_weight` per task (absolute rule): the core's start order, first = heaviest."""
+    keys = PipelineExecutor().priority_keys(validated)
+    ranked = sorted(validated.order, key=lambda name: keys[name])
+    return {name: len(ranked) - rank for rank, name in enumerate(ranked)}
+
+
+def to_airflow_dag(
+    pipeline: Pipeline | None = None,
+    dag_id: str | None = None,
+    *,
+    pools: Mapping[str, str] | None = None,
+    context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
+    hydrators: Sequence[Hydrator] = (),
+    **dag_kwargs: Any,
+) -> DAG:
+    """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
+
+    `pools` maps rate-limit keys to Airflow pool names (a pool caps how many tasks run at once,
+    not how often they call). `hydrators` add context sources after the Airflow Variable
+    `context_variable` and before the run's params / conf, which always win.
+    """
+    pipeline = pipeline if pipeline is not None else default_pipeline()
+    validated = pipeline.validate()
+    dag_id = dag_id or pipeline.name
+    weights = priority_weights(validated)
+    chain: list[Hydrator] = []
+    if context_variable:
+        chain.append(airflow_variable_hydrator(context_variable))
+    chain.extend(hydrators)
+    chain.append(airflow_params_hydrator)
+
+    if dag_kwargs.get("fail_fast"):
+        raise AirflowAdapterError(
+            f"to_airflow_dag(fail_fast=True) for pipeline {pipeline.name!r}: Airflow's fail_fast needs the "
+            f"all_success trigger rule, which would also skip the children of a skipped task; drop fail_fast "
+            f"(Task Engine DAGs run independent branches on, like keep_going=True)"
+        )
+    arguments = {**_DAG_DEFAULTS, **dag_kwargs}
+    try:
+        dag = DAG(dag_id=dag_id, **arguments)
+    except TaskEngineError:
+        raise
+    except Exception as error:
+        raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
+
+    operators: dict[str, PythonOperator] = {}
+    with dag:
+        for name in validated.order:
+            definition = validated.definitions[name]
+            policies = validated.policies[name]
+            try:
+                operator = PythonOperator(
+                    task_id=name,
+                    python_callable=_AirflowAttempt(definition, policies, tuple(chain)),
+                    priority_weight=weights[name],
+                    weight_rule="absolute",
+                    # A skipped parent must not skip its children: the engine runs a task once every
+                    # parent succeeded or was skipped, which is exactly Airflow's none_failed.
+                    trigger_rule=TriggerRule.NONE_FAILED,
+                    **_retry_arguments(policies),
+                    **_pool_arguments(name, policies, pools),
+                )
+            except TaskEngineError:
+                raise
+            except Exception as error:
+                raise AirflowAdapterError(
+                    f"cannot turn task {name!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
+                ) from error
+            for parent in validated.upstream[name]:
+                operators[parent] >> operator
+            operators[name] = operator
+    return dag
+
+
+def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
+    """retries(n) as Airflow sees it: n - 1 retries, the backoff as Airflow's own delay settings."""
+    backoff = policies.backoff
+    arguments: dict[str, Any] = {
+        "retries": policies.max_attempts - 1,
+        "retry_delay": timedelta(seconds=backoff.initial),
+        "retry_exponential_backoff": backoff.multiplier if backoff.is_exponential else 0,
+        "retry_policy": _CoreRetryDelay(),
+    }
+    if backoff.maximum is not None:
+        arguments["max_retry_delay"] = timedelta(seconds=backoff.maximum)
+    return arguments
+
+
+def _pool_arguments(name: str, policies: TaskPolicies, pools: Mapping[str, str] | None) -> dict[str, Any]:
+    if not pools:
+        return {}
+    chosen = {pools[key] for key in policies.rate_limit_keys if key in pools}
+    if len(chosen) > 1:
+        raise AirflowAdapterError(
+            f"task {name!r} uses rate-limit keys mapped to several Airflow pools ({', '.join(sorted(chosen))}); "
+            f"an Airflow task has one pool: map at most one of its keys in pools="
+        )
+    return {"pool": chosen.pop()} if chosen else {}
+
+
+class _AirflowAttempt:
+    """The python_callable of one Airflow task: one attempt through the core, outcome mapped to Airflow."""
+
+    def __init__(self, definition: TaskDefinition, policies: TaskPolicies, hydrators: tuple[Hydrator, ...]) -> None:
+        self.definition = definition
+        self.policies = policies
+        self.hydrators = hydrators
+        # PythonOperator shows the callable's name in the UI and logs.
+        self.__name__ = definition.name
+
+    def __call__(self, **airflow_context: Any) -> None:
+        name = self.definition.name
+        ti = airflow_context["ti"]
+        attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
+        run_id = str(airflow_context.get("run_id") or "")
+        events = EventBus([ConsoleReporter()])
+        result = TaskResult(name, worker=socket.gethostname(), start=datetime.now(timezone.utc))
+        started = time.monotonic()
+        events.emit(TaskStarted(run_id, name, result.worker, time.time()))
+        context = _hydrate(self.hydrators, airflow_context)
+        run = TaskRun(name, self.policies, self.definition.create(), run_id, events)
+        outcome = run_attempt(run, attempt, context)
+
+        if outcome.kind is OutcomeKind.RETRY:
+            events.emit(
+                RetryScheduled(run_id, name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason)
+            )
+            _attach_delay(outcome)
+            assert outcome.error is not None
+            raise outcome.error
+
+        result.state = _FINAL_STATE[outcome.kind]
+        result.attempts = attempt
+        result.error = outcome.error
+        result.reason = outcome.reason
+        result.waits = dict(run.waits)
+        result.end = datetime.now(timezone.utc)
+        result.duration = time.monotonic() - started
+        events.emit(TaskFinished(run_id, name, result))
+        if outcome.kind is OutcomeKind.SKIPPED:
+            raise AirflowSkipException(f"Task Engine skipped {name!r}: {outcome.reason}: {outcome.error}")
+        if outcome.kind is OutcomeKind.FAILED:
+            # The core decided no attempt follows (handler declined or none left): stop Airflow retrying.
+            raise AirflowFailException(
+                f"Task Engine: task {name!r} failed on attempt {attempt} of {outcome.max_attempts} "
+                f"({outcome.reason}): {outcome.error}"
+            ) from outcome.error
+
+    def __repr__(self) -> str:
+        return f"<Task Engine attempt of {self.definition.name!r}>"
+
+
+_FINAL_STATE = {
+    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
+    OutcomeKind.FAILED: TaskState.FAILED,
+    OutcomeKind.SKIPPED: TaskState.SKIPPED,
+}
+
+
+def _attempt_number(try_number: int, max_tries: int | None, retries: int) -> int:
+    """The engine's attempt number for an Airflow try.
+
+    Clearing a task in Airflow keeps counting try_number and raises max_tries by `retries`, so
+    the attempts of the latest round start at max_tries - retries + 1.
+    """
+    if max_tries is None or max_tries < retries:
+        return max(try_number, 1)
+    return max(try_number - (max_tries - retries), 1)
+
+
+def _attach_delay(outcome: AttemptOutcome) -> None:
+    try:
+        setattr(outcome.error, _DELAY_ATTRIBUTE, outcome.delay)
+    except (AttributeError, TypeError):
+        pass  # an exception type without a __dict__: Airflow uses the task's retry_delay instead
+
+
+def _hydrate(hydrators: Sequence[Hydrator], airflow_context: Mapping[str, Any]) -> TaskContext:
+    """Build the task's context; later hydrators override earlier ones, key by key (nested too)."""
+    data: dict[str, Any] = {}
+    sources = []
+    for hydrator in hydrators:
+        values = hydrator(airflow_context)
+        if values:
+            data = _deep_merge(data, values)
+        sources.append(getattr(hydrator, "__name__", repr(hydrator)).replace("_", " "))
+    return TaskContext(data, sources=tuple(sources))
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
