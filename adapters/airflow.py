@@ -94,6 +94,9 @@ def airflow_params_hydrator(airflow_context: Mapping[str, Any]) -> dict[str, Any
     return _deep_merge(values, conf)
 
 
+airflow_params_hydrator.source = "airflow params and dag_run.conf"  # type: ignore[attr-defined]
+
+
 def airflow_variable_hydrator(variable: str = DEFAULT_CONTEXT_VARIABLE) -> Hydrator:
     """A hydrator reading the Airflow Variable `variable` (a JSON object); absent means empty."""
 
@@ -108,7 +111,7 @@ def airflow_variable_hydrator(variable: str = DEFAULT_CONTEXT_VARIABLE) -> Hydra
             )
         return dict(value)
 
-    hydrate.__name__ = f"airflow Variable {variable!r}"
+    hydrate.source = f"airflow Variable {variable!r}"  # type: ignore[attr-defined]
     return hydrate
 
 
@@ -298,7 +301,8 @@ def _hydrate(hydrators: Sequence[Hydrator], airflow_context: Mapping[str, Any]) 
         values = hydrator(airflow_context)
         if values:
             data = _deep_merge(data, values)
-        sources.append(getattr(hydrator, "__name__", repr(hydrator)).replace("_", " "))
+        # A hydrator may carry a `source` label; the function's name otherwise.
+        sources.append(getattr(hydrator, "source", None) or getattr(hydrator, "__name__", repr(hydrator)))
     return TaskContext(data, sources=tuple(sources))
 
 
