@@ -1,21 +1,33 @@
-"""End to end on a real Airflow: api-server, scheduler (LocalExecutor) and dag-processor on 127.0.0.1."""
+"""End to end on a real Airflow: api-server, scheduler (LocalExecutor) and dag-processor on 127.0.0.1.
+
+The project's DAG-folder entry file is dropped into a fresh dags folder, configured with two
+conformance scenarios; the real dag-processor parses it, each DAG is triggered, and every task
+ends in the state and try number of the standalone run.
+"""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from airflow_harness import AirflowServices
-from test_harness import PLAIN_DAG
+from airflow_harness import REPO_ROOT, AirflowServices, as_engine_outcomes
+from tests.conformance import load, mismatches
+
+SCENARIOS = ("seed_tasks_run1", "seed_tasks_run2")
 
 
 @pytest.fixture()
 def airflow_services(tmp_path: Path) -> Iterator[AirflowServices]:
     dags = tmp_path / "dags"
     dags.mkdir()
+    shutil.copy(REPO_ROOT / "dags" / "task_engine_dags.py", dags)
     services = AirflowServices(tmp_path / "home", dags)
+    # Every task runs in a fresh process that parses the DAG file again: it must find the scenarios.
+    services.env["PYTHONPATH"] = str(REPO_ROOT)
+    services.env["TASK_ENGINE_PIPELINES"] = ",".join(f"tests.conformance.scenarios.{name}" for name in SCENARIOS)
     try:
         services.start()
         yield services
@@ -24,17 +36,14 @@ def airflow_services(tmp_path: Path) -> Iterator[AirflowServices]:
 
 
 @pytest.mark.slow
-def test_scheduler_runs_a_dropped_dag_file(airflow_services: AirflowServices) -> None:
-    (airflow_services.dags_folder / "plain.py").write_text(PLAIN_DAG)
-    airflow_services.wait_for_dag("plain")
+def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(airflow_services: AirflowServices) -> None:
+    for name in SCENARIOS:
+        airflow_services.wait_for_dag(name)
+    runs = {name: airflow_services.trigger(name) for name in SCENARIOS}
 
-    run_id = airflow_services.trigger("plain")
+    states = {name: airflow_services.wait_for_run(name, run_id) for name, run_id in runs.items()}
 
-    assert airflow_services.wait_for_run("plain", run_id) == "failed"
-    assert airflow_services.task_outcomes("plain", run_id) == {
-        "flaky": ("success", 2),
-        "skipped": ("skipped", 1),
-        "after_skip": ("success", 1),
-        "failing": ("failed", 1),
-        "after_failure": ("upstream_failed", 0),
-    }, airflow_services.logs()
+    assert states == {"seed_tasks_run1": "success", "seed_tasks_run2": "failed"}
+    for name, run_id in runs.items():
+        observed = as_engine_outcomes(airflow_services.task_outcomes(name, run_id))
+        assert mismatches(load(name), observed) == [], airflow_services.logs()
