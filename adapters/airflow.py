@@ -85,6 +85,9 @@ class _CoreRetryDelay(RetryPolicy):
         return cls()
 
 
+_CORE_RETRY_DELAY = _CoreRetryDelay()  # stateless: one instance serves every task
+
+
 def airflow_params_hydrator(airflow_context: Mapping[str, Any]) -> dict[str, Any]:
     """DAG params, overridden by the triggering `dag_run.conf`."""
     params = airflow_context.get("params") or {}
@@ -184,20 +187,25 @@ def to_airflow_dag(
                 raise AirflowAdapterError(
                     f"cannot turn task {name!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
                 ) from error
-            for parent in validated.upstream[name]:
-                operators[parent] >> operator
+            parents = validated.upstream[name]
+            if parents:
+                # One call per task, not per edge: each call hashes the whole DAG.
+                operator.set_upstream([operators[parent] for parent in parents])
             operators[name] = operator
     return dag
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
     """retries(n) as Airflow sees it: n - 1 retries, the backoff as Airflow's own delay settings."""
+    # Always explicit: Airflow's default_task_retries must not add tries the engine would refuse.
+    if policies.max_attempts == 1:
+        return {"retries": 0}
     backoff = policies.backoff
     arguments: dict[str, Any] = {
         "retries": policies.max_attempts - 1,
         "retry_delay": timedelta(seconds=backoff.initial),
         "retry_exponential_backoff": backoff.multiplier if backoff.is_exponential else 0,
-        "retry_policy": _CoreRetryDelay(),
+        "retry_policy": _CORE_RETRY_DELAY,
     }
     if backoff.maximum is not None:
         arguments["max_retry_delay"] = timedelta(seconds=backoff.maximum)

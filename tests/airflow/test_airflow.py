@@ -82,9 +82,8 @@ def test_retries_and_backoff_map_to_airflow_retry_settings() -> None:
     )
     assert flaky_task.max_retry_delay == timedelta(seconds=30)
     assert isinstance(flaky_task.retry_policy, _CoreRetryDelay)
-    assert (tasks["once"].retries, tasks["once"].retry_delay, tasks["once"].retry_exponential_backoff) == (
-        0, timedelta(seconds=1), 0,
-    )
+    # One attempt: retries pinned to 0 so Airflow's default_task_retries cannot add tries.
+    assert (tasks["once"].retries, tasks["once"].retry_policy) == (0, None)
 
 
 def test_priority_follows_the_core_start_order_as_absolute_weights() -> None:
@@ -269,3 +268,20 @@ def test_skip_task_inside_a_task_skips_it_and_children_still_run(dags_folder: Pa
     """)
 
     assert run_dag_test(dag) == {"nothing_to_do": ("skipped", 1), "after": ("success", 1)}
+
+
+def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from task_engine_core import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "airflow.providers.standard.operators.python", None)
+    monkeypatch.delitem(sys.modules, "adapters.airflow")
+
+    with pytest.raises(MissingExtraError) as caught:
+        importlib.import_module("adapters.airflow")
+    assert str(caught.value) == (
+        "adapters.airflow needs the 'apache-airflow-providers-standard' package, which is not installed; "
+        "install it with: pip install 'task-engine[airflow]'"
+    )
