@@ -10,14 +10,27 @@ monitored by an existing Airflow deployment.
 
 from __future__ import annotations
 
+import contextvars
+import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from task_engine_core import Pipeline, TaskContext, TaskEngineError, TaskState
-from task_engine_core.errors import MissingExtraError
+from task_engine_core import Pipeline, TaskEngineError, TaskState
+from task_engine_core._secrets import Secret
+from task_engine_core.context import (
+    DEFAULT_ORDER,
+    ENVIRONMENT_ORDER,
+    SENSITIVE_WORDS,
+    Hydrated,
+    HydrationRequest,
+    hydrate,
+    register_hydrator,
+)
+from task_engine_core.errors import ContextError, HydrationError, MissingExtraError
 from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
 from task_engine_core.executor import PipelineExecutor
 from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
@@ -37,6 +50,8 @@ except ImportError as _error:  # pragma: no cover - Airflow without the standard
     raise MissingExtraError("apache-airflow-providers-standard", "airflow", "adapters.airflow") from _error
 
 __all__ = [
+    "AIRFLOW_PARAMS_ORDER",
+    "AIRFLOW_VARIABLE_ORDER",
     "AirflowAdapterError",
     "DEFAULT_CONTEXT_VARIABLE",
     "airflow_params_hydrator",
@@ -48,6 +63,11 @@ __all__ = [
 DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
 """The Airflow Variable (a JSON object) whose keys are merged into every task's context."""
 
+AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
+"""Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
+AIRFLOW_PARAMS_ORDER = ENVIRONMENT_ORDER * 2
+"""Chain position of the params / dag_run.conf hydrator: last, the run's own input wins."""
+
 # Airflow DAG arguments the adapter fills in when the caller does not.
 _DAG_DEFAULTS: dict[str, Any] = {
     "schedule": None,
@@ -57,8 +77,6 @@ _DAG_DEFAULTS: dict[str, Any] = {
 }
 # Set on the error that asks for a retry, read back by the retry policy in the same process.
 _DELAY_ATTRIBUTE = "__task_engine_retry_delay__"
-
-Hydrator = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 class AirflowAdapterError(TaskEngineError):
@@ -88,34 +106,49 @@ class _CoreRetryDelay(RetryPolicy):
 _CORE_RETRY_DELAY = _CoreRetryDelay()  # stateless: one instance serves every task
 
 
-def airflow_params_hydrator(airflow_context: Mapping[str, Any]) -> dict[str, Any]:
-    """DAG params, overridden by the triggering `dag_run.conf`."""
-    params = airflow_context.get("params") or {}
-    values = {key: params[key] for key in params}
-    dag_run = airflow_context.get("dag_run")
+@dataclass(frozen=True)
+class _AirflowTry:
+    """What the Airflow hydrators read: the running try's Airflow context and the DAG's Variable name."""
+
+    airflow_context: Mapping[str, Any]
+    context_variable: str | None
+
+
+# Set only while an Airflow task hydrates its context, so the hydrators do nothing in a standalone run.
+_CURRENT_TRY: contextvars.ContextVar[_AirflowTry | None] = contextvars.ContextVar("airflow_try", default=None)
+
+
+def airflow_variable_hydrator(request: HydrationRequest) -> Hydrated | None:
+    """Inside an Airflow task: the DAG's context Variable (a JSON object); absent means nothing."""
+    current = _CURRENT_TRY.get()
+    if current is None or not current.context_variable:
+        return None
+    variable = current.context_variable
+    value = Variable.get(variable, default=None, deserialize_json=True)
+    if value is None:
+        return Hydrated({}, f"airflow Variable {variable!r} (not set)")
+    if not isinstance(value, Mapping):
+        raise HydrationError(
+            f"Airflow Variable {variable!r} must hold a JSON object of context keys, "
+            f"not {type(value).__name__}; fix it with: airflow variables set {variable} '{{...}}'"
+        )
+    return Hydrated(_mark_sensitive(value), f"airflow Variable {variable!r}")
+
+
+def airflow_params_hydrator(request: HydrationRequest) -> Hydrated | None:
+    """Inside an Airflow task: the DAG's params, overridden by the triggering run's `dag_run.conf`."""
+    current = _CURRENT_TRY.get()
+    if current is None:
+        return None
+    params = current.airflow_context.get("params") or {}
+    dag_run = current.airflow_context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    return _deep_merge(values, conf)
+    values = _deep_merge({key: params[key] for key in params}, conf)
+    return Hydrated(_mark_sensitive(values), "airflow params and dag_run.conf")
 
 
-airflow_params_hydrator.source = "airflow params and dag_run.conf"  # type: ignore[attr-defined]
-
-
-def airflow_variable_hydrator(variable: str = DEFAULT_CONTEXT_VARIABLE) -> Hydrator:
-    """A hydrator reading the Airflow Variable `variable` (a JSON object); absent means empty."""
-
-    def hydrate(airflow_context: Mapping[str, Any]) -> dict[str, Any]:
-        value = Variable.get(variable, default=None, deserialize_json=True)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise AirflowAdapterError(
-                f"Airflow Variable {variable!r} must hold a JSON object of context keys, "
-                f"not {type(value).__name__}; fix it with: airflow variables set {variable} '{{...}}'"
-            )
-        return dict(value)
-
-    hydrate.source = f"airflow Variable {variable!r}"  # type: ignore[attr-defined]
-    return hydrate
+register_hydrator(airflow_variable_hydrator, name="airflow variable", order=AIRFLOW_VARIABLE_ORDER)
+register_hydrator(airflow_params_hydrator, name="airflow params", order=AIRFLOW_PARAMS_ORDER)
 
 
 def priority_weights(validated: ValidatedPipeline) -> dict[str, int]:
@@ -130,25 +163,25 @@ def to_airflow_dag(
     dag_id: str | None = None,
     *,
     pools: Mapping[str, str] | None = None,
+    context_file: str | os.PathLike[str] | None = None,
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
-    hydrators: Sequence[Hydrator] = (),
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
 
     `pools` maps rate-limit keys to Airflow pool names (a pool caps how many tasks run at once,
-    not how often they call). `hydrators` add context sources after the Airflow Variable
-    `context_variable` and before the run's params / conf, which always win.
+    not how often they call). Each try hydrates its context through the core's hydrator chain:
+    `context_file` (else `task_engine.yml` in the worker's working directory), your hydrators,
+    the Airflow Variable `context_variable`, the environment, then the DAG params and the run's
+    `dag_run.conf`, which win.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
     dag_id = dag_id or pipeline.name
     weights = priority_weights(validated)
-    chain: list[Hydrator] = []
-    if context_variable:
-        chain.append(airflow_variable_hydrator(context_variable))
-    chain.extend(hydrators)
-    chain.append(airflow_params_hydrator)
+    context_source = _AirflowContextSource(
+        None if context_file is None else os.fspath(context_file), context_variable
+    )
 
     if dag_kwargs.get("fail_fast"):
         raise AirflowAdapterError(
@@ -172,7 +205,7 @@ def to_airflow_dag(
             try:
                 operator = PythonOperator(
                     task_id=name,
-                    python_callable=_AirflowAttempt(definition, policies, tuple(chain)),
+                    python_callable=_AirflowAttempt(definition, policies, context_source),
                     priority_weight=weights[name],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
@@ -224,13 +257,29 @@ def _pool_arguments(name: str, policies: TaskPolicies, pools: Mapping[str, str] 
     return {"pool": chosen.pop()} if chosen else {}
 
 
+@dataclass(frozen=True)
+class _AirflowContextSource:
+    """Where a DAG's tasks hydrate their context from."""
+
+    context_file: str | None
+    context_variable: str | None
+
+    def hydrate(self, airflow_context: Mapping[str, Any]) -> Any:
+        """Run the core's hydrator chain with the Airflow hydrators switched on for this try."""
+        token = _CURRENT_TRY.set(_AirflowTry(airflow_context, self.context_variable))
+        try:
+            return hydrate(self.context_file)
+        finally:
+            _CURRENT_TRY.reset(token)
+
+
 class _AirflowAttempt:
     """The python_callable of one Airflow task: one attempt through the core, outcome mapped to Airflow."""
 
-    def __init__(self, definition: TaskDefinition, policies: TaskPolicies, hydrators: tuple[Hydrator, ...]) -> None:
+    def __init__(self, definition: TaskDefinition, policies: TaskPolicies, context_source: _AirflowContextSource) -> None:
         self.definition = definition
         self.policies = policies
-        self.hydrators = hydrators
+        self.context_source = context_source
         # PythonOperator shows the callable's name in the UI and logs.
         self.__name__ = definition.name
 
@@ -243,7 +292,11 @@ class _AirflowAttempt:
         result = TaskResult(name, worker=socket.gethostname(), start=datetime.now(timezone.utc))
         started = time.monotonic()
         events.emit(TaskStarted(run_id, name, result.worker, time.time()))
-        context = _hydrate(self.hydrators, airflow_context)
+        try:
+            context = self.context_source.hydrate(airflow_context)
+        except ContextError as error:
+            # As standalone, a context that cannot be built starts no attempt; retrying cannot fix it.
+            raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
         run = TaskRun(name, self.policies, self.definition.create(), run_id, events)
         outcome = run_attempt(run, attempt, context)
 
@@ -301,17 +354,17 @@ def _attach_delay(outcome: AttemptOutcome) -> None:
         pass  # an exception type without a __dict__: Airflow uses the task's retry_delay instead
 
 
-def _hydrate(hydrators: Sequence[Hydrator], airflow_context: Mapping[str, Any]) -> TaskContext:
-    """Build the task's context; later hydrators override earlier ones, key by key (nested too)."""
-    data: dict[str, Any] = {}
-    sources = []
-    for hydrator in hydrators:
-        values = hydrator(airflow_context)
-        if values:
-            data = _deep_merge(data, values)
-        # A hydrator may carry a `source` label; the function's name otherwise.
-        sources.append(getattr(hydrator, "source", None) or getattr(hydrator, "__name__", repr(hydrator)))
-    return TaskContext(data, sources=tuple(sources))
+def _mark_sensitive(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values under sensitive key names (password, token, ...) become Secrets, as the environment's do."""
+    marked: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            marked[key] = _mark_sensitive(value)
+        elif isinstance(value, str) and any(word in str(key).lower() for word in SENSITIVE_WORDS):
+            marked[key] = Secret(value)
+        else:
+            marked[key] = value
+    return marked
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

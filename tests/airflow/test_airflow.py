@@ -194,10 +194,16 @@ def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) ->
         assert first_try.retry_delay_override == 0.25
 
 
-def test_context_merges_variable_params_and_conf(dags_folder: Path) -> None:
+def test_context_goes_through_the_core_chain_with_variable_params_and_conf(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow.models.variable import Variable
 
-    Variable.set("task_engine_context", json.dumps({"db": {"host": "variable-host", "port": 5432}, "mode": "variable"}))
+    Variable.set(
+        "task_engine_context",
+        json.dumps({"db": {"host": "variable-host", "port": 5432, "password": "from-variable"}, "mode": "variable"}),
+    )
+    monkeypatch.setenv("TASK_ENGINE__REGION", "eu")
     seen = dags_folder.parent / "seen-context.json"
     dag = compile_in_folder(dags_folder, "contextual", f"""
         import json
@@ -210,20 +216,38 @@ def test_context_merges_variable_params_and_conf(dags_folder: Path) -> None:
         def show(context):
             with open({str(seen)!r}, "w") as out:
                 json.dump({{"host": context["db"]["host"], "port": context["db"]["port"],
-                           "mode": context["mode"], "day": context["day"],
+                           "password": [repr(context["db"]["password"]), context["db"]["password"].reveal()],
+                           "mode": context["mode"], "day": context["day"], "region": context["region"],
                            "sources": list(context.sources)}}, out)
 
         dag = to_airflow_dag(pipeline, params={{"mode": "params", "day": "monday"}})
     """)
 
     assert run_dag_test(dag, conf={"db": {"host": "conf-host"}, "day": "tuesday"}) == {"show": ("success", 1)}
-    assert json.loads(seen.read_text()) == {
+    seen_context = json.loads(seen.read_text())
+    sources = seen_context.pop("sources")
+    assert seen_context == {
         "host": "conf-host",
         "port": 5432,
+        "password": ["Secret('***')", "from-variable"],
         "mode": "params",
         "day": "tuesday",
-        "sources": ["airflow Variable 'task_engine_context'", "airflow params and dag_run.conf"],
+        "region": "eu",
     }
+    assert sources[0].startswith("yaml file ") and sources[0].endswith("task_engine.yml (not found)")
+    assert sources[1:] == [
+        "airflow Variable 'task_engine_context'",
+        "environment TASK_ENGINE__*",
+        "airflow params and dag_run.conf",
+    ]
+
+
+def test_the_airflow_hydrators_add_nothing_to_a_standalone_run() -> None:
+    from task_engine_core import hydrate
+
+    context = hydrate(environ={})
+    assert dict(context) == {}
+    assert [source.split(" ")[0] for source in context.sources] == ["yaml", "airflow", "environment", "airflow"]
 
 
 def test_a_variable_that_is_not_an_object_fails_the_task_with_the_fix(
@@ -234,18 +258,19 @@ def test_a_variable_that_is_not_an_object_fails_the_task_with_the_fix(
     Variable.set("task_engine_context", json.dumps([1, 2]))
     dag = compile_in_folder(dags_folder, "bad_variable", """
         from adapters.airflow import to_airflow_dag
-        from task_engine_core import Pipeline
+        from task_engine_core import Backoff, Pipeline, retries
 
         pipeline = Pipeline("bad_variable")
-        pipeline.register(lambda: None, name="only")
+        pipeline.register(retries(3, backoff=Backoff.constant(0))(lambda: None), name="only")
         dag = to_airflow_dag(pipeline)
     """)
 
+    # One try only: a context that cannot be built is not retried.
     assert run_dag_test(dag) == {"only": ("failed", 1)}
     output = "".join(capfd.readouterr())
     assert (
-        "Airflow Variable 'task_engine_context' must hold a JSON object of context keys, not list; "
-        "fix it with: airflow variables set task_engine_context '{...}'"
+        "Task Engine: task 'only' did not start: Airflow Variable 'task_engine_context' must hold a JSON "
+        "object of context keys, not list; fix it with: airflow variables set task_engine_context '{...}'"
     ) in output
 
 
