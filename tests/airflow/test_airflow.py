@@ -11,8 +11,7 @@ import pytest
 
 from adapters.airflow import AirflowAdapterError, _attempt_number, _CoreRetryDelay, priority_weights, to_airflow_dag
 from airflow_harness import load_dag_bag, run_dag_test
-from task_engine_core import Backoff, Pipeline, Task, retries, skippable
-from task_engine_core.policies._store import attach
+from task_engine_core import Backoff, Pipeline, rate_limit, retries
 
 
 def compile_in_folder(folder: Path, dag_id: str, source: str):
@@ -103,11 +102,11 @@ def test_priority_follows_the_core_start_order_as_absolute_weights() -> None:
 def test_rate_limit_keys_map_to_pools() -> None:
     pipeline = Pipeline("pooled")
 
+    @pipeline.register
+    @rate_limit(key="/jobs/runs/get")
     def calls_api():
         pass
 
-    attach(calls_api, rate_limit_keys=("/jobs/runs/get",))
-    pipeline.register(calls_api)
     pipeline.register(lambda: None, name="local")
 
     tasks = to_airflow_dag(pipeline, pools={"/jobs/runs/get": "jobs_api"}).task_dict
@@ -118,11 +117,12 @@ def test_rate_limit_keys_map_to_pools() -> None:
 def test_a_task_cannot_be_put_in_two_pools() -> None:
     pipeline = Pipeline("two_pools")
 
+    @pipeline.register
+    @rate_limit(key="a")
+    @rate_limit(key="b")
     def greedy():
         pass
 
-    attach(greedy, rate_limit_keys=("a", "b"))
-    pipeline.register(greedy)
 
     with pytest.raises(AirflowAdapterError) as caught:
         to_airflow_dag(pipeline, pools={"a": "pool_a", "b": "pool_b"})
@@ -310,3 +310,24 @@ def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pyte
         "adapters.airflow needs the 'apache-airflow-providers-standard' package, which is not installed; "
         "install it with: pip install 'task-engine[airflow]'"
     )
+
+
+def test_rate_limits_come_from_the_tasks_context_on_a_worker(dags_folder: Path) -> None:
+    # No executor runs on an Airflow worker: the limit of a key is read from the try's context.
+    dag = compile_in_folder(dags_folder, "limited", """
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Pipeline, rate_limit, rate_limited
+
+        pipeline = Pipeline("limited")
+
+        @pipeline.register
+        @rate_limit(key="airflow-test-api")
+        def call_api():
+            for _ in range(3):
+                with rate_limited("airflow-test-api"):
+                    pass
+
+        dag = to_airflow_dag(pipeline)
+    """)
+
+    assert run_dag_test(dag, conf={"rate_limits": {"airflow-test-api": 1000}}) == {"call_api": ("success", 1)}
