@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from task_engine_core import Pipeline, TaskEngineError, TaskState
-from task_engine_core._secrets import Secret
+from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState
 from task_engine_core.context import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
     Hydrated,
     HydrationRequest,
+    deep_merge,
     hydrate,
     register_hydrator,
 )
@@ -143,7 +143,7 @@ def airflow_params_hydrator(request: HydrationRequest) -> Hydrated | None:
     params = current.airflow_context.get("params") or {}
     dag_run = current.airflow_context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    values = _deep_merge({key: params[key] for key in params}, conf)
+    values = deep_merge({key: params[key] for key in params}, conf)
     return Hydrated(_mark_sensitive(values), "airflow params and dag_run.conf")
 
 
@@ -365,13 +365,3 @@ def _mark_sensitive(values: Mapping[str, Any]) -> dict[str, Any]:
         else:
             marked[key] = value
     return marked
-
-
-def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
