@@ -331,3 +331,28 @@ def test_rate_limits_come_from_the_tasks_context_on_a_worker(dags_folder: Path) 
     """)
 
     assert run_dag_test(dag, conf={"rate_limits": {"airflow-test-api": 1000}}) == {"call_api": ("success", 1)}
+
+
+def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
+    dag = compile_in_folder(dags_folder, "hanging", """
+        import threading
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Backoff, Pipeline, retries, timeout
+
+        pipeline = Pipeline("hanging")
+        never = threading.Event()
+
+        @pipeline.register
+        @retries(2, backoff=Backoff.constant(0))
+        @timeout(0.2)
+        def hangs():
+            never.wait(30)
+
+        @pipeline.register(depends_on=hangs)
+        def after():
+            pass
+
+        dag = to_airflow_dag(pipeline)
+    """)
+
+    assert run_dag_test(dag) == {"hangs": ("failed", 2), "after": ("upstream_failed", 0)}
