@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_CONTEXT_VARIABLE",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
+    "expected_durations",
     "priority_weights",
     "to_airflow_dag",
 ]
@@ -151,11 +152,48 @@ register_hydrator(airflow_variable_hydrator, name="airflow variable", order=AIRF
 register_hydrator(airflow_params_hydrator, name="airflow params", order=AIRFLOW_PARAMS_ORDER)
 
 
-def priority_weights(validated: ValidatedPipeline) -> dict[str, int]:
-    """Airflow `priority_weight` per task (absolute rule): the core's start order, first = heaviest."""
-    keys = PipelineExecutor().priority_keys(validated)
+def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float] | None = None) -> dict[str, int]:
+    """Airflow `priority_weight` per task (absolute rule): the core's start order, first = heaviest.
+
+    `expected` holds recorded durations (seconds per task); with them the order is the core's
+    longest-remaining-critical-path order, without them explicit priority, then registration.
+    """
+    keys = _priority_keys(validated, expected)
     ranked = sorted(validated.order, key=lambda name: keys[name])
     return {name: len(ranked) - rank for rank, name in enumerate(ranked)}
+
+
+def expected_durations(stats: Any, pipeline_name: str) -> dict[str, float] | None:
+    """Recorded durations of `pipeline_name` from `stats` (a file path or StatsStore); None without.
+
+    `stats=None` reads the file named by TASK_ENGINE_STATS if that is set; never the working
+    directory's default file, as the dag-processor's working directory is arbitrary and parsing
+    must not create files. `stats=False` means no statistics.
+    """
+    if stats is False:
+        return None
+    if stats is None:
+        stats = os.environ.get("TASK_ENGINE_STATS", "").strip() or None
+        if stats is None or stats.lower() in ("off", "0", "false", "no"):
+            return None
+    try:
+        from task_engine_core.stats import StatsStore
+    except ImportError as error:
+        raise AirflowAdapterError(
+            f"to_airflow_dag(stats={stats!r}): this version of task_engine_core records no statistics; "
+            f"drop stats= (tasks then keep their registration order)"
+        ) from error
+    store = stats if isinstance(stats, StatsStore) else StatsStore(stats)
+    return store.expected_durations(pipeline_name) or None
+
+
+def _priority_keys(validated: ValidatedPipeline, expected: Mapping[str, float] | None) -> Mapping[str, Any]:
+    try:
+        from task_engine_core.priority import priority_keys
+    except ImportError:
+        # A core without statistics orders ready tasks by explicit priority, then registration.
+        return PipelineExecutor().priority_keys(validated)
+    return priority_keys(validated, expected)
 
 
 def to_airflow_dag(
@@ -165,6 +203,7 @@ def to_airflow_dag(
     pools: Mapping[str, str] | None = None,
     context_file: str | os.PathLike[str] | None = None,
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
+    stats: Any = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -173,12 +212,13 @@ def to_airflow_dag(
     not how often they call). Each try hydrates its context through the core's hydrator chain:
     `context_file` (else `task_engine.yml` in the worker's working directory), your hydrators,
     the Airflow Variable `context_variable`, the environment, then the DAG params and the run's
-    `dag_run.conf`, which win.
+    `dag_run.conf`, which win. `stats` (a statistics file or store; None: $TASK_ENGINE_STATS
+    if set) turns recorded durations into priority weights.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
     dag_id = dag_id or pipeline.name
-    weights = priority_weights(validated)
+    weights = priority_weights(validated, expected_durations(stats, pipeline.name))
     context_source = _AirflowContextSource(
         None if context_file is None else os.fspath(context_file), context_variable
     )

@@ -356,3 +356,35 @@ def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
     """)
 
     assert run_dag_test(dag) == {"hangs": ("failed", 2), "after": ("upstream_failed", 0)}
+
+
+def test_without_statistics_a_stats_file_is_refused_or_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.airflow import expected_durations
+
+    monkeypatch.delenv("TASK_ENGINE_STATS", raising=False)
+    assert expected_durations(None, "any") is None
+    assert expected_durations(False, "any") is None
+    monkeypatch.setenv("TASK_ENGINE_STATS", "off")
+    assert expected_durations(None, "any") is None
+
+
+def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
+    stats = pytest.importorskip("task_engine_core.stats", reason="statistics are not in this core version")
+    from task_engine_core import PipelineExecutor
+
+    pipeline = Pipeline("weighted")
+    # Registration order says short_first, long_branch; recorded durations say the opposite.
+    for name, parents in (("short_first", ()), ("long_branch", ()), ("long_child", ("long_branch",))):
+        pipeline.register(lambda: None, name=name, depends_on=list(parents))
+    store = stats.StatsStore(tmp_path / "stats.sqlite3")
+    executor = PipelineExecutor(pipeline, stats=store, reporters=[])
+    executor.run()
+    from dataclasses import replace
+
+    durations = {"short_first": 0.1, "long_branch": 5.0, "long_child": 5.0}
+    result = executor.result
+    result.tasks.update({name: replace(r, duration=durations[name]) for name, r in result.tasks.items()})
+    store.record(replace(result, run_id=result.run_id + "-b"))
+
+    weights = {task.task_id: task.priority_weight for task in to_airflow_dag(pipeline, stats=store.path).tasks}
+    assert weights["long_branch"] > weights["short_first"]
