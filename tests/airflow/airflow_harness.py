@@ -30,6 +30,8 @@ AIRFLOW_ENV = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DATABASE}",
 }
 os.environ.update(AIRFLOW_ENV)
+# Standalone runs in these tests must not leave statistics in the working directory.
+os.environ.setdefault("TASK_ENGINE_STATS", "off")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The conformance scenarios are imported as `tests.conformance` (by DAG files too).
