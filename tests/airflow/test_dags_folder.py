@@ -108,3 +108,13 @@ def test_a_dag_from_the_folder_runs_its_tasks(dags_folder: Path, monkeypatch: py
     assert run_dag_test(bag.dags["first_pipeline"]) == {"Extract": ("success", 1), "Report": ("success", 1)}
     assert (root / "ran-first").read_text() == "yes"
     assert (root / "created-first-report").read_text() == "yes"
+
+
+def test_the_jobs_example_runs_on_airflow_as_standalone(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(ENTRY_FILE, dags_folder)
+    monkeypatch.setenv("TASK_ENGINE_PIPELINES", str(REPO_ROOT / "examples" / "jobs"))
+    bag = load_dag_bag(dags_folder)
+
+    assert run_dag_test(bag.dags["jobs"]) == {
+        name: ("success", 1) for name in ("Job2Task1", "Job2Task2", "Job1Task1", "Job1Task2")
+    }
