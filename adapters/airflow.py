@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState
+from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_secrets
 from task_engine_core.context import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
@@ -42,6 +42,7 @@ from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_a
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
     raise MissingExtraError("apache-airflow", "airflow", "adapters.airflow") from _error
 try:
@@ -308,9 +309,13 @@ class _AirflowContextSource:
         """Run the core's hydrator chain with the Airflow hydrators switched on for this try."""
         token = _CURRENT_TRY.set(_AirflowTry(airflow_context, self.context_variable))
         try:
-            return hydrate(self.context_file)
+            context = hydrate(self.context_file)
         finally:
             _CURRENT_TRY.reset(token)
+        # Airflow's own masker then hides these values in task logs and tracebacks too.
+        for value in _secret_values(context):
+            mask_secret(value)
+        return context
 
 
 class _AirflowAttempt:
@@ -336,7 +341,7 @@ class _AirflowAttempt:
             context = self.context_source.hydrate(airflow_context)
         except ContextError as error:
             # As standalone, a context that cannot be built starts no attempt; retrying cannot fix it.
-            raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
+            raise AirflowFailException(f"Task Engine: task {name!r} did not start: {mask_secrets(error)}") from error
         run = TaskRun(name, self.policies, self.definition.create(), run_id, events)
         outcome = run_attempt(run, attempt, context)
 
@@ -357,12 +362,13 @@ class _AirflowAttempt:
         result.duration = time.monotonic() - started
         events.emit(TaskFinished(run_id, name, result))
         if outcome.kind is OutcomeKind.SKIPPED:
-            raise AirflowSkipException(f"Task Engine skipped {name!r}: {outcome.reason}: {outcome.error}")
+            # Airflow shows these messages in its UI and logs: revealed secrets stay masked.
+            raise AirflowSkipException(f"Task Engine skipped {name!r}: {outcome.reason}: {mask_secrets(outcome.error)}")
         if outcome.kind is OutcomeKind.FAILED:
             # The core decided no attempt follows (handler declined or none left): stop Airflow retrying.
             raise AirflowFailException(
                 f"Task Engine: task {name!r} failed on attempt {attempt} of {outcome.max_attempts} "
-                f"({outcome.reason}): {outcome.error}"
+                f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
 
     def __repr__(self) -> str:
@@ -392,6 +398,17 @@ def _attach_delay(outcome: AttemptOutcome) -> None:
         setattr(outcome.error, _DELAY_ATTRIBUTE, outcome.delay)
     except (AttributeError, TypeError):
         pass  # an exception type without a __dict__: Airflow uses the task's retry_delay instead
+
+
+def _secret_values(value: Any) -> list[Any]:
+    """Every revealed secret inside a context (nested mappings and sequences included)."""
+    if isinstance(value, Secret):
+        return [value.reveal()]
+    if isinstance(value, Mapping):
+        return [secret for item in value.values() for secret in _secret_values(item)]
+    if isinstance(value, (list, tuple)):
+        return [secret for item in value for secret in _secret_values(item)]
+    return []
 
 
 def _mark_sensitive(values: Mapping[str, Any]) -> dict[str, Any]:

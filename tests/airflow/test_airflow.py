@@ -388,3 +388,24 @@ def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
 
     weights = {task.task_id: task.priority_weight for task in to_airflow_dag(pipeline, stats=store.path).tasks}
     assert weights["long_branch"] > weights["short_first"]
+
+
+def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    dag = compile_in_folder(dags_folder, "leaky", """
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Pipeline, skippable
+
+        pipeline = Pipeline("leaky")
+
+        @pipeline.register
+        @skippable
+        def leaky(context):
+            raise PermissionError(f"rejected token {context['api']['token'].reveal()}")
+
+        dag = to_airflow_dag(pipeline)
+    """)
+
+    assert run_dag_test(dag, conf={"api": {"token": "s3cr3t-value"}}) == {"leaky": ("skipped", 1)}
+    output = "".join(capfd.readouterr())
+    assert "Task Engine skipped 'leaky': no retries configured: rejected token ***" in output
+    assert "s3cr3t-value" not in output

@@ -17,6 +17,17 @@ from airflow_harness import REPO_ROOT, AirflowServices, as_engine_outcomes
 from tests.conformance import load, mismatches
 
 SCENARIOS = ("seed_tasks_run1", "seed_tasks_run2")
+SECRET = "s3cr3t-token-value"
+
+# A task that reveals a context secret (passed in dag_run.conf) and fails with it in the message.
+LEAKY_PIPELINE = """
+from task_engine_core import register
+
+
+@register
+def leaky(context):
+    raise PermissionError(f"rejected token {context['api']['token'].reveal()}")
+"""
 
 
 @pytest.fixture()
@@ -24,10 +35,12 @@ def airflow_services(tmp_path: Path) -> Iterator[AirflowServices]:
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(REPO_ROOT / "dags" / "task_engine_dags.py", dags)
+    (tmp_path / "leaky_pipeline.py").write_text(LEAKY_PIPELINE)
     services = AirflowServices(tmp_path / "home", dags)
     # Every task runs in a fresh process that parses the DAG file again: it must find the scenarios.
     services.env["PYTHONPATH"] = str(REPO_ROOT)
-    services.env["TASK_ENGINE_PIPELINES"] = ",".join(f"tests.conformance.scenarios.{name}" for name in SCENARIOS)
+    targets = [f"tests.conformance.scenarios.{name}" for name in SCENARIOS] + [str(tmp_path / "leaky_pipeline.py")]
+    services.env["TASK_ENGINE_PIPELINES"] = ",".join(targets)
     try:
         services.start()
         yield services
@@ -47,3 +60,11 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(airflow_s
     for name, run_id in runs.items():
         observed = as_engine_outcomes(airflow_services.task_outcomes(name, run_id))
         assert mismatches(load(name), observed) == [], airflow_services.logs()
+
+    # The secret reached the task only through dag_run.conf; Airflow's task logs must not show it.
+    leaky_run = airflow_services.trigger("leaky_pipeline", {"api": {"token": SECRET}})
+    assert airflow_services.wait_for_run("leaky_pipeline", leaky_run) == "failed"
+    logs = [path for path in (airflow_services.home / "logs").rglob("*") if path.is_file()]
+    task_logs = "\n".join(path.read_text(errors="replace") for path in logs if "leaky" in str(path))
+    assert "rejected token ***" in task_logs
+    assert SECRET not in task_logs
