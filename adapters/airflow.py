@@ -32,12 +32,13 @@ from task_engine_core.context import (
 )
 from task_engine_core.errors import ContextError, HydrationError, MissingExtraError
 from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
-from task_engine_core.executor import PipelineExecutor
 from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
 from task_engine_core.policies import TaskPolicies
+from task_engine_core.priority import priority_keys
 from task_engine_core.reporters import ConsoleReporter
 from task_engine_core.result import TaskResult
 from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+from task_engine_core.stats import StatsStore, configured_stats_path
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
@@ -159,12 +160,12 @@ def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float]
     `expected` holds recorded durations (seconds per task); with them the order is the core's
     longest-remaining-critical-path order, without them explicit priority, then registration.
     """
-    keys = _priority_keys(validated, expected)
+    keys = priority_keys(validated, expected)
     ranked = sorted(validated.order, key=lambda name: keys[name])
     return {name: len(ranked) - rank for rank, name in enumerate(ranked)}
 
 
-def expected_durations(stats: Any, pipeline_name: str) -> dict[str, float] | None:
+def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str) -> dict[str, float] | None:
     """Recorded durations of `pipeline_name` from `stats` (a file path or StatsStore); None without.
 
     `stats=None` reads the file named by TASK_ENGINE_STATS if that is set; never the working
@@ -173,28 +174,13 @@ def expected_durations(stats: Any, pipeline_name: str) -> dict[str, float] | Non
     """
     if stats is False:
         return None
-    if stats is None:
-        stats = os.environ.get("TASK_ENGINE_STATS", "").strip() or None
-        if stats is None or stats.lower() in ("off", "0", "false", "no"):
+    if stats is None or stats is True:
+        path, is_default = configured_stats_path()
+        if path is None or is_default:
             return None
-    try:
-        from task_engine_core.stats import StatsStore
-    except ImportError as error:
-        raise AirflowAdapterError(
-            f"to_airflow_dag(stats={stats!r}): this version of task_engine_core records no statistics; "
-            f"drop stats= (tasks then keep their registration order)"
-        ) from error
+        stats = path
     store = stats if isinstance(stats, StatsStore) else StatsStore(stats)
     return store.expected_durations(pipeline_name) or None
-
-
-def _priority_keys(validated: ValidatedPipeline, expected: Mapping[str, float] | None) -> Mapping[str, Any]:
-    try:
-        from task_engine_core.priority import priority_keys
-    except ImportError:
-        # A core without statistics orders ready tasks by explicit priority, then registration.
-        return PipelineExecutor().priority_keys(validated)
-    return priority_keys(validated, expected)
 
 
 def to_airflow_dag(
@@ -204,7 +190,7 @@ def to_airflow_dag(
     pools: Mapping[str, str] | None = None,
     context_file: str | os.PathLike[str] | None = None,
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
-    stats: Any = None,
+    stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.

@@ -358,25 +358,33 @@ def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
     assert run_dag_test(dag) == {"hangs": ("failed", 2), "after": ("upstream_failed", 0)}
 
 
-def test_without_statistics_a_stats_file_is_refused_or_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_statistics_are_read_only_from_an_explicit_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from adapters.airflow import expected_durations
 
+    # The dag-processor's working directory is arbitrary: its default statistics file is never read
+    # (nor created) while parsing.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TASK_ENGINE_STATS", raising=False)
     assert expected_durations(None, "any") is None
+    assert not (tmp_path / ".task_engine").exists()
     assert expected_durations(False, "any") is None
     monkeypatch.setenv("TASK_ENGINE_STATS", "off")
+    assert expected_durations(None, "any") is None
+    monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path / "empty.sqlite3"))
     assert expected_durations(None, "any") is None
 
 
 def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
-    stats = pytest.importorskip("task_engine_core.stats", reason="statistics are not in this core version")
     from task_engine_core import PipelineExecutor
+    from task_engine_core.stats import StatsStore
 
     pipeline = Pipeline("weighted")
     # Registration order says short_first, long_branch; recorded durations say the opposite.
     for name, parents in (("short_first", ()), ("long_branch", ()), ("long_child", ("long_branch",))):
         pipeline.register(lambda: None, name=name, depends_on=list(parents))
-    store = stats.StatsStore(tmp_path / "stats.sqlite3")
+    store = StatsStore(tmp_path / "stats.sqlite3")
     executor = PipelineExecutor(pipeline, stats=store, reporters=[])
     executor.run()
     from dataclasses import replace
