@@ -17,7 +17,7 @@ from task_engine_core.task import TaskState
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_ERROR = '<script>document.title="pwned";console.error("injected")</script> & <b>not bold</b>'
-ODD_NAME = 'Load <"quoted"> & more'
+ODD_NAME = 'Load <"quoted"> & <script>document.title="name"</script>'
 SECRET = "s3cr3t-token-value"
 
 

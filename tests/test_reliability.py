@@ -194,6 +194,27 @@ def test_a_read_only_stats_folder_skips_statistics_with_one_warning(tmp_path: Pa
     assert re.fullmatch(re.escape(cannot) + "run [0-9a-f]{32} of pipeline 'pipe' was not recorded", written)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc and /sys, folders even root cannot write to")
+@pytest.mark.parametrize(
+    ("option", "value", "what", "problem"),
+    [
+        ("--report", "/proc/run.html", "HTML run report", "directory '/proc' is not writable (No such file or directory)"),
+        ("--json", "/sys/run.json", "JSON run summary", "directory '/sys' is not writable (Permission denied)"),
+        ("--trace", "/proc/trace.jsonl", "trace file", "directory '/proc' is not writable (No such file or directory)"),
+    ],
+)
+def test_an_output_folder_that_refuses_files_is_found_before_any_task(
+    tmp_path: Path, option: str, value: str, what: str, problem: str
+) -> None:
+    # Permission bits say yes to root; only a real try finds out.
+    write(tmp_path / "pipe.py", TASK)
+    done = cli(tmp_path, "pipe.py", option, value, "--stats", "stats.sqlite3")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2, "", f"error: cannot write the {what} to {value!r}: {problem}; choose a writable path\n"
+    )
+    assert not (tmp_path / "stats.sqlite3").exists()
+
+
 # -- faults -------------------------------------------------------------------------------------------------------
 ESCAPING = """
 import os, pathlib, time
@@ -506,23 +527,3 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
     assert {row["body"] for row in trace if row["type"] == "log"} >= {"calling with token ***", "request failed"}
     assert "no rows for password ***" in database and "gave up on ***" in database
 
-
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc and /sys, folders even root cannot write to")
-@pytest.mark.parametrize(
-    ("option", "value", "what", "problem"),
-    [
-        ("--report", "/proc/run.html", "HTML run report", "directory '/proc' is not writable (No such file or directory)"),
-        ("--json", "/sys/run.json", "JSON run summary", "directory '/sys' is not writable (Permission denied)"),
-        ("--trace", "/proc/trace.jsonl", "trace file", "directory '/proc' is not writable (No such file or directory)"),
-    ],
-)
-def test_an_output_folder_that_refuses_files_is_found_before_any_task(
-    tmp_path: Path, option: str, value: str, what: str, problem: str
-) -> None:
-    # Permission bits say yes to root; only a real try finds out.
-    write(tmp_path / "pipe.py", TASK)
-    done = cli(tmp_path, "pipe.py", option, value, "--stats", "stats.sqlite3")
-    assert (done.returncode, done.stdout, done.stderr) == (
-        2, "", f"error: cannot write the {what} to {value!r}: {problem}; choose a writable path\n"
-    )
-    assert not (tmp_path / "stats.sqlite3").exists()
