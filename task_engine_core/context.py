@@ -417,6 +417,48 @@ def _yaml_loader() -> Any:
     return ContextLoader
 
 
+#: How many values a context file may expand to through YAML aliases (`&a` ... `*a`).
+MAX_ALIASED_VALUES = 100_000
+
+
+def _check_expansion(root: Any, path: Path) -> None:
+    """Refuse a document whose aliases multiply it beyond MAX_ALIASED_VALUES ("billion laughs").
+
+    PyYAML shares an aliased node, but the context is frozen, merged and shown value by value, so
+    nine nested aliases of ten items each would become a billion values. Counted per distinct node.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        if id(node) in open_nodes:
+            raise ContextFileError(
+                f"context file '{path}', line {node.start_mark.line + 1}: a value contains an alias of itself "
+                f"(a recursive alias), which the context cannot hold; replace the alias with the values it should have",
+                str(path),
+                node.start_mark.line + 1,
+            )
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        open_nodes.add(id(node))
+        if isinstance(node.value, list):
+            children = (item for pair in node.value for item in (pair if isinstance(pair, tuple) else (pair,)))
+            total = 1 + sum(size(child) for child in children)
+        else:
+            total = 1
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    if size(root) > MAX_ALIASED_VALUES and size(root) > len(sizes):
+        raise ContextFileError(
+            f"context file '{path}': its YAML aliases expand to more than {MAX_ALIASED_VALUES:,} values; use fewer "
+            f"or smaller aliases (the limit keeps a small file from taking every byte of memory)",
+            str(path),
+        )
+
+
 def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read a context YAML file (safe loader plus `!secret` / `!env NAME`); errors name the file and line."""
     path = Path(path)
@@ -438,7 +480,10 @@ def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str
     loader = loader_class(text)
     loader.environ = os.environ if environ is None else environ
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, path)
+        data = loader.construct_document(node) if node is not None else None
     except _Refused as refused:
         raise ContextFileError(f"context file '{path}', line {refused.line}: {refused}", str(path), refused.line) from None
     except yaml.MarkedYAMLError as error:

@@ -413,6 +413,33 @@ def test_a_missing_or_unreadable_explicit_path_is_named(tmp_path):
     )
 
 
+def test_aliases_and_merge_keys_work_within_the_expansion_limit(tmp_path):
+    write(tmp_path / "task_engine.yml", """
+        base: &base {region: eu, retries: 3}
+        prod:
+          <<: *base
+          region: us
+        hosts: &hosts [a, b]
+        copies: [*hosts, *hosts]
+    """)
+    assert hydrate().to_dict() == {
+        "base": {"region": "eu", "retries": 3},
+        "prod": {"region": "us", "retries": 3},
+        "hosts": ["a", "b"],
+        "copies": [["a", "b"], ["a", "b"]],
+    }
+
+
+def test_a_recursive_mapping_alias_is_refused(tmp_path):
+    path = write(tmp_path / "task_engine.yml", "a: &a {x: 1, y: *a}\n")
+    with pytest.raises(ContextFileError) as caught:
+        hydrate()
+    assert str(caught.value) == (
+        f"context file '{path}', line 1: a value contains an alias of itself (a recursive alias), which the context "
+        f"cannot hold; replace the alias with the values it should have"
+    )
+
+
 def test_an_empty_file_is_an_empty_context(tmp_path):
     write(tmp_path / "task_engine.yml", "# nothing yet\n")
     assert hydrate().to_dict() == {}

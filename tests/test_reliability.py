@@ -115,6 +115,17 @@ CONTEXT_ERRORS = [
     ("rate_limits:\n  api: {{rate: 0}}\n", "context key rate_limits.api: RateLimit('api', rate=0): rate must be a finite number > 0"),
     ("rate_limits:\n  api: {{rate: -2}}\n", "context key rate_limits.api: RateLimit('api', rate=-2): rate must be a finite number > 0"),
     (
+        "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)),
+        "context file '{dir}/ctx.yml': its YAML aliases expand to more than 100,000 values; use fewer or smaller "
+        "aliases (the limit keeps a small file from taking every byte of memory)",
+    ),
+    (
+        "x: 1\na: &a [1, *a]\n",
+        "context file '{dir}/ctx.yml', line 2: a value contains an alias of itself (a recursive alias), which the "
+        "context cannot hold; replace the alias with the values it should have",
+    ),
+    (
         "rate_limits:\n  api: {{rate: 5, burst: 0.5}}\n",
         "context key rate_limits.api: RateLimit('api', burst=0.5): burst must be a finite number >= 1",
     ),
@@ -122,7 +133,7 @@ CONTEXT_ERRORS = [
 
 
 @pytest.mark.parametrize(
-    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "burst"]
+    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "alias-bomb", "recursive-alias", "burst"]
 )
 def test_a_bad_context_file_exits_2_before_anything_happens(tmp_path: Path, text: str | None, message: str) -> None:
     write(tmp_path / "pipe.py", TASK)
