@@ -120,17 +120,20 @@ class PipelineExecutor:
         started = self.clock()
         self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
         guard = self._signals_handled()
-        try:
-            with guard:
+        with guard:
+            try:
                 self._schedule(validated, keys, context, result)
-        except KeyboardInterrupt:
-            # A second Ctrl-C (or one without our handler): stop waiting for running tasks.
-            self._stop_reason = self._stop_reason if self._stop_reason in _SIGNAL_EXIT else "SIGINT"
-            self._abandon_running(result)
-            if not guard.installed:
-                self._finish(validated, result, started)
-                raise
-        self._finish(validated, result, started)
+            except KeyboardInterrupt:
+                # A second Ctrl-C (or one without our handler): stop waiting for running tasks.
+                self._stop_reason = self._stop_reason if self._stop_reason in _SIGNAL_EXIT else "SIGINT"
+                self._abandon_running(result)
+                if not guard.installed:
+                    self._finish(validated, result, started)
+                    raise
+            # Results are written with the handlers still in place: a signal now must not cut the
+            # statistics or a report short (every task has its final state already).
+            guard.finishing = True
+            self._finish(validated, result, started)
         self._raise_for(result)
         return result
 
@@ -368,6 +371,8 @@ class _SignalGuard:
         self.executor = executor
         self.previous: dict[int, Any] = {}
         self.installed = False
+        self.finishing = False
+        self._signalled_while_finishing = False
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
@@ -380,6 +385,13 @@ class _SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         assert self.executor is not None
         name = signal.Signals(signum).name
+        if self.finishing:
+            # The run is over and its results are being written: let that finish; a second
+            # signal means the user will not wait for it.
+            if self._signalled_while_finishing:
+                raise KeyboardInterrupt
+            self._signalled_while_finishing = True
+            return
         if self.executor._stop_reason in _SIGNAL_EXIT:
             raise KeyboardInterrupt  # a second signal: stop waiting for running tasks
         self.executor._stop_reason = name

@@ -422,6 +422,55 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     assert rows(database, "SELECT outcome, interrupted FROM runs") == [("interrupted", name)]
 
 
+SLOW_WRITER = """
+import os, pathlib, time
+from task_engine_core import register
+from task_engine_core.reporters import Reporter, register_reporter
+
+marks = pathlib.Path(os.environ["MARKS"])
+
+
+class SlowWriter(Reporter):
+    # Stands for a long statistics write or a big report: the signal lands while it runs.
+    def on_run_finished(self, event):
+        (marks / "writing").touch()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        (marks / "written").touch()
+
+
+register_reporter(SlowWriter())
+
+@register
+def only():
+    print("only ran")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_results_are_written_lets_the_writing_finish(tmp_path: Path, signum: int) -> None:
+    write(tmp_path / "pipe.py", SLOW_WRITER)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    database = tmp_path / "stats.sqlite3"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "task_engine_core", "run", "pipe.py", "--workers", "2", "--stats", str(database), "--json", "run.json"],
+        cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (marks / "writing").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    # Every task had finished: the run's outcome stands, and nothing it writes is cut short.
+    assert (process.returncode, out, err) == (0, "Executing only\nonly ran\n", "")
+    assert (marks / "written").exists()
+    assert rows(database, "SELECT task, state FROM task_runs") == [("only", "success")]
+    assert json.loads((tmp_path / "run.json").read_text())["succeeded"] is True
+
+
 CONCURRENT = """
 import os, pathlib, time
 from task_engine_core import Pipeline
