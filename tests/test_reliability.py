@@ -562,11 +562,17 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
         APP_LOG="app.log", TASK_ENGINE__DB__PASSWORD=PASSWORD,
     )
     assert done.returncode == 1, done.stderr
+    progress = cli(  # the other console reporter
+        tmp_path, "secret_pipe.py", "--context", "ctx.yml", "--keep-going", "--progress", "--no-stats",
+        APP_LOG="app2.log", TASK_ENGINE__DB__PASSWORD=PASSWORD,
+    )
     with sqlite3.connect(tmp_path / "stats.sqlite3") as connection:
         database = "\n".join(connection.iterdump())
     channels = {
         "stdout": done.stdout,
         "stderr": done.stderr,
+        "progress stdout": progress.stdout,
+        "progress stderr": progress.stderr,
         "log file": (tmp_path / "app.log").read_text(),
         "html": (tmp_path / "run.html").read_text(),
         "json": (tmp_path / "run.json").read_text(),
@@ -586,4 +592,5 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
     trace = [json.loads(line) for line in channels["trace"].splitlines()]
     assert {row["body"] for row in trace if row["type"] == "log"} >= {"calling with token ***", "request failed"}
     assert "no rows for password ***" in database and "gave up on ***" in database
+    assert "nothing_new skipped in " in progress.stderr and ": SkipTask: no rows for password ***" in progress.stderr
 
