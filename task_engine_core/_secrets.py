@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Secret", "MASK", "is_secret", "mask_secrets", "mask_text", "install_log_masking"]
+__all__ = ["Secret", "MASK", "is_secret", "mask_secrets", "mask_text", "error_text", "install_log_masking"]
 
 MASK = "***"
 # Shorter secrets are not searched for inside other text: masking every "ab" would ruin the logs.
@@ -92,6 +92,15 @@ def mask_text(text: str) -> str:
     return text
 
 
+def error_text(error: BaseException) -> str:
+    """`str(error)` with secrets masked; an error whose `__str__` raises reads as Python shows it, not as a crash."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ in a task's error must not cost a report
+        return "<exception str() failed>"
+    return mask_text(text)
+
+
 def mask_secrets(value: Any) -> Any:
     """A copy safe to show: Secrets become `***`, mappings and sequences are copied, text and errors are masked.
 
@@ -106,7 +115,7 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, BaseException):
-        return mask_text(str(value))
+        return error_text(value)
     return value
 
 

@@ -21,7 +21,7 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
-from ._secrets import mask_text
+from ._secrets import error_text, mask_text
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
@@ -176,7 +176,7 @@ def _report_failure(executor: PipelineExecutor) -> int:
     if first is None or first.error is None:
         return EXIT_TASK_FAILED
     others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
-    message = mask_text(str(first.error))
+    message = error_text(first.error)
     error = f"{type(first.error).__name__}: {message}" if message else type(first.error).__name__
     print(f"task {first.name!r} failed after {first.attempts} attempt(s): {error}{others}", file=sys.stderr)
     # Secret values revealed to a client can come back inside its error message.

@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+from ._secrets import error_text
 from .errors import TargetError
 from .pipeline import Pipeline
 
@@ -126,7 +127,7 @@ def _import_failure(target: str, error: BaseException) -> TargetError:
     # Point at the user's line (a bad `@retries(0)`), not at the library code that raised.
     user_frames = [f for f in frames if "importlib" not in f.filename and not _is_ours(f.filename)]
     where = f" at {user_frames[-1].filename}, line {user_frames[-1].lineno}" if user_frames else ""
-    return TargetError(f"cannot load {target!r}: {type(error).__name__}: {error}{where}")
+    return TargetError(f"cannot load {target!r}: {type(error).__name__}: {error_text(error)}{where}")
 
 
 _PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -371,6 +371,52 @@ def test_a_stats_store_that_raises_never_costs_the_run_its_result(tmp_path: Path
     ]
 
 
+BROKEN_STR = """
+from task_engine_core import register, skippable
+
+
+class Unprintable(Exception):
+    def __str__(self):
+        return self.detail  # never set: str() itself raises, as some libraries' errors do
+
+
+@register
+@skippable
+def skipped():
+    raise Unprintable()
+
+
+@register
+def failed():
+    raise Unprintable()
+
+
+@register
+def fine():
+    print("fine ran")
+"""
+
+
+@pytest.mark.parametrize("console", ["--plan", "--progress"])
+def test_an_error_that_cannot_be_printed_costs_no_report_and_no_summary(tmp_path: Path, console: str) -> None:
+    write(tmp_path / "pipe.py", BROKEN_STR)
+    done = cli(
+        tmp_path, "pipe.py", console, "--keep-going", "--report", "run.html", "--json", "run.json",
+        "--trace", "trace.jsonl", "--stats", "stats.sqlite3",
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("Traceback") == 1 and "the run goes on" not in done.stderr  # the task's own; no listener failed
+    assert "task 'failed' failed after 1 attempt(s): Unprintable: <exception str() failed>\n" in done.stderr
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert [t["error"] for t in summary["tasks"]] == [{"type": "Unprintable", "message": "<exception str() failed>"}] * 2 + [None]
+    assert "Unprintable: &lt;exception str() failed&gt;" in (tmp_path / "run.html").read_text()
+    events = [e for line in (tmp_path / "trace.jsonl").read_text().splitlines() for e in json.loads(line).get("events", [])]
+    assert {e["attributes"].get("exception.message") for e in events if e["name"] == "exception"} == {"<exception str() failed>"}
+    assert dict(rows(tmp_path / "stats.sqlite3", "SELECT task, state FROM task_runs")) == {
+        "skipped": "skipped", "failed": "failed", "fine": "success"
+    }
+
+
 PARALLEL_SLOW = """
 import os, pathlib, time
 from task_engine_core import Pipeline

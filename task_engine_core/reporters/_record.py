@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._secrets import error_text
 from ..events import AttemptFailed, RetryScheduled, RunFinished, RunStarted, WaitFinished
 from ..graph import critical_path_lengths, downstream_map
 from ..result import RunResult, TaskResult
@@ -83,7 +84,7 @@ def critical_path(result: RunResult, upstream: Mapping[str, Sequence[str]]) -> l
 def _error(error: BaseException | None, redact: Redactor) -> dict[str, str] | None:
     if error is None:
         return None
-    return {"type": type(error).__name__, "message": redact(str(error))}
+    return {"type": type(error).__name__, "message": redact(error_text(error))}
 
 
 def _task_dict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .._secrets import mask_text
+from .._secrets import error_text, mask_text
 from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
 from ..task import TaskState
 from .base import Reporter
@@ -49,4 +49,4 @@ class ConsoleReporter(Reporter):
     def on_task_finished(self, event: TaskFinished) -> None:
         """Print the seed's skip line for a task that failed and was skipped."""
         if event.result.state is TaskState.SKIPPED:
-            self._print(f"Skipping task due to error: {mask_text(str(event.result.error))}")
+            self._print(f"Skipping task due to error: {error_text(event.result.error)}")

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._secrets import error_text
 from ..result import RunResult, TaskResult
 from ..task import TaskState
 from . import _html
@@ -35,9 +36,9 @@ def _problem_cell(task: TaskResult, history: TaskHistory, redact: Redactor) -> s
     for attempt, error in history.attempt_errors:
         if error is task.error and attempt == task.attempts:
             continue  # the final error is shown below
-        lines.append(f"attempt {attempt}: {type(error).__name__}: {redact(str(error))}")
+        lines.append(f"attempt {attempt}: {type(error).__name__}: {redact(error_text(error))}")
     if task.error is not None:
-        lines.append(f"{type(task.error).__name__}: {redact(str(task.error))}")
+        lines.append(f"{type(task.error).__name__}: {redact(error_text(task.error))}")
     if task.reason and task.state is not TaskState.SUCCESS:
         lines.append(f"({redact(task.reason)})")
     return esc("\n".join(lines))

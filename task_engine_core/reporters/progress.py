@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from .._secrets import mask_text
+from .._secrets import error_text, mask_text
 from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from ..task import TaskState
 from .base import Reporter
@@ -40,7 +40,7 @@ def describe_wait(event: WaitStarted) -> str:
 def _one_line(error: BaseException | None) -> str:
     if error is None:
         return ""
-    text = " ".join(mask_text(str(error)).split())
+    text = " ".join(error_text(error).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from .._secrets import error_text
 from ..events import (
     AttemptFailed,
     AttemptStarted,
@@ -274,7 +275,7 @@ class TracingListener(Reporter):
             from opentelemetry.trace import Status, StatusCode
 
             span.add_event("exception", self._error(result.error))
-            span.set_status(Status(StatusCode.ERROR, self.redact(f"{type(result.error).__name__}: {result.error}")))
+            span.set_status(Status(StatusCode.ERROR, self.redact(f"{type(result.error).__name__}: {error_text(result.error)}")))
         span.end(end_time=_ns(result.end) or time.time_ns())
         token = self._tokens.pop(event.task, None)
         if token is not None:
@@ -286,7 +287,7 @@ class TracingListener(Reporter):
     def _error(self, error: BaseException | None) -> dict[str, str]:
         if error is None:
             return {}
-        return {"exception.type": type(error).__name__, "exception.message": self.redact(str(error))}
+        return {"exception.type": type(error).__name__, "exception.message": self.redact(error_text(error))}
 
     # -- logs -----------------------------------------------------------------------------------
     def _start_log_capture(self) -> None:
