@@ -1,0 +1,1 @@
+"""Example pipelines; run one with `python run_examples.py <name>`."""

@@ -1,0 +1,130 @@
+"""The command line: `python -m task_engine_core run|list TARGET ...`.
+
+Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
+or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .errors import RunInterrupted, TaskEngineError
+from .executor import PipelineExecutor, exit_code_for_signal
+from .loader import load_pipeline
+from .pipeline import Pipeline
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
+
+TARGET_HELP = "a module name (examples.jobs), a .py file, or a package folder"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code is 2 as well; keep its message short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; use e.g. --workers 4") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the number of workers must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(
+        prog="python -m task_engine_core",
+        description="Run and inspect Task Engine pipelines.",
+        epilog="Exit codes: 0 success, 1 a task failed, 2 a definition or usage error, "
+        "130/143 interrupted by SIGINT/SIGTERM.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run a pipeline", description="Run every task of TARGET's pipeline.")
+    run.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
+    run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
+    run.add_argument("--plan", action="store_true", help="print the plan line before running")
+    run.set_defaults(handler=_run)
+
+    listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
+    listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    listing.set_defaults(handler=_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TaskEngineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _load(target: str) -> Pipeline:
+    return load_pipeline(target)
+
+
+def _run(args: argparse.Namespace) -> int:
+    pipeline = _load(args.target)
+    executor = PipelineExecutor(pipeline, workers=args.workers, keep_going=args.keep_going, show_plan=args.plan)
+    try:
+        executor.run()
+    except RunInterrupted as interrupted:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        return exit_code_for_signal(executor.result.interrupted if executor.result else None)
+    except TaskEngineError:
+        if executor.result is None:
+            raise  # a definition error before any task started
+        return _report_failure(executor)
+    except BaseException:
+        if executor.result is None or not executor.result.failed:
+            raise
+        return _report_failure(executor)
+    return EXIT_OK
+
+
+def _report_failure(executor: PipelineExecutor) -> int:
+    assert executor.result is not None
+    failed = executor.result.failed
+    first = min(failed, key=lambda r: r.end) if failed else None
+    if first is None or first.error is None:
+        return EXIT_TASK_FAILED
+    others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
+    print(
+        f"task {first.name!r} failed after {first.attempts} attempt(s): "
+        f"{type(first.error).__name__}: {first.error}{others}",
+        file=sys.stderr,
+    )
+    traceback.print_exception(first.error, file=sys.stderr)
+    return EXIT_TASK_FAILED
+
+
+def _list(args: argparse.Namespace) -> int:
+    validated = _load(args.target).validate()
+    print(f"pipeline {validated.name!r}: {len(validated.order)} tasks")
+    for name in validated.order:
+        policies = validated.policies[name]
+        parts = []
+        if policies.max_attempts > 1:
+            backoff = policies.backoff
+            kind = "exponential" if backoff.is_exponential else "constant"
+            parts.append(f"retries={policies.max_attempts} ({kind} backoff from {backoff.initial:g}s)")
+        if policies.skippable:
+            parts.append("skippable")
+        if policies.priority is not None:
+            parts.append(f"priority={policies.priority:g}")
+        upstream = ", ".join(validated.upstream[name]) or "-"
+        print(f"  {name:<24} depends on: {upstream:<30} {' '.join(parts)}".rstrip())
+    return EXIT_OK

@@ -1,0 +1,171 @@
+"""Run events and the bus that delivers them; reporters, stats and telemetry listen here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .result import RunResult, TaskResult
+
+__all__ = [
+    "Event",
+    "RunStarted",
+    "TaskStarted",
+    "AttemptStarted",
+    "AttemptFailed",
+    "RetryScheduled",
+    "WaitStarted",
+    "WaitFinished",
+    "TaskFinished",
+    "RunFinished",
+    "EventBus",
+    "Listener",
+]
+
+logger = logging.getLogger("task_engine")
+
+#: A listener is any callable taking one event.
+Listener = Callable[["Event"], Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every run event; `hook` names the Reporter method that handles it."""
+
+    hook: ClassVar[str] = "on_event"
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A run validated its pipeline and is about to start tasks in `plan` order."""
+
+    hook: ClassVar[str] = "on_run_started"
+    pipeline: str
+    plan: tuple[str, ...]
+    upstream: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    workers: int = 1
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskStarted(Event):
+    """A task left the ready queue and starts its first attempt on `worker`."""
+
+    hook: ClassVar[str] = "on_task_started"
+    task: str
+    worker: str = ""
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class AttemptStarted(Event):
+    """One attempt of a task begins (guards such as rate limits run inside it)."""
+
+    hook: ClassVar[str] = "on_attempt_started"
+    task: str
+    attempt: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class AttemptFailed(Event):
+    """One attempt raised `error`; what happens next follows in RetryScheduled or TaskFinished."""
+
+    hook: ClassVar[str] = "on_attempt_failed"
+    task: str
+    attempt: int
+    max_attempts: int
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class RetryScheduled(Event):
+    """The task will run attempt `next_attempt` after `delay` seconds."""
+
+    hook: ClassVar[str] = "on_retry_scheduled"
+    task: str
+    next_attempt: int
+    max_attempts: int
+    delay: float
+    error: BaseException
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WaitStarted(Event):
+    """A task blocks: `reason` is 'retry', 'rate_limit' or 'resource'; `seconds` may be an estimate."""
+
+    hook: ClassVar[str] = "on_wait_started"
+    task: str
+    reason: str
+    key: str
+    seconds: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class WaitFinished(Event):
+    """A wait ended after `seconds`; `ok` is False when it timed out."""
+
+    hook: ClassVar[str] = "on_wait_finished"
+    task: str
+    reason: str
+    key: str
+    seconds: float
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class TaskFinished(Event):
+    """A task reached its final state."""
+
+    hook: ClassVar[str] = "on_task_finished"
+    task: str
+    result: TaskResult
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """Every task has a final state; `result` is the whole run."""
+
+    hook: ClassVar[str] = "on_run_finished"
+    result: RunResult
+
+
+class EventBus:
+    """Delivers events to listeners in subscription order; a listener that raises is logged only."""
+
+    def __init__(self, listeners: tuple[Listener, ...] | list[Listener] = ()) -> None:
+        self._listeners: list[Listener] = list(listeners)
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Add a listener; returns a function that removes it again."""
+        with self._lock:
+            self._listeners = [*self._listeners, listener]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners = [item for item in self._listeners if item is not listener]
+
+        return unsubscribe
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        """The current listeners."""
+        return tuple(self._listeners)
+
+    def emit(self, event: Event) -> None:
+        """Give `event` to every listener; exceptions are logged and never reach the run."""
+        for listener in self._listeners:  # copy-on-write list: safe to iterate without the lock
+            try:
+                listener(event)
+            except Exception:
+                logger.exception(
+                    "listener %r failed on %s; the run goes on", listener, type(event).__name__
+                )

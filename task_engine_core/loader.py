@@ -1,0 +1,108 @@
+"""Loading a pipeline from a CLI target: a module name, a `.py` file, or a package folder."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from .errors import TargetError
+from .pipeline import Pipeline
+
+__all__ = ["load_pipeline"]
+
+
+def load_pipeline(target: str) -> Pipeline:
+    """Import `target` and return its tasks as a fresh Pipeline named after it.
+
+    Tasks registered with the bare `@register` during the import land in that pipeline, so two
+    targets loaded in one process never share tasks. A module that defines its own `Pipeline`
+    object (and registers into it) gives that pipeline instead.
+    """
+    path = Path(target)
+    is_path = target.endswith(".py") or os.sep in target or path.is_dir()
+    pipeline = Pipeline(path.stem if is_path else target)
+    with pipeline.collecting():
+        module = _import_path(path, target) if is_path else _import_module(target)
+        if not len(pipeline) and hasattr(module, "__path__"):
+            _import_submodules(module)
+    if len(pipeline):
+        return pipeline
+    own = [value for value in vars(module).values() if isinstance(value, Pipeline) and len(value)]
+    if len(own) == 1:
+        return own[0]
+    if len(own) > 1:
+        names = ", ".join(repr(p.name) for p in own)
+        raise TargetError(f"{target!r} defines several pipelines ({names}); give one per module")
+    return pipeline  # empty: the executor reports it as EmptyPipelineError
+
+
+def _import_module(name: str) -> ModuleType:
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    _forget(name)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and (name == error.name or name.startswith(error.name + ".")):
+            raise TargetError(
+                f"no module named {error.name!r} (target {name!r}); check the spelling, run from the "
+                f"project folder, or pass the path of a .py file"
+            ) from None
+        raise _import_failure(name, error) from None
+    except Exception as error:
+        raise _import_failure(name, error) from None
+
+
+def _import_path(path: Path, target: str) -> ModuleType:
+    if not path.exists():
+        raise TargetError(f"no such file or folder: {target!r}; pass a module name, a .py file or a package folder")
+    path = path.resolve()
+    if path.is_dir():
+        if not (path / "__init__.py").exists():
+            raise TargetError(f"folder {target!r} is not a package (it has no __init__.py)")
+        sys.path.insert(0, str(path.parent))
+        return _import_module(path.name)
+    sys.path.insert(0, str(path.parent))
+    name = path.stem
+    _forget(name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import {target!r}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        sys.modules.pop(name, None)
+        raise _import_failure(target, error) from None
+    return module
+
+
+def _import_submodules(package: ModuleType) -> None:
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        try:
+            importlib.import_module(info.name)
+        except Exception as error:
+            raise _import_failure(info.name, error) from None
+
+
+def _forget(name: str) -> None:
+    """Drop `name` and its submodules from sys.modules so their tasks register again."""
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]
+
+
+def _import_failure(target: str, error: BaseException) -> TargetError:
+    if isinstance(error, SyntaxError):
+        where = f"{error.filename}, line {error.lineno}"
+        return TargetError(f"cannot load {target!r}: syntax error in {where}: {error.msg}")
+    frames = traceback.extract_tb(error.__traceback__)
+    user_frames = [f for f in frames if "importlib" not in f.filename]
+    where = f" at {user_frames[-1].filename}, line {user_frames[-1].lineno}" if user_frames else ""
+    return TargetError(f"cannot load {target!r}: {type(error).__name__}: {error}{where}")

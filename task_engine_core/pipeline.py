@@ -1,0 +1,285 @@
+"""Pipelines: named registries of tasks, the `register` decorator, and graph validation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from .errors import (
+    DuplicateTaskError,
+    EmptyPipelineError,
+    InvalidArgumentError,
+    NotATaskError,
+    UnknownDependencyError,
+    closest_names,
+)
+from .graph import topological_order
+from .policies import TaskPolicies, resolve_policies
+from .task import FunctionTask, Task
+
+__all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
+
+T = TypeVar("T", bound=Callable[..., Any] | type)
+DependencyRef = str | type | Callable[..., Any]
+
+
+class TaskDefinition:
+    """One registered task: its name, what to instantiate, what it depends on, its policies."""
+
+    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name")
+
+    def __init__(
+        self,
+        name: str,
+        target: type[Task] | Callable[..., Any],
+        depends_on: tuple[DependencyRef, ...],
+        index: int,
+        explicit_priority: float | None,
+        pipeline_name: str,
+    ) -> None:
+        self.name = name
+        self.target = target
+        self.depends_on = depends_on
+        self.index = index
+        self.explicit_priority = explicit_priority
+        self.pipeline_name = pipeline_name
+
+    @property
+    def is_function(self) -> bool:
+        """True for a plain function registered as a task."""
+        return not isinstance(self.target, type)
+
+    def create(self) -> Task:
+        """A fresh Task instance for one run."""
+        if self.is_function:
+            return FunctionTask(self.target)
+        return self.target()
+
+    def policies(self) -> TaskPolicies:
+        """Resolve the policies from the class and its perform_task (or from the function)."""
+        if self.is_function:
+            policies = resolve_policies(self.target)
+        else:
+            policies = resolve_policies(self.target, self.target.perform_task)
+        if self.explicit_priority is not None:
+            from dataclasses import replace
+
+            policies = replace(policies, priority=self.explicit_priority)
+        return policies
+
+    def __repr__(self) -> str:
+        return f"<TaskDefinition {self.name!r} of pipeline {self.pipeline_name!r}>"
+
+
+@dataclass(frozen=True)
+class ValidatedPipeline:
+    """A pipeline checked for errors: tasks in run order, resolved upstream names and policies."""
+
+    name: str
+    order: tuple[str, ...]
+    definitions: dict[str, TaskDefinition]
+    upstream: dict[str, tuple[str, ...]]
+    policies: dict[str, TaskPolicies]
+
+    @property
+    def registration_order(self) -> list[str]:
+        """Task names in the order they were registered."""
+        return list(self.definitions)
+
+
+class Pipeline:
+    """A named set of tasks and their dependencies; register into it with `pipeline.register`."""
+
+    def __init__(self, name: str = "default") -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"Pipeline name must be a non-empty string, not {name!r}")
+        self.name = name
+        self._definitions: dict[str, TaskDefinition] = {}
+        self._names_by_target: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    # -- registration -------------------------------------------------------------------
+    @overload
+    def register(self, target: T) -> T: ...
+    @overload
+    def register(
+        self,
+        target: None = None,
+        *,
+        depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
+        name: str | None = None,
+        priority: float | None = None,
+    ) -> Callable[[T], T]: ...
+
+    def register(
+        self,
+        target: T | None = None,
+        *,
+        depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
+        name: str | None = None,
+        priority: float | None = None,
+    ) -> T | Callable[[T], T]:
+        """Register a Task subclass or a function; bare (`@register`) or called (`@register(...)`)."""
+        dependencies = _normalise_dependencies(depends_on)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InvalidArgumentError(f"@register(name=...) must be a non-empty string, not {name!r}")
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
+            raise InvalidArgumentError(f"@register(priority=...) must be a number, not {priority!r}")
+
+        def decorate(inner: T) -> T:
+            self.add(inner, depends_on=dependencies, name=name, priority=priority)
+            return inner
+
+        if target is None:
+            return decorate
+        if isinstance(target, (str, list, tuple)):
+            raise InvalidArgumentError(
+                f"@register got {target!r} as its first argument; write @register(depends_on={target!r})"
+            )
+        return decorate(target)
+
+    def add(
+        self,
+        target: type[Task] | Callable[..., Any],
+        *,
+        depends_on: Sequence[DependencyRef] = (),
+        name: str | None = None,
+        priority: float | None = None,
+    ) -> TaskDefinition:
+        """Register `target` without decorator syntax; returns its definition."""
+        _check_task(target)
+        task_name = name or target.__name__
+        with self._lock:
+            if task_name in self._definitions:
+                raise DuplicateTaskError(task_name, self.name)
+            definition = TaskDefinition(
+                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name
+            )
+            self._definitions[task_name] = definition
+            self._names_by_target.setdefault(id(target), task_name)
+        return definition
+
+    # -- reading ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._definitions)
+
+    def __iter__(self) -> Iterator[TaskDefinition]:
+        return iter(list(self._definitions.values()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._definitions
+
+    def __getitem__(self, name: str) -> TaskDefinition:
+        return self._definitions[name]
+
+    @property
+    def task_names(self) -> list[str]:
+        """Task names in registration order."""
+        return list(self._definitions)
+
+    def name_of(self, target: object) -> str | None:
+        """The name `target` (class or function) was registered under here, if any."""
+        return self._names_by_target.get(id(target))
+
+    def clear(self) -> None:
+        """Forget every task (useful between tests that use the default pipeline)."""
+        with self._lock:
+            self._definitions.clear()
+            self._names_by_target.clear()
+
+    def validate(self) -> ValidatedPipeline:
+        """Resolve dependencies and check the graph; raises a DefinitionError before any task runs."""
+        definitions = dict(self._definitions)
+        if not definitions:
+            raise EmptyPipelineError(self.name)
+        upstream = {name: self._resolve(definition) for name, definition in definitions.items()}
+        names = list(definitions)
+        order = topological_order(names, upstream)
+        policies = {name: definitions[name].policies() for name in names}
+        return ValidatedPipeline(self.name, tuple(order), definitions, upstream, policies)
+
+    def _resolve(self, definition: TaskDefinition) -> tuple[str, ...]:
+        resolved: list[str] = []
+        for ref in definition.depends_on:
+            if isinstance(ref, str):
+                dependency = ref
+            else:
+                dependency = self._names_by_target.get(id(ref)) or getattr(ref, "__name__", repr(ref))
+            if dependency not in self._definitions:
+                raise UnknownDependencyError(
+                    definition.name, dependency, closest_names(dependency, self._definitions)
+                )
+            if dependency not in resolved:
+                resolved.append(dependency)
+        return tuple(resolved)
+
+    @contextmanager
+    def collecting(self) -> Iterator[Pipeline]:
+        """Make this pipeline the target of bare `register` calls inside the block (e.g. an import)."""
+        with _ACTIVE_LOCK:
+            _ACTIVE.append(self)
+        try:
+            yield self
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.remove(self)
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r} with {len(self)} tasks>"
+
+
+def _check_task(target: object) -> None:
+    if isinstance(target, type):
+        if not issubclass(target, Task):
+            raise NotATaskError(target)
+        if target.perform_task is Task.perform_task:
+            raise NotATaskError(target, reason="which does not override perform_task(); define perform_task(self)")
+        return
+    if not callable(target) or not hasattr(target, "__name__"):
+        raise NotATaskError(target)
+
+
+def _normalise_dependencies(depends_on: object) -> tuple[DependencyRef, ...]:
+    if depends_on is None:
+        return ()
+    refs = tuple(depends_on) if isinstance(depends_on, (list, tuple)) else (depends_on,)
+    for ref in refs:
+        if isinstance(ref, str):
+            if not ref:
+                raise InvalidArgumentError("@register(depends_on=...) got an empty task name")
+        elif isinstance(ref, type):
+            if not issubclass(ref, Task):
+                raise NotATaskError(ref, where="@register(depends_on=...)")
+        elif not callable(ref):
+            raise NotATaskError(ref, where="@register(depends_on=...)")
+    return refs
+
+
+_DEFAULT = Pipeline("default")
+_ACTIVE: list[Pipeline] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
+def default_pipeline() -> Pipeline:
+    """The pipeline bare `register` uses now: the process-wide default unless one is collecting."""
+    return _ACTIVE[-1] if _ACTIVE else _DEFAULT
+
+
+@overload
+def register(target: T) -> T: ...
+@overload
+def register(
+    target: None = None,
+    *,
+    depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
+    name: str | None = None,
+    priority: float | None = None,
+) -> Callable[[T], T]: ...
+
+
+def register(target: Any = None, **options: Any) -> Any:
+    """Register a task in the default pipeline: `@register`, `@register()`, `@register(depends_on=X)`."""
+    return default_pipeline().register(target, **options)

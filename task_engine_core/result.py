@@ -1,0 +1,64 @@
+"""Results of a run: one TaskResult per task, gathered in a RunResult."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .task import TaskState
+
+__all__ = ["TaskResult", "RunResult"]
+
+
+@dataclass
+class TaskResult:
+    """What happened to one task in one run."""
+
+    name: str
+    state: TaskState = TaskState.NOT_RUN
+    attempts: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    duration: float | None = None
+    error: BaseException | None = None
+    reason: str = ""
+    waits: dict[str, float] = field(default_factory=dict)
+    worker: str = ""
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting on retries, rate limits and resources together."""
+        return sum(self.waits.values())
+
+
+@dataclass
+class RunResult:
+    """Every task's result, in plan order, plus the run's identity and timing."""
+
+    run_id: str
+    pipeline: str
+    tasks: dict[str, TaskResult]
+    start: datetime | None = None
+    end: datetime | None = None
+    duration: float | None = None
+    workers: int = 1
+    interrupted: str | None = None
+    trace_id: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True when no task failed, none was blocked and the run was not interrupted."""
+        return self.interrupted is None and all(r.state.is_done_ok for r in self.tasks.values())
+
+    @property
+    def failed(self) -> list[TaskResult]:
+        """Tasks that ended FAILED, in plan order."""
+        return [r for r in self.tasks.values() if r.state is TaskState.FAILED]
+
+    def states(self) -> dict[str, TaskState]:
+        """Task name -> final state."""
+        return {name: r.state for name, r in self.tasks.items()}
+
+    def count(self, state: TaskState) -> int:
+        """How many tasks ended in `state`."""
+        return sum(1 for r in self.tasks.values() if r.state is state)

@@ -1,0 +1,80 @@
+"""Tasks: the unit of work (Task subclasses and plain functions) and their final states."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
+
+#: What `retry_handler` may answer: False/None = give up, True = retry after the backoff,
+#: a number = retry after that many seconds.
+RetryDecision = bool | float | int | None
+
+
+class TaskState(enum.StrEnum):
+    """The final state of one task in one run."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"
+    NOT_RUN = "not_run"
+
+    @property
+    def is_done_ok(self) -> bool:
+        """True when dependents may run after this state (succeeded or skipped)."""
+        return self in (TaskState.SUCCESS, TaskState.SKIPPED)
+
+
+class Task:
+    """Base class of a task: override `perform_task()`, and `retry_handler(error)` to retry."""
+
+    #: The run's read-only TaskContext; the executor sets it before the first attempt.
+    context: Mapping[str, Any] = {}
+
+    def perform_task(self) -> None:
+        """Do the work; return None, or raise to fail this attempt."""
+        raise TypeError(f"{type(self).__name__} does not override perform_task()")
+
+    def retry_handler(self, error: Exception) -> RetryDecision:
+        """Decide after a failed attempt: False = give up, True = retry, a number = retry after it."""
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class FunctionTask(Task):
+    """A Task running a plain function; it retries on any error when `@retries` allows it."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self._wants_context = _accepts_keyword(function, "context")
+
+    def perform_task(self) -> None:
+        """Call the function, passing `context=` when it takes that argument."""
+        if self._wants_context:
+            self.function(context=self.context)
+        else:
+            self.function()
+
+    def retry_handler(self, error: Exception) -> RetryDecision:
+        """Function tasks have no handler of their own: every error may be retried."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"<FunctionTask {self.function.__name__}>"
+
+
+def _accepts_keyword(function: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    parameter = parameters.get(name)
+    if parameter is not None:
+        return parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    return any(p.kind is p.VAR_KEYWORD for p in parameters.values())
