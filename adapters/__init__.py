@@ -1,0 +1,1 @@
+"""Adapters that compile a Task Engine pipeline for an orchestrator (Airflow, Prefect)."""

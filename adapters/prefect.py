@@ -1,0 +1,343 @@
+"""Compile a Task Engine pipeline into a Prefect 3 flow: one Prefect task per engine task.
+
+Scheduling (ready order, priority, fail-fast / keep-going, UPSTREAM_FAILED and NOT_RUN) is the
+core executor's own loop; this module only replaces "run the task on a thread" with "submit a
+Prefect task run". Inside each Prefect task run every attempt is one call of the core's
+`run_attempt`, and its outcome is mapped onto Prefect natively:
+
+- another attempt follows -> the attempt raises, `retry_condition_fn` says yes, and Prefect waits
+  exactly the core's delay (`AwaitingRetry`) before its next try; `retries = attempts - 1`;
+- the task finally failed -> the attempt raises and the task run ends `Failed`; the flow raises
+  the task's own exception, so the flow run ends `Failed`;
+- the task was skipped -> the task run ends `Completed` under the name ``Skipped`` (a
+  COMPLETED-type state), so dependents start and the flow run ends `Completed`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskContext, TaskResult, TaskState
+from task_engine_core.errors import MissingExtraError
+from task_engine_core.events import Listener, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
+from task_engine_core.pipeline import ValidatedPipeline
+from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+
+try:
+    from prefect import Flow, Task, flow, task
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.futures import PrefectFuture
+    from prefect.states import Completed, State
+    from prefect.task_runners import ThreadPoolTaskRunner
+except ImportError:  # pragma: no cover - exercised in the main test environment
+    raise MissingExtraError("prefect", "prefect", "adapters.prefect (running pipelines on Prefect)") from None
+
+__all__ = ["SKIPPED_STATE_NAME", "to_prefect_flow", "last_result"]
+
+#: The name of the COMPLETED-type Prefect state a skipped task ends in.
+SKIPPED_STATE_NAME = "Skipped"
+
+_FINAL_STATE = {
+    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
+    OutcomeKind.FAILED: TaskState.FAILED,
+    OutcomeKind.SKIPPED: TaskState.SKIPPED,
+}
+
+_LAST_RESULTS: dict[str, RunResult] = {}
+_LAST_RESULTS_LOCK = threading.Lock()
+
+
+def last_result(flow_obj: Flow[..., Any]) -> RunResult | None:
+    """The RunResult of the latest run of `flow_obj` in this process (also set when the run failed)."""
+    return _LAST_RESULTS.get(_result_key(flow_obj))
+
+
+def to_prefect_flow(
+    pipeline: Pipeline | None = None,
+    name: str | None = None,
+    max_workers: int = 4,
+    *,
+    context: Mapping[str, Any] | None = None,
+    keep_going: bool = False,
+    listeners: Iterable[Listener] = (),
+    reporters: Iterable[Listener] | None = None,
+    **flow_kwargs: Any,
+) -> Flow[..., RunResult]:
+    """Build a Prefect flow that runs `pipeline` (None = the default registry) with the core's semantics.
+
+    The flow takes one parameter, `params`: a mapping laid over the run's TaskContext (the flow
+    run's configuration; Prefect validates it as a JSON object). It returns the RunResult, or
+    raises the first failed task's own exception. The pipeline is validated here, so definition
+    errors surface when the flow is built, not when it first runs.
+    """
+    from task_engine_core.pipeline import default_pipeline
+
+    chosen = pipeline if pipeline is not None else default_pipeline()
+    validated = chosen.validate()
+    flow_name = name or validated.name
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        from task_engine_core.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"to_prefect_flow(max_workers={max_workers!r}): the number of worker threads must be an integer >= 1"
+        )
+    base_context = context
+    extra_listeners = tuple(listeners)
+    chosen_reporters = None if reporters is None else tuple(reporters)
+    key = f"{flow_name}:{id(chosen)}"
+
+    def run_pipeline(params: dict[str, Any] | None = None) -> RunResult:
+        executor = _PrefectExecutor(
+            chosen,
+            workers=max_workers,
+            context=_flow_context(base_context, params),
+            keep_going=keep_going,
+            listeners=extra_listeners,
+            reporters=chosen_reporters,
+            handle_signals=False,
+        )
+        try:
+            return executor.run()
+        finally:
+            if executor.result is not None:
+                with _LAST_RESULTS_LOCK:
+                    _LAST_RESULTS[key] = executor.result
+
+    run_pipeline.__name__ = run_pipeline.__qualname__ = _identifier(flow_name)
+    run_pipeline.__doc__ = f"Run the Task Engine pipeline {validated.name!r} ({len(validated.order)} tasks)."
+    options: dict[str, Any] = {
+        "name": flow_name,
+        "task_runner": ThreadPoolTaskRunner(max_workers=max_workers),
+        # Results live in the RunResult in memory; persisting them would need result storage.
+        "persist_result": False,
+        "description": run_pipeline.__doc__,
+    }
+    options.update(flow_kwargs)
+    built = flow(**options)(run_pipeline)
+    built.__dict__["_task_engine_key"] = key
+    return built
+
+
+# -- the flow body ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Slot:
+    """One engine task in one flow run: what its Prefect task run shares between attempts."""
+
+    name: str
+    run: TaskRun
+    context: TaskContext
+    result: TaskResult
+    started: float = 0.0
+    outcome: AttemptOutcome | None = None
+    retry_wait_started: float | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class _PrefectExecutor(PipelineExecutor):
+    """The core executor with each task run as a Prefect task run on the flow's task runner."""
+
+    _validated: ValidatedPipeline
+    _context: TaskContext
+    _run_id: str
+
+    def _schedule(self, validated: ValidatedPipeline, context: TaskContext, result: RunResult) -> None:
+        self._validated, self._context, self._run_id = validated, context, result.run_id
+        self._futures: dict[str, PrefectFuture[Any]] = {}
+        super()._schedule(validated, context, result)
+
+    # One worker: the core runs ready tasks inline; each one still becomes a Prefect task run.
+    def _execute(self, name: str, validated: ValidatedPipeline, context: TaskContext, run_id: str) -> TaskResult:
+        slot, future = self._submit(name)
+        future.wait()
+        return self._collect(slot, future)
+
+    # Several workers: at most `workers` task runs are submitted at once, highest priority first,
+    # each when its upstreams are done, so no submitted task holds a thread while it waits.
+    def _schedule_threads(
+        self,
+        ready: list[tuple[Any, str]],
+        execute: Callable[[str], TaskResult],
+        finished: Callable[[TaskResult], None],
+    ) -> None:
+        done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        running: dict[str, tuple[_Slot, PrefectFuture[Any]]] = {}
+        while True:
+            while ready and len(running) < self.workers and self._stop_reason is None:
+                name = heapq.heappop(ready)[1]
+                slot, future = self._submit(name)
+                running[name] = (slot, future)
+                future.add_done_callback(lambda _future, name=name: done.put(name))
+            if not running:
+                return
+            name = done.get()
+            slot, future = running.pop(name)
+            finished(self._collect(slot, future))
+
+    def _submit(self, name: str) -> tuple[_Slot, PrefectFuture[Any]]:
+        validated = self._validated
+        policies = validated.policies[name]
+        instance = validated.definitions[name].create()
+        run = TaskRun(name, policies, instance, self._run_id, self.events, self.clock, self.sleep)
+        slot = _Slot(name, run, self._context, TaskResult(name))
+        prefect_task = _prefect_task(slot)
+        upstream = [self._futures[parent] for parent in validated.upstream[name] if parent in self._futures]
+        # wait_for on finished futures costs nothing and draws the dependency in Prefect's UI.
+        future = prefect_task.submit(wait_for=upstream or None)
+        self._futures[name] = future
+        return slot, future
+
+    def _collect(self, slot: _Slot, future: PrefectFuture[Any]) -> TaskResult:
+        if slot.finished.is_set():
+            return slot.result
+        # The Prefect task run ended without reaching the core's final outcome (it crashed,
+        # was cancelled, or a BaseException escaped the task): it counts as FAILED.
+        result = slot.result
+        state = future.state
+        error: BaseException
+        try:
+            error = state.result(raise_on_failure=False)  # type: ignore[assignment]
+        except BaseException as raised:  # noqa: BLE001 - any way the state fails is the error
+            error = raised
+        if not isinstance(error, BaseException):
+            error = RuntimeError(f"Prefect task run of {slot.name!r} ended in state {state.name!r}")
+        result.state = TaskState.FAILED
+        result.attempts = max(result.attempts, 1)
+        result.error = error
+        result.reason = f"Prefect task run ended {state.name}"
+        result.start = result.start or _now()
+        result.end = _now()
+        self.events.emit(TaskFinished(self._run_id, slot.name, result))
+        return result
+
+
+def _prefect_task(slot: _Slot) -> Task[[], Any]:
+    """A Prefect task for one engine task in one flow run; its body runs one attempt per try."""
+    policies = slot.run.policies
+    extra_attempts = policies.max_attempts - 1
+
+    def attempt_once() -> State[Any] | None:
+        return _attempt(slot)
+
+    def should_retry(prefect_task: Task[..., Any], task_run: Any, state: State[Any]) -> bool:
+        outcome = slot.outcome
+        if outcome is None or outcome.kind is not OutcomeKind.RETRY:
+            return False
+        # Prefect schedules the next try `retry_delay_seconds` from now. The core decided the
+        # delay (backoff, jitter, or the seconds a retry_handler returned); this Task object
+        # belongs to this flow run alone, so setting it here is what Prefect then waits.
+        prefect_task.retry_delay_seconds = outcome.delay
+        return True
+
+    attempt_once.__name__ = attempt_once.__qualname__ = _identifier(slot.name)
+    return task(
+        attempt_once,
+        name=slot.name,
+        retries=extra_attempts,
+        retry_delay_seconds=[policies.backoff.base_delay(k) for k in range(1, extra_attempts + 1)][:50] or None,
+        retry_condition_fn=should_retry if extra_attempts else None,
+        persist_result=False,
+    )
+
+
+def _attempt(slot: _Slot) -> State[Any] | None:
+    """Body of one Prefect try: one core attempt, mapped to a Prefect outcome."""
+    run, result = slot.run, slot.result
+    ctx = TaskRunContext.get()
+    attempt = ctx.task_run.run_count if ctx is not None else run.attempt + 1
+    clock = run.clock
+    if attempt <= 1 or result.start is None:
+        result.start = _now()
+        result.worker = threading.current_thread().name
+        slot.started = clock()
+        run.emit(TaskStarted(run.run_id, slot.name, result.worker, time.time()))
+    if slot.retry_wait_started is not None:
+        # Prefect did the sleeping; the core's books still get the wait.
+        waited = clock() - slot.retry_wait_started
+        run.record_wait("retry", waited)
+        run.emit(WaitFinished(run.run_id, slot.name, "retry", slot.name, waited, True))
+        slot.retry_wait_started = None
+
+    outcome = run_attempt(run, attempt, slot.context)
+    slot.outcome = outcome
+    if outcome.kind is OutcomeKind.RETRY:
+        run.emit(
+            RetryScheduled(
+                run.run_id, slot.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
+            )
+        )
+        run.emit(WaitStarted(run.run_id, slot.name, "retry", slot.name, outcome.delay, ""))
+        slot.retry_wait_started = clock()
+        assert outcome.error is not None
+        raise outcome.error
+
+    result.state = _FINAL_STATE[outcome.kind]
+    result.attempts = attempt
+    result.error = outcome.error
+    result.reason = outcome.reason
+    result.waits = dict(run.waits)
+    result.end = _now()
+    result.duration = clock() - slot.started
+    slot.finished.set()
+    run.emit(TaskFinished(run.run_id, slot.name, result))
+    if outcome.kind is OutcomeKind.FAILED:
+        assert outcome.error is not None
+        raise outcome.error
+    if outcome.kind is OutcomeKind.SKIPPED:
+        return Completed(name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {outcome.error}")
+    return None
+
+
+# -- context -----------------------------------------------------------------------------------------
+
+
+def _flow_context(base: Mapping[str, Any] | None, params: Mapping[str, Any] | None) -> TaskContext:
+    """The run's TaskContext: the configured context, then the flow run's parameters over it."""
+    sources: list[str] = []
+    data: dict[str, Any] = {}
+    if base is not None:
+        data = base.to_dict() if isinstance(base, TaskContext) else _deep_copy(base)
+        sources.extend(base.sources if isinstance(base, TaskContext) else ("to_prefect_flow(context=...)",))
+    if params:
+        _deep_merge(data, params)
+        flow_run = FlowRunContext.get()
+        run_name = flow_run.flow_run.name if flow_run is not None and flow_run.flow_run is not None else ""
+        sources.append(f"Prefect flow run parameters{f' ({run_name})' if run_name else ''}")
+    return TaskContext(data, sources=tuple(sources))
+
+
+def _deep_copy(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in mapping.items()}
+
+
+def _deep_merge(target: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = _deep_copy(value) if isinstance(value, Mapping) else value
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _result_key(flow_obj: Flow[..., Any]) -> str:
+    return flow_obj.__dict__.get("_task_engine_key", "")
+
+
+def _identifier(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return cleaned if cleaned.isidentifier() else f"task_{cleaned}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
