@@ -1,0 +1,1 @@
+"""Scenario pipelines for the conformance suite (one module each)."""

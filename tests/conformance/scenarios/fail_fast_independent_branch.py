@@ -1,0 +1,42 @@
+"""Fail-fast: Broken fails first; its dependent is UPSTREAM_FAILED and the independent branch NOT_RUN.
+
+With one worker (the CLI default) Broken runs before the independent branch, which then never starts;
+with several workers the branch may already be running, so this scenario is not parallel-safe.
+"""
+
+from task_engine_core import Pipeline, Task, TaskState
+
+pipeline = Pipeline("fail_fast_independent_branch")
+
+
+@pipeline.register
+class Broken(Task):
+    def perform_task(self):
+        raise RuntimeError("broken on purpose")
+
+
+@pipeline.register(depends_on=Broken)
+class NeedsBroken(Task):
+    def perform_task(self):
+        print("needs broken")
+
+
+@pipeline.register
+class Independent(Task):
+    def perform_task(self):
+        print("independent")
+
+
+@pipeline.register(depends_on=Independent)
+class AfterIndependent(Task):
+    def perform_task(self):
+        print("after independent")
+
+
+PARALLEL_SAFE = False
+EXPECTED = {
+    "Broken": (TaskState.FAILED, 1),
+    "NeedsBroken": (TaskState.UPSTREAM_FAILED, 0),
+    "Independent": (TaskState.NOT_RUN, 0),
+    "AfterIndependent": (TaskState.NOT_RUN, 0),
+}
