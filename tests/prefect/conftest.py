@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -38,6 +40,9 @@ os.chdir(_WORKDIR)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from prefect.client.orchestration import get_client  # noqa: E402
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
+from prefect.client.schemas.objects import TaskRun  # noqa: E402
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
@@ -56,3 +61,23 @@ def prefect_api() -> Iterator[None]:
 def repo_root() -> Path:
     """The repository checkout the suite is testing."""
     return ROOT
+
+
+def read_task_runs(flow_run_id: UUID, expected: int, timeout: float = 30.0) -> dict[str, TaskRun]:
+    """Task name -> task run of a flow run as Prefect's API records it (waits for it to catch up)."""
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if len(runs) >= expected and all(r.state is not None and r.state.is_final() for r in runs):
+                # Task run names are "<task name>-<3 hex digits>".
+                return {r.name.rsplit("-", 1)[0]: r for r in runs}
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Prefect's API did not record {expected} final task runs in {timeout} s: {runs}")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def task_runs() -> Callable[[UUID, int], dict[str, TaskRun]]:
+    """Read a flow run's task runs from Prefect's API: `task_runs(flow_run_id, expected_count)`."""
+    return read_task_runs

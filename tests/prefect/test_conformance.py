@@ -7,14 +7,9 @@ its API) must say the same thing in Prefect's terms.
 
 from __future__ import annotations
 
-import time
 from typing import Any
-from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import TaskRun
 
 from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
@@ -46,22 +41,9 @@ def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
     return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
 
 
-def prefect_task_runs(flow_run_id: UUID, expected: int) -> dict[str, TaskRun]:
-    """Task runs of a flow run as Prefect's API records them (it may lag the flow by a moment)."""
-    deadline = time.monotonic() + 30
-    with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            if len(runs) >= expected and all(r.state is not None and r.state.is_final() for r in runs):
-                return {r.name.rsplit("-", 1)[0]: r for r in runs}
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Prefect API did not record {expected} final task runs: {runs}")
-            time.sleep(0.2)
-
-
-def check_prefect_record(flow_state: Any, observed: Observed) -> None:
+def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) -> None:
     started = {task: value for task, value in observed.items() if value[1] > 0}
-    runs = prefect_task_runs(flow_state.state_details.flow_run_id, len(started))
+    runs = task_runs(flow_state.state_details.flow_run_id, len(started))
     assert sorted(runs) == sorted(started), "only started tasks become Prefect task runs"
     for task, (state, attempts) in started.items():
         run = runs[task]
@@ -76,11 +58,11 @@ def check_prefect_record(flow_state: Any, observed: Observed) -> None:
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_scenario_on_one_worker(name: str) -> None:
+def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
     observed, flow_state = run_as_flow(name, max_workers=1)
     assert mismatches(load(name), observed) == []
     assert observed == run_standalone(name)
-    check_prefect_record(flow_state, observed)
+    check_prefect_record(flow_state, observed, task_runs)
 
 
 @pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
