@@ -18,12 +18,13 @@ from .errors import (
     SkipTask,
     TargetError,
     TaskEngineError,
+    TaskTimeoutError,
     UnknownDependencyError,
 )
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, retries, skippable
+from .policies import Backoff, retries, skippable, timeout
 from .reporters import ConsoleReporter, Reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -52,6 +53,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskEngineError",
+    "TaskTimeoutError",
     "TaskResult",
     "TaskState",
     "UnknownDependencyError",
@@ -59,4 +61,5 @@ __all__ = [
     "register",
     "retries",
     "skippable",
+    "timeout",
 ]

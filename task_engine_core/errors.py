@@ -123,3 +123,15 @@ def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[
 
 class SkipTask(TaskEngineError):
     """Raise inside a task to end it SKIPPED at once (no retry); its dependents still run."""
+
+
+class TaskTimeoutError(TaskEngineError, TimeoutError):
+    """An attempt of a task ran longer than its `@timeout`; the attempt counts as failed."""
+
+    def __init__(self, task: str, seconds: float, attempt: int) -> None:
+        self.task = task
+        self.seconds = seconds
+        super().__init__(
+            f"task {task!r} did not finish within {seconds:g} s (attempt {attempt}); its thread was left "
+            f"running in the background and its outcome is ignored: raise the @timeout or make the task stop sooner"
+        )

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SkipTask
+from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted, Event, EventBus, WaitFinished, WaitStarted
 from .policies import TaskPolicies
 from .task import Task
@@ -105,7 +106,10 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
     try:
         for guard in policies.guards:
             guard.before_attempt(run)
-        run.task.perform_task()
+        if policies.timeout is None:
+            run.task.perform_task()
+        else:
+            _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
         return AttemptOutcome(OutcomeKind.SKIPPED, attempt, policies.max_attempts, skip, reason=str(skip))
     except Exception as error:
@@ -114,6 +118,27 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
     finally:
         _CURRENT.reset(token)
     return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts)
+
+
+def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:
+    """Run perform_task in a daemon thread and stop waiting for it after `seconds`."""
+    outcome: list[BaseException | None] = []
+    context = contextvars.copy_context()  # the attempt thread sees current_task_run() too
+
+    def target() -> None:
+        try:
+            context.run(run.task.perform_task)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, name=f"task-engine-{run.name}-attempt-{attempt}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TaskTimeoutError(run.name, seconds, attempt)
+    if outcome and outcome[0] is not None:
+        raise outcome[0]
 
 
 def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutcome:

@@ -3,6 +3,7 @@
 from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
 from .retry import Backoff, RetryPolicy, retries
 from .skip import skippable
+from .timeout import timeout
 
 __all__ = [
     "AttemptGuard",
@@ -14,4 +15,5 @@ __all__ = [
     "retries",
     "skippable",
     "stored_settings",
+    "timeout",
 ]

@@ -1,0 +1,46 @@
+"""The seed's two examples, run as `python run_examples.py <name>`, print the seed's lines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(*args):
+    return subprocess.run([sys.executable, "run_examples.py", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_jobs_prints_exactly_the_seed_lines():
+    done = run_example("jobs")
+    assert done.returncode == 0
+    assert done.stdout == (
+        "Executing Job2Task1\nHello from Job2, Task1!\nExecuting Job2Task2\nHello from Job2, Task2!\n"
+        "Executing Job1Task1\nHello from Job1, Task1!\nExecuting Job1Task2\nHello from Job1, Task2!\n"
+    )
+
+
+def test_tasks_run_1():
+    done = run_example("tasks", "--seed", "7")
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [
+        "Executing BaseTask", "Hello!", "Executing Task1", "Task1 failed with error 500, retrying...",
+        "Task1 completed successfully", "Executing AlwaysFailsTask", "AlwaysFailsTask failed",
+        "AlwaysFailsTask failed", "AlwaysFailsTask failed", "Skipping task due to error: AlwaysFailsTask failed",
+        "Executing Task2", "Task2 completed successfully",
+    ]
+
+
+def test_tasks_run_2_ends_with_the_seed_traceback():
+    done = run_example("tasks", "--seed", "9")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "Executing BaseTask", "Hello!", "Executing Task1", "Task1 failed with error 500, retrying...",
+        "Task1 failed with error 401, no retries",
+    ]
+    lines = done.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert 'raise Exception(f"Error {status}")' in done.stderr
+    assert lines[-2:] == ["Exception: Error 401", "Task Engine: task 'Task1' failed on attempt 2 (retry_handler declined to retry)"]

@@ -1,0 +1,35 @@
+"""`import task_engine_core` loads the standard library only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+
+SCRIPT = """
+import json, sys
+before = set(sys.modules)
+import task_engine_core
+import task_engine_core.cli, task_engine_core.loader
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_core_imports_only_the_standard_library():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True).stdout
+    loaded = json.loads(out)
+    stdlib = set(sys.stdlib_module_names)
+    third_party = sorted(
+        {name.split(".")[0] for name in loaded} - stdlib - {"task_engine_core"} - {n for n in loaded if n.startswith("_")}
+    )
+    assert third_party == [], f"import task_engine_core loaded {third_party}"
+    assert "task_engine_core" in loaded and sysconfig.get_paths()["stdlib"]
+
+
+def test_public_names_of_the_design():
+    import task_engine_core
+
+    for name in ("Task", "register", "retries", "skippable", "Pipeline", "PipelineExecutor", "RunResult",
+                 "TaskResult", "TaskState", "TaskContext", "TaskEngineError"):
+        assert name in task_engine_core.__all__ and hasattr(task_engine_core, name), name

@@ -1,0 +1,102 @@
+"""run_attempt: the single decision procedure every backend uses for one attempt."""
+
+from __future__ import annotations
+
+from task_engine_core import Backoff, SkipTask, Task
+from task_engine_core.events import AttemptFailed, AttemptStarted, EventBus
+from task_engine_core.policies import TaskPolicies
+from task_engine_core.policies.retry import RetryPolicy
+from task_engine_core.runtime import OutcomeKind, TaskRun, current_task_run, run_attempt
+
+
+class Failing(Task):
+    def __init__(self, answer=False, error=None):
+        self.answer = answer
+        self.error = error or RuntimeError("boom")
+        self.handled = []
+
+    def perform_task(self):
+        raise self.error
+
+    def retry_handler(self, error):
+        self.handled.append(error)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def make_run(task, attempts=3, skippable=False, backoff=Backoff.exponential(1, 2), events=None):
+    policies = TaskPolicies(retry=RetryPolicy(attempts, backoff), skippable=skippable)
+    return TaskRun("T", policies, task, "run-1", events or EventBus())
+
+
+def test_success():
+    class Ok(Task):
+        def perform_task(self):
+            assert current_task_run().attempt == 2
+
+    outcome = run_attempt(make_run(Ok()), 2)
+    assert outcome.kind is OutcomeKind.SUCCEEDED and outcome.is_final and outcome.error is None
+
+
+def test_handler_true_retries_after_the_backoff_of_that_attempt():
+    outcome = run_attempt(make_run(Failing(True)), 2)
+    assert (outcome.kind, outcome.delay, outcome.attempt, outcome.max_attempts) == (OutcomeKind.RETRY, 2.0, 2, 3)
+    assert not outcome.is_final
+
+
+def test_handler_number_is_the_delay():
+    outcome = run_attempt(make_run(Failing(7.5)), 1)
+    assert (outcome.kind, outcome.delay) == (OutcomeKind.RETRY, 7.5)
+
+
+def test_handler_false_or_none_gives_up():
+    for answer in (False, None):
+        outcome = run_attempt(make_run(Failing(answer)), 1)
+        assert (outcome.kind, outcome.reason) == (OutcomeKind.FAILED, "retry_handler declined to retry")
+
+
+def test_last_attempt_does_not_ask_the_handler():
+    task = Failing(True)
+    outcome = run_attempt(make_run(task), 3)
+    assert (outcome.kind, outcome.reason) == (OutcomeKind.FAILED, "no attempts left") and task.handled == []
+
+
+def test_without_retries_the_handler_is_not_asked():
+    task = Failing(True)
+    outcome = run_attempt(make_run(task, attempts=1), 1)
+    assert (outcome.kind, outcome.reason) == (OutcomeKind.FAILED, "no retries configured") and task.handled == []
+
+
+def test_skippable_final_failure_is_skipped():
+    outcome = run_attempt(make_run(Failing(True), skippable=True), 3)
+    assert outcome.kind is OutcomeKind.SKIPPED and str(outcome.error) == "boom"
+
+
+def test_handler_that_raises_ends_the_task_with_its_error():
+    outcome = run_attempt(make_run(Failing(ValueError("handler broke"))), 1)
+    assert outcome.kind is OutcomeKind.FAILED
+    assert str(outcome.error) == "handler broke" and str(outcome.error.__context__) == "boom"
+    assert outcome.reason == "retry_handler raised ValueError"
+
+
+def test_handler_with_a_nonsense_answer_gives_up():
+    outcome = run_attempt(make_run(Failing("later")), 1)
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.reason == "retry_handler returned 'later'; expected True, False or seconds >= 0"
+
+
+def test_skip_task_skips_at_once_without_retry():
+    outcome = run_attempt(make_run(Failing(True, error=SkipTask("not today"))), 1)
+    assert (outcome.kind, outcome.reason) == (OutcomeKind.SKIPPED, "not today")
+
+
+def test_events_of_an_attempt(recorder):
+    run_attempt(make_run(Failing(True), events=EventBus([recorder])), 1)
+    started, failed = recorder.events
+    assert isinstance(started, AttemptStarted) and (started.task, started.attempt, started.max_attempts) == ("T", 1, 3)
+    assert isinstance(failed, AttemptFailed) and str(failed.error) == "boom"
+
+
+def test_current_task_run_is_none_outside_a_task():
+    assert current_task_run() is None
