@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -339,3 +341,9 @@ def test_listeners_see_the_run_from_start_to_finish() -> None:
     assert recorder.of(RunFinished)[0].result is result
     assert {e.run_id for e in recorder.events} == {result.run_id}
     assert all(r.worker != threading.current_thread().name for r in result.tasks.values())
+
+
+def test_importing_the_core_does_not_import_prefect_even_where_it_is_installed() -> None:
+    code = "import sys, task_engine_core; print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
