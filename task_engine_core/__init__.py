@@ -3,28 +3,46 @@
 Importing this package loads the standard library only.
 """
 
-from .context import TaskContext
+from ._secrets import Secret, mask_secrets
+from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
+    ContextFileError,
     ContextKeyError,
     CycleError,
     DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
+    HydrationError,
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
+    RateLimitError,
+    RateLimitTimeoutError,
+    ResourceTimeoutError,
     RunInterrupted,
     SkipTask,
     TargetError,
     TaskEngineError,
     TaskTimeoutError,
     UnknownDependencyError,
+    UnknownRateLimitKeyError,
 )
 from .events import EventBus
 from .executor import PipelineExecutor
 from .pipeline import Pipeline, default_pipeline, register
-from .policies import Backoff, retries, skippable, timeout
+from .policies import (
+    Backoff,
+    RateLimit,
+    RateLimiter,
+    rate_limit,
+    rate_limited,
+    retries,
+    set_rate_limit,
+    skippable,
+    timeout,
+    wait_for_resource,
+)
 from .reporters import ConsoleReporter, Reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
@@ -33,6 +51,7 @@ __all__ = [
     "Backoff",
     "ConsoleReporter",
     "ContextError",
+    "ContextFileError",
     "ContextKeyError",
     "CycleError",
     "DefinitionError",
@@ -40,14 +59,23 @@ __all__ = [
     "EmptyPipelineError",
     "EventBus",
     "FunctionTask",
+    "Hydrated",
+    "HydrationError",
+    "HydrationRequest",
     "InvalidArgumentError",
     "MissingExtraError",
     "NotATaskError",
     "Pipeline",
     "PipelineExecutor",
+    "RateLimit",
+    "RateLimitError",
+    "RateLimitTimeoutError",
+    "RateLimiter",
     "Reporter",
+    "ResourceTimeoutError",
     "RunInterrupted",
     "RunResult",
+    "Secret",
     "SkipTask",
     "TargetError",
     "Task",
@@ -57,9 +85,17 @@ __all__ = [
     "TaskResult",
     "TaskState",
     "UnknownDependencyError",
+    "UnknownRateLimitKeyError",
     "default_pipeline",
+    "hydrate",
+    "mask_secrets",
+    "rate_limit",
+    "rate_limited",
     "register",
+    "register_hydrator",
     "retries",
+    "set_rate_limit",
     "skippable",
     "timeout",
+    "wait_for_resource",
 ]

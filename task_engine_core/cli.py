@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ._secrets import mask_text
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
     run.add_argument("--plan", action="store_true", help="print the plan line before running")
+    run.add_argument(
+        "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
+    )
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except TaskEngineError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {mask_text(str(error))}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -78,7 +82,9 @@ def _load(target: str) -> Pipeline:
 
 def _run(args: argparse.Namespace) -> int:
     pipeline = _load(args.target)
-    executor = PipelineExecutor(pipeline, workers=args.workers, keep_going=args.keep_going, show_plan=args.plan)
+    executor = PipelineExecutor(
+        pipeline, workers=args.workers, context=args.context, keep_going=args.keep_going, show_plan=args.plan
+    )
     try:
         executor.run()
     except RunInterrupted as interrupted:
@@ -104,10 +110,11 @@ def _report_failure(executor: PipelineExecutor) -> int:
     others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
     print(
         f"task {first.name!r} failed after {first.attempts} attempt(s): "
-        f"{type(first.error).__name__}: {first.error}{others}",
+        f"{type(first.error).__name__}: {mask_text(str(first.error))}{others}",
         file=sys.stderr,
     )
-    traceback.print_exception(first.error, file=sys.stderr)
+    # Secret values revealed to a client can come back inside its error message.
+    print(mask_text("".join(traceback.format_exception(first.error))), end="", file=sys.stderr)
     return EXIT_TASK_FAILED
 
 

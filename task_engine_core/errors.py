@@ -107,6 +107,81 @@ class MissingExtraError(TaskEngineError, ImportError):
         )
 
 
+class HttpError(TaskEngineError):
+    """An HTTP request made by a task failed; `method` and `url` (secrets masked) say which."""
+
+    def __init__(self, message: str, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(message)
+
+
+_STATUS_HINTS = {
+    400: "the service rejected the request; check its parameters and body",
+    401: "the service did not accept the credentials; check the token or password the task sends",
+    403: "the credentials lack permission for this resource; check the account's grants",
+    404: "nothing is at this URL; check the address and the identifiers in it",
+    409: "the resource is in a conflicting state; check for a concurrent change before repeating it",
+    422: "the service could not process the request body; check its fields",
+    429: "the service is throttling this client; lower the request rate (see rate_limit)",
+}
+
+
+class HttpStatusError(HttpError):
+    """A response came back with an error status (4xx or 5xx); `response` is the requests Response."""
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int,
+        reason: str = "",
+        body: str = "",
+        retry_after: str | None = None,
+        response: object | None = None,
+    ) -> None:
+        self.status = status
+        self.response = response
+        self.reason = reason
+        self.body = body
+        self.retry_after = retry_after
+        hint = _STATUS_HINTS.get(status) or (
+            "the service failed; check its health and logs" if status >= 500 else "the request was not accepted"
+        )
+        title = f"{status} {reason}".strip()
+        body_part = f"; body: {body!r}" if body else "; empty body"
+        super().__init__(f"{title} from {method} {url}{body_part}; {hint}", method, url)
+
+
+class HttpConnectionError(HttpError):
+    """No response: the connection was refused, reset or closed by the server."""
+
+    def __init__(self, method: str, url: str, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"{method} {url} got no response ({detail}); check that the service is running and reachable",
+            method,
+            url,
+        )
+
+
+class HttpTimeoutError(HttpConnectionError):
+    """The connection or the response took longer than the task's timeout."""
+
+    def __init__(self, method: str, url: str, phase: str, seconds: float | None) -> None:
+        self.phase = phase
+        self.seconds = seconds
+        limit = f"{seconds:g} s" if seconds is not None else "its limit"
+        HttpError.__init__(
+            self,
+            f"{method} {url} timed out: no {'connection' if phase == 'connect' else 'response'} within {limit} "
+            f"({phase}_timeout); raise {phase}_timeout on the task if the service is this slow",
+            method,
+            url,
+        )
+        self.detail = f"{phase} timeout"
+
+
 class RunInterrupted(TaskEngineError):
     """A run stopped early because of Ctrl-C or SIGTERM; finished results were kept."""
 
@@ -123,6 +198,65 @@ def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[
 
 class SkipTask(TaskEngineError):
     """Raise inside a task to end it SKIPPED at once (no retry); its dependents still run."""
+
+
+class ContextFileError(ContextError):
+    """A context file is missing, unreadable, not valid YAML, or not a mapping; `path`/`line` say where."""
+
+    def __init__(self, message: str, path: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        super().__init__(message)
+
+
+class HydrationError(ContextError):
+    """A context hydrator raised or returned something other than a mapping."""
+
+
+class RateLimitError(TaskEngineError):
+    """Base class of rate-limit errors."""
+
+
+class UnknownRateLimitKeyError(RateLimitError, LookupError):
+    """A rate-limited call names a key that has no configured limit."""
+
+    def __init__(self, key: str, configured: Sequence[str]) -> None:
+        self.key = key
+        self.configured = tuple(configured)
+        known = ", ".join(repr(k) for k in self.configured) if self.configured else "none"
+        close = closest_names(key, self.configured)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        super().__init__(
+            f"no rate limit is configured for key {key!r}{hint}; configured keys: {known}; "
+            f"call set_rate_limit(RateLimit({key!r}, rate=...)) or add it under rate_limits: in the context file"
+        )
+
+
+class RateLimitTimeoutError(RateLimitError, TimeoutError):
+    """A token for a rate-limited key would not be available within the acquire timeout."""
+
+    def __init__(self, key: str, wait: float, timeout: float) -> None:
+        self.key = key
+        self.wait = wait
+        self.timeout = timeout
+        super().__init__(
+            f"rate limit {key!r}: the next token is {wait:.2f} s away, longer than the acquire timeout of "
+            f"{timeout:g} s; raise the timeout or lower the request rate"
+        )
+
+
+class ResourceTimeoutError(TaskEngineError, TimeoutError):
+    """A resource was not ready before the wait_for_resource timeout (counted from the first poll)."""
+
+    def __init__(self, task: str, resource: str, timeout: float, polls: int) -> None:
+        self.task = task
+        self.resource = resource
+        self.timeout = timeout
+        self.polls = polls
+        super().__init__(
+            f"task {task!r} gave up waiting for resource {resource!r}: not ready {timeout:g} s after the "
+            f"first poll ({polls} poll{'s' if polls != 1 else ''}); raise timeout= or check the resource"
+        )
 
 
 class TaskTimeoutError(TaskEngineError, TimeoutError):

@@ -8,6 +8,7 @@ starts each task once, and stops starting tasks after a failure unless `keep_goi
 from __future__ import annotations
 
 import heapq
+import os
 import queue
 import signal
 import threading
@@ -17,11 +18,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .context import TaskContext
+from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
 from .pipeline import Pipeline, ValidatedPipeline, default_pipeline
+from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .reporters import ConsoleReporter
 from .result import RunResult, TaskResult
 from .runtime import OutcomeKind, TaskRun, run_attempt
@@ -45,7 +47,7 @@ class PipelineExecutor:
         self,
         pipeline: Pipeline | None = None,
         workers: int = 1,
-        context: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         keep_going: bool = False,
         *,
         listeners: Iterable[Listener] = (),
@@ -75,6 +77,7 @@ class PipelineExecutor:
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
         validated = pipeline.validate()
         context = self._build_context()
+        self._configure_rate_limits(validated, context)
         self._stop_reason = None
         result = RunResult(
             run_id=uuid.uuid4().hex,
@@ -112,9 +115,14 @@ class PipelineExecutor:
         return keys
 
     def _build_context(self) -> TaskContext:
-        if isinstance(self.context, TaskContext):
-            return self.context
-        return TaskContext(self.context or {}, sources=("executor argument",) if self.context else ())
+        # Hydrated once per run, before any task starts; every task and thread gets this one object.
+        return build_context(self.context)
+
+    @staticmethod
+    def _configure_rate_limits(validated: ValidatedPipeline, context: TaskContext) -> None:
+        # Before any task starts: limits from the context file, then every @rate_limit key must be known.
+        apply_context_rate_limits(context)
+        check_rate_limit_keys(validated.policies)
 
     # -- scheduling ---------------------------------------------------------------------------
     def _schedule(self, validated: ValidatedPipeline, context: TaskContext, result: RunResult) -> None:

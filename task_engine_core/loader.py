@@ -22,8 +22,12 @@ def load_pipeline(target: str) -> Pipeline:
 
     Tasks registered with the bare `@register` during the import land in that pipeline, so two
     targets loaded in one process never share tasks. A module that defines its own `Pipeline`
-    object (and registers into it) gives that pipeline instead.
+    object (and registers into it) gives that pipeline instead; `module:attribute` (or
+    `file.py:attribute`) names one such object explicitly.
     """
+    source, sep, attribute = target.rpartition(":")
+    if sep and source and attribute.isidentifier():
+        return _load_attribute(source, attribute, target)
     path = Path(target)
     is_path = target.endswith(".py") or os.sep in target or path.is_dir()
     pipeline = Pipeline(path.stem if is_path else target)
@@ -40,6 +44,22 @@ def load_pipeline(target: str) -> Pipeline:
         names = ", ".join(repr(p.name) for p in own)
         raise TargetError(f"{target!r} defines several pipelines ({names}); give one per module")
     return pipeline  # empty: the executor reports it as EmptyPipelineError
+
+
+def _load_attribute(source: str, attribute: str, target: str) -> Pipeline:
+    path = Path(source)
+    is_path = source.endswith(".py") or os.sep in source or path.is_dir()
+    module = _import_path(path, source) if is_path else _import_module(source)
+    value = getattr(module, attribute, None)
+    if value is None:
+        found = sorted(name for name, item in vars(module).items() if isinstance(item, Pipeline))
+        hint = f"pipelines there: {', '.join(found)}" if found else "it defines no Pipeline object"
+        raise TargetError(f"{source!r} has no attribute {attribute!r} (target {target!r}); {hint}")
+    if not isinstance(value, Pipeline):
+        raise TargetError(
+            f"{target!r} is a {type(value).__name__}, not a Pipeline; point at a Pipeline object or at the module"
+        )
+    return value
 
 
 def _import_module(name: str) -> ModuleType:

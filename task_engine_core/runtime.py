@@ -63,6 +63,11 @@ class TaskRun:
     attempt: int = 0
     waits: dict[str, float] = field(default_factory=dict)
     first_poll: dict[str, float] = field(default_factory=dict)
+    explanation: str = ""
+
+    def explain(self, reason: str) -> None:
+        """Say why `retry_handler` decided as it did; the reason goes into RetryScheduled and TaskResult."""
+        self.explanation = reason
 
     def emit(self, event: Event) -> None:
         """Send an event of this task to the run's listeners."""
@@ -151,17 +156,21 @@ def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutco
 
     if attempt >= limit:
         return give_up("no attempts left" if limit > 1 else "no retries configured")
+    run.explanation = ""
     try:
         decision = run.task.retry_handler(error)
     except Exception as handler_error:
         handler_error.__context__ = error
         return give_up(f"retry_handler raised {type(handler_error).__name__}", handler_error)
+    explained = run.explanation
     if decision is None or decision is False:
-        return give_up("retry_handler declined to retry")
+        return give_up(explained or "retry_handler declined to retry")
     if decision is True:
         delay = policies.backoff.delay(attempt)
     elif isinstance(decision, (int, float)) and decision >= 0:
         delay = float(decision)
     else:
         return give_up(f"retry_handler returned {decision!r}; expected True, False or seconds >= 0")
-    return AttemptOutcome(OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason="retry_handler asked to retry")
+    return AttemptOutcome(
+        OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason=explained or "retry_handler asked to retry"
+    )

@@ -108,3 +108,26 @@ def test_cli_default_is_one_worker_in_the_main_thread(tmp_path):
     assert done.returncode == 0 and done.stdout.splitlines() == ["Executing where", "MainThread"]
     threaded = cli("run", str(file), "--workers", "2", cwd=tmp_path)
     assert threaded.stdout.splitlines()[1].startswith("task-engine-worker-")
+
+
+def test_pipeline_with_no_tasks_exits_2(tmp_path):
+    file = tmp_path / "empty_pipe.py"
+    file.write_text("x = 1\n")
+    done = cli("run", str(file), cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (
+        2, "error: pipeline 'empty_pipe' has no tasks; decorate a Task subclass or function with @register\n"
+    )
+
+
+def test_syntax_and_import_errors_in_the_users_module_exit_2_naming_file_and_line(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("from task_engine_core import register\n\n@register\ndef a(:\n    pass\n")
+    done = cli("run", str(broken), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == f"error: cannot load {str(broken)!r}: syntax error in {broken}, line 4: invalid syntax\n"
+    missing = tmp_path / "needs_missing.py"
+    missing.write_text("import json\nfrom not_installed_lib import thing\n")
+    done = cli("run", str(missing), cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        f"error: cannot load {str(missing)!r}: ModuleNotFoundError: No module named 'not_installed_lib' at {missing}, line 2\n"
+    )

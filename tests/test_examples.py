@@ -44,3 +44,21 @@ def test_tasks_run_2_ends_with_the_seed_traceback():
     assert lines[0] == "Traceback (most recent call last):"
     assert 'raise Exception(f"Error {status}")' in done.stderr
     assert lines[-2:] == ["Exception: Error 401", "Task Engine: task 'Task1' failed on attempt 2 (retry_handler declined to retry)"]
+
+
+def test_context_rate_limit_example_masks_the_secret_and_waits_for_tokens():
+    done = run_example("context_rate_limit")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:4] == [
+        "Executing StartCluster",
+        "Starting example-cluster at http://127.0.0.1:8080/api",
+        "Context: TaskContext({'url': 'http://127.0.0.1:8080/api', 'token': '***'})",
+        "Executing wait_for_cluster",
+    ]
+    assert "example-cluster is ready" in lines
+    requests = [line for line in lines if line.startswith("GET ")]
+    assert len(requests) == 6
+    # Burst of 2 at 4 per second: the first two are free, the rest wait for a token.
+    assert [line.endswith("(waited 0.00 s)") for line in requests] == [True, True, False, False, False, False]
+    assert "example-token-not-real" not in done.stdout

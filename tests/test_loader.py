@@ -102,3 +102,25 @@ def test_folder_without_init(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(TargetError, match=r"is not a package \(it has no __init__\.py\)$"):
         load_pipeline(str(tmp_path / "plain"))
+
+
+def test_module_attribute_target():
+    pipeline = load_pipeline("tests.conformance.scenarios.diamond:pipeline")
+    assert pipeline.name == "diamond" and pipeline.task_names == ["top", "left", "right", "bottom"]
+
+
+def test_missing_attribute_names_the_pipelines_there():
+    with pytest.raises(TargetError) as info:
+        load_pipeline("tests.conformance.scenarios.diamond:pipe")
+    assert str(info.value) == (
+        "'tests.conformance.scenarios.diamond' has no attribute 'pipe' "
+        "(target 'tests.conformance.scenarios.diamond:pipe'); pipelines there: pipeline"
+    )
+
+
+def test_attribute_that_is_not_a_pipeline():
+    with pytest.raises(TargetError) as info:
+        load_pipeline("tests.conformance.scenarios.diamond:EXPECTED")
+    assert str(info.value) == (
+        "'tests.conformance.scenarios.diamond:EXPECTED' is a dict, not a Pipeline; point at a Pipeline object or at the module"
+    )

@@ -100,3 +100,21 @@ def test_events_of_an_attempt(recorder):
 
 def test_current_task_run_is_none_outside_a_task():
     assert current_task_run() is None
+
+
+def test_a_handler_can_explain_its_decision():
+    class Explaining(Failing):
+        def retry_handler(self, error):
+            current_task_run().explain(f"{error} is worth {self.answer!r}")
+            return self.answer
+
+    retry = run_attempt(make_run(Explaining(2.0)), 1)
+    assert (retry.kind, retry.reason) == (OutcomeKind.RETRY, "boom is worth 2.0")
+    refused = run_attempt(make_run(Explaining(False)), 1)
+    assert (refused.kind, refused.reason) == (OutcomeKind.FAILED, "boom is worth False")
+
+
+def test_an_explanation_does_not_leak_into_the_next_decision():
+    run = make_run(Failing(True))
+    run.explain("stale")
+    assert run_attempt(run, 1).reason == "retry_handler asked to retry"

@@ -1,6 +1,8 @@
-"""Policies that shape how each task runs: retries, skip, and the per-task policy set."""
+"""Policies that shape how each task runs: retries, skip, rate limits, resource waits, the per-task policy set."""
 
 from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
+from .ratelimit import RateLimit, RateLimiter, TokenBucket, default_rate_limiter, rate_limit, rate_limited, set_rate_limit
+from .resource import wait_for_resource
 from .retry import Backoff, RetryPolicy, retries
 from .skip import skippable
 from .timeout import timeout
@@ -8,12 +10,20 @@ from .timeout import timeout
 __all__ = [
     "AttemptGuard",
     "Backoff",
+    "RateLimit",
+    "RateLimiter",
     "RetryPolicy",
     "TaskPolicies",
+    "TokenBucket",
     "attach",
+    "default_rate_limiter",
+    "rate_limit",
+    "rate_limited",
     "resolve_policies",
     "retries",
+    "set_rate_limit",
     "skippable",
     "stored_settings",
     "timeout",
+    "wait_for_resource",
 ]

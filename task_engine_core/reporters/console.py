@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from ..events import RunStarted, TaskFinished, TaskStarted
+from .._secrets import mask_text
+from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
 from ..task import TaskState
 from .base import Reporter
 
@@ -20,9 +21,11 @@ def format_plan(plan: tuple[str, ...] | list[str]) -> str:
 class ConsoleReporter(Reporter):
     """Prints `Executing <task>`, `Skipping task due to error: <error>` and, if asked, the plan line."""
 
-    def __init__(self, show_plan: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(self, show_plan: bool = False, stream: TextIO | None = None, wait_threshold: float = 0.5) -> None:
         self.show_plan = show_plan
         self._stream = stream
+        # Rate-limit and resource waits shorter than this are recorded but not printed (less noise).
+        self.wait_threshold = wait_threshold
 
     def _print(self, line: str) -> None:
         # Look standard output up at print time so redirecting sys.stdout works.
@@ -37,7 +40,13 @@ class ConsoleReporter(Reporter):
         """Print the seed's `Executing <task>` line."""
         self._print(f"Executing {event.task}")
 
+    def on_wait_started(self, event: WaitStarted) -> None:
+        """Print `<task>: waiting 0.8 s for '<key>'` for rate-limit and resource waits above the threshold."""
+        if event.reason in ("rate_limit", "resource") and event.message:
+            if event.seconds is None or event.seconds >= self.wait_threshold:
+                self._print(f"{event.task}: {event.message}")
+
     def on_task_finished(self, event: TaskFinished) -> None:
         """Print the seed's skip line for a task that failed and was skipped."""
         if event.result.state is TaskState.SKIPPED:
-            self._print(f"Skipping task due to error: {event.result.error}")
+            self._print(f"Skipping task due to error: {mask_text(str(event.result.error))}")

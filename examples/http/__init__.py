@@ -1,0 +1,146 @@
+"""HTTP tasks with sensible defaults, against a small jobs service this example starts on 127.0.0.1.
+
+StartService -> SubmitRun -> WaitForRun -> FetchOutput -> Summary
+
+The service answers the first two polls of /jobs/runs/get with 429 (once with `Retry-After: 1`),
+and refuses more than 10 requests per second. WaitForRun keeps below that with a client-side rate
+limit of 4 requests per second on the key '/jobs/runs/get', taken for every request it sends.
+FetchOutput meets a 404, which is not retried; the task is skippable, so Summary still runs.
+No internet is needed: everything talks to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from task_engine_core import RateLimit, rate_limit, register, set_rate_limit, skippable
+from task_engine_core.runtime import current_task_run
+from task_engine_core.sensible_defaults import SensibleDefaultsRequests
+
+
+class JobsService:
+    """A tiny stand-in for a jobs API (run-now, runs/get, runs/get-output) on 127.0.0.1."""
+
+    LIMIT_PER_SECOND = 10
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self.requests: list[float] = []
+        self.throttled = 0
+        self.polls = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                service.handle(self)
+
+            do_POST = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass  # keep the example's output to the pipeline's lines
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{server.server_port}/api/2.1/jobs"
+        return self.base_url
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(handler.path).path.removeprefix("/api/2.1/jobs")
+        with self._lock:
+            now = time.monotonic()
+            self.requests.append(now)
+            if sum(1 for t in self.requests if now - t < 1.0) > self.LIMIT_PER_SECOND:
+                self.throttled += 1
+                return self.reply(handler, 429, {"error_code": "REQUEST_LIMIT_EXCEEDED"})
+            if path == "/run-now":
+                return self.reply(handler, 200, {"run_id": 42})
+            if path == "/runs/get":
+                self.polls += 1
+                if self.polls == 1:
+                    return self.reply(handler, 429, {"error_code": "TEMPORARILY_UNAVAILABLE"}, {"Retry-After": "1"})
+                if self.polls == 2:
+                    return self.reply(handler, 429, {"error_code": "TEMPORARILY_UNAVAILABLE"})
+                state = "TERMINATED" if self.polls >= 6 else "RUNNING"
+                return self.reply(handler, 200, {"run_id": 42, "state": {"life_cycle_state": state}})
+            return self.reply(handler, 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"no {path}"})
+
+    @staticmethod
+    def reply(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
+        payload = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+
+SERVICE = JobsService()
+RUN: dict[str, int] = {}
+
+# The client's own limit for the polling endpoint: 4 requests per second, no bursts.
+set_rate_limit(RateLimit("/jobs/runs/get", rate=4, burst=1))
+
+
+class JobsApiTask(SensibleDefaultsRequests):
+    """Our HTTP tasks: the sensible defaults, and every retry decision printed."""
+
+    read_timeout = 5.0
+
+    def retry_handler(self, error: Exception):
+        decision = super().retry_handler(error)
+        run = current_task_run()
+        print(f"{type(self).__name__}: {run.explanation if run else decision}")
+        return decision
+
+
+@register
+def StartService():
+    print(f"Jobs service listening on {SERVICE.start()}")
+
+
+@register(depends_on=StartService)
+class SubmitRun(JobsApiTask):
+    def perform_task(self):
+        RUN["id"] = self.session.post(f"{SERVICE.base_url}/run-now", json={"job_id": 7}).json()["run_id"]
+        print(f"SubmitRun: run {RUN['id']} submitted")
+
+
+@register(depends_on=SubmitRun)
+@rate_limit("/jobs/runs/get")
+class WaitForRun(JobsApiTask):
+    def perform_task(self):
+        polls = 0
+        while True:
+            polls += 1
+            body = self.session.get(f"{SERVICE.base_url}/runs/get", params={"run_id": RUN["id"]}).json()
+            state = body["state"]["life_cycle_state"]
+            print(f"WaitForRun: run {RUN['id']} is {state}")
+            if state == "TERMINATED":
+                break
+        waited = current_task_run().waits.get("rate_limit", 0.0)
+        print(f"WaitForRun: done after {polls} polls in this attempt; {waited:.2f} s waited for the rate limit in all")
+
+
+@register(depends_on=WaitForRun)
+@skippable
+class FetchOutput(JobsApiTask):
+    def perform_task(self):
+        self.session.get(f"{SERVICE.base_url}/runs/get-output", params={"run_id": RUN["id"], "token": "s3cr3t"})
+
+
+@register(depends_on=FetchOutput)
+def Summary():
+    print(
+        f"Service saw {len(SERVICE.requests)} requests, {SERVICE.throttled} over its limit of "
+        f"{JobsService.LIMIT_PER_SECOND}/s"
+    )

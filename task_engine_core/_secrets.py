@@ -1,0 +1,134 @@
+"""Secret values and masking: a Secret never prints its value, and known secret texts are masked in logs.
+
+A `Secret` wraps a value from the context (`!secret`, `!env NAME`, or a hydrator's mark). Its repr
+and str are `***`; `.reveal()` returns the value. Every revealed text of three characters or more
+is also remembered, so `mask_text` (used by the console reporter, the CLI and a logging record
+factory) can replace it wherever it turns up inside other text, such as an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Secret", "MASK", "is_secret", "mask_secrets", "mask_text", "install_log_masking"]
+
+MASK = "***"
+# Shorter secrets are not searched for inside other text: masking every "ab" would ruin the logs.
+_MIN_MASKED_LENGTH = 3
+
+_known: set[str] = set()
+_known_lock = threading.Lock()
+_log_masking_installed = False
+
+
+class Secret:
+    """A value that must not be shown: prints as `***`; `.reveal()` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        object.__setattr__(self, "_value", value)
+        _remember(value)
+
+    def reveal(self) -> Any:
+        """The real value: pass it straight to the client that needs it, never to print or log."""
+        return self._value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise TypeError("Secret is read-only")
+
+    def __repr__(self) -> str:
+        return f"Secret('{MASK}')"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return format(MASK, spec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Secret, (self._value,))
+
+
+def is_secret(value: object) -> bool:
+    """True for a Secret."""
+    return isinstance(value, Secret)
+
+
+def _remember(value: Any) -> None:
+    text = str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+    if text is None or len(text) < _MIN_MASKED_LENGTH:
+        return
+    with _known_lock:
+        _known.add(text)
+    install_log_masking()
+
+
+def mask_text(text: str) -> str:
+    """`text` with every known secret value replaced by `***`."""
+    if not _known or not text:
+        return text
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted(_known, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy safe to show: Secrets become `***`, mappings and sequences are copied, text and errors are masked.
+
+    Use it for anything derived from the context that goes into a report, a span, a log or statistics.
+    """
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, Mapping):
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(item) for item in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, BaseException):
+        return mask_text(str(value))
+    return value
+
+
+def install_log_masking() -> None:
+    """Mask known secret texts in every log record created from now on (idempotent).
+
+    A record factory rather than a handler filter, so every handler — including ones added
+    later, pytest's and OpenTelemetry's — sees the masked message.
+    """
+    global _log_masking_installed
+    with _known_lock:
+        if _log_masking_installed:
+            return
+        _log_masking_installed = True
+    previous = logging.getLogRecordFactory()
+
+    def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _known:
+            try:
+                message = record.getMessage()
+            except Exception:  # a broken format string is logging's to report, not ours
+                return record
+            masked = mask_text(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(masked_record)
