@@ -15,7 +15,9 @@ Prefect task run". Inside each Prefect task run every attempt is one call of the
 
 from __future__ import annotations
 
+import contextvars
 import heapq
+import os
 import queue
 import threading
 import time
@@ -25,6 +27,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskContext, TaskResult, TaskState
+from task_engine_core.context import (
+    Hydrated,
+    HydrationRequest,
+    build_context,
+    deep_merge,
+    register_hydrator,
+    registered_hydrators,
+)
 from task_engine_core.errors import MissingExtraError
 from task_engine_core.events import Listener, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from task_engine_core.pipeline import ValidatedPipeline
@@ -39,7 +49,13 @@ try:
 except ImportError:  # pragma: no cover - exercised in the main test environment
     raise MissingExtraError("prefect", "prefect", "adapters.prefect (running pipelines on Prefect)") from None
 
-__all__ = ["SKIPPED_STATE_NAME", "to_prefect_flow", "last_result"]
+__all__ = [
+    "FLOW_PARAMETERS_HYDRATOR",
+    "FLOW_PARAMETERS_ORDER",
+    "SKIPPED_STATE_NAME",
+    "last_result",
+    "to_prefect_flow",
+]
 
 #: The name of the COMPLETED-type Prefect state a skipped task ends in.
 SKIPPED_STATE_NAME = "Skipped"
@@ -64,7 +80,7 @@ def to_prefect_flow(
     name: str | None = None,
     max_workers: int = 4,
     *,
-    context: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     keep_going: bool = False,
     listeners: Iterable[Listener] = (),
     reporters: Iterable[Listener] | None = None,
@@ -72,10 +88,12 @@ def to_prefect_flow(
 ) -> Flow[..., RunResult]:
     """Build a Prefect flow that runs `pipeline` (None = the default registry) with the core's semantics.
 
-    The flow takes one parameter, `params`: a mapping laid over the run's TaskContext (the flow
-    run's configuration; Prefect validates it as a JSON object). It returns the RunResult, or
-    raises the first failed task's own exception. The pipeline is validated here, so definition
-    errors surface when the flow is built, not when it first runs.
+    `context` means what it means to PipelineExecutor: None (the default) or a file path runs
+    the hydrator chain at the start of every flow run; a mapping or TaskContext is used as it is.
+    The flow takes one parameter, `params`: a JSON object (Prefect validates it) laid over the
+    context as its last source, the flow run's own configuration. The flow returns the
+    RunResult, or raises the first failed task's own exception. The pipeline is validated here,
+    so definition errors surface when the flow is built, not when it first runs.
     """
     from task_engine_core.pipeline import default_pipeline
 
@@ -298,32 +316,51 @@ def _attempt(slot: _Slot) -> State[Any] | None:
 
 # -- context -----------------------------------------------------------------------------------------
 
+#: The hydrator that lays a flow run's `params` over the context; it runs after the environment's
+#: (order 1000), since a flow run's parameters are the most specific configuration there is.
+FLOW_PARAMETERS_HYDRATOR = "prefect flow parameters"
+FLOW_PARAMETERS_ORDER = 2000
 
-def _flow_context(base: Mapping[str, Any] | None, params: Mapping[str, Any] | None) -> TaskContext:
-    """The run's TaskContext: the configured context, then the flow run's parameters over it."""
-    sources: list[str] = []
-    data: dict[str, Any] = {}
-    if base is not None:
-        data = base.to_dict() if isinstance(base, TaskContext) else _deep_copy(base)
-        sources.extend(base.sources if isinstance(base, TaskContext) else ("to_prefect_flow(context=...)",))
+_FLOW_PARAMS: contextvars.ContextVar[Hydrated | None] = contextvars.ContextVar("task_engine_flow_params", default=None)
+
+
+def _flow_parameters_hydrator(request: HydrationRequest) -> Hydrated | None:
+    """The current Prefect flow run's `params`; nothing outside a flow run of this adapter."""
+    return _FLOW_PARAMS.get()
+
+
+def _ensure_hydrator() -> None:
+    # Registered again if a test or an application reset the chain since the import.
+    if FLOW_PARAMETERS_HYDRATOR not in dict(registered_hydrators()):
+        register_hydrator(_flow_parameters_hydrator, name=FLOW_PARAMETERS_HYDRATOR, order=FLOW_PARAMETERS_ORDER)
+
+
+def _flow_context(context: Any, params: Mapping[str, Any] | None) -> TaskContext:
+    """Hydrate the run's TaskContext at flow start, the flow run's parameters last.
+
+    `context` means what it means to PipelineExecutor: None or a path runs the hydrator chain
+    (where the flow-parameters hydrator takes part); a mapping or TaskContext is used as it is,
+    and then the parameters are laid over it directly.
+    """
+    layer = None
     if params:
-        _deep_merge(data, params)
         flow_run = FlowRunContext.get()
         run_name = flow_run.flow_run.name if flow_run is not None and flow_run.flow_run is not None else ""
-        sources.append(f"Prefect flow run parameters{f' ({run_name})' if run_name else ''}")
-    return TaskContext(data, sources=tuple(sources))
+        layer = Hydrated(params, f"Prefect flow run parameters{f' ({run_name})' if run_name else ''}")
+    if context is None or isinstance(context, (str, os.PathLike)):
+        _ensure_hydrator()
+        token = _FLOW_PARAMS.set(layer)
+        try:
+            return build_context(context)
+        finally:
+            _FLOW_PARAMS.reset(token)
+    built = build_context(context)
+    if layer is None:
+        return built
+    return TaskContext(deep_merge(built, layer.data), sources=(*built.sources, layer.source))
 
 
-def _deep_copy(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in mapping.items()}
-
-
-def _deep_merge(target: dict[str, Any], overlay: Mapping[str, Any]) -> None:
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            _deep_merge(target[key], value)
-        else:
-            target[key] = _deep_copy(value) if isinstance(value, Mapping) else value
+_ensure_hydrator()
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +13,16 @@ from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
+from adapters.prefect import (
+    FLOW_PARAMETERS_HYDRATOR,
+    FLOW_PARAMETERS_ORDER,
+    SKIPPED_STATE_NAME,
+    last_result,
+    to_prefect_flow,
+)
 from task_engine_core import (
     Backoff,
+    ContextKeyError,
     EmptyPipelineError,
     InvalidArgumentError,
     Pipeline,
@@ -25,6 +33,7 @@ from task_engine_core import (
     retries,
     skippable,
 )
+from task_engine_core.context import hydrate, registered_hydrators
 from task_engine_core.events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 
 
@@ -270,13 +279,50 @@ def test_the_context_reaches_every_task_with_flow_parameters_on_top() -> None:
     flow = to_prefect_flow(pipeline, context={"api": {"url": "http://127.0.0.1:1", "timeout": 5}, "env": "dev"}, reporters=[])
     flow(params={"api": {"url": "http://127.0.0.1:2"}})
     assert (seen["url"], seen["timeout"], seen["env"]) == ("http://127.0.0.1:2", 5, "dev")
-    assert seen["sources"][0] == "to_prefect_flow(context=...)"
+    assert seen["sources"][0] == "executor argument"
     assert seen["sources"][1].startswith("Prefect flow run parameters")
     with pytest.raises(TypeError):
         seen["context"]["env"] = "prod"  # type: ignore[index]
 
     flow()
     assert seen["url"] == "http://127.0.0.1:1"
+
+
+def test_the_hydrator_chain_runs_at_flow_start_with_flow_parameters_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "task_engine.yml").write_text("api:\n  url: from-file\n  timeout: 5\nenv: from-file\nteam: data\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASK_ENGINE__ENV", "from-environment")
+    monkeypatch.setenv("TASK_ENGINE__API__URL", "from-environment")
+    pipeline = Pipeline("hydrated")
+    seen: list[TaskContext] = []
+    pipeline.register(lambda context: seen.append(context), name="reads")
+    flow = to_prefect_flow(pipeline, reporters=[])
+
+    flow(params={"api": {"url": "from-flow-run"}})
+    context = seen[-1]
+    assert context.to_dict() == {
+        "api": {"url": "from-flow-run", "timeout": 5},
+        "env": "from-environment",
+        "team": "data",
+    }
+    assert context.sources[:2] == (f"yaml file {tmp_path / 'task_engine.yml'}", "environment TASK_ENGINE__*")
+    assert context.sources[2].startswith("Prefect flow run parameters (")
+    assert (FLOW_PARAMETERS_HYDRATOR, FLOW_PARAMETERS_ORDER) in registered_hydrators()
+
+    flow()  # no parameters: the chain alone
+    assert seen[-1]["api"]["url"] == "from-environment"
+    assert seen[-1].sources[2] == FLOW_PARAMETERS_HYDRATOR  # consulted, nothing to add
+
+    with pytest.raises(ContextKeyError) as caught:
+        seen[-1]["missing"]
+    assert "missing" in str(caught.value) and "environment TASK_ENGINE__*" in str(caught.value)
+
+
+def test_the_flow_parameters_hydrator_adds_nothing_outside_a_flow_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert hydrate().to_dict() == {}
 
 
 def test_flow_parameters_are_validated_by_prefect() -> None:
