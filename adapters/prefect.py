@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,7 +35,7 @@ from task_engine_core.context import (
     register_hydrator,
     registered_hydrators,
 )
-from task_engine_core.errors import MissingExtraError
+from task_engine_core.errors import InvalidArgumentError, MissingExtraError, TaskEngineError
 from task_engine_core.events import Listener, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from task_engine_core.pipeline import ValidatedPipeline
 from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
@@ -52,6 +52,7 @@ except ImportError:  # pragma: no cover - exercised in the main test environment
 __all__ = [
     "FLOW_PARAMETERS_HYDRATOR",
     "FLOW_PARAMETERS_ORDER",
+    "PrefectRateLimitError",
     "SKIPPED_STATE_NAME",
     "last_result",
     "to_prefect_flow",
@@ -84,6 +85,7 @@ def to_prefect_flow(
     keep_going: bool = False,
     listeners: Iterable[Listener] = (),
     reporters: Iterable[Listener] | None = None,
+    prefect_rate_limits: Mapping[str, str] | None = None,
     **flow_kwargs: Any,
 ) -> Flow[..., RunResult]:
     """Build a Prefect flow that runs `pipeline` (None = the default registry) with the core's semantics.
@@ -94,6 +96,11 @@ def to_prefect_flow(
     context as its last source, the flow run's own configuration. The flow returns the
     RunResult, or raises the first failed task's own exception. The pipeline is validated here,
     so definition errors surface when the flow is built, not when it first runs.
+
+    `prefect_rate_limits` maps `@rate_limit` keys to Prefect global concurrency limits used as
+    rate limits (they need a slot decay): every attempt of a task with such a key also takes a
+    slot of that limit, which the Prefect server enforces across flow runs and machines. The
+    in-process token bucket still applies on top.
     """
     from task_engine_core.pipeline import default_pipeline
 
@@ -101,17 +108,17 @@ def to_prefect_flow(
     validated = chosen.validate()
     flow_name = name or validated.name
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        from task_engine_core.errors import InvalidArgumentError
-
         raise InvalidArgumentError(
             f"to_prefect_flow(max_workers={max_workers!r}): the number of worker threads must be an integer >= 1"
         )
+    limits = _check_prefect_rate_limits(prefect_rate_limits, validated)
     base_context = context
     extra_listeners = tuple(listeners)
     chosen_reporters = None if reporters is None else tuple(reporters)
     key = f"{flow_name}:{id(chosen)}"
 
     def run_pipeline(params: dict[str, Any] | None = None) -> RunResult:
+        _check_limits_exist(limits)
         executor = _PrefectExecutor(
             chosen,
             workers=max_workers,
@@ -121,6 +128,7 @@ def to_prefect_flow(
             reporters=chosen_reporters,
             handle_signals=False,
         )
+        executor.prefect_rate_limits = limits
         try:
             return executor.run()
         finally:
@@ -166,6 +174,7 @@ class _PrefectExecutor(PipelineExecutor):
     _validated: ValidatedPipeline
     _context: TaskContext
     _run_id: str
+    prefect_rate_limits: dict[str, str] = {}
 
     def _schedule(self, validated: ValidatedPipeline, context: TaskContext, result: RunResult) -> None:
         self._validated, self._context, self._run_id = validated, context, result.run_id
@@ -203,6 +212,10 @@ class _PrefectExecutor(PipelineExecutor):
     def _submit(self, name: str) -> tuple[_Slot, PrefectFuture[Any]]:
         validated = self._validated
         policies = validated.policies[name]
+        mapped = [(key, self.prefect_rate_limits[key]) for key in policies.rate_limit_keys if key in self.prefect_rate_limits]
+        if mapped:
+            # After the task's own guards, so the in-process bucket is taken first.
+            policies = replace(policies, guards=(*policies.guards, _PrefectRateLimitGuard(tuple(mapped))))
         instance = validated.definitions[name].create()
         run = TaskRun(name, policies, instance, self._run_id, self.events, self.clock, self.sleep)
         slot = _Slot(name, run, self._context, TaskResult(name))
@@ -312,6 +325,81 @@ def _attempt(slot: _Slot) -> State[Any] | None:
     if outcome.kind is OutcomeKind.SKIPPED:
         return Completed(name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {outcome.error}")
     return None
+
+
+# -- Prefect rate limits ----------------------------------------------------------------------------
+
+
+class PrefectRateLimitError(TaskEngineError):
+    """A Prefect global concurrency limit a rate-limit key is mapped to is missing or not a rate limit."""
+
+
+@dataclass(frozen=True)
+class _PrefectRateLimitGuard:
+    """Before every attempt, take one slot of each mapped Prefect limit (the server enforces them)."""
+
+    limits: tuple[tuple[str, str], ...]  # (rate-limit key, Prefect limit name)
+
+    def before_attempt(self, run: TaskRun) -> None:
+        """Block until the Prefect server grants a slot of every mapped limit; the wait is recorded."""
+        from prefect.concurrency.sync import rate_limit as prefect_rate_limit
+
+        for _key, limit in self.limits:
+            started = run.clock()
+            # strict: a limit deleted since the flow started fails the attempt instead of passing freely.
+            prefect_rate_limit(limit, occupy=1, strict=True)
+            run.record_wait("rate_limit", run.clock() - started)
+
+
+def _check_prefect_rate_limits(
+    mapping: Mapping[str, str] | None, validated: ValidatedPipeline
+) -> dict[str, str]:
+    if not mapping:
+        return {}
+    if not isinstance(mapping, Mapping):
+        raise InvalidArgumentError(
+            f"to_prefect_flow(prefect_rate_limits={mapping!r}) must map rate-limit keys to Prefect limit names"
+        )
+    used = {key for policies in validated.policies.values() for key in policies.rate_limit_keys}
+    checked: dict[str, str] = {}
+    for key, limit in mapping.items():
+        if not isinstance(limit, str) or not limit or "/" in limit or "%" in limit:
+            raise InvalidArgumentError(
+                f"prefect_rate_limits[{key!r}] = {limit!r}: a Prefect global concurrency limit name is a "
+                f"non-empty string without '/' or '%', e.g. 'databricks-runs-get'"
+            )
+        if key not in used:
+            known = ", ".join(repr(k) for k in sorted(used)) or "none"
+            raise InvalidArgumentError(
+                f"prefect_rate_limits maps {key!r}, which no task of pipeline {validated.name!r} uses with "
+                f"@rate_limit (keys in use: {known})"
+            )
+        checked[key] = limit
+    return checked
+
+
+def _check_limits_exist(limits: Mapping[str, str]) -> None:
+    """At flow start: every mapped Prefect limit exists and decays (so it limits a rate)."""
+    if not limits:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for key, name in limits.items():
+            try:
+                limit = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                raise PrefectRateLimitError(
+                    f"Prefect global concurrency limit {name!r} (for rate-limit key {key!r}) does not exist; "
+                    f"create it, e.g.: prefect gcl create {name} --limit 30 --slot-decay-per-second 30"
+                ) from None
+            if not limit.slot_decay_per_second:
+                raise PrefectRateLimitError(
+                    f"Prefect global concurrency limit {name!r} (for rate-limit key {key!r}) has no slot decay, "
+                    f"so it limits concurrency, not a rate; set one: prefect gcl update {name} "
+                    f"--slot-decay-per-second {limit.limit}"
+                )
 
 
 # -- context -----------------------------------------------------------------------------------------

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from prefect import Flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from adapters.prefect import (
     FLOW_PARAMETERS_HYDRATOR,
     FLOW_PARAMETERS_ORDER,
     SKIPPED_STATE_NAME,
+    PrefectRateLimitError,
     last_result,
     to_prefect_flow,
 )
@@ -26,11 +28,14 @@ from task_engine_core import (
     EmptyPipelineError,
     InvalidArgumentError,
     Pipeline,
+    RateLimit,
     SkipTask,
     Task,
     TaskContext,
     TaskState,
+    rate_limit,
     retries,
+    set_rate_limit,
     skippable,
 )
 from task_engine_core.context import hydrate, registered_hydrators
@@ -393,3 +398,68 @@ def test_importing_the_core_does_not_import_prefect_even_where_it_is_installed()
     code = "import sys, task_engine_core; print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def rate_limited_pipeline(name: str, key: str, tasks: int) -> Pipeline:
+    set_rate_limit(RateLimit(key, rate=1000))  # the in-process bucket: generous, never the bottleneck
+    pipeline = Pipeline(name)
+    for index in range(tasks):
+        pipeline.register(rate_limit(key=key)(lambda: None), name=f"call{index}")
+    return pipeline
+
+
+def test_a_rate_limit_key_mapped_to_a_prefect_limit_takes_its_slots() -> None:
+    with get_client(sync_client=True) as client:
+        # A slow decay, so the slots taken are still visible when the flow has finished.
+        client.upsert_global_concurrency_limit_by_name("te-items", limit=10, slot_decay_per_second=0.01)
+    pipeline = rate_limited_pipeline("prefect-limited", "/api/items", tasks=3)
+    flow = to_prefect_flow(pipeline, prefect_rate_limits={"/api/items": "te-items"}, reporters=[])
+    result = flow()
+    assert all("rate_limit" in r.waits for r in result.tasks.values())
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name("te-items").active_slots == 3
+
+
+def test_a_missing_prefect_limit_stops_the_flow_before_any_task() -> None:
+    pipeline = rate_limited_pipeline("prefect-missing-limit", "/api/missing", tasks=1)
+    flow = to_prefect_flow(pipeline, prefect_rate_limits={"/api/missing": "te-missing"}, reporters=[])
+    with pytest.raises(PrefectRateLimitError) as caught:
+        flow()
+    assert str(caught.value) == (
+        "Prefect global concurrency limit 'te-missing' (for rate-limit key '/api/missing') does not exist; "
+        "create it, e.g.: prefect gcl create te-missing --limit 30 --slot-decay-per-second 30"
+    )
+    assert last_result(flow) is None
+
+
+def test_a_prefect_limit_without_decay_is_refused() -> None:
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name("te-concurrency-only", limit=4)
+        client.update_global_concurrency_limit(
+            "te-concurrency-only", GlobalConcurrencyLimitUpdate(slot_decay_per_second=0)
+        )
+    pipeline = rate_limited_pipeline("prefect-no-decay", "/api/no-decay", tasks=1)
+    flow = to_prefect_flow(pipeline, prefect_rate_limits={"/api/no-decay": "te-concurrency-only"}, reporters=[])
+    with pytest.raises(PrefectRateLimitError) as caught:
+        flow()
+    assert str(caught.value) == (
+        "Prefect global concurrency limit 'te-concurrency-only' (for rate-limit key '/api/no-decay') has no "
+        "slot decay, so it limits concurrency, not a rate; set one: prefect gcl update te-concurrency-only "
+        "--slot-decay-per-second 4"
+    )
+
+
+def test_mapping_a_key_no_task_uses_is_a_definition_error() -> None:
+    pipeline = rate_limited_pipeline("prefect-unused-key", "/api/used", tasks=1)
+    with pytest.raises(InvalidArgumentError) as caught:
+        to_prefect_flow(pipeline, prefect_rate_limits={"/api/unused": "te-unused"})
+    assert str(caught.value) == (
+        "prefect_rate_limits maps '/api/unused', which no task of pipeline 'prefect-unused-key' uses with "
+        "@rate_limit (keys in use: '/api/used')"
+    )
+    with pytest.raises(InvalidArgumentError) as caught:
+        to_prefect_flow(pipeline, prefect_rate_limits={"/api/used": "has/slash"})
+    assert str(caught.value) == (
+        "prefect_rate_limits['/api/used'] = 'has/slash': a Prefect global concurrency limit name is a "
+        "non-empty string without '/' or '%', e.g. 'databricks-runs-get'"
+    )
