@@ -32,6 +32,8 @@ os.environ.update(
     DO_NOT_TRACK="1",
     PREFECT_SERVER_ANALYTICS_ENABLED="false",
     PREFECT_LOGGING_LEVEL="WARNING",
+    # The temporary server is stopped while it may still be recording the last events.
+    PREFECT_SERVER_LOGGING_LEVEL="CRITICAL",
 )
 os.chdir(_home)
 
