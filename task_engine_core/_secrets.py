@@ -20,6 +20,9 @@ MASK = "***"
 _MIN_MASKED_LENGTH = 3
 
 _known: set[str] = set()
+# Longest first, so a secret that contains another is masked whole; replaced (never mutated) under
+# the lock, so readers on other threads can use it without locking.
+_known_longest_first: tuple[str, ...] = ()
 _known_lock = threading.Lock()
 _log_masking_installed = False
 
@@ -70,17 +73,20 @@ def _remember(value: Any) -> None:
     text = str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
     if text is None or len(text) < _MIN_MASKED_LENGTH:
         return
+    global _known_longest_first
     with _known_lock:
-        _known.add(text)
+        if text not in _known:
+            _known.add(text)
+            _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
     install_log_masking()
 
 
 def mask_text(text: str) -> str:
     """`text` with every known secret value replaced by `***`."""
-    if not _known or not text:
+    secrets = _known_longest_first
+    if not secrets or not text:
         return text
-    # Longest first, so a secret that contains another is masked whole.
-    for secret in sorted(_known, key=len, reverse=True):
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
     return text
@@ -119,7 +125,7 @@ def install_log_masking() -> None:
 
     def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        if _known:
+        if _known_longest_first:
             try:
                 message = record.getMessage()
             except Exception:  # a broken format string is logging's to report, not ours

@@ -16,6 +16,7 @@ from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
+from .policies.resource import ResourceGuard
 
 __all__ = ["main", "build_parser"]
 
@@ -132,6 +133,12 @@ def _list(args: argparse.Namespace) -> int:
             parts.append("skippable")
         if policies.priority is not None:
             parts.append(f"priority={policies.priority:g}")
+        parts.extend(f"rate_limit={key}" for key in policies.rate_limit_keys)
+        parts.extend(
+            f"wait_for_resource={guard.name}(timeout {guard.timeout:g}s)"
+            for guard in policies.guards
+            if isinstance(guard, ResourceGuard)
+        )
         upstream = ", ".join(validated.upstream[name]) or "-"
         print(f"  {name:<24} depends on: {upstream:<30} {' '.join(parts)}".rstrip())
     return EXIT_OK

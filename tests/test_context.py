@@ -84,6 +84,15 @@ def test_task_engine_yml_in_the_working_directory_is_read_by_default(tmp_path):
     assert context.sources == (f"yaml file {tmp_path / 'task_engine.yml'}", "environment TASK_ENGINE__*")
 
 
+def test_a_task_context_or_mapping_given_to_the_executor_is_used_as_is(tmp_path, monkeypatch):
+    write(tmp_path / "task_engine.yml", "source: file\n")
+    monkeypatch.setenv("TASK_ENGINE__SOURCE", "env")
+    given = TaskContext({"source": "given"}, sources=("test",))
+    assert capture_context(context=given) is given
+    mapped = capture_context(context={"source": "mapping"})
+    assert mapped.to_dict() == {"source": "mapping"} and mapped.sources == ("executor argument",)
+
+
 def test_an_explicit_path_wins_over_the_working_directory(tmp_path):
     write(tmp_path / "task_engine.yml", "source: cwd\n")
     other = write(tmp_path / "prod.yml", "source: explicit\n")
@@ -486,3 +495,16 @@ def test_cli_hydration_error_exits_2_without_traceback_and_starts_no_task(tmp_pa
     assert done.stdout == ""
     assert done.stderr.startswith(f"error: context file '{bad}' is not valid YAML, line 2, column 1:")
     assert "Traceback" not in done.stderr
+
+
+def test_a_context_with_secrets_survives_pickle_and_deepcopy(tmp_path):
+    # Backends may pickle the context to hand it to a worker.
+    import copy
+    import pickle
+
+    write(tmp_path / "task_engine.yml", "api: {url: x, token: !secret pickled-token-1}\n")
+    context = hydrate()
+    for clone in (pickle.loads(pickle.dumps(context)), copy.deepcopy(context)):
+        assert clone == context and clone.sources == context.sources
+        assert clone["api"]["token"].reveal() == "pickled-token-1"
+        assert isinstance(clone["api"], TaskContext)

@@ -416,3 +416,20 @@ def test_a_task_run_outside_the_executor_takes_limits_from_its_context(limiter, 
     assert run_attempt(run, 2, context).kind is OutcomeKind.SUCCEEDED
     assert limiter.limits(KEY) == (RateLimit(KEY, 1, 1),)
     assert run.waits == {"rate_limit": 1.0}
+
+
+def test_keys_on_the_class_and_on_perform_task_both_apply():
+    from task_engine_core.pipeline import Pipeline as _Pipeline
+
+    pipeline = _Pipeline("both")
+
+    @pipeline.register
+    @rate_limit(key="/class")
+    class Both(Task):
+        @rate_limit(key="/method")
+        def perform_task(self):
+            pass
+
+    policies = pipeline.validate().policies["Both"]
+    assert policies.rate_limit_keys == ("/class", "/method")
+    assert [guard.key for guard in policies.guards] == ["/class", "/method"]

@@ -62,8 +62,12 @@ def run(pipeline, clock, reporters=(), raise_errors=True):
     )
     if raise_errors:
         return executor.run(), events
-    with pytest.raises(Exception):
+    try:
         executor.run()
+    except Exception as error:  # the failed task's own exception, whatever its type
+        assert error is executor.result.failed[0].error
+    else:
+        pytest.fail("the run should have raised the failed task's error")
     return executor.result, events
 
 
@@ -285,3 +289,19 @@ def test_bad_arguments_are_rejected_at_decoration(kwargs, message):
     with pytest.raises(InvalidArgumentError) as caught:
         wait_for_resource(db_ready, **kwargs)
     assert str(caught.value) == message
+
+
+def test_the_list_command_shows_resource_waits_and_rate_limit_keys(tmp_path, capsys):
+    from task_engine_core.cli import main
+
+    (tmp_path / "pipe.py").write_text(
+        "from task_engine_core import register, rate_limit, wait_for_resource\n"
+        "def db_ready():\n    return True\n"
+        "@register\n@wait_for_resource(db_ready, timeout=30)\n@rate_limit(key='/jobs/runs/get')\n"
+        "def load():\n    pass\n"
+    )
+    assert main(["list", str(tmp_path / "pipe.py")]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.split() == [
+        "load", "depends", "on:", "-", "rate_limit=/jobs/runs/get", "wait_for_resource=db_ready(timeout", "30s)"
+    ]

@@ -67,9 +67,12 @@ def resolve_policies(*targets: object) -> TaskPolicies:
     """Merge the settings of several targets (class, then perform_task) into TaskPolicies."""
     merged: dict[str, Any] = {}
     guards: tuple[AttemptGuard, ...] = ()
+    keys: tuple[str, ...] = ()
     for target in targets:
         settings = stored_settings(target)
         guards += tuple(settings.pop("guards", ()))
+        # Rate-limit keys add up like guards: a key on the class and one on perform_task both apply.
+        keys += tuple(k for k in settings.pop("rate_limit_keys", ()) if k not in keys)
         merged.update(settings)
     policies = TaskPolicies(**merged)
-    return replace(policies, guards=guards) if guards else policies
+    return replace(policies, guards=guards, rate_limit_keys=keys) if guards or keys else policies
