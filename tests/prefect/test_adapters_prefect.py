@@ -29,6 +29,7 @@ from task_engine_core import (
     InvalidArgumentError,
     Pipeline,
     RateLimit,
+    ResourceTimeoutError,
     SkipTask,
     Task,
     TaskContext,
@@ -37,7 +38,9 @@ from task_engine_core import (
     retries,
     set_rate_limit,
     skippable,
+    wait_for_resource,
 )
+from task_engine_core.runtime import current_task_run
 from task_engine_core.context import hydrate, registered_hydrators
 from task_engine_core.events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 
@@ -463,3 +466,31 @@ def test_mapping_a_key_no_task_uses_is_a_definition_error() -> None:
         "prefect_rate_limits['/api/used'] = 'has/slash': a Prefect global concurrency limit name is a "
         "non-empty string without '/' or '%', e.g. 'databricks-runs-get'"
     )
+
+
+def test_a_resource_wait_timeout_is_not_reset_by_prefect_retries() -> None:
+    pipeline = Pipeline("resource")
+    polls: dict[int, int] = {}
+
+    def never_ready() -> bool:
+        attempt = current_task_run().attempt
+        polls[attempt] = polls.get(attempt, 0) + 1
+        return False
+
+    @pipeline.register
+    @wait_for_resource(never_ready, timeout=0.3, interval=0.05)
+    class NeedsCluster(Task):
+        @retries(3, backoff=Backoff.constant(0))
+        def perform_task(self) -> None:
+            raise AssertionError("the resource is never ready")
+
+        def retry_handler(self, error: Exception) -> bool:
+            return True
+
+    flow = to_prefect_flow(pipeline, reporters=[])
+    with pytest.raises(ResourceTimeoutError):
+        flow()
+    assert states(flow) == {"NeedsCluster": (TaskState.FAILED, 3)}
+    # The deadline counts from the first poll of the first Prefect try: later tries poll once.
+    assert polls[1] > 1
+    assert (polls[2], polls[3]) == (1, 1)
