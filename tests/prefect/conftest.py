@@ -81,3 +81,9 @@ def read_task_runs(flow_run_id: UUID, expected: int, timeout: float = 30.0) -> d
 def task_runs() -> Callable[[UUID, int], dict[str, TaskRun]]:
     """Read a flow run's task runs from Prefect's API: `task_runs(flow_run_id, expected_count)`."""
     return read_task_runs
+
+
+@pytest.fixture(autouse=True)
+def private_stats_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test records statistics in a file of its own, so one test's durations never reorder another's tasks."""
+    monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path_factory.mktemp("stats") / "stats.sqlite3"))
