@@ -118,6 +118,8 @@ def to_prefect_flow(
     key = f"{flow_name}:{id(chosen)}"
 
     def run_pipeline(params: dict[str, Any] | None = None) -> RunResult:
+        with _LAST_RESULTS_LOCK:
+            _LAST_RESULTS.pop(key, None)  # a run that fails before its first task leaves no result
         _check_limits_exist(limits)
         executor = _PrefectExecutor(
             chosen,

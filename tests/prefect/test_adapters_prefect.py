@@ -426,6 +426,12 @@ def test_a_rate_limit_key_mapped_to_a_prefect_limit_takes_its_slots() -> None:
 def test_a_missing_prefect_limit_stops_the_flow_before_any_task() -> None:
     pipeline = rate_limited_pipeline("prefect-missing-limit", "/api/missing", tasks=1)
     flow = to_prefect_flow(pipeline, prefect_rate_limits={"/api/missing": "te-missing"}, reporters=[])
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name("te-missing", limit=5, slot_decay_per_second=5)
+    flow()
+    assert last_result(flow) is not None
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name("te-missing")
     with pytest.raises(PrefectRateLimitError) as caught:
         flow()
     assert str(caught.value) == (
