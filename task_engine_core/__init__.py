@@ -17,6 +17,7 @@ from .errors import (
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
+    OutputPathError,
     RateLimitError,
     RateLimitTimeoutError,
     ResourceTimeoutError,
@@ -43,7 +44,7 @@ from .policies import (
     timeout,
     wait_for_resource,
 )
-from .reporters import ConsoleReporter, Reporter
+from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
 from .task import FunctionTask, Task, TaskState
 
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingExtraError",
     "NotATaskError",
+    "OutputPathError",
     "Pipeline",
     "PipelineExecutor",
     "RateLimit",
@@ -93,6 +95,7 @@ __all__ = [
     "rate_limited",
     "register",
     "register_hydrator",
+    "register_reporter",
     "retries",
     "set_rate_limit",
     "skippable",

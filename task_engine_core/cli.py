@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -11,6 +11,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from ._cli_reporting import (
+    add_graph_command,
+    add_run_reporting_arguments,
+    build_run_reporters,
+    check_output_paths,
+    finish_run_reporting,
+)
 from ._secrets import mask_text
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
@@ -59,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
     )
+    add_run_reporting_arguments(run)
     run.set_defaults(handler=_run)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
+    add_graph_command(commands, TARGET_HELP)
     return parser
 
 
@@ -82,9 +91,11 @@ def _load(target: str) -> Pipeline:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_paths(args)  # before any task starts
     pipeline = _load(args.target)
+    reporters, tracing = build_run_reporters(args, pipeline)
     executor = PipelineExecutor(
-        pipeline, workers=args.workers, context=args.context, keep_going=args.keep_going, show_plan=args.plan
+        pipeline, workers=args.workers, context=args.context, keep_going=args.keep_going, reporters=reporters
     )
     try:
         executor.run()
@@ -99,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         if executor.result is None or not executor.result.failed:
             raise
         return _report_failure(executor)
+    finally:
+        finish_run_reporting(tracing, executor.result)
     return EXIT_OK
 
 

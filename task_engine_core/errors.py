@@ -269,3 +269,11 @@ class TaskTimeoutError(TaskEngineError, TimeoutError):
             f"task {task!r} did not finish within {seconds:g} s (attempt {attempt}); its thread was left "
             f"running in the background and its outcome is ignored: raise the @timeout or make the task stop sooner"
         )
+
+
+class OutputPathError(TaskEngineError):
+    """A report, summary or trace file cannot be written; raised before any task starts."""
+
+    def __init__(self, path: str, what: str, problem: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write the {what} to {path!r}: {problem}; choose a writable path")

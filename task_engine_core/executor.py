@@ -25,6 +25,7 @@ from .graph import downstream_map
 from .pipeline import Pipeline, ValidatedPipeline, default_pipeline
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .reporters import ConsoleReporter
+from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import OutcomeKind, TaskRun, run_attempt
 from .task import TaskState
@@ -67,7 +68,7 @@ class PipelineExecutor:
         self.sleep = sleep
         self.handle_signals = handle_signals
         chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-        self.events = EventBus([*chosen, *listeners])
+        self.events = EventBus([*chosen, *registered_reporters(), *listeners])
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
 

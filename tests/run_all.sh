@@ -5,6 +5,18 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 status=0
 
+# --- reporters and telemetry: a real browser, Graphviz and Mermaid for the report/graph tests ---
+echo "== reporters: chromium, graphviz (apt) and mermaid (npm, tests/js)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v dot >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium graphviz >/dev/null \
+        || echo "apt-get could not install chromium/graphviz: the HTML report and DOT tests will fail"
+fi
+if [ ! -f tests/js/node_modules/mermaid/dist/mermaid.min.js ]; then
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error) \
+        || echo "npm ci failed in tests/js: Mermaid output is checked structurally only"
+fi
+# --- end reporters and telemetry ---
+
 echo "== core: install and test"
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$PYTHON" -m pytest -q -p no:cacheprovider tests || status=1

@@ -1,0 +1,154 @@
+"""The default exporters: spans and logs as JSON lines in one file (format in the README).
+
+This module imports OpenTelemetry at the top; the package facade imports it only on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+try:  # the SDK renamed LogExporter to LogRecordExporter; accept both
+    from opentelemetry.sdk._logs.export import LogRecordExporter as _LogExporter
+    from opentelemetry.sdk._logs.export import LogRecordExportResult as _LogResult
+except ImportError:  # pragma: no cover - older SDKs
+    from opentelemetry.sdk._logs.export import LogExporter as _LogExporter  # type: ignore[no-redef]
+    from opentelemetry.sdk._logs.export import LogExportResult as _LogResult  # type: ignore[no-redef]
+
+__all__ = ["JsonLinesFile", "JsonLinesSpanExporter", "JsonLinesLogExporter", "span_to_dict", "log_to_dict"]
+
+
+def _attributes(attributes: Any) -> dict[str, Any]:
+    return {str(k): list(v) if isinstance(v, tuple) else v for k, v in dict(attributes or {}).items()}
+
+
+def _hex(value: int | None, width: int) -> str | None:
+    return None if not value else f"{value:0{width}x}"
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    """One span as the JSON object written on its line."""
+    context = span.get_span_context()
+    parent = span.parent
+    return {
+        "type": "span",
+        "name": span.name,
+        "trace_id": _hex(context.trace_id, 32),
+        "span_id": _hex(context.span_id, 16),
+        "parent_span_id": _hex(parent.span_id, 16) if parent is not None else None,
+        "start_time_unix_nano": span.start_time,
+        "end_time_unix_nano": span.end_time,
+        "status": span.status.status_code.name,
+        "status_message": span.status.description,
+        "attributes": _attributes(span.attributes),
+        "events": [
+            {"name": e.name, "time_unix_nano": e.timestamp, "attributes": _attributes(e.attributes)} for e in span.events
+        ],
+        "resource": _attributes(span.resource.attributes),
+    }
+
+
+def log_to_dict(item: Any) -> dict[str, Any]:
+    """One exported log record as the JSON object written on its line."""
+    record = getattr(item, "log_record", item)
+    severity = getattr(record, "severity_number", None)
+    body = record.body
+    scope = getattr(item, "instrumentation_scope", None)
+    return {
+        "type": "log",
+        "time_unix_nano": record.timestamp,
+        "severity_text": record.severity_text,
+        "severity_number": getattr(severity, "value", severity),
+        "body": body if isinstance(body, (str, int, float, bool, type(None))) else str(body),
+        "trace_id": _hex(record.trace_id, 32),
+        "span_id": _hex(record.span_id, 16),
+        "logger": getattr(scope, "name", None),
+        "attributes": _attributes(record.attributes),
+    }
+
+
+class JsonLinesFile:
+    """A file that several exporters append JSON lines to; closed when the last one shuts down."""
+
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+        self.path = os.fspath(path)
+        self._file: TextIO | None = open(self.path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        self._lock = threading.Lock()
+        self._users = 0
+
+    def acquire(self) -> None:
+        """Count one more exporter writing here."""
+        with self._lock:
+            self._users += 1
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> bool:
+        """Append one line per row and flush; False once closed."""
+        with self._lock:
+            if self._file is None:
+                return False
+            for row in rows:
+                self._file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self._file.flush()
+            return True
+
+    def release(self) -> None:
+        """One exporter is done; close the file after the last."""
+        with self._lock:
+            self._users -= 1
+            if self._users <= 0 and self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Writes each finished span as one JSON line (`"type": "span"`)."""
+
+    def __init__(self, target: JsonLinesFile | str | os.PathLike[str]) -> None:
+        self.file = target if isinstance(target, JsonLinesFile) else JsonLinesFile(target)
+        self.file.acquire()
+        self._closed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write `spans`."""
+        ok = self.file.write([span_to_dict(span) for span in spans])
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        """Release the file."""
+        if not self._closed:
+            self._closed = True
+            self.file.release()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Lines are flushed as they are written."""
+        return True
+
+
+class JsonLinesLogExporter(_LogExporter):  # type: ignore[misc,valid-type]
+    """Writes each log record as one JSON line (`"type": "log"`)."""
+
+    def __init__(self, target: JsonLinesFile | str | os.PathLike[str]) -> None:
+        self.file = target if isinstance(target, JsonLinesFile) else JsonLinesFile(target)
+        self.file.acquire()
+        self._closed = False
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        """Write `batch`."""
+        ok = self.file.write([log_to_dict(item) for item in batch])
+        return _LogResult.SUCCESS if ok else _LogResult.FAILURE
+
+    def shutdown(self) -> None:
+        """Release the file."""
+        if not self._closed:
+            self._closed = True
+            self.file.release()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Lines are flushed as they are written."""
+        return True
