@@ -22,7 +22,7 @@ echo "== core: install and test"
 "$PYTHON" -m pytest -q -p no:cacheprovider tests || status=1
 
 # -- Prefect suite: its own virtualenv (.venvs/prefect), since Prefect 3.9 and Airflow 3.3 cannot
-#    share one. The venv is reused while tests/prefect/requirements.txt and pyproject.toml are unchanged.
+#    share one; scripts/venv-prefect.sh reuses it while tests/prefect/requirements.txt is unchanged.
 echo "== prefect: install and test"
 if bash scripts/venv-prefect.sh; then
     .venvs/prefect/bin/python -m pytest -q tests/prefect || status=1
