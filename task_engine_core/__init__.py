@@ -46,6 +46,7 @@ from .policies import (
 )
 from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
+from .stats import StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
@@ -79,6 +80,8 @@ __all__ = [
     "RunResult",
     "Secret",
     "SkipTask",
+    "StatsStore",
+    "StatsWarning",
     "TargetError",
     "Task",
     "TaskContext",

@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list|graph TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph|stats TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -7,7 +7,9 @@ or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SI
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 import traceback
 from collections.abc import Sequence
 
@@ -24,10 +26,20 @@ from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
 from .policies.resource import ResourceGuard
+from .stats import (
+    DEFAULT_STATS_DIRECTORY,
+    DEFAULT_STATS_FILE,
+    STATS_ENVIRONMENT_VARIABLE,
+    StatsStore,
+    TaskSummary,
+    configured_stats_path,
+)
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "format_summaries"]
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
+
+_DEFAULT_STATS = f"{DEFAULT_STATS_DIRECTORY}/{DEFAULT_STATS_FILE}"
 
 TARGET_HELP = "a module name (examples.jobs), a .py file, or a package folder"
 
@@ -67,13 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
     )
     add_run_reporting_arguments(run)
+    _add_stats_arguments(run)
+    run.add_argument(
+        "--no-priority",
+        action="store_true",
+        help="start ready tasks in registration order (ignore recorded durations and explicit priorities)",
+    )
     run.set_defaults(handler=_run)
+
+    stats = commands.add_parser(
+        "stats", help="print recorded runtime statistics", description="Print per-task statistics of TARGET's pipeline."
+    )
+    stats.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    stats.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    stats.set_defaults(handler=_stats)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
     add_graph_command(commands, TARGET_HELP)
     return parser
+
+
+def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    where.add_argument("--no-stats", action="store_true", help="neither read nor write runtime statistics")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,8 +125,15 @@ def _run(args: argparse.Namespace) -> int:
     check_output_paths(args)  # before any task starts
     pipeline = _load(args.target)
     reporters, tracing = build_run_reporters(args, pipeline)
+    stats = False if args.no_stats else args.stats  # None: $TASK_ENGINE_STATS or the default file
     executor = PipelineExecutor(
-        pipeline, workers=args.workers, context=args.context, keep_going=args.keep_going, reporters=reporters
+        pipeline,
+        workers=args.workers,
+        context=args.context,
+        keep_going=args.keep_going,
+        reporters=reporters,
+        stats=stats,
+        priority=not args.no_priority,
     )
     try:
         executor.run()
@@ -155,3 +193,48 @@ def _list(args: argparse.Namespace) -> int:
         upstream = ", ".join(validated.upstream[name]) or "-"
         print(f"  {name:<24} depends on: {upstream:<30} {' '.join(parts)}".rstrip())
     return EXIT_OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    validated = _load(args.target).validate()
+    path = Path(args.stats) if args.stats else configured_stats_path()[0]
+    if path is None:
+        print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
+        return EXIT_OK
+    if not path.is_file():
+        print(f"no statistics at {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+        return EXIT_OK
+    store = StatsStore(path)
+    runs = store.run_count(validated.name)
+    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {str(path)!r}")
+    print(format_summaries(store.summaries(validated.name, validated.registration_order)))
+    return EXIT_OK
+
+
+def format_summaries(summaries: Sequence[TaskSummary]) -> str:
+    """The `stats` table: one line per task with runs, mean / p50 / p95 duration and failure rate."""
+    header = ("task", "runs", "mean", "p50", "p95", "failure rate", "mean wait")
+    rows = [
+        (
+            s.task,
+            str(s.runs),
+            _seconds(s.mean),
+            _seconds(s.p50),
+            _seconds(s.p95),
+            f"{s.failure_rate:.0%}" if s.failure_rate is not None else "-",
+            _seconds(s.mean_waited),
+        )
+        for s in summaries
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}s" if value >= 0.1 else f"{value * 1000:.1f}ms"

@@ -143,17 +143,37 @@ class EventBus:
     def __init__(self, listeners: tuple[Listener, ...] | list[Listener] = ()) -> None:
         self._listeners: list[Listener] = list(listeners)
         self._lock = threading.Lock()
+        self._wanted: dict[type, bool] = {}
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Add a listener; returns a function that removes it again."""
         with self._lock:
             self._listeners = [*self._listeners, listener]
+            self._wanted = {}
 
         def unsubscribe() -> None:
             with self._lock:
                 self._listeners = [item for item in self._listeners if item is not listener]
+                self._wanted = {}
 
         return unsubscribe
+
+    def wants(self, event_type: type[Event]) -> bool:
+        """True when some listener may handle `event_type`, so emitters can skip building unread events.
+
+        A listener narrows what it receives with an `event_types` attribute (a tuple of Event
+        classes); a listener without one receives everything.
+        """
+        wanted = self._wanted
+        try:
+            return wanted[event_type]
+        except KeyError:
+            answer = any(
+                issubclass(event_type, tuple(getattr(listener, "event_types", (Event,))))
+                for listener in self._listeners
+            )
+            wanted[event_type] = answer
+            return answer
 
     @property
     def listeners(self) -> tuple[Listener, ...]:

@@ -1,15 +1,16 @@
 """PipelineExecutor: runs a validated pipeline sequentially or on worker threads.
 
-One scheduling loop serves both: with one worker a ready task runs inline, with more it is handed
-to a thread. Either way the loop only starts a task whose upstreams all succeeded or were skipped,
-starts each task once, and stops starting tasks after a failure unless `keep_going` is set.
+One scheduling loop serves both: with one worker it runs in the calling thread, with more each
+worker thread runs it over a shared ready heap. Either way a task starts only after all its
+upstreams succeeded or were skipped, each task starts once, and no task starts after a
+non-skippable failure unless `keep_going` is set. Ready tasks leave the heap by priority (see
+`task_engine_core.priority`); statistics are written by a listener (see `task_engine_core.stats`).
 """
 
 from __future__ import annotations
 
 import heapq
 import os
-import queue
 import signal
 import threading
 import time
@@ -22,12 +23,15 @@ from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
-from .pipeline import Pipeline, ValidatedPipeline, default_pipeline
+from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
+from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
+from .priority import PriorityKey, planned_order, priority_keys, registration_keys
 from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import OutcomeKind, TaskRun, run_attempt
+from .stats import StatsRecorder, StatsStore, configured_stats_path
 from .task import TaskState
 
 __all__ = ["PipelineExecutor"]
@@ -37,12 +41,24 @@ _FINAL_STATE = {
     OutcomeKind.FAILED: TaskState.FAILED,
     OutcomeKind.SKIPPED: TaskState.SKIPPED,
 }
+# Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
+_SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
+_RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
+_UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
 
 class PipelineExecutor:
-    """Run a pipeline: `PipelineExecutor(pipeline).run()` returns a RunResult or raises the failure."""
+    """Run a pipeline: `PipelineExecutor(pipeline).run()` returns a RunResult or raises the failure.
+
+    With `workers=1` tasks run one after another in the calling thread; with more, on that many
+    worker threads. Both share one scheduling loop, so ordering, fail-fast and `keep_going` are
+    the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
+    by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
+    nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
+    critical path.
+    """
 
     def __init__(
         self,
@@ -57,6 +73,8 @@ class PipelineExecutor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         handle_signals: bool = True,
+        stats: StatsStore | str | os.PathLike[str] | bool | None = None,
+        priority: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
@@ -67,10 +85,17 @@ class PipelineExecutor:
         self.clock = clock
         self.sleep = sleep
         self.handle_signals = handle_signals
+        self.priority = bool(priority)
+        self.stats_store = _stats_store(stats)
         chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-        self.events = EventBus([*chosen, *registered_reporters(), *listeners])
+        recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
+        # The recorder listens last, so reporters have printed before the statistics are written.
+        self.events = EventBus([*chosen, *registered_reporters(), *listeners, *recorder])
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
+        self._start_lock = threading.Lock()
+        self._live: dict[str, TaskResult] = {}
+        self._abandoned = False
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -80,25 +105,32 @@ class PipelineExecutor:
         context = self._build_context()
         self._configure_rate_limits(validated, context)
         self._stop_reason = None
+        self._live = {}
+        self._abandoned = False
+        keys = self.priority_keys(validated)
+        plan = planned_order(validated, keys)
         result = RunResult(
             run_id=uuid.uuid4().hex,
             pipeline=validated.name,
-            tasks={name: TaskResult(name) for name in validated.order},
+            tasks={name: TaskResult(name) for name in plan},
             start=_now(),
             workers=self.workers,
         )
         self.result = result
         started = self.clock()
-        self.events.emit(
-            RunStarted(result.run_id, validated.name, validated.order, validated.upstream, self.workers, time.time())
-        )
-        with self._signals_handled():
-            self._schedule(validated, context, result)
-        self._settle_unstarted(validated, result)
-        result.end = _now()
-        result.duration = self.clock() - started
-        result.interrupted = None if self._stop_reason == _FAILURE else self._stop_reason
-        self.events.emit(RunFinished(result.run_id, result))
+        self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
+        guard = self._signals_handled()
+        try:
+            with guard:
+                self._schedule(validated, keys, context, result)
+        except KeyboardInterrupt:
+            # A second Ctrl-C (or one without our handler): stop waiting for running tasks.
+            self._stop_reason = self._stop_reason if self._stop_reason in _SIGNAL_EXIT else "SIGINT"
+            self._abandon_running(result)
+            if not guard.installed:
+                self._finish(validated, result, started)
+                raise
+        self._finish(validated, result, started)
         self._raise_for(result)
         return result
 
@@ -107,13 +139,17 @@ class PipelineExecutor:
         self._stop_reason = self._stop_reason or reason
 
     # -- hooks for subclasses and later features --------------------------------------------
-    def priority_keys(self, validated: ValidatedPipeline) -> dict[str, tuple[float, int]]:
-        """Sort keys for ready tasks, smallest first: explicit priority, then registration order."""
-        keys = {}
-        for name, definition in validated.definitions.items():
-            explicit = validated.policies[name].priority
-            keys[name] = (-(explicit or 0.0), definition.index)
-        return keys
+    def priority_keys(self, validated: ValidatedPipeline) -> dict[str, PriorityKey]:
+        """Heap keys for ready tasks, smallest first: explicit priority, critical path, registration order."""
+        if not self.priority:
+            return registration_keys(validated)
+        return priority_keys(validated, self.expected_durations(validated))
+
+    def expected_durations(self, validated: ValidatedPipeline) -> dict[str, float]:
+        """Expected seconds per task from the recorded statistics; {} when there are none."""
+        if self.stats_store is None:
+            return {}
+        return self.stats_store.expected_durations(validated.name)
 
     def _build_context(self) -> TaskContext:
         # Hydrated once per run, before any task starts; every task and thread gets this one object.
@@ -126,78 +162,97 @@ class PipelineExecutor:
         check_rate_limit_keys(validated.policies)
 
     # -- scheduling ---------------------------------------------------------------------------
-    def _schedule(self, validated: ValidatedPipeline, context: TaskContext, result: RunResult) -> None:
-        keys = self.priority_keys(validated)
-        waiting = {name: len(validated.upstream[name]) for name in validated.order}
+    def _schedule(
+        self, validated: ValidatedPipeline, keys: Mapping[str, PriorityKey], context: TaskContext, result: RunResult
+    ) -> None:
+        """The one scheduling loop: each worker takes the best ready task, runs it, releases its children.
+
+        With one worker the loop runs in the calling thread; with more, each worker thread runs
+        it and they share the ready heap under one lock. No task is handed from thread to thread,
+        so a chain runs on one thread without a context switch per task.
+        """
+        waiting = {name: len(parents) for name, parents in validated.upstream.items()}
         downstream = downstream_map(validated.upstream)
         ready = [(keys[name], name) for name in validated.order if not waiting[name]]
         heapq.heapify(ready)
-
-        def finished(task_result: TaskResult) -> None:
-            result.tasks[task_result.name] = task_result
-            if task_result.state.is_done_ok:
-                for child in downstream[task_result.name]:
-                    waiting[child] -= 1
-                    if not waiting[child]:
-                        heapq.heappush(ready, (keys[child], child))
-            elif not self.keep_going:
-                self.request_stop(_FAILURE)
-
-        execute = lambda name: self._execute(name, validated, context, result.run_id)  # noqa: E731
-        if self.workers == 1:
-            while ready and self._stop_reason is None:
-                finished(execute(heapq.heappop(ready)[1]))
-            return
-        self._schedule_threads(ready, execute, finished)
-
-    def _schedule_threads(
-        self,
-        ready: list[tuple[Any, str]],
-        execute: Callable[[str], TaskResult],
-        finished: Callable[[TaskResult], None],
-    ) -> None:
-        jobs: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        done: queue.SimpleQueue[TaskResult] = queue.SimpleQueue()
-
-        def work() -> None:
-            while (name := jobs.get()) is not None:
-                done.put(execute(name))
-
-        threads = [
-            threading.Thread(target=work, name=f"task-engine-worker-{i + 1}", daemon=True)
-            for i in range(self.workers)
-        ]
-        for thread in threads:
-            thread.start()
+        definitions, policies, tasks = validated.definitions, validated.policies, result.tasks
+        execute = self._execute
+        run_id = result.run_id
+        lock = self._loop_lock = threading.Condition(threading.Lock())
         running = 0
-        try:
-            while True:
-                while ready and running < self.workers and self._stop_reason is None:
-                    jobs.put(heapq.heappop(ready)[1])
-                    running += 1
-                if not running:
-                    break
-                finished(done.get())
-                running -= 1
-        finally:
-            for _ in threads:
-                jobs.put(None)
+        ended = threading.Event()
 
-    def _execute(self, name: str, validated: ValidatedPipeline, context: TaskContext, run_id: str) -> TaskResult:
-        """Run one task to its final state: attempts, retry delays, events."""
-        result = TaskResult(name, worker=threading.current_thread().name, start=_now())
+        def loop(worker: str) -> None:
+            nonlocal running
+            with lock:
+                while True:
+                    if ready and self._stop_reason is None:
+                        name = heapq.heappop(ready)[1]
+                        running += 1
+                        lock.release()
+                        try:
+                            task_result = execute(name, definitions[name], policies[name], context, run_id, worker)
+                        finally:
+                            lock.acquire()
+                            running -= 1
+                        if task_result is None or self._abandoned:
+                            continue  # stopped before it started, or the run no longer waits for it
+                        tasks[name] = task_result
+                        state = task_result.state
+                        if state is _SUCCESS or state is _SKIPPED:  # is_done_ok, without enum hashing
+                            released = 0
+                            for child in downstream[name]:
+                                waiting[child] -= 1
+                                if not waiting[child]:
+                                    heapq.heappush(ready, (keys[child], child))
+                                    released += 1
+                            if released > 1:
+                                lock.notify(released - 1)  # this worker takes one itself
+                    elif running:
+                        lock.wait()
+                    else:
+                        ended.set()
+                        lock.notify_all()
+                        return
+
+        if self.workers == 1:
+            loop(threading.current_thread().name)
+            return
+        for i in range(min(self.workers, len(waiting))):  # more threads than tasks would only idle
+            worker = f"task-engine-worker-{i + 1}"
+            threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
+        ended.wait()  # interruptible: signal handlers run while the main thread waits here
+
+    def _execute(
+        self,
+        name: str,
+        definition: TaskDefinition,
+        policies: TaskPolicies,
+        context: TaskContext,
+        run_id: str,
+        worker: str,
+    ) -> TaskResult | None:
+        """Run one task to its final state (attempts, retry delays, events); None if the run stopped first."""
+        events = self.events
+        with self._start_lock:
+            # Checked under the lock that also sets a failure's stop: no task starts after a
+            # failed task's TaskFinished.
+            if self._stop_reason is not None:
+                return None
+            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
+            self._live[name] = result
+            if events.wants(TaskStarted):
+                events.emit(TaskStarted(run_id, name, worker, time.time()))
         started = self.clock()
-        self.events.emit(TaskStarted(run_id, name, result.worker, time.time()))
-        policies = validated.policies[name]
         try:
-            task = validated.definitions[name].create()
-            run = TaskRun(name, policies, task, run_id, self.events, self.clock, self.sleep)
+            task = definition.create()
+            run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
             attempt = 1
             while True:
                 outcome = run_attempt(run, attempt, context)
-                if outcome.kind is not OutcomeKind.RETRY:
+                if outcome.kind is not _RETRY:
                     break
-                self.events.emit(
+                events.emit(
                     RetryScheduled(
                         run_id, name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
                     )
@@ -205,36 +260,77 @@ class PipelineExecutor:
                 with run.waiting("retry", name, outcome.delay):
                     self.sleep(outcome.delay)
                 attempt += 1
-            result.state = _FINAL_STATE[outcome.kind]
+            kind = outcome.kind
+            result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
             result.attempts = attempt
             result.error = outcome.error
             result.reason = outcome.reason
-            result.waits = dict(run.waits)
+            if run.waits:
+                result.waits = dict(run.waits)
         except BaseException as error:  # noqa: BLE001 - a task's KeyboardInterrupt must not kill the worker
-            result.state = TaskState.FAILED
+            result.state = _FAILED
             result.attempts = max(result.attempts, 1)
             result.error = error
             result.reason = f"{type(error).__name__} escaped the task"
             if not isinstance(error, Exception):
                 self.request_stop(type(error).__name__)
+        result.end = datetime.now(_UTC)
+        result.duration = self.clock() - started
+        with self._start_lock:
+            self._live.pop(name, None)
+            if result.state is _FAILED and not self.keep_going:
+                self.request_stop(_FAILURE)
+        if events.wants(TaskFinished):
+            events.emit(TaskFinished(run_id, name, result))
+        return result
+
+    def _abandon_running(self, result: RunResult) -> None:
+        """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
+        lock = getattr(self, "_loop_lock", None) or threading.Condition()
+        with lock, self._start_lock:
+            self._abandoned = True
+            for name, live in self._live.items():
+                result.tasks[name] = TaskResult(
+                    name,
+                    TaskState.FAILED,
+                    attempts=max(live.attempts, 1),
+                    start=live.start,
+                    end=_now(),
+                    error=RunInterrupted(
+                        f"task {name!r} was still running when run {result.run_id} stopped waiting for it "
+                        f"({self._stop_reason}); it was abandoned"
+                    ),
+                    reason="abandoned: the run was interrupted while it ran",
+                    worker=live.worker,
+                )
+            self._live = {}
+
+    def _finish(self, validated: ValidatedPipeline, result: RunResult, started: float) -> None:
+        self._settle_unstarted(validated, result)
         result.end = _now()
         result.duration = self.clock() - started
-        self.events.emit(TaskFinished(run_id, name, result))
-        return result
+        result.interrupted = None if self._stop_reason == _FAILURE else self._stop_reason
+        self.events.emit(RunFinished(result.run_id, result))
 
     @staticmethod
     def _settle_unstarted(validated: ValidatedPipeline, result: RunResult) -> None:
         blocked = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
-        for name in validated.order:
-            task_result = result.tasks[name]
+        tasks = result.tasks
+        for name in validated.order:  # upstreams first, so a block propagates down the graph
+            task_result = tasks[name]
             if task_result.start is None:
-                upstream_states = (result.tasks[parent].state for parent in validated.upstream[name])
-                task_result.state = (
-                    TaskState.UPSTREAM_FAILED if any(s in blocked for s in upstream_states) else TaskState.NOT_RUN
-                )
+                upstream_failed = any(tasks[parent].state in blocked for parent in validated.upstream[name])
+                task_result.state = TaskState.UPSTREAM_FAILED if upstream_failed else TaskState.NOT_RUN
 
     def _raise_for(self, result: RunResult) -> None:
         failures = result.failed
+        if result.interrupted in _SIGNAL_EXIT:
+            # The user asked the run to stop: that, not a failure it may have caused, is the outcome.
+            failed = f"; {len(failures)} task(s) failed" if failures else ""
+            raise RunInterrupted(
+                f"run {result.run_id} of pipeline {result.pipeline!r} stopped by {result.interrupted}; "
+                f"finished tasks kept their results{failed}"
+            )
         if failures:
             first = min(failures, key=lambda r: r.end or _now())
             error = first.error
@@ -244,15 +340,25 @@ class PipelineExecutor:
             if note not in getattr(error, "__notes__", ()):
                 error.add_note(note)
             raise error
-        if result.interrupted in _SIGNAL_EXIT:
-            raise RunInterrupted(
-                f"run {result.run_id} of pipeline {result.pipeline!r} stopped by {result.interrupted}; "
-                f"finished tasks kept their results"
-            )
 
     # -- signals ---------------------------------------------------------------------------------
     def _signals_handled(self) -> _SignalGuard:
         return _SignalGuard(self if self.handle_signals else None)
+
+
+def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
+    if stats is False:
+        return None
+    if stats is None or stats is True:
+        path, is_default = configured_stats_path()
+        return StatsStore(path, create_directory=is_default) if path is not None else None
+    if isinstance(stats, StatsStore):
+        return stats
+    if isinstance(stats, (str, os.PathLike)) and str(stats):
+        return StatsStore(stats)
+    raise InvalidArgumentError(
+        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
+    )
 
 
 class _SignalGuard:
@@ -261,12 +367,14 @@ class _SignalGuard:
     def __init__(self, executor: PipelineExecutor | None) -> None:
         self.executor = executor
         self.previous: dict[int, Any] = {}
+        self.installed = False
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
             return self
         for signum in (signal.SIGINT, signal.SIGTERM):
             self.previous[signum] = signal.signal(signum, self._handle)
+        self.installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:

@@ -106,7 +106,8 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
     run.attempt = attempt
     if context is not None:
         run.task.context = context
-    run.emit(AttemptStarted(run.run_id, run.name, attempt, policies.max_attempts))
+    if run.events.wants(AttemptStarted):
+        run.emit(AttemptStarted(run.run_id, run.name, attempt, policies.max_attempts))
     token = _CURRENT.set(run)
     try:
         for guard in policies.guards:

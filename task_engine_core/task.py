@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,7 +53,7 @@ class FunctionTask(Task):
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
-        self._wants_context = _accepts_keyword(function, "context")
+        self._wants_context = _wants_context(function)
 
     def perform_task(self) -> None:
         """Call the function, passing `context=` when it takes that argument."""
@@ -67,6 +68,29 @@ class FunctionTask(Task):
 
     def __repr__(self) -> str:
         return f"<FunctionTask {self.function.__name__}>"
+
+
+_CONTEXT_KEYWORD: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
+def _wants_context(function: Callable[..., Any]) -> bool:
+    # inspect.signature costs microseconds; a function task is instantiated once per run.
+    try:
+        return _CONTEXT_KEYWORD[function]
+    except (KeyError, TypeError):
+        pass
+    code = getattr(function, "__code__", None)
+    if code is not None and type(function).__name__ == "function":
+        # A plain Python function: read its code object instead of building a Signature.
+        named = code.co_varnames[code.co_posonlyargcount : code.co_argcount + code.co_kwonlyargcount]
+        wants = "context" in named or bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    else:
+        wants = _accepts_keyword(function, "context")
+    try:
+        _CONTEXT_KEYWORD[function] = wants
+    except TypeError:
+        pass  # not weak-referenceable (a builtin): just do not cache
+    return wants
 
 
 def _accepts_keyword(function: Callable[..., Any], name: str) -> bool:

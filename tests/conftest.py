@@ -36,3 +36,10 @@ def no_sleep():
 
     sleep.delays = delays  # type: ignore[attr-defined]
     return sleep
+
+
+@pytest.fixture(autouse=True)
+def _private_stats_file(tmp_path_factory, monkeypatch):
+    # Each test gets its own statistics file: durations recorded by one test would otherwise
+    # reorder the ready tasks of the next (priority by critical path), and nothing lands in the repo.
+    monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path_factory.mktemp("stats") / "stats.sqlite3"))

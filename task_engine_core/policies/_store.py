@@ -74,5 +74,10 @@ def resolve_policies(*targets: object) -> TaskPolicies:
         # Rate-limit keys add up like guards: a key on the class and one on perform_task both apply.
         keys += tuple(k for k in settings.pop("rate_limit_keys", ()) if k not in keys)
         merged.update(settings)
+    if not merged and not guards and not keys:
+        return _NO_POLICIES  # most tasks have no decorators: share one policy set
     policies = TaskPolicies(**merged)
     return replace(policies, guards=guards, rate_limit_keys=keys) if guards or keys else policies
+
+
+_NO_POLICIES = TaskPolicies()

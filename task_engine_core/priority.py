@@ -1,0 +1,73 @@
+"""Priority of ready tasks: explicit priority, then longest remaining critical path, then registration.
+
+The executor keeps ready tasks in a heap keyed by `priority_keys`; the smallest key starts first,
+so the heap acts as a max-heap on (explicit priority, critical path). Expected durations come
+from recorded statistics (see `task_engine_core.stats`); without them every critical path is 0
+and ready tasks start in registration order, exactly as on a first run.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from statistics import fmean
+
+from .graph import critical_path_lengths, downstream_map
+from .pipeline import ValidatedPipeline
+
+__all__ = ["PriorityKey", "fill_unknown_durations", "planned_order", "priority_keys", "registration_keys"]
+
+#: (minus explicit priority, minus critical path seconds, registration index): smallest starts first.
+PriorityKey = tuple[float, float, int]
+
+
+def fill_unknown_durations(names: list[str] | tuple[str, ...], known: Mapping[str, float]) -> dict[str, float]:
+    """Expected seconds for every task; a task without history counts as the mean of those with one."""
+    if not known:
+        return {}
+    guess = fmean(known.values())
+    return {name: known.get(name, guess) for name in names}
+
+
+def priority_keys(validated: ValidatedPipeline, expected: Mapping[str, float] | None = None) -> dict[str, PriorityKey]:
+    """Heap keys for every task of `validated`.
+
+    An explicit `@register(priority=...)` wins (higher first); among equal explicit priorities the
+    task with the longest remaining critical path (its expected duration plus the longest chain
+    of expected durations below it) starts first; ties and the no-statistics case fall back to
+    registration order.
+    """
+    lengths = (
+        critical_path_lengths(validated.order, validated.upstream, fill_unknown_durations(validated.order, expected))
+        if expected
+        else {}
+    )
+    keys: dict[str, PriorityKey] = {}
+    for name, definition in validated.definitions.items():
+        explicit = validated.policies[name].priority
+        keys[name] = (-(explicit or 0.0), -lengths.get(name, 0.0), definition.index)
+    return keys
+
+
+def registration_keys(validated: ValidatedPipeline) -> dict[str, PriorityKey]:
+    """Heap keys that start ready tasks in registration order, ignoring priorities (`--no-priority`)."""
+    return {name: (0.0, 0.0, definition.index) for name, definition in validated.definitions.items()}
+
+
+def planned_order(validated: ValidatedPipeline, keys: Mapping[str, PriorityKey]) -> tuple[str, ...]:
+    """The order one worker would start the tasks in, given the heap keys (the plan line)."""
+    if all(key[0] == 0.0 and key[1] == 0.0 for key in keys.values()):
+        return validated.order  # registration order: validation already computed it
+    waiting = {name: len(parents) for name, parents in validated.upstream.items()}
+    downstream = downstream_map(validated.upstream)
+    ready = [(keys[name], name) for name, count in waiting.items() if not count]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = heapq.heappop(ready)[1]
+        order.append(name)
+        for child in downstream[name]:
+            waiting[child] -= 1
+            if not waiting[child]:
+                heapq.heappush(ready, (keys[child], child))
+    return tuple(order)
