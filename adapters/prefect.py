@@ -1,9 +1,9 @@
 """Compile a Task Engine pipeline into a Prefect 3 flow: one Prefect task per engine task.
 
-Scheduling (ready order, priority, fail-fast / keep-going, UPSTREAM_FAILED and NOT_RUN) is the
-core executor's own loop; this module only replaces "run the task on a thread" with "submit a
-Prefect task run". Inside each Prefect task run every attempt is one call of the core's
-`run_attempt`, and its outcome is mapped onto Prefect natively:
+Scheduling (ready order, priority, fail-fast / keep-going, UPSTREAM_FAILED and NOT_RUN), events
+and results are the core executor's own; this module only replaces its attempt loop
+(`PipelineExecutor._run_attempts`) with one Prefect task run per task. Inside that task run every
+Prefect try is one call of the core's `run_attempt`, and its outcome is mapped onto Prefect:
 
 - another attempt follows -> the attempt raises, `retry_condition_fn` says yes, and Prefect waits
   exactly the core's delay (`AwaitingRetry`) before its next try; `retries = attempts - 1`;
@@ -16,17 +16,14 @@ Prefect task run". Inside each Prefect task run every attempt is one call of the
 from __future__ import annotations
 
 import contextvars
-import heapq
 import os
-import queue
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
-from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskContext, TaskResult, TaskState
+from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskContext
 from task_engine_core.context import (
     Hydrated,
     HydrationRequest,
@@ -35,10 +32,15 @@ from task_engine_core.context import (
     register_hydrator,
     registered_hydrators,
 )
-from task_engine_core.errors import InvalidArgumentError, MissingExtraError, TaskEngineError
-from task_engine_core.events import Listener, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
-from task_engine_core.pipeline import ValidatedPipeline
+from task_engine_core.errors import (
+    InvalidArgumentError,
+    MissingExtraError,
+    TaskEngineError,
+)
+from task_engine_core.events import Listener, RetryScheduled, WaitFinished, WaitStarted
+from task_engine_core.pipeline import ValidatedPipeline, default_pipeline
 from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+from task_engine_core.stats import StatsStore
 
 try:
     from prefect import Flow, Task, flow, task
@@ -61,12 +63,6 @@ __all__ = [
 #: The name of the COMPLETED-type Prefect state a skipped task ends in.
 SKIPPED_STATE_NAME = "Skipped"
 
-_FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
-    OutcomeKind.FAILED: TaskState.FAILED,
-    OutcomeKind.SKIPPED: TaskState.SKIPPED,
-}
-
 _LAST_RESULTS: dict[str, RunResult] = {}
 _LAST_RESULTS_LOCK = threading.Lock()
 
@@ -86,6 +82,8 @@ def to_prefect_flow(
     listeners: Iterable[Listener] = (),
     reporters: Iterable[Listener] | None = None,
     prefect_rate_limits: Mapping[str, str] | None = None,
+    stats: StatsStore | str | os.PathLike[str] | bool | None = None,
+    priority: bool = True,
     **flow_kwargs: Any,
 ) -> Flow[..., RunResult]:
     """Build a Prefect flow that runs `pipeline` (None = the default registry) with the core's semantics.
@@ -97,13 +95,15 @@ def to_prefect_flow(
     RunResult, or raises the first failed task's own exception. The pipeline is validated here,
     so definition errors surface when the flow is built, not when it first runs.
 
+    `stats` and `priority` mean what they mean to PipelineExecutor: statistics are recorded
+    after every flow run (by default in `.task_engine/stats.sqlite3` under the flow run's working
+    directory), and with statistics ready tasks are submitted longest critical path first.
+
     `prefect_rate_limits` maps `@rate_limit` keys to Prefect global concurrency limits used as
     rate limits (they need a slot decay): every attempt of a task with such a key also takes a
     slot of that limit, which the Prefect server enforces across flow runs and machines. The
     in-process token bucket still applies on top.
     """
-    from task_engine_core.pipeline import default_pipeline
-
     chosen = pipeline if pipeline is not None else default_pipeline()
     validated = chosen.validate()
     flow_name = name or validated.name
@@ -129,6 +129,8 @@ def to_prefect_flow(
             listeners=extra_listeners,
             reporters=chosen_reporters,
             handle_signals=False,
+            stats=stats,
+            priority=priority,
         )
         executor.prefect_rate_limits = limits
         try:
@@ -160,100 +162,70 @@ def to_prefect_flow(
 class _Slot:
     """One engine task in one flow run: what its Prefect task run shares between attempts."""
 
-    name: str
     run: TaskRun
     context: TaskContext
-    result: TaskResult
-    started: float = 0.0
     outcome: AttemptOutcome | None = None
+    attempts: int = 0
     retry_wait_started: float | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
 
 
 class _PrefectExecutor(PipelineExecutor):
-    """The core executor with each task run as a Prefect task run on the flow's task runner."""
+    """The core executor whose tasks run their attempts as Prefect task runs.
 
-    _validated: ValidatedPipeline
-    _context: TaskContext
-    _run_id: str
+    The core's loop decides which task starts when (priority, fail-fast, keep-going) on its
+    `workers` threads; each of those threads submits the task to the flow's task runner when
+    its upstreams are done and waits for it, so at most `workers` task runs are in flight and
+    none holds a thread while it waits for upstreams.
+    """
+
     prefect_rate_limits: dict[str, str] = {}
 
-    def _schedule(self, validated: ValidatedPipeline, context: TaskContext, result: RunResult) -> None:
-        self._validated, self._context, self._run_id = validated, context, result.run_id
+    def run(self) -> RunResult:
+        """Run the pipeline inside the current flow run (see PipelineExecutor.run)."""
+        # The core's worker threads start with an empty context; Prefect finds its flow run there.
+        self._prefect_context = contextvars.copy_context()
         self._futures: dict[str, PrefectFuture[Any]] = {}
-        super()._schedule(validated, context, result)
+        return super().run()
 
-    # One worker: the core runs ready tasks inline; each one still becomes a Prefect task run.
-    def _execute(self, name: str, validated: ValidatedPipeline, context: TaskContext, run_id: str) -> TaskResult:
-        slot, future = self._submit(name)
-        future.wait()
-        return self._collect(slot, future)
-
-    # Several workers: at most `workers` task runs are submitted at once, highest priority first,
-    # each when its upstreams are done, so no submitted task holds a thread while it waits.
-    def _schedule_threads(
-        self,
-        ready: list[tuple[Any, str]],
-        execute: Callable[[str], TaskResult],
-        finished: Callable[[TaskResult], None],
-    ) -> None:
-        done: queue.SimpleQueue[str] = queue.SimpleQueue()
-        running: dict[str, tuple[_Slot, PrefectFuture[Any]]] = {}
-        while True:
-            while ready and len(running) < self.workers and self._stop_reason is None:
-                name = heapq.heappop(ready)[1]
-                slot, future = self._submit(name)
-                running[name] = (slot, future)
-                future.add_done_callback(lambda _future, name=name: done.put(name))
-            if not running:
-                return
-            name = done.get()
-            slot, future = running.pop(name)
-            finished(self._collect(slot, future))
-
-    def _submit(self, name: str) -> tuple[_Slot, PrefectFuture[Any]]:
-        validated = self._validated
-        policies = validated.policies[name]
-        mapped = [(key, self.prefect_rate_limits[key]) for key in policies.rate_limit_keys if key in self.prefect_rate_limits]
+    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
+        mapped = tuple(
+            (key, self.prefect_rate_limits[key]) for key in run.policies.rate_limit_keys if key in self.prefect_rate_limits
+        )
         if mapped:
             # After the task's own guards, so the in-process bucket is taken first.
-            policies = replace(policies, guards=(*policies.guards, _PrefectRateLimitGuard(tuple(mapped))))
-        instance = validated.definitions[name].create()
-        run = TaskRun(name, policies, instance, self._run_id, self.events, self.clock, self.sleep)
-        slot = _Slot(name, run, self._context, TaskResult(name))
+            run.policies = replace(run.policies, guards=(*run.policies.guards, _PrefectRateLimitGuard(mapped)))
+        slot = _Slot(run, context)
         prefect_task = _prefect_task(slot)
-        upstream = [self._futures[parent] for parent in validated.upstream[name] if parent in self._futures]
+        upstream = [f for parent in self._upstream[run.name] if (f := self._futures.get(parent)) is not None]
         # wait_for on finished futures costs nothing and draws the dependency in Prefect's UI.
-        future = prefect_task.submit(wait_for=upstream or None)
-        self._futures[name] = future
-        return slot, future
+        submit = partial(prefect_task.submit, wait_for=upstream or None)
+        future = submit() if FlowRunContext.get() is not None else self._prefect_context.copy().run(submit)
+        self._futures[run.name] = future
+        future.wait()
+        if slot.outcome is None or not slot.outcome.is_final:
+            raise _prefect_failure(run.name, future)
+        return slot.outcome, slot.attempts
 
-    def _collect(self, slot: _Slot, future: PrefectFuture[Any]) -> TaskResult:
-        if slot.finished.is_set():
-            return slot.result
-        # The Prefect task run ended without reaching the core's final outcome (it crashed,
-        # was cancelled, or a BaseException escaped the task): it counts as FAILED.
-        result = slot.result
-        state = future.state
-        error: BaseException
-        try:
-            error = state.result(raise_on_failure=False)  # type: ignore[assignment]
-        except BaseException as raised:  # noqa: BLE001 - any way the state fails is the error
-            error = raised
-        if not isinstance(error, BaseException):
-            error = RuntimeError(f"Prefect task run of {slot.name!r} ended in state {state.name!r}")
-        result.state = TaskState.FAILED
-        result.attempts = max(result.attempts, 1)
-        result.error = error
-        result.reason = f"Prefect task run ended {state.name}"
-        result.start = result.start or _now()
-        result.end = _now()
-        self.events.emit(TaskFinished(self._run_id, slot.name, result))
-        return result
+    def priority_keys(self, validated: ValidatedPipeline) -> dict[str, Any]:
+        """The core's priority keys; also keeps this run's upstream map for `wait_for`."""
+        self._upstream = validated.upstream
+        return super().priority_keys(validated)
+
+
+def _prefect_failure(name: str, future: PrefectFuture[Any]) -> BaseException:
+    """The error of a Prefect task run that ended without the core's final outcome (crash, cancel)."""
+    state = future.state
+    try:
+        error = state.result(raise_on_failure=False)
+    except BaseException as raised:  # noqa: BLE001 - any way the state fails is the error
+        error = raised
+    if isinstance(error, BaseException):
+        return error
+    return RuntimeError(f"the Prefect task run of {name!r} ended in state {state.name!r}")
 
 
 def _prefect_task(slot: _Slot) -> Task[[], Any]:
-    """A Prefect task for one engine task in one flow run; its body runs one attempt per try."""
+    """A Prefect task for one engine task in one flow run; each Prefect try is one core attempt."""
     policies = slot.run.policies
     extra_attempts = policies.max_attempts - 1
 
@@ -270,10 +242,10 @@ def _prefect_task(slot: _Slot) -> Task[[], Any]:
         prefect_task.retry_delay_seconds = outcome.delay
         return True
 
-    attempt_once.__name__ = attempt_once.__qualname__ = _identifier(slot.name)
+    attempt_once.__name__ = attempt_once.__qualname__ = _identifier(slot.run.name)
     return task(
         attempt_once,
-        name=slot.name,
+        name=slot.run.name,
         retries=extra_attempts,
         retry_delay_seconds=[policies.backoff.base_delay(k) for k in range(1, extra_attempts + 1)][:50] or None,
         retry_condition_fn=should_retry if extra_attempts else None,
@@ -282,46 +254,28 @@ def _prefect_task(slot: _Slot) -> Task[[], Any]:
 
 
 def _attempt(slot: _Slot) -> State[Any] | None:
-    """Body of one Prefect try: one core attempt, mapped to a Prefect outcome."""
-    run, result = slot.run, slot.result
+    """Body of one Prefect try: one call of the core's run_attempt, its outcome mapped to Prefect."""
+    run = slot.run
     ctx = TaskRunContext.get()
-    attempt = ctx.task_run.run_count if ctx is not None else run.attempt + 1
-    clock = run.clock
-    if attempt <= 1 or result.start is None:
-        result.start = _now()
-        result.worker = threading.current_thread().name
-        slot.started = clock()
-        run.emit(TaskStarted(run.run_id, slot.name, result.worker, time.time()))
+    attempt = ctx.task_run.run_count if ctx is not None else slot.attempts + 1
     if slot.retry_wait_started is not None:
         # Prefect did the sleeping; the core's books still get the wait.
-        waited = clock() - slot.retry_wait_started
+        waited = run.clock() - slot.retry_wait_started
         run.record_wait("retry", waited)
-        run.emit(WaitFinished(run.run_id, slot.name, "retry", slot.name, waited, True))
+        run.emit(WaitFinished(run.run_id, run.name, "retry", run.name, waited, True))
         slot.retry_wait_started = None
 
     outcome = run_attempt(run, attempt, slot.context)
-    slot.outcome = outcome
+    slot.outcome, slot.attempts = outcome, attempt
     if outcome.kind is OutcomeKind.RETRY:
         run.emit(
             RetryScheduled(
-                run.run_id, slot.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
+                run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
             )
         )
-        run.emit(WaitStarted(run.run_id, slot.name, "retry", slot.name, outcome.delay, ""))
-        slot.retry_wait_started = clock()
-        assert outcome.error is not None
-        raise outcome.error
-
-    result.state = _FINAL_STATE[outcome.kind]
-    result.attempts = attempt
-    result.error = outcome.error
-    result.reason = outcome.reason
-    result.waits = dict(run.waits)
-    result.end = _now()
-    result.duration = clock() - slot.started
-    slot.finished.set()
-    run.emit(TaskFinished(run.run_id, slot.name, result))
-    if outcome.kind is OutcomeKind.FAILED:
+        run.emit(WaitStarted(run.run_id, run.name, "retry", run.name, outcome.delay, ""))
+        slot.retry_wait_started = run.clock()
+    if outcome.kind is OutcomeKind.RETRY or outcome.kind is OutcomeKind.FAILED:
         assert outcome.error is not None
         raise outcome.error
     if outcome.kind is OutcomeKind.SKIPPED:
@@ -463,8 +417,3 @@ def _result_key(flow_obj: Flow[..., Any]) -> str:
 def _identifier(name: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in name)
     return cleaned if cleaned.isidentifier() else f"task_{cleaned}"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-

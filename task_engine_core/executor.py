@@ -30,7 +30,7 @@ from .priority import PriorityKey, planned_order, priority_keys, registration_ke
 from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
-from .runtime import OutcomeKind, TaskRun, run_attempt
+from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
 from .stats import StatsRecorder, StatsStore, configured_stats_path
 from .task import TaskState
 
@@ -247,19 +247,7 @@ class PipelineExecutor:
         try:
             task = definition.create()
             run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
-            attempt = 1
-            while True:
-                outcome = run_attempt(run, attempt, context)
-                if outcome.kind is not _RETRY:
-                    break
-                events.emit(
-                    RetryScheduled(
-                        run_id, name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
-                    )
-                )
-                with run.waiting("retry", name, outcome.delay):
-                    self.sleep(outcome.delay)
-                attempt += 1
+            outcome, attempt = self._run_attempts(run, context)
             kind = outcome.kind
             result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
             result.attempts = attempt
@@ -283,6 +271,26 @@ class PipelineExecutor:
         if events.wants(TaskFinished):
             events.emit(TaskFinished(run_id, name, result))
         return result
+
+    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
+        """Run attempts of one task until the outcome is final; return it and the number of attempts.
+
+        The seam for backends that run the attempts elsewhere (the Prefect adapter runs them as
+        one Prefect task run); everything around it (start check, events, result) stays here.
+        """
+        attempt = 1
+        while True:
+            outcome = run_attempt(run, attempt, context)
+            if outcome.kind is not _RETRY:
+                return outcome, attempt
+            self.events.emit(
+                RetryScheduled(
+                    run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
+                )
+            )
+            with run.waiting("retry", run.name, outcome.delay):
+                self.sleep(outcome.delay)
+            attempt += 1
 
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
