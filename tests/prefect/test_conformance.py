@@ -66,7 +66,9 @@ def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
-def test_scenario_on_four_workers(name: str) -> None:
-    observed, _ = run_as_flow(name, max_workers=4)
+def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
+    observed, flow_state = run_as_flow(name, max_workers=4)
     assert mismatches(load(name), observed) == []
     assert observed == run_standalone(name)
+    # Submitted from the core's worker threads, the task runs still belong to this flow run.
+    check_prefect_record(flow_state, observed, task_runs)
