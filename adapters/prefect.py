@@ -131,8 +131,8 @@ def to_prefect_flow(
             handle_signals=False,
             stats=stats,
             priority=priority,
+            prefect_rate_limits=limits,
         )
-        executor.prefect_rate_limits = limits
         try:
             return executor.run()
         finally:
@@ -178,7 +178,9 @@ class _PrefectExecutor(PipelineExecutor):
     none holds a thread while it waits for upstreams.
     """
 
-    prefect_rate_limits: dict[str, str] = {}
+    def __init__(self, *args: Any, prefect_rate_limits: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefect_rate_limits = dict(prefect_rate_limits or {})
 
     def run(self) -> RunResult:
         """Run the pipeline inside the current flow run (see PipelineExecutor.run)."""
