@@ -536,3 +536,24 @@ def test_with_recorded_statistics_the_longest_critical_path_is_submitted_first(t
     recorder.events.clear()
     to_prefect_flow(pipeline, max_workers=1, listeners=[recorder], reporters=[], stats=stats, priority=False)()
     assert [e.task for e in recorder.of(TaskStarted)] == ["short", "slow_root", "after_slow"]
+
+
+def test_a_task_run_that_crashes_fails_its_task_as_standalone_does() -> None:
+    pipeline = Pipeline("crash")
+
+    @pipeline.register
+    def exits() -> None:
+        raise SystemExit(3)  # Prefect crashes the task run; the core never sees a final outcome
+
+    @pipeline.register
+    def later() -> None:
+        pass
+
+    flow = to_prefect_flow(pipeline, max_workers=1, reporters=[])
+    with pytest.raises(SystemExit) as caught:
+        flow()
+    assert caught.value.code == 3
+    assert caught.value.__notes__ == ["Task Engine: task 'exits' failed on attempt 1 (SystemExit escaped the task)"]
+    result = last_result(flow)
+    assert result is not None
+    assert states(flow) == {"exits": (TaskState.FAILED, 1), "later": (TaskState.NOT_RUN, 0)}
