@@ -26,11 +26,11 @@ from .graph import downstream_map
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
-from .priority import PriorityKey, planned_order, priority_keys, registration_keys
+from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
 from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
-from .runtime import OutcomeKind, TaskRun, run_attempt
+from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
 from .stats import StatsRecorder, StatsStore, configured_stats_path
 from .task import TaskState
 
@@ -176,7 +176,13 @@ class PipelineExecutor:
         """
         waiting = {name: len(parents) for name, parents in validated.upstream.items()}
         downstream = downstream_map(validated.upstream)
-        ready = [(keys[name], name) for name in validated.order if not waiting[name]]
+        # The heap holds each task's rank in the start preference: ints compare much faster than
+        # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
+        rank = start_ranks(keys)
+        by_rank = [""] * len(rank)
+        for name, place in rank.items():
+            by_rank[place] = name
+        ready = [rank[name] for name in validated.order if not waiting[name]]
         heapq.heapify(ready)
         definitions, policies, tasks = validated.definitions, validated.policies, result.tasks
         execute = self._execute
@@ -190,7 +196,7 @@ class PipelineExecutor:
             with lock:
                 while True:
                     if ready and self._stop_reason is None:
-                        name = heapq.heappop(ready)[1]
+                        name = by_rank[heapq.heappop(ready)]
                         running += 1
                         lock.release()
                         try:
@@ -207,7 +213,7 @@ class PipelineExecutor:
                             for child in downstream[name]:
                                 waiting[child] -= 1
                                 if not waiting[child]:
-                                    heapq.heappush(ready, (keys[child], child))
+                                    heapq.heappush(ready, rank[child])
                                     released += 1
                             if released > 1:
                                 lock.notify(released - 1)  # this worker takes one itself
@@ -250,19 +256,7 @@ class PipelineExecutor:
         try:
             task = definition.create()
             run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
-            attempt = 1
-            while True:
-                outcome = run_attempt(run, attempt, context)
-                if outcome.kind is not _RETRY:
-                    break
-                events.emit(
-                    RetryScheduled(
-                        run_id, name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
-                    )
-                )
-                with run.waiting("retry", name, outcome.delay):
-                    self.sleep(outcome.delay)
-                attempt += 1
+            outcome, attempt = self._run_attempts(run, context)
             kind = outcome.kind
             result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
             result.attempts = attempt
@@ -286,6 +280,26 @@ class PipelineExecutor:
         if events.wants(TaskFinished):
             events.emit(TaskFinished(run_id, name, result))
         return result
+
+    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
+        """Run attempts of one task until the outcome is final; return it and the number of attempts.
+
+        The seam for backends that run the attempts elsewhere (the Prefect adapter runs them as
+        one Prefect task run); everything around it (start check, events, result) stays here.
+        """
+        attempt = 1
+        while True:
+            outcome = run_attempt(run, attempt, context)
+            if outcome.kind is not _RETRY:
+                return outcome, attempt
+            self.events.emit(
+                RetryScheduled(
+                    run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
+                )
+            )
+            with run.waiting("retry", run.name, outcome.delay):
+                self.sleep(outcome.delay)
+            attempt += 1
 
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""

@@ -15,7 +15,7 @@ from statistics import fmean
 from .graph import critical_path_lengths, downstream_map
 from .pipeline import ValidatedPipeline
 
-__all__ = ["PriorityKey", "fill_unknown_durations", "planned_order", "priority_keys", "registration_keys"]
+__all__ = ["PriorityKey", "fill_unknown_durations", "planned_order", "priority_keys", "registration_keys", "start_ranks"]
 
 #: (minus explicit priority, minus critical path seconds, registration index): smallest starts first.
 PriorityKey = tuple[float, float, int]
@@ -52,6 +52,13 @@ def priority_keys(validated: ValidatedPipeline, expected: Mapping[str, float] | 
 def registration_keys(validated: ValidatedPipeline) -> dict[str, PriorityKey]:
     """Heap keys that start ready tasks in registration order, ignoring priorities (`--no-priority`)."""
     return {name: (0.0, 0.0, definition.index) for name, definition in validated.definitions.items()}
+
+
+def start_ranks(keys: Mapping[str, PriorityKey]) -> dict[str, int]:
+    """Each task's place in the start preference (0 first), so a ready heap can hold plain ints."""
+    if all(key[0] == 0.0 and key[1] == 0.0 for key in keys.values()):
+        return {name: key[2] for name, key in keys.items()}  # registration indexes are already 0..n-1
+    return {name: rank for rank, name in enumerate(sorted(keys, key=keys.__getitem__))}
 
 
 def planned_order(validated: ValidatedPipeline, keys: Mapping[str, PriorityKey]) -> tuple[str, ...]:

@@ -123,7 +123,21 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
         return _after_failure(run, attempt, error)
     finally:
         _CURRENT.reset(token)
-    return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts)
+    return _succeeded(attempt, policies.max_attempts)
+
+
+_SUCCEEDED_OUTCOMES: dict[tuple[int, int], AttemptOutcome] = {}
+
+
+def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
+    # Outcomes are frozen, so one success per (attempt, limit) can be shared: building a frozen
+    # dataclass costs more than the rest of a no-op attempt.
+    try:
+        return _SUCCEEDED_OUTCOMES[attempt, max_attempts]
+    except KeyError:
+        return _SUCCEEDED_OUTCOMES.setdefault(
+            (attempt, max_attempts), AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, max_attempts)
+        )
 
 
 def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:

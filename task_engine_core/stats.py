@@ -167,7 +167,7 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 
 
 class StatsStore:
-    """One statistics database file; every public method opens, uses and closes its own connection.
+    """One statistics database file, used through one connection that a lock serialises.
 
     Writers use WAL, a busy timeout and a retry loop, so several processes may record at once.
     """
@@ -356,7 +356,6 @@ class StatsStore:
 
     @staticmethod
     def _create_schema(connection: sqlite3.Connection) -> None:
-        connection.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         connection.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have created it between our check and our lock.
@@ -372,6 +371,9 @@ class StatsStore:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+        # Only once the file is known to be ours (a foreign file is left as it was found):
+        # WAL, so readers never block the writer. The setting is stored in the file.
+        connection.execute("PRAGMA journal_mode=WAL")
 
     def _move_aside(self, why: str) -> bool:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

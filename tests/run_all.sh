@@ -31,4 +31,15 @@ else
 fi
 # --- end of the Airflow block
 
+# -- Prefect suite: its own virtualenv (.venvs/prefect), since Prefect 3.9 and Airflow 3.3 cannot
+#    share one; scripts/venv-prefect.sh reuses it while tests/prefect/requirements.txt is unchanged.
+echo "== prefect: install and test"
+if bash scripts/venv-prefect.sh; then
+    .venvs/prefect/bin/python -m pytest -q tests/prefect || status=1
+else
+    echo "prefect: creating .venvs/prefect failed"
+    status=1
+fi
+# -- end of Prefect suite
+
 exit $status

@@ -13,7 +13,13 @@ import pytest
 from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskResult, TaskState
 from task_engine_core.cli import main
 from task_engine_core.events import RunStarted, TaskStarted
-from task_engine_core.priority import fill_unknown_durations, planned_order, priority_keys, registration_keys
+from task_engine_core.priority import (
+    fill_unknown_durations,
+    planned_order,
+    priority_keys,
+    registration_keys,
+    start_ranks,
+)
 from task_engine_core.stats import StatsStore
 
 
@@ -144,3 +150,11 @@ def test_cli_no_priority_runs_in_registration_order(tmp_path: Path, capsys: pyte
     assert capsys.readouterr().out == "Executing b\nExecuting a\n"
     assert main(["run", str(target), "--stats", str(database), "--no-priority"]) == 0
     assert capsys.readouterr().out == "Executing a\nExecuting b\n"
+
+
+def test_start_ranks_follow_the_keys() -> None:
+    validated = trap().validate()
+    assert start_ranks(registration_keys(validated)) == {name: i for i, name in enumerate(validated.order)}
+    durations = {f"short{i}": 0.1 * i for i in range(4)} | {"long0": 1.0, "long1": 1.0, "long2": 1.0}
+    ranks = start_ranks(priority_keys(validated, durations))
+    assert sorted(ranks, key=ranks.__getitem__) == ["long0", "long1", "long2", "short3", "short2", "short1", "short0"]

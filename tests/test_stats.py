@@ -203,6 +203,9 @@ def test_an_sqlite_file_of_another_application_is_moved_aside(tmp_path: Path) ->
     with pytest.warns(StatsWarning, match="it is an SQLite database with other tables \\(invoices\\); moved it to"):
         PipelineExecutor(small_pipeline(), reporters=[], stats=database).run()
     assert rows(database, "SELECT count(*) FROM runs") == [(1,)]
+    (moved,) = [p for p in tmp_path.iterdir() if p.name.startswith("stats.sqlite3.broken-")]
+    assert rows(moved, "PRAGMA journal_mode") == [("delete",)]  # left as it was found
+    assert rows(moved, "SELECT name FROM sqlite_master") == [("invoices",)]
 
 
 def test_a_newer_schema_is_left_alone(tmp_path: Path) -> None:

@@ -1,0 +1,74 @@
+"""Every conformance scenario, run as a Prefect flow, ends like the standalone run.
+
+Three views must agree per task: the scenario's EXPECTED, the standalone executor's result, and
+the flow's result; Prefect's own record of the flow run (task run states and run counts, read from
+its API) must say the same thing in Prefect's terms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
+from task_engine_core import PipelineExecutor, TaskState
+from tests.conformance import SCENARIOS, load, mismatches
+
+Observed = dict[str, tuple[TaskState, int]]
+
+
+def run_standalone(name: str) -> Observed:
+    scenario = load(name)
+    executor = PipelineExecutor(
+        scenario.pipeline, workers=1, keep_going=scenario.keep_going, reporters=[], sleep=lambda s: None
+    )
+    try:
+        executor.run()
+    except Exception:
+        assert scenario.fails
+    assert executor.result is not None
+    return {task: (r.state, r.attempts) for task, r in executor.result.tasks.items()}
+
+
+def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
+    scenario = load(name)
+    flow = to_prefect_flow(scenario.pipeline, max_workers=max_workers, keep_going=scenario.keep_going, reporters=[])
+    state = flow(return_state=True)
+    assert state.is_failed() is scenario.fails, state
+    result = last_result(flow)
+    assert result is not None
+    return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
+
+
+def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) -> None:
+    started = {task: value for task, value in observed.items() if value[1] > 0}
+    runs = task_runs(flow_state.state_details.flow_run_id, len(started))
+    assert sorted(runs) == sorted(started), "only started tasks become Prefect task runs"
+    for task, (state, attempts) in started.items():
+        run = runs[task]
+        assert run.run_count == attempts, task
+        if state is TaskState.SUCCESS:
+            assert (run.state.type.value, run.state.name) == ("COMPLETED", "Completed"), task
+        elif state is TaskState.SKIPPED:
+            assert (run.state.type.value, run.state.name) == ("COMPLETED", SKIPPED_STATE_NAME), task
+        else:
+            assert state is TaskState.FAILED
+            assert run.state.type.value == "FAILED", task
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
+    observed, flow_state = run_as_flow(name, max_workers=1)
+    assert mismatches(load(name), observed) == []
+    assert observed == run_standalone(name)
+    check_prefect_record(flow_state, observed, task_runs)
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
+    observed, flow_state = run_as_flow(name, max_workers=4)
+    assert mismatches(load(name), observed) == []
+    assert observed == run_standalone(name)
+    # Submitted from the core's worker threads, the task runs still belong to this flow run.
+    check_prefect_record(flow_state, observed, task_runs)

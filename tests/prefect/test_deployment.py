@@ -1,0 +1,86 @@
+"""The example flows deploy by entrypoint and run on a worker or runner against Prefect's API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.deployments.runner import RunnerDeployment
+from prefect.runner import Runner
+from prefect.settings import get_current_settings
+from prefect.workers.process import ProcessWorker
+
+SEED_RUN_1 = {  # TASK_ENGINE_EXAMPLE_SEED=7: Task1 answers 500 then 200 (the seed README's Run 1)
+    "BaseTask": ("Completed", 1),
+    "Task1": ("Completed", 2),
+    "AlwaysFailsTask": ("Skipped", 3),
+    "Task2": ("Completed", 1),
+}
+JOBS = {name: ("Completed", 1) for name in ("Job2Task1", "Job2Task2", "Job1Task1", "Job1Task2")}
+
+
+@pytest.fixture
+def seeded_examples(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Flow-run processes inherit this environment: the `tasks` example answers like Run 1."""
+    monkeypatch.setenv("TASK_ENGINE_EXAMPLE_SEED", "7")
+    yield
+
+
+def prefect_cli(*args: str, cwd: Path) -> str:
+    env = dict(os.environ, PREFECT_API_URL=get_current_settings().api.url or "")
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def final_flow_run(flow_run_id: Any) -> Any:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def states_of(runs: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    return {name: (run.state.name, run.run_count) for name, run in runs.items()}
+
+
+def test_prefect_deploy_then_a_process_worker_runs_the_tasks_example(
+    repo_root: Path, seeded_examples: None, task_runs: Any
+) -> None:
+    prefect_cli("work-pool", "create", "task-engine", "--type", "process", cwd=repo_root)
+    out = prefect_cli("deploy", "--all", "--prefect-file", "flows/prefect.yaml", cwd=repo_root)
+    assert "Deployment 'tasks/tasks' successfully created" in out
+    assert "Deployment 'jobs/jobs' successfully created" in out
+
+    flow_run = run_deployment("tasks/tasks", timeout=0)
+
+    async def work_once() -> None:
+        async with ProcessWorker(work_pool_name="task-engine") as worker:
+            await worker.get_and_submit_flow_runs()
+
+    asyncio.run(work_once())
+    finished = final_flow_run(flow_run.id)
+    assert (finished.state.type.value, finished.state.name) == ("COMPLETED", "Completed")
+    assert states_of(task_runs(flow_run.id, len(SEED_RUN_1))) == SEED_RUN_1
+
+
+def test_a_runner_serves_a_deployment_by_entrypoint(repo_root: Path, task_runs: Any) -> None:
+    runner = Runner(name="task-engine-test-runner", pause_on_shutdown=False)
+    entrypoint = f"{repo_root / 'flows' / 'example_flows.py'}:jobs_flow"
+    runner.add_deployment(RunnerDeployment.from_entrypoint(entrypoint, name="jobs-by-runner"))
+
+    flow_run = run_deployment("jobs/jobs-by-runner", timeout=0)
+    asyncio.run(runner.start(run_once=True))
+
+    finished = final_flow_run(flow_run.id)
+    assert (finished.state.type.value, finished.state.name) == ("COMPLETED", "Completed")
+    assert states_of(task_runs(flow_run.id, len(JOBS))) == JOBS
