@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ._cli_reporting import (
     add_graph_command,
@@ -121,10 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
 
 
-def _warning_printer(python_default):  # type: ignore[no-untyped-def]
+def _warning_printer(python_default: Callable[..., None]) -> Callable[..., None]:
     # A StatsWarning tells the user what was skipped and what to do; the source line of the
     # library that warned would only look like a crash.
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def show(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+    ) -> None:
         if issubclass(category, StatsWarning):
             print(f"warning: {mask_text(str(message))}", file=sys.stderr)
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .._secrets import error_text, mask_text
+from .._secrets import error_text
 from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
 from ..task import TaskState
 from .base import Reporter
