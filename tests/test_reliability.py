@@ -446,7 +446,7 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     marks.mkdir()
     database = tmp_path / "stats.sqlite3"
     process = subprocess.Popen(
-        [sys.executable, "-m", "task_engine_core", "run", "stoppable.py", "--workers", "4", "--stats", str(database)],
+        [sys.executable, "-m", "task_engine_core", "run", "stoppable.py", "--workers", "4", "--stats", str(database), "--json", "run.json"],
         cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 30
@@ -466,6 +466,8 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
         **{f"slow{i}": "success" for i in range(3)}, **{f"next{i}": "not_run" for i in range(3)}
     }
     assert rows(database, "SELECT outcome, interrupted FROM runs") == [("interrupted", name)]
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert (summary["interrupted"], summary["counts"]) == (name, {"success": 3, "not_run": 3})
 
 
 SLOW_WRITER = """
