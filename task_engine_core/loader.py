@@ -76,7 +76,7 @@ def _import_module(name: str) -> ModuleType:
                 f"project folder, or pass the path of a .py file"
             ) from None
         raise _import_failure(name, error) from None
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # SystemExit: script code that runs on import
         raise _import_failure(name, error) from None
 
 
@@ -99,7 +99,7 @@ def _import_path(path: Path, target: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # SystemExit: script code that runs on import
         sys.modules.pop(name, None)
         raise _import_failure(target, error) from None
     return module
@@ -109,7 +109,7 @@ def _import_submodules(package: ModuleType) -> None:
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         try:
             importlib.import_module(info.name)
-        except Exception as error:
+        except (Exception, SystemExit) as error:  # SystemExit: script code that runs on import
             raise _import_failure(info.name, error) from None
 
 
@@ -127,6 +127,11 @@ def _import_failure(target: str, error: BaseException) -> TargetError:
     # Point at the user's line (a bad `@retries(0)`), not at the library code that raised.
     user_frames = [f for f in frames if "importlib" not in f.filename and not _is_ours(f.filename)]
     where = f" at {user_frames[-1].filename}, line {user_frames[-1].lineno}" if user_frames else ""
+    if isinstance(error, SystemExit):
+        return TargetError(
+            f"cannot load {target!r}: it called sys.exit({error.code!r}) while being imported{where}; a pipeline "
+            f'module should only define tasks: put script code under `if __name__ == "__main__":`'
+        )
     return TargetError(f"cannot load {target!r}: {type(error).__name__}: {error_text(error)}{where}")
 
 

@@ -98,6 +98,27 @@ def test_a_target_that_cannot_be_loaded_exits_2(tmp_path: Path, target: str, mes
     assert_nothing_done(tmp_path, cli(tmp_path, target, *args), message)
 
 
+def test_a_module_that_exits_while_imported_exits_2_naming_its_line(tmp_path: Path) -> None:
+    pipe = write(tmp_path / "pipe.py", """
+        import sys
+        from task_engine_core import register
+
+        @register
+        def only():
+            print("only ran")
+
+        if len(sys.argv) > 1:  # script code that should sit under `if __name__ == "__main__":`
+            sys.exit(3)
+    """)
+    args, _ = outputs(tmp_path)
+    assert_nothing_done(
+        tmp_path,
+        cli(tmp_path, "pipe.py", *args),
+        f"cannot load 'pipe.py': it called sys.exit(3) while being imported at {pipe}, line 10; a pipeline module "
+        f"should only define tasks: put script code under `if __name__ == \"__main__\":`",
+    )
+
+
 CONTEXT_ERRORS = [
     (None, "context file '{dir}/ctx.yml' does not exist; check the path given with --context or PipelineExecutor(context=...)"),
     (
