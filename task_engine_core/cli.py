@@ -142,7 +142,10 @@ def _load(target: str) -> Pipeline:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_paths(args)  # before any task starts
-    pipeline = _load(args.target)
+    try:
+        pipeline = _load(args.target)
+    except KeyboardInterrupt:  # Ctrl-C during a slow import
+        return _interrupted_before_the_run()
     reporters, tracing = build_run_reporters(args, pipeline)
     stats = False if args.no_stats else args.stats  # None: $TASK_ENGINE_STATS or the default file
     executor = PipelineExecutor(
@@ -163,13 +166,28 @@ def _run(args: argparse.Namespace) -> int:
         if executor.result is None:
             raise  # a definition error before any task started
         return _report_failure(executor)
-    except BaseException:
-        if executor.result is None or not executor.result.failed:
+    except BaseException as error:
+        if executor.result is not None and executor.result.failed:
+            return _report_failure(executor)  # a task's own KeyboardInterrupt, SystemExit, ...
+        if not isinstance(error, KeyboardInterrupt):
             raise
-        return _report_failure(executor)
+        if executor.result is None:  # Ctrl-C while the context was read
+            return _interrupted_before_the_run()
+        # A second Ctrl-C while the finished run's results were written: the user would not wait.
+        print(
+            f"interrupted while the results of run {executor.result.run_id} were written; "
+            f"statistics and reports may be missing",
+            file=sys.stderr,
+        )
+        return exit_code_for_signal("SIGINT")
     finally:
         finish_run_reporting(tracing, executor.result)
     return EXIT_OK
+
+
+def _interrupted_before_the_run() -> int:
+    print("interrupted before the run started; no task ran", file=sys.stderr)
+    return exit_code_for_signal("SIGINT")
 
 
 def _report_failure(executor: PipelineExecutor) -> int:

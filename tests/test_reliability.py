@@ -491,6 +491,32 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     assert (summary["interrupted"], summary["counts"]) == (name, {"success": 3, "not_run": 3})
 
 
+SLOW_IMPORT = """
+import os, pathlib, time
+
+pathlib.Path(os.environ["MARKS"], "importing").touch()
+time.sleep(30)  # a slow import: the user gives up with Ctrl-C
+"""
+
+
+def test_ctrl_c_before_the_run_starts_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", SLOW_IMPORT)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "task_engine_core", "run", "pipe.py", "--stats", "stats.sqlite3"],
+        cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (marks / "importing").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, out, err) == (130, "", "interrupted before the run started; no task ran\n")
+    assert not (tmp_path / "stats.sqlite3").exists()
+
+
 SLOW_WRITER = """
 import os, pathlib, time
 from task_engine_core import register
