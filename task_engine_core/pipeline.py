@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, overload
 
 from .errors import (
@@ -18,6 +18,7 @@ from .errors import (
 )
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
+from .policies._store import settings_version
 from .task import FunctionTask, Task
 
 __all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
@@ -29,7 +30,7 @@ DependencyRef = str | type | Callable[..., Any]
 class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
-    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name")
+    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "_resolved")
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class TaskDefinition:
         self.index = index
         self.explicit_priority = explicit_priority
         self.pipeline_name = pipeline_name
+        self._resolved: tuple[tuple[int, int], TaskPolicies] | None = None
 
     @property
     def is_function(self) -> bool:
@@ -60,14 +62,16 @@ class TaskDefinition:
 
     def policies(self) -> TaskPolicies:
         """Resolve the policies from the class and its perform_task (or from the function)."""
-        if self.is_function:
-            policies = resolve_policies(self.target)
-        else:
-            policies = resolve_policies(self.target, self.target.perform_task)
+        targets = (self.target,) if self.is_function else (self.target, self.target.perform_task)
+        # Every run validates its pipeline; resolving is cached until a decorator records settings
+        # anywhere or perform_task is replaced.
+        stamp = (settings_version(), id(targets[-1]))
+        if self._resolved is not None and self._resolved[0] == stamp:
+            return self._resolved[1]
+        policies = resolve_policies(*targets)
         if self.explicit_priority is not None:
-            from dataclasses import replace
-
             policies = replace(policies, priority=self.explicit_priority)
+        self._resolved = (stamp, policies)
         return policies
 
     def __repr__(self) -> str:

@@ -17,20 +17,10 @@ from task_engine_core.policies._store import attach
 from task_engine_core.reporters import ProgressReporter
 from task_engine_core.reporters.progress import format_seconds
 
+from .fakes import FakeClock
+
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class FakeClock:
-    """A clock that moves only when told; also the executor's sleep."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class RateLimitGuard:
@@ -78,7 +68,7 @@ def run_with(reporter: ProgressReporter, clock: FakeClock, pipeline: Pipeline) -
 
 
 def test_plain_lines_when_not_a_terminal() -> None:
-    clock, out = FakeClock(), io.StringIO()
+    clock, out = FakeClock(start=100.0), io.StringIO()
     run_with(ProgressReporter(out, clock=clock), clock, build(clock))
     assert out.getvalue().splitlines() == [
         "run 'progress': 4 tasks on 1 worker",
@@ -96,7 +86,7 @@ def test_plain_lines_when_not_a_terminal() -> None:
 
 
 def test_waiting_tasks_say_why() -> None:
-    clock, out, seen = FakeClock(), io.StringIO(), []
+    clock, out, seen = FakeClock(start=100.0), io.StringIO(), []
     reporter = ProgressReporter(out, clock=clock)
     pipeline = Pipeline("limited")
 
@@ -111,7 +101,7 @@ def test_waiting_tasks_say_why() -> None:
 
 
 def test_status_line_redrawn_in_place_on_a_terminal() -> None:
-    clock, out = FakeClock(), io.StringIO()
+    clock, out = FakeClock(start=100.0), io.StringIO()
     run_with(ProgressReporter(out, tty=True, refresh=None, clock=clock), clock, build(clock))
     text = out.getvalue()
     assert "\r\x1b[K1/4 done | running 1 | failed 0 | skipped 0 | elapsed 0:01" in text
@@ -121,7 +111,7 @@ def test_status_line_redrawn_in_place_on_a_terminal() -> None:
 
 
 def test_eta_from_expected_durations() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=100.0)
     reporter = ProgressReporter(io.StringIO(), expected={"A": 10, "B": 20, "C": 30}, refresh=None, clock=clock)
     reporter(RunStarted("r", "p", ("A", "B", "C", "D"), {}, workers=2))
     reporter(TaskStarted("r", "A", "w1"))
@@ -135,7 +125,7 @@ def test_eta_from_expected_durations() -> None:
 
 
 def test_plain_lines_carry_the_eta_when_durations_are_known() -> None:
-    clock, out = FakeClock(), io.StringIO()
+    clock, out = FakeClock(start=100.0), io.StringIO()
     reporter = ProgressReporter(out, expected={"A": 1, "B": 3, "C": 1, "D": 2}, clock=clock)
     run_with(reporter, clock, build(clock))
     lines = out.getvalue().splitlines()

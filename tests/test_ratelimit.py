@@ -28,22 +28,10 @@ from task_engine_core.events import WaitFinished, WaitStarted
 from task_engine_core.policies import default_rate_limiter, resolve_policies
 from task_engine_core.policies.ratelimit import parse_rate_limits
 
+from .fakes import FakeClock
+
+
 KEY = "/jobs/runs/get"
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -20,20 +20,7 @@ from task_engine_core import (
 from task_engine_core.errors import DefinitionError, InvalidArgumentError
 from task_engine_core.events import WaitFinished, WaitStarted
 
-
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from .fakes import FakeClock
 
 
 @pytest.fixture

@@ -36,6 +36,9 @@ from task_engine_core.sensible_defaults import (
     retry_after_seconds,
 )
 
+from .fakes import FakeClock
+
+
 DROP = "drop"  # close the connection without an answer
 
 
@@ -108,27 +111,12 @@ def serve() -> Iterator:
         server.close()
 
 
-class FakeTime:
-    """A clock that only moves when the executor sleeps: delays are exact and nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def run_task(task_class: type, time_source: FakeTime | None = None, **executor_options):
+def run_task(task_class: type, time_source: FakeClock | None = None, **executor_options):
     """Run a one-task pipeline; return (task result, events, the raised error or None)."""
     pipeline = Pipeline("http")
     pipeline.add(task_class, name="call")
     events: list = []
-    fake = time_source or FakeTime()
+    fake = time_source or FakeClock(start=1000.0)
     options = dict(clock=fake.clock, sleep=fake.sleep)
     options.update(executor_options)
     executor = PipelineExecutor(pipeline, reporters=[], listeners=[events.append], handle_signals=False, **options)
@@ -157,7 +145,7 @@ def reasons(events: list) -> list[str]:
 # -- 429 ---------------------------------------------------------------------------------------------
 def test_429_twice_then_200_succeeds_on_the_third_attempt(serve):
     server = serve(429, 429, 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/api/2.1/jobs/runs/get?run_id=7")), fake)
     assert raised is None
     assert (result.state, result.attempts) == (TaskState.SUCCESS, 3)
@@ -172,7 +160,7 @@ def test_429_twice_then_200_succeeds_on_the_third_attempt(serve):
 
 def test_429_forever_waits_1_2_4_seconds_then_fails(serve):
     server = serve(429)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/jobs/runs/get")), fake)
     assert fake.sleeps == [1.0, 2.0, 4.0]
     assert (result.state, result.attempts) == (TaskState.FAILED, 4)
@@ -189,7 +177,7 @@ def test_429_forever_waits_1_2_4_seconds_then_fails(serve):
 
 def test_429_with_retry_after_2_waits_2_seconds(serve):
     server = serve((429, {"Retry-After": "2"}), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/jobs/runs/get")), fake)
     assert raised is None
     assert (result.state, result.attempts) == (TaskState.SUCCESS, 2)
@@ -200,7 +188,7 @@ def test_429_with_retry_after_2_waits_2_seconds(serve):
 def test_retry_after_as_http_date_is_honoured(serve):
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     server = serve((429, {"Retry-After": when}), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, _, raised = run_task(get_task(server.url("/x")), fake)
     assert raised is None and result.attempts == 2
     # An HTTP date has whole seconds, and a little time passes before the handler reads it.
@@ -209,7 +197,7 @@ def test_retry_after_as_http_date_is_honoured(serve):
 
 def test_retry_after_longer_than_the_cap_fails_at_once(serve):
     server = serve((429, {"Retry-After": "120"}), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/jobs/runs/get")), fake)
     assert (result.state, result.attempts) == (TaskState.FAILED, 1)
     assert fake.sleeps == []
@@ -224,7 +212,7 @@ def test_retry_after_longer_than_the_cap_fails_at_once(serve):
 
 def test_max_retry_after_is_configurable(serve):
     server = serve((429, {"Retry-After": "120"}), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, _, raised = run_task(get_task(server.url("/x"), max_retry_after=300), fake)
     assert raised is None and fake.sleeps == [120.0]
 
@@ -232,7 +220,7 @@ def test_max_retry_after_is_configurable(serve):
 # -- 5xx and the network --------------------------------------------------------------------------------
 def test_503_forever_retries_with_jittered_exponential_backoff_then_fails(serve):
     server = serve(503)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/health")), fake)
     assert (result.state, result.attempts) == (TaskState.FAILED, 4)
     assert isinstance(raised, HttpStatusError) and raised.status == 503
@@ -252,7 +240,7 @@ def test_gateway_errors_are_retried_like_503(serve, status):
 
 def test_503_with_retry_after_waits_as_asked(serve):
     server = serve((503, {"Retry-After": "7"}), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/maintenance")), fake)
     assert raised is None and fake.sleeps == [7.0]
     assert reasons(events) == ["503 from GET /maintenance, retrying in 7.0 s as Retry-After asks (attempt 2 of 4)"]
@@ -260,7 +248,7 @@ def test_503_with_retry_after_waits_as_asked(serve):
 
 def test_500_is_retried_twice_by_default(serve):
     server = serve(500)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/boom")), fake)
     assert (result.state, result.attempts) == (TaskState.FAILED, 3)
     assert result.reason == "500 from GET /boom: giving up after 2 retries"
@@ -269,7 +257,7 @@ def test_500_is_retried_twice_by_default(serve):
 
 def test_a_dropped_connection_is_retried(serve):
     server = serve(DROP, DROP, 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/flaky?token=s3cret")), fake)
     assert raised is None
     assert (result.state, result.attempts) == (TaskState.SUCCESS, 3)
@@ -300,7 +288,7 @@ def closed_port_url() -> str:
 
 def test_a_server_slower_than_the_read_timeout_times_out_and_is_retried(serve):
     server = serve((200, None, None, 5.0), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     task = get_task(server.url("/slow"), read_timeout=0.5)
     result, events, raised = run_task(task, fake)
     assert raised is None
@@ -317,7 +305,7 @@ def test_a_server_slower_than_the_read_timeout_times_out_and_is_retried(serve):
 # -- client errors -------------------------------------------------------------------------------------
 def test_401_fails_at_once_with_method_masked_url_status_and_body(serve):
     server = serve((401, None, '{"error":   "bad token",\n "hint": "renew it"}'), 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(get_task(server.url("/me?api_key=s3cret&page=2")), fake)
     assert (result.state, result.attempts) == (TaskState.FAILED, 1)
     assert fake.sleeps == [] and reasons(events) == []
@@ -386,7 +374,7 @@ def test_explicit_retries_wins_over_the_class_budget(serve):
     class Twice(get_task(server.url("/x"))):
         pass
 
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, _ = run_task(Twice, fake)
     assert (result.state, result.attempts) == (TaskState.FAILED, 2)
     assert fake.sleeps == [1.0]
@@ -395,7 +383,7 @@ def test_explicit_retries_wins_over_the_class_budget(serve):
     class Inherits(Twice):  # a subclass keeps the explicit budget of its base
         pass
 
-    result, _, _ = run_task(Inherits, FakeTime())
+    result, _, _ = run_task(Inherits, FakeClock(start=1000.0))
     assert result.attempts == 2
 
 
@@ -407,7 +395,7 @@ def test_explicit_retries_on_perform_task_cannot_stretch_a_rule(serve):
         def perform_task(self) -> None:
             self.session.get(server.url("/x"))
 
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, _, _ = run_task(Many, fake)
     assert (result.state, result.attempts) == (TaskState.FAILED, 4)
     assert fake.sleeps == [1.0, 2.0, 4.0]
@@ -439,7 +427,7 @@ def test_status_rules_override_one_status_and_merge_with_the_bases(serve):
             self.session.get(server.url("/job"))
 
     assert set(AlsoConflicts.status_rules) == {404, 409}
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, _, raised = run_task(AlsoConflicts, fake)
     assert fake.sleeps == [0.5, 0.5]
     # A rule's retries count the task's attempts so far, whatever failed before (portable to every
@@ -468,7 +456,7 @@ def test_a_subclass_may_override_retry_handler_and_defer_to_the_defaults(serve):
                 return 0.0  # pretend a token refresh happened
             return super().retry_handler(error)
 
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     result, events, raised = run_task(RefreshesToken, fake)
     assert raised is None and result.attempts == 4
     assert fake.sleeps[:2] == [0.0, 0.0] and 3.0 <= fake.sleeps[2] <= 4.5
@@ -525,7 +513,7 @@ def three_gets(url: str, base: type = SensibleDefaultsRequests, **attributes) ->
 
 def test_rate_limit_takes_a_token_per_request_not_per_task(serve):
     server = serve(200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     limiter = RateLimiter(clock=fake.clock, sleep=fake.sleep)
     limiter.set(RateLimit("/jobs/runs/get", rate=1, burst=1))
     task = rate_limit("/jobs/runs/get", limiter=limiter)(three_gets(server.url("/jobs/runs/get")))
@@ -541,7 +529,7 @@ def test_rate_limit_takes_a_token_per_request_not_per_task(serve):
 
 def test_each_attempt_gets_its_guard_token_and_retries_compose(serve):
     server = serve(429, 200, 200, 200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     limiter = RateLimiter(clock=fake.clock, sleep=fake.sleep)
     limiter.set(RateLimit("api", rate=1, burst=1))
     task = rate_limit("api", limiter=limiter)(three_gets(server.url("/x")))
@@ -556,7 +544,7 @@ def test_each_attempt_gets_its_guard_token_and_retries_compose(serve):
 
 def test_rate_limit_key_for_maps_requests_to_keys(serve):
     server = serve(200)
-    fake = FakeTime()
+    fake = FakeClock(start=1000.0)
     limiter = RateLimiter(clock=fake.clock, sleep=fake.sleep)
     limiter.set(RateLimit("runs/get", rate=2, burst=2))
 

@@ -116,49 +116,38 @@ class JsonLinesFile:
                     self._file = None
 
 
-class JsonLinesSpanExporter(SpanExporter):
-    """Writes each finished span as one JSON line (`"type": "span"`)."""
+class _JsonLinesExporter:
+    """What the span and log exporters share: one JsonLinesFile, released once on shutdown."""
 
     def __init__(self, target: JsonLinesFile | str | os.PathLike[str]) -> None:
         self.file = target if isinstance(target, JsonLinesFile) else JsonLinesFile(target)
         self.file.acquire()
         self._closed = False
+
+    def shutdown(self) -> None:
+        """Release the file."""
+        if not self._closed:
+            self._closed = True
+            self.file.release()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Lines are flushed as they are written."""
+        return True
+
+
+class JsonLinesSpanExporter(_JsonLinesExporter, SpanExporter):
+    """Writes each finished span as one JSON line (`"type": "span"`)."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write `spans`."""
         ok = self.file.write([span_to_dict(span) for span in spans])
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
-    def shutdown(self) -> None:
-        """Release the file."""
-        if not self._closed:
-            self._closed = True
-            self.file.release()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Lines are flushed as they are written."""
-        return True
-
-
-class JsonLinesLogExporter(_LogExporter):  # type: ignore[misc,valid-type]
+class JsonLinesLogExporter(_JsonLinesExporter, _LogExporter):  # type: ignore[misc,valid-type]
     """Writes each log record as one JSON line (`"type": "log"`)."""
-
-    def __init__(self, target: JsonLinesFile | str | os.PathLike[str]) -> None:
-        self.file = target if isinstance(target, JsonLinesFile) else JsonLinesFile(target)
-        self.file.acquire()
-        self._closed = False
 
     def export(self, batch: Sequence[Any]) -> Any:
         """Write `batch`."""
         ok = self.file.write([log_to_dict(item) for item in batch])
         return _LogResult.SUCCESS if ok else _LogResult.FAILURE
-
-    def shutdown(self) -> None:
-        """Release the file."""
-        if not self._closed:
-            self._closed = True
-            self.file.release()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Lines are flushed as they are written."""
-        return True
