@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def child(kind: str, tasks: int, workers: int) -> dict[str, object]:
         with sqlite3.connect(database) as connection:
             out["rows"] = connection.execute("SELECT count(*) FROM task_runs").fetchone()[0]
         out["stats_bytes"] = sum(p.stat().st_size for p in Path(folder).iterdir())
+        shutil.rmtree(folder)
     out["peak_rss"] = rss_peak()
     out["rss_per_task"] = (rss_peak() - baseline) / tasks
     return out
