@@ -189,3 +189,13 @@ class EventBus:
                 logger.exception(
                     "listener %r failed on %s; the run goes on", listener, type(event).__name__
                 )
+            except BaseException as error:
+                # A listener's SystemExit (or its own BaseException) is still only that listener's
+                # failure: on a worker thread it would end the thread and leave the run waiting.
+                # A KeyboardInterrupt in the main thread is the user's Ctrl-C: let it through.
+                if isinstance(error, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+                    raise
+                logger.error(
+                    "listener %r raised %s on %s; the run goes on",
+                    listener, type(error).__name__, type(event).__name__, exc_info=True,
+                )

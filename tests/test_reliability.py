@@ -361,6 +361,34 @@ def test_a_raising_reporter_and_exporter_leave_results_stats_trace_and_exit_code
     assert f"trace id: {trace_id}" in done.stderr
 
 
+QUITTING_REPORTER = """
+import sys
+from task_engine_core import register
+from task_engine_core.reporters import Reporter, register_reporter
+
+
+class Quitter(Reporter):
+    def on_task_finished(self, event):
+        sys.exit(f"stop after {event.task}")  # a reporter that means to stop everything
+
+
+register_reporter(Quitter())
+for i in range(4):
+    register(name=f"t{i}")(lambda: None)
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reporter_raising_system_exit_neither_kills_nor_hangs_the_run(tmp_path: Path, workers: str) -> None:
+    write(tmp_path / "pipe.py", QUITTING_REPORTER)
+    database = tmp_path / "stats.sqlite3"
+    done = cli(tmp_path, "pipe.py", "--workers", workers, "--stats", str(database))
+    assert done.returncode == 0, done.stderr  # was: the worker threads died and the run waited forever
+    logged = re.findall(r"^listener <pipe\.Quitter object at \w+> raised SystemExit on TaskFinished; the run goes on$", done.stderr, re.M)
+    assert len(logged) == 4 and "SystemExit: stop after t3" in done.stderr
+    assert dict(rows(database, "SELECT task, state FROM task_runs")) == {f"t{i}": "success" for i in range(4)}
+
+
 def test_a_stats_path_that_cannot_be_a_database_warns_and_keeps_the_exit_code(tmp_path: Path) -> None:
     write(tmp_path / "pipe.py", TASK.replace('print("only ran")', 'raise ValueError("nope")'))
     (tmp_path / "folder").mkdir()
