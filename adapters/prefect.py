@@ -16,6 +16,7 @@ Prefect try is one call of the core's `run_attempt`, and its outcome is mapped o
 from __future__ import annotations
 
 import contextvars
+import copy
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from task_engine_core.context import (
     register_hydrator,
     registered_hydrators,
 )
+from task_engine_core._secrets import error_text
 from task_engine_core.errors import (
     InvalidArgumentError,
     MissingExtraError,
@@ -135,6 +137,10 @@ def to_prefect_flow(
         )
         try:
             return executor.run()
+        except Exception as error:
+            # Prefect stores the flow run's state message from this exception; a secret must not
+            # reach it. Errors without one are raised unchanged.
+            raise _masked_for_prefect(error) from None
         finally:
             if executor.result is not None:
                 with _LAST_RESULTS_LOCK:
@@ -279,10 +285,37 @@ def _attempt(slot: _Slot) -> State[Any] | None:
         slot.retry_wait_started = run.clock()
     if outcome.kind is OutcomeKind.RETRY or outcome.kind is OutcomeKind.FAILED:
         assert outcome.error is not None
-        raise outcome.error
+        # Prefect keeps the task run's state message from this exception (UI and API), so it
+        # must carry no secret; the core's result keeps the original error.
+        raise _masked_for_prefect(outcome.error)
     if outcome.kind is OutcomeKind.SKIPPED:
-        return Completed(name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {outcome.error}")
+        return Completed(
+            name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {error_text(outcome.error)}"
+        )
     return None
+
+
+class MaskedTaskError(TaskEngineError):
+    """Stands in for a task's error in Prefect's records when its message contains a secret."""
+
+
+def _masked_for_prefect(error: BaseException) -> BaseException:
+    """`error` itself when its text holds no known secret; else a copy whose text is masked."""
+    text = error_text(error)
+    try:
+        raw = str(error)
+    except Exception:  # noqa: BLE001 - error_text already made it printable
+        raw = text
+    if raw == text:
+        return error
+    try:
+        masked = copy.copy(error)
+        masked.args = (text,)
+        if str(masked) == text:
+            return masked.with_traceback(None)
+    except Exception:  # noqa: BLE001 - fall back to a plain error carrying the masked text
+        pass
+    return MaskedTaskError(f"{type(error).__name__}: {text}")
 
 
 # -- Prefect rate limits ----------------------------------------------------------------------------

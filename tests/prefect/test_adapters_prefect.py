@@ -557,3 +557,42 @@ def test_a_task_run_that_crashes_fails_its_task_as_standalone_does() -> None:
     result = last_result(flow)
     assert result is not None
     assert states(flow) == {"exits": (TaskState.FAILED, 1), "later": (TaskState.NOT_RUN, 0)}
+
+
+def test_secrets_reach_no_prefect_state_message(task_runs: Any) -> None:
+    secret = "tok-PREFECT-SECRET-4242"
+    pipeline = Pipeline("secret-messages")
+
+    @pipeline.register
+    class SkipsWithSecret(Task):
+        @skippable
+        def perform_task(self) -> None:
+            raise RuntimeError(f"skip token {self.context['api']['token'].reveal()}")
+
+    @pipeline.register(depends_on=SkipsWithSecret)
+    class FailsWithSecret(Task):
+        @retries(2, backoff=Backoff.constant(0))
+        def perform_task(self) -> None:
+            raise PermissionError(f"rejected token {self.context['api']['token'].reveal()}")
+
+        def retry_handler(self, error: Exception) -> bool:
+            return True
+
+    from task_engine_core.context import Secret
+
+    flow = to_prefect_flow(pipeline, reporters=[], context=TaskContext({"api": {"token": Secret(secret)}}))
+    state = flow(return_state=True)
+    assert state.is_failed()
+    runs = task_runs(state.state_details.flow_run_id, 2)
+    messages = [state.message or "", *(run.state.message or "" for run in runs.values())]
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        history = [s.message or "" for run in runs.values() for s in client.read_task_run_states(run.id)]
+    messages += [flow_run.state.message or "", *history]
+    assert not [m for m in messages if secret in m], messages
+    assert runs["SkipsWithSecret"].state.message == "Skipping task due to error: skip token ***"
+    assert "rejected token ***" in runs["FailsWithSecret"].state.message
+    # The run's own record keeps the real error for the caller.
+    result = last_result(flow)
+    assert str(result.tasks["FailsWithSecret"].error) == f"rejected token {secret}"
+    assert states(flow) == {"SkipsWithSecret": (TaskState.SKIPPED, 1), "FailsWithSecret": (TaskState.FAILED, 2)}
