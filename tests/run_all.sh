@@ -23,7 +23,7 @@ echo "== core: install and test"
 
 # --- Airflow adapter (tests/airflow): its own virtualenv, as Airflow 3.3 and Prefect 3.9 cannot share one.
 echo "== airflow: virtualenv (.venvs/airflow) and tests"
-if bash scripts/venv-airflow.sh; then
+if bash scripts/suite-venv.sh airflow; then
     .venvs/airflow/bin/python -m pytest -q tests/airflow || status=1
 else
     echo "airflow: building .venvs/airflow failed"
@@ -32,9 +32,9 @@ fi
 # --- end of the Airflow block
 
 # -- Prefect suite: its own virtualenv (.venvs/prefect), since Prefect 3.9 and Airflow 3.3 cannot
-#    share one; scripts/venv-prefect.sh reuses it while tests/prefect/requirements.txt is unchanged.
+#    share one; scripts/suite-venv.sh reuses it while tests/prefect/requirements.txt is unchanged.
 echo "== prefect: install and test"
-if bash scripts/venv-prefect.sh; then
+if bash scripts/suite-venv.sh prefect; then
     .venvs/prefect/bin/python -m pytest -q tests/prefect || status=1
 else
     echo "prefect: creating .venvs/prefect failed"
