@@ -3,6 +3,6 @@
 from task_engine_core import TaskState
 
 from . import _cross_job_a  # noqa: F401  (registers job A, which imports job B)
-from ._cross_pipeline import pipeline
+from ._cross_pipeline import pipeline  # noqa: F401  (the scenario exposes it)
 
 EXPECTED = {name: (TaskState.SUCCESS, 1) for name in ("Extract", "Transform", "Load", "Publish")}
