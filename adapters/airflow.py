@@ -5,7 +5,8 @@ Every Airflow task runs exactly one attempt of its engine task through
 outcome onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose);
 `AirflowFailException` when the core gives up early; `AirflowSkipException` for a skipped task.
 Fail-fast is emulated: unless `keep_going=True`, a task whose dag run already holds a failed task
-does not run (`AirflowSkipException`, marked NOT_RUN in the XCom `ENGINE_STATE_XCOM_KEY`).
+does not run (`AirflowSkipException`, marked NOT_RUN in the XCom `ENGINE_STATE_XCOM_KEY`), and a
+ready task lets heavier ready tasks of its run start first, as the core's start order does.
 Choose this over the standalone executor when the pipeline should be scheduled, retried and
 monitored by an existing Airflow deployment.
 """
