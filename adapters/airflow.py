@@ -4,6 +4,9 @@ Every Airflow task runs exactly one attempt of its engine task through
 `task_engine_core.runtime.run_attempt` (the function the standalone executor uses) and maps the
 outcome onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose);
 `AirflowFailException` when the core gives up early; `AirflowSkipException` for a skipped task.
+Fail-fast is emulated: unless `keep_going=True`, a task whose dag run already holds a failed task
+does not run (`AirflowSkipException`, marked NOT_RUN in the XCom `ENGINE_STATE_XCOM_KEY`), and a
+ready task lets heavier ready tasks of its run start first, as the core's start order does.
 Choose this over the standalone executor when the pipeline should be scheduled, retried and
 monitored by an existing Airflow deployment.
 """
@@ -11,6 +14,7 @@ monitored by an existing Airflow deployment.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import socket
 import time
@@ -42,7 +46,7 @@ from task_engine_core.stats import StatsStore, configured_stats_path
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
     raise MissingExtraError("apache-airflow", "airflow", "adapters.airflow") from _error
@@ -56,6 +60,7 @@ __all__ = [
     "AIRFLOW_VARIABLE_ORDER",
     "AirflowAdapterError",
     "DEFAULT_CONTEXT_VARIABLE",
+    "ENGINE_STATE_XCOM_KEY",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
     "expected_durations",
@@ -65,6 +70,9 @@ __all__ = [
 
 DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
 """The Airflow Variable (a JSON object) whose keys are merged into every task's context."""
+
+ENGINE_STATE_XCOM_KEY = "task_engine_state"
+"""XCom key holding "not_run" on a task that fail-fast kept from running (Airflow shows it `skipped`)."""
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
@@ -78,6 +86,9 @@ _DAG_DEFAULTS: dict[str, Any] = {
     "catchup": False,
     "tags": ["task-engine"],
 }
+_log = logging.getLogger(__name__)
+# How long a fail-fast task waits before it looks again whether heavier ready tasks have started.
+_PRIORITY_WAIT = timedelta(seconds=1)
 # Set on the error that asks for a retry, read back by the retry policy in the same process.
 _DELAY_ATTRIBUTE = "__task_engine_retry_delay__"
 
@@ -191,6 +202,7 @@ def to_airflow_dag(
     context_file: str | os.PathLike[str] | None = None,
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
+    keep_going: bool = False,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -200,7 +212,9 @@ def to_airflow_dag(
     `context_file` (else `task_engine.yml` in the worker's working directory), your hydrators,
     the Airflow Variable `context_variable`, the environment, then the DAG params and the run's
     `dag_run.conf`, which win. `stats` (a statistics file or store; None: $TASK_ENGINE_STATS
-    if set) turns recorded durations into priority weights.
+    if set) turns recorded durations into priority weights. As standalone, the DAG is fail-fast:
+    once a task of the run failed, no other task starts (it ends `skipped`, marked NOT_RUN);
+    `keep_going=True` lets independent branches run on.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
@@ -214,7 +228,7 @@ def to_airflow_dag(
         raise AirflowAdapterError(
             f"to_airflow_dag(fail_fast=True) for pipeline {pipeline.name!r}: Airflow's fail_fast needs the "
             f"all_success trigger rule, which would also skip the children of a skipped task; drop fail_fast "
-            f"(Task Engine DAGs run independent branches on, like keep_going=True)"
+            f"(Task Engine DAGs are fail-fast already unless keep_going=True)"
         )
     arguments = {**_DAG_DEFAULTS, **dag_kwargs}
     try:
@@ -232,7 +246,9 @@ def to_airflow_dag(
             try:
                 operator = PythonOperator(
                     task_id=name,
-                    python_callable=_AirflowAttempt(definition, policies, context_source),
+                    python_callable=_AirflowAttempt(
+                        definition, policies, context_source, None if keep_going else weights
+                    ),
                     priority_weight=weights[name],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
@@ -307,16 +323,26 @@ class _AirflowContextSource:
 class _AirflowAttempt:
     """The python_callable of one Airflow task: one attempt through the core, outcome mapped to Airflow."""
 
-    def __init__(self, definition: TaskDefinition, policies: TaskPolicies, context_source: _AirflowContextSource) -> None:
+    def __init__(
+        self,
+        definition: TaskDefinition,
+        policies: TaskPolicies,
+        context_source: _AirflowContextSource,
+        fail_fast_weights: Mapping[str, int] | None = None,
+    ) -> None:
         self.definition = definition
         self.policies = policies
         self.context_source = context_source
+        # Fail-fast when set: the priority weight of every task of the DAG (one shared dict).
+        self.fail_fast_weights = fail_fast_weights
         # PythonOperator shows the callable's name in the UI and logs.
         self.__name__ = definition.name
 
     def __call__(self, **airflow_context: Any) -> None:
         name = self.definition.name
         ti = airflow_context["ti"]
+        if self.fail_fast_weights is not None:
+            self._fail_fast(ti)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
         run_id = str(airflow_context.get("run_id") or "")
         events = EventBus([ConsoleReporter()])
@@ -356,6 +382,35 @@ class _AirflowAttempt:
                 f"Task Engine: task {name!r} failed on attempt {attempt} of {outcome.max_attempts} "
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
+
+    def _fail_fast(self, ti: Any) -> None:
+        """Raise unless this task may start now: no failed task in the run, no heavier task still waiting."""
+        name = self.definition.name
+        # Tasks have no database access in Airflow 3: the task SDK asks the API server.
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        failed = sorted(task for task, state in states.items() if state == "failed")
+        if failed:
+            # Airflow has no "never started" state a task can give itself: it ends skipped, and
+            # the XCom tells it apart from a skip the core decided.
+            message = (
+                f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
+                f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
+            )
+            _log.warning(message)
+            ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+            raise AirflowSkipException(message)
+        weights = self.fail_fast_weights
+        assert weights is not None
+        ahead = sorted(
+            task for task, state in states.items() if state == "scheduled" and weights.get(task, 0) > weights[name]
+        )
+        if ahead:
+            # As standalone, ready tasks start in priority order, so a failure of a heavier ready
+            # task keeps this one from starting (dag.test() runs ready tasks in arbitrary order).
+            _log.info(
+                "Task Engine: %r waits for the heavier ready task(s) %s to start first", name, ", ".join(map(repr, ahead))
+            )
+            raise AirflowRescheduleException(datetime.now(timezone.utc) + _PRIORITY_WAIT)
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"

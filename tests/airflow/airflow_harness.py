@@ -38,7 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-# Airflow's task-instance states as the engine's states; no state at all means never started.
+# Airflow's task-instance states as the engine's states; no state at all means never started,
+# and a `skipped` task that the adapter marked NOT_RUN (fail-fast kept it from running) is NOT_RUN.
 ENGINE_STATE = {
     "success": "success",
     "failed": "failed",
@@ -72,7 +73,8 @@ def write_scenario_dag(folder: Path, scenario: str) -> Path:
         "# Airflow DAG file of a conformance scenario.\n"
         "from adapters.airflow import to_airflow_dag\n"
         "from tests.conformance import load\n\n"
-        f"dag = to_airflow_dag(load({scenario!r}).pipeline, dag_id={scenario!r})\n"
+        f"scenario = load({scenario!r})\n"
+        f"dag = to_airflow_dag(scenario.pipeline, dag_id={scenario!r}, keep_going=scenario.keep_going)\n"
     )
     return path
 
@@ -86,16 +88,47 @@ def load_dag_bag(folder: Path):
 
 def run_dag_test(dag, conf: dict | None = None) -> dict[str, tuple[str | None, int]]:
     """Run `dag` once with dag.test() and return {task_id: (final state, try number)}."""
+    return _outcomes(dag.test(run_conf=conf))
+
+
+def run_dag_test_as_engine(dag, conf: dict | None = None) -> dict[str, tuple[str, int]]:
+    """Run `dag` once with dag.test() and return {task: (engine state, attempts)}."""
     dag_run = dag.test(run_conf=conf)
+    return as_engine_outcomes(_outcomes(dag_run), marked_not_run(DATABASE, dag.dag_id, dag_run.run_id))
+
+
+def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:
     return {
         ti.task_id: (None if ti.state is None else str(ti.state), ti.try_number)
         for ti in dag_run.get_task_instances()
     }
 
 
-def as_engine_outcomes(outcomes: dict[str, tuple[str | None, int]]) -> dict[str, tuple[str, int]]:
-    """{task: (Airflow state, try number)} as {task: (engine state, attempts)}."""
-    return {task: (ENGINE_STATE[state], tries) for task, (state, tries) in outcomes.items()}
+def marked_not_run(database: Path, dag_id: str, run_id: str) -> set[str]:
+    """Tasks of one run the adapter marked NOT_RUN (its XCom), read from Airflow's SQLite database."""
+    from adapters.airflow import ENGINE_STATE_XCOM_KEY
+
+    with closing(sqlite3.connect(database, timeout=30)) as connection:
+        rows = connection.execute(
+            "select task_id, value from xcom where dag_id = ? and run_id = ? and key = ?",
+            (dag_id, run_id, ENGINE_STATE_XCOM_KEY),
+        ).fetchall()
+    return {task_id for task_id, value in rows if json.loads(value) == "not_run"}
+
+
+def as_engine_outcomes(
+    outcomes: dict[str, tuple[str | None, int]], not_run: set[str] = frozenset()
+) -> dict[str, tuple[str, int]]:
+    """{task: (Airflow state, try number)} as {task: (engine state, attempts)}; `not_run`: marked tasks."""
+    engine: dict[str, tuple[str, int]] = {}
+    for task, (state, tries) in outcomes.items():
+        if task in not_run:
+            # Skipped before its engine attempt started: the engine counts no attempt.
+            assert state == "skipped", f"task {task!r} is marked not_run but ended {state}"
+            engine[task] = ("not_run", 0)
+        else:
+            engine[task] = (ENGINE_STATE[state], tries)
+    return engine
 
 
 def free_port() -> int:
@@ -213,6 +246,12 @@ class AirflowServices:
             dag_id, run_id,
         )
         return {task_id: (state, try_number) for task_id, state, try_number in rows}
+
+    def engine_outcomes(self, dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
+        """{task: (engine state, attempts)} of one run, NOT_RUN marks included."""
+        return as_engine_outcomes(
+            self.task_outcomes(dag_id, run_id), marked_not_run(self.database, dag_id, run_id)
+        )
 
     def _api_is_healthy(self) -> bool:
         try:

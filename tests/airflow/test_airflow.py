@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.airflow import AirflowAdapterError, _attempt_number, _CoreRetryDelay, priority_weights, to_airflow_dag
-from airflow_harness import load_dag_bag, run_dag_test
+from airflow_harness import DATABASE, load_dag_bag, marked_not_run, run_dag_test
 from task_engine_core import Backoff, Pipeline, rate_limit, retries
 
 
@@ -141,7 +141,7 @@ def test_fail_fast_is_refused_with_the_reason() -> None:
     assert str(caught.value) == (
         "to_airflow_dag(fail_fast=True) for pipeline 'fast': Airflow's fail_fast needs the all_success "
         "trigger rule, which would also skip the children of a skipped task; drop fail_fast (Task Engine "
-        "DAGs run independent branches on, like keep_going=True)"
+        "DAGs are fail-fast already unless keep_going=True)"
     )
 
 
@@ -293,6 +293,54 @@ def test_skip_task_inside_a_task_skips_it_and_children_still_run(dags_folder: Pa
     """)
 
     assert run_dag_test(dag) == {"nothing_to_do": ("skipped", 1), "after": ("success", 1)}
+
+
+def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
+    dags_folder: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag = compile_in_folder(dags_folder, "fail_fast", """
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Pipeline, SkipTask
+
+        pipeline = Pipeline("fail_fast")
+
+        @pipeline.register
+        def nothing_to_do():
+            raise SkipTask("no new files")
+
+        @pipeline.register
+        def broken():
+            raise RuntimeError("broken on purpose")
+
+        @pipeline.register
+        def independent():
+            print("independent ran")
+
+        @pipeline.register(depends_on=independent)
+        def after_independent():
+            print("after independent ran")
+
+        dag = to_airflow_dag(pipeline)
+    """)
+
+    dag_run = dag.test()
+    airflow_states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    output = "".join(capfd.readouterr())
+
+    # Airflow shows all three skipped; only the two fail-fast kept from running carry the mark.
+    assert airflow_states == {
+        "nothing_to_do": "skipped",
+        "broken": "failed",
+        "independent": "skipped",
+        "after_independent": "skipped",
+    }
+    assert marked_not_run(DATABASE, "fail_fast", dag_run.run_id) == {"independent", "after_independent"}
+    for name in ("independent", "after_independent"):
+        assert (
+            f"Task Engine did not run {name!r}: task 'broken' of this dag run failed and the DAG is fail-fast "
+            f"(to_airflow_dag(keep_going=True) runs independent branches on)"
+        ) in output
+    assert "independent ran" not in output
 
 
 def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_harness import REPO_ROOT, AirflowServices, as_engine_outcomes
+from airflow_harness import REPO_ROOT, AirflowServices
 from tests.conformance import load, mismatches
 
 SCENARIOS = ("seed_tasks_run1", "seed_tasks_run2")
@@ -58,7 +58,7 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(airflow_s
 
     assert states == {"seed_tasks_run1": "success", "seed_tasks_run2": "failed"}
     for name, run_id in runs.items():
-        observed = as_engine_outcomes(airflow_services.task_outcomes(name, run_id))
+        observed = airflow_services.engine_outcomes(name, run_id)
         assert mismatches(load(name), observed) == [], airflow_services.logs()
 
     # The secret reached the task only through dag_run.conf; Airflow's task logs must not show it.
