@@ -166,7 +166,6 @@ def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) ->
     dag = compile_in_folder(dags_folder, "retry_after", """
         from adapters.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, Task, retries
-        from task_engine_core.runtime import current_task_run
 
         pipeline = Pipeline("retry_after")
 
@@ -174,7 +173,7 @@ def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) ->
         class RateLimited(Task):
             @retries(2, backoff=Backoff.constant(0))
             def perform_task(self):
-                if current_task_run().attempt == 1:
+                if self.attempt_state.attempt == 1:
                     raise RuntimeError("429 Too Many Requests")
 
             def retry_handler(self, error):
