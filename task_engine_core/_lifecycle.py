@@ -58,7 +58,7 @@ class TaskLifecycle:
     """Drives one task of one run: start, attempts, retry waits, final TaskResult, TaskFinished."""
 
     __slots__ = ("definition", "policies", "run_id", "events", "clock", "sleep", "context", "result", "state",
-                 "escaped", "_started", "_retry_wait_started")
+                 "escaped", "settled", "finished", "_started", "_retry_wait_started")
 
     def __init__(
         self,
@@ -71,6 +71,7 @@ class TaskLifecycle:
         worker: str = "",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        settled: Callable[[TaskLifecycle], None] | None = None,
     ) -> None:
         self.definition = definition
         self.policies = policies
@@ -83,6 +84,9 @@ class TaskLifecycle:
         self.state: AttemptState | None = None
         #: A BaseException that escaped the task's code (not an attempt failure), once finished.
         self.escaped: BaseException | None = None
+        #: Called by `finish()` just before TaskFinished (the scheduler's stop-on-failure goes here).
+        self.settled = settled
+        self.finished = False
         self._started = 0.0
         self._retry_wait_started: float | None = None
 
@@ -180,8 +184,11 @@ class TaskLifecycle:
         return result
 
     def finish(self) -> TaskResult:
-        """Emit TaskFinished with the settled result and return it."""
+        """Tell the scheduler (`settled`), emit TaskFinished with the settled result, and return it."""
         result = self.result
+        self.finished = True
+        if self.settled is not None:
+            self.settled(self)
         events = self.events
         if events.wants(TaskFinished):
             events.emit(TaskFinished(self.run_id, result.name, result))

@@ -27,11 +27,10 @@ from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipel
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
-from .reporters import ConsoleReporter
-from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from ._lifecycle import TaskLifecycle, may_start
-from .stats import StatsRecorder, StatsStore, configured_stats_path
+from .backend import default_listeners, resolve_stats_store, settle_trace_id
+from .stats import StatsStore
 from .task import TaskState
 
 __all__ = ["PipelineExecutor"]
@@ -51,7 +50,7 @@ class PipelineExecutor:
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
     critical path. `run_task` is for backends (see `task_engine_core.backend`): it runs one
-    allowed task's TaskLifecycle elsewhere (it calls `start()` itself) and returns its result.
+    allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
     """
 
     def __init__(
@@ -69,7 +68,8 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
-        run_task: Callable[[TaskLifecycle], TaskResult] | None = None,
+        run_task: Callable[[TaskLifecycle], object] | None = None,
+        trace_id: str | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
@@ -83,11 +83,12 @@ class PipelineExecutor:
         self.priority = bool(priority)
         #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
         self.run_task = run_task
-        self.stats_store = _stats_store(stats)
-        chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-        recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
-        # The recorder listens last, so reporters have printed before the statistics are written.
-        self.events = EventBus([*chosen, *registered_reporters(), *listeners, *recorder])
+        self.stats_store = resolve_stats_store(stats)
+        #: The run's trace id when a backend propagates one (e.g. derived from its run id).
+        self.trace_id = trace_id
+        self.events = EventBus(
+            default_listeners(reporters, listeners=listeners, stats_store=self.stats_store, show_plan=show_plan)
+        )
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
         self._start_lock = threading.Lock()
@@ -114,8 +115,14 @@ class PipelineExecutor:
             workers=self.workers,
         )
         self.result = result
+        # Settled here, before any listener hears of the run: listeners read it and never set it.
+        result.trace_id = settle_trace_id(self.events.listeners, self.trace_id)
         started = self.clock()
-        self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
+        self.events.emit(
+            RunStarted(
+                result.run_id, validated.name, plan, validated.upstream, self.workers, time.time(), result.trace_id
+            )
+        )
         guard = self._signals_handled()
         with guard:
             try:
@@ -240,7 +247,8 @@ class PipelineExecutor:
     ) -> TaskResult | None:
         """Run one task's lifecycle to its final state; None if the run stopped before it could start."""
         lifecycle = TaskLifecycle(
-            definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock, sleep=self.sleep
+            definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock,
+            sleep=self.sleep, settled=self._settled,
         )
         runner = self.run_task
         with self._start_lock:
@@ -255,21 +263,26 @@ class PipelineExecutor:
             if runner is None:
                 lifecycle.start()
         if runner is None:
-            result = lifecycle.run_to_end()
+            lifecycle.run_to_end()
         else:
             try:
-                result = runner(lifecycle)
+                runner(lifecycle)
             except BaseException as error:  # noqa: BLE001 - the backend's own failure is the task's
-                result = lifecycle.fail(error)
+                if not lifecycle.finished:
+                    lifecycle.fail(error)
+        if not lifecycle.finished:
+            lifecycle.finish()
+        return lifecycle.result
+
+    def _settled(self, lifecycle: TaskLifecycle) -> None:
+        """A task has its final result (TaskFinished follows): stop the run on a failure or an escaped signal."""
         escaped = lifecycle.escaped
         if escaped is not None and not isinstance(escaped, Exception):
             self.request_stop(type(escaped).__name__)
         with self._start_lock:
-            self._live.pop(name, None)
-            if result.state is _FAILED and not self.keep_going:
+            self._live.pop(lifecycle.result.name, None)
+            if lifecycle.result.state is _FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
-        lifecycle.finish()
-        return result
 
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
@@ -331,21 +344,6 @@ class PipelineExecutor:
     # -- signals ---------------------------------------------------------------------------------
     def _signals_handled(self) -> _SignalGuard:
         return _SignalGuard(self if self.handle_signals else None)
-
-
-def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        return StatsStore(path, create_directory=is_default) if path is not None else None
-    if isinstance(stats, StatsStore):
-        return stats
-    if isinstance(stats, (str, os.PathLike)) and str(stats):
-        return StatsStore(stats)
-    raise InvalidArgumentError(
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
-    )
 
 
 class _SignalGuard:
