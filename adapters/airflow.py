@@ -14,6 +14,7 @@ monitored by an existing Airflow deployment.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import os
 import socket
@@ -45,7 +46,7 @@ from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_a
 from task_engine_core.stats import StatsStore, configured_stats_path
 
 try:
-    from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
+    from airflow.sdk import DAG, Connection, RetryDecision, RetryPolicy, TaskGroup, TriggerRule, Variable
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
@@ -56,12 +57,16 @@ except ImportError as _error:  # pragma: no cover - Airflow without the standard
     raise MissingExtraError("apache-airflow-providers-standard", "airflow", "adapters.airflow") from _error
 
 __all__ = [
+    "AIRFLOW_CONNECTIONS_ORDER",
     "AIRFLOW_PARAMS_ORDER",
+    "AIRFLOW_SECRETS_ORDER",
     "AIRFLOW_VARIABLE_ORDER",
     "AirflowAdapterError",
     "DEFAULT_CONTEXT_VARIABLE",
     "ENGINE_STATE_XCOM_KEY",
+    "airflow_connections_hydrator",
     "airflow_params_hydrator",
+    "airflow_secrets_hydrator",
     "airflow_variable_hydrator",
     "expected_durations",
     "priority_weights",
@@ -76,6 +81,10 @@ ENGINE_STATE_XCOM_KEY = "task_engine_state"
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
+AIRFLOW_CONNECTIONS_ORDER = AIRFLOW_VARIABLE_ORDER + 10
+"""Chain position of the Connections hydrator: just over the Variable."""
+AIRFLOW_SECRETS_ORDER = AIRFLOW_VARIABLE_ORDER + 20
+"""Chain position of the secrets-backend hydrator: over the Variable and the Connections."""
 AIRFLOW_PARAMS_ORDER = ENVIRONMENT_ORDER * 2
 """Chain position of the params / dag_run.conf hydrator: last, the run's own input wins."""
 
@@ -91,6 +100,11 @@ _log = logging.getLogger(__name__)
 _PRIORITY_WAIT = timedelta(seconds=1)
 # Set on the error that asks for a retry, read back by the retry policy in the same process.
 _DELAY_ATTRIBUTE = "__task_engine_retry_delay__"
+# Airflow's execution_timeout kills a hung try's process; it comes this long after the core's
+# own @timeout, which fires first so that retries, handlers and skippable apply as standalone.
+EXECUTION_TIMEOUT_GRACE = timedelta(seconds=10)
+# Key in the task state store (kept across tries) of a resource wait's first poll.
+_FIRST_POLL_KEY = "task_engine_first_poll"
 
 
 class AirflowAdapterError(TaskEngineError):
@@ -122,10 +136,12 @@ _CORE_RETRY_DELAY = _CoreRetryDelay()  # stateless: one instance serves every ta
 
 @dataclass(frozen=True)
 class _AirflowTry:
-    """What the Airflow hydrators read: the running try's Airflow context and the DAG's Variable name."""
+    """What the Airflow hydrators read: the running try's Airflow context and the DAG's context sources."""
 
     airflow_context: Mapping[str, Any]
     context_variable: str | None
+    connections: Mapping[str, str] | None = None
+    secrets: Mapping[str, str] | None = None
 
 
 # Set only while an Airflow task hydrates its context, so the hydrators do nothing in a standalone run.
@@ -161,8 +177,87 @@ def airflow_params_hydrator(request: HydrationRequest) -> Hydrated | None:
     return Hydrated(_mark_sensitive(values), "airflow params and dag_run.conf")
 
 
-register_hydrator(airflow_variable_hydrator, name="airflow variable", order=AIRFLOW_VARIABLE_ORDER)
-register_hydrator(airflow_params_hydrator, name="airflow params", order=AIRFLOW_PARAMS_ORDER)
+def airflow_connections_hydrator(request: HydrationRequest) -> Hydrated | None:
+    """Inside an Airflow task: each configured context key gets its Airflow Connection (by conn id), password masked."""
+    current = _CURRENT_TRY.get()
+    if current is None or not current.connections:
+        return None
+    values: dict[str, Any] = {}
+    for key, conn_id in current.connections.items():
+        try:
+            connection = Connection.get(conn_id)
+        except Exception as error:  # Airflow raises AirflowNotFoundException (a ValueError subclass, by version)
+            raise HydrationError(
+                f"context key {key!r}: Airflow Connection {conn_id!r} cannot be read ({error}); "
+                f"create it with: airflow connections add {conn_id} --conn-uri '...'"
+            ) from error
+        _set_dotted(values, key, _connection_fields(connection))
+    return Hydrated(values, f"airflow connections {', '.join(map(repr, current.connections.values()))}")
+
+
+def airflow_secrets_hydrator(request: HydrationRequest) -> Hydrated | None:
+    """Inside an Airflow task: each configured context key gets a value from Airflow's secrets backends, as a Secret."""
+    current = _CURRENT_TRY.get()
+    if current is None or not current.secrets:
+        return None
+    values: dict[str, Any] = {}
+    for key, secret_name in current.secrets.items():
+        # Variable.get asks the configured secrets backends first (Vault, AWS SM, AIRFLOW_VAR_...),
+        # then the metadata database: the Airflow way to read a secret by name.
+        value = Variable.get(secret_name, default=None)
+        if value is None:
+            raise HydrationError(
+                f"context key {key!r}: secret {secret_name!r} is in none of Airflow's secrets backends; "
+                f"add it there, or for a test: airflow variables set {secret_name} VALUE"
+            )
+        _set_dotted(values, key, Secret(value))
+    return Hydrated(values, f"airflow secrets {', '.join(map(repr, current.secrets.values()))}")
+
+
+_HYDRATORS = (
+    (airflow_variable_hydrator, "airflow variable", AIRFLOW_VARIABLE_ORDER),
+    (airflow_connections_hydrator, "airflow connections", AIRFLOW_CONNECTIONS_ORDER),
+    (airflow_secrets_hydrator, "airflow secrets", AIRFLOW_SECRETS_ORDER),
+    (airflow_params_hydrator, "airflow params", AIRFLOW_PARAMS_ORDER),
+)
+
+
+def _register_hydrators(source: _AirflowContextSource) -> None:
+    """Add the Airflow hydrators `source` needs to the chain; called when a DAG is built, not at import.
+
+    The Connections and secrets hydrators join only once a DAG uses them, so the context's
+    sources list no empty ones.
+    """
+    wanted = {"airflow connections": bool(source.connections), "airflow secrets": bool(source.secrets)}
+    # A second registration under the same name replaces the first: building many DAGs is harmless.
+    for hydrator, name, order in _HYDRATORS:
+        if wanted.get(name, True):
+            register_hydrator(hydrator, name=name, order=order)
+
+
+def _connection_fields(connection: Any) -> dict[str, Any]:
+    """An Airflow Connection as context values: password and URI are Secrets, extra a mapping."""
+    extra = connection.extra_dejson if connection.extra else {}
+    fields = {
+        "conn_id": connection.conn_id,
+        "conn_type": connection.conn_type,
+        "host": connection.host,
+        "port": connection.port,
+        "schema": connection.schema,
+        "login": connection.login,
+        "password": None if connection.password is None else Secret(connection.password),
+        "extra": _mark_sensitive(extra),
+        "uri": Secret(connection.get_uri()),
+    }
+    return fields
+
+
+def _set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
+    """values['a']['b'] = value for key 'a.b' (context keys are dotted, as in the YAML file)."""
+    *parents, last = key.split(".")
+    for part in parents:
+        values = values.setdefault(part, {})
+    values[last] = value
 
 
 def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float] | None = None) -> dict[str, int]:
@@ -203,6 +298,9 @@ def to_airflow_dag(
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     keep_going: bool = False,
+    connections: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    task_groups: bool = True,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -214,15 +312,22 @@ def to_airflow_dag(
     `dag_run.conf`, which win. `stats` (a statistics file or store; None: $TASK_ENGINE_STATS
     if set) turns recorded durations into priority weights. As standalone, the DAG is fail-fast:
     once a task of the run failed, no other task starts (it ends `skipped`, marked NOT_RUN);
-    `keep_going=True` lets independent branches run on.
+    `keep_going=True` lets independent branches run on. `connections` maps context keys to
+    Airflow conn ids, `secrets` context keys to names in Airflow's secrets backends. With
+    `task_groups`, the tasks of each module of a pipeline spread over several modules form
+    an Airflow TaskGroup; a task's docstring is its `doc_md`.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
     dag_id = dag_id or pipeline.name
     weights = priority_weights(validated, expected_durations(stats, pipeline.name))
     context_source = _AirflowContextSource(
-        None if context_file is None else os.fspath(context_file), context_variable
+        None if context_file is None else os.fspath(context_file),
+        context_variable,
+        _checked_keys(pipeline.name, "connections", connections),
+        _checked_keys(pipeline.name, "secrets", secrets),
     )
+    _register_hydrators(context_source)
 
     if dag_kwargs.get("fail_fast"):
         raise AirflowAdapterError(
@@ -239,10 +344,15 @@ def to_airflow_dag(
         raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
 
     operators: dict[str, PythonOperator] = {}
+    modules = _module_groups(validated) if task_groups else {}
+    groups: dict[str, TaskGroup] = {}
     with dag:
         for name in validated.order:
             definition = validated.definitions[name]
             policies = validated.policies[name]
+            group = modules.get(name)
+            if group is not None and group[0] not in groups:
+                groups[group[0]] = TaskGroup(group[0], tooltip=group[1], prefix_group_id=False, dag=dag)
             try:
                 operator = PythonOperator(
                     task_id=name,
@@ -254,8 +364,11 @@ def to_airflow_dag(
                     # A skipped parent must not skip its children: the engine runs a task once every
                     # parent succeeded or was skipped, which is exactly Airflow's none_failed.
                     trigger_rule=TriggerRule.NONE_FAILED,
+                    doc_md=_doc(definition),
+                    task_group=groups[group[0]] if group is not None else None,
                     **_retry_arguments(policies),
                     **_pool_arguments(name, policies, pools),
+                    **_timeout_arguments(policies),
                 )
             except TaskEngineError:
                 raise
@@ -269,6 +382,55 @@ def to_airflow_dag(
                 operator.set_upstream([operators[parent] for parent in parents])
             operators[name] = operator
     return dag
+
+
+def _checked_keys(pipeline: str, argument: str, mapping: Mapping[str, str] | None) -> dict[str, str] | None:
+    """`connections=` / `secrets=`: context keys to names, both non-empty strings."""
+    if not mapping:
+        return None
+    if not isinstance(mapping, Mapping) or not all(
+        isinstance(key, str) and key and isinstance(value, str) and value for key, value in mapping.items()
+    ):
+        raise AirflowAdapterError(
+            f"to_airflow_dag({argument}={mapping!r}) for pipeline {pipeline!r}: map context keys to names, "
+            f"e.g. {argument}={{'warehouse': 'my_conn_id'}}"
+        )
+    return dict(mapping)
+
+
+def _module_groups(validated: ValidatedPipeline) -> dict[str, tuple[str, str]]:
+    """{task: (group id, tooltip)}: one group per module, when the pipeline's tasks come from several modules."""
+    modules = {name: getattr(validated.definitions[name].target, "__module__", "") or "" for name in validated.order}
+    distinct = sorted(set(modules.values()))
+    if len(distinct) < 2:
+        return {}  # one module: a single group around everything would only add a click
+    # Group ids are the modules' names below their common package (jobs.job1 -> job1).
+    common = os.path.commonprefix([module.split(".") for module in distinct])
+    ids = {module: "_".join(module.split(".")[len(common):]) or module.replace(".", "_") for module in distinct}
+    tooltips = {module: _module_summary(module) for module in distinct}
+    return {name: (ids[module], tooltips[module]) for name, module in modules.items()}
+
+
+def _module_summary(module: str) -> str:
+    """The first line of a module's docstring, else its name: the group's tooltip."""
+    import sys
+
+    doc = inspect.getdoc(sys.modules.get(module)) if module in sys.modules else None
+    return doc.strip().splitlines()[0] if doc else f"tasks of {module}"
+
+
+def _doc(definition: TaskDefinition) -> str | None:
+    """The task's own docstring (not an inherited one, not Task's) as Markdown for the UI."""
+    target = definition.target
+    own = target.__dict__.get("__doc__") if isinstance(target, type) else getattr(target, "__doc__", None)
+    return inspect.cleandoc(own) if isinstance(own, str) and own.strip() else None
+
+
+def _timeout_arguments(policies: TaskPolicies) -> dict[str, Any]:
+    """@timeout(s) as Airflow's execution_timeout, a grace after the core's own timeout."""
+    if policies.timeout is None:
+        return {}
+    return {"execution_timeout": timedelta(seconds=policies.timeout) + EXECUTION_TIMEOUT_GRACE}
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
@@ -306,10 +468,14 @@ class _AirflowContextSource:
 
     context_file: str | None
     context_variable: str | None
+    connections: Mapping[str, str] | None = None
+    secrets: Mapping[str, str] | None = None
 
     def hydrate(self, airflow_context: Mapping[str, Any]) -> Any:
         """Run the core's hydrator chain with the Airflow hydrators switched on for this try."""
-        token = _CURRENT_TRY.set(_AirflowTry(airflow_context, self.context_variable))
+        token = _CURRENT_TRY.set(
+            _AirflowTry(airflow_context, self.context_variable, self.connections, self.secrets)
+        )
         try:
             context = hydrate(self.context_file)
         finally:
@@ -354,8 +520,18 @@ class _AirflowAttempt:
         except ContextError as error:
             # As standalone, a context that cannot be built starts no attempt; retrying cannot fix it.
             raise AirflowFailException(f"Task Engine: task {name!r} did not start: {mask_secrets(error)}") from error
-        run = TaskRun(name, self.policies, self.definition.create(), run_id, events)
-        outcome = run_attempt(run, attempt, context)
+        resource_wait = _ResourceWaitAcrossTries(airflow_context, ti, self.policies)
+        run = TaskRun(
+            name, self.policies, self.definition.create(), run_id, events,
+            clock=time.time, sleep=resource_wait.reschedule, first_poll=resource_wait.first_polls(),
+        )
+        try:
+            outcome = run_attempt(run, attempt, context)
+        except _Reschedule as pause:
+            # Like a sensor in reschedule mode: the worker slot is free until the next poll.
+            resource_wait.keep(run.first_poll)
+            raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=pause.seconds)) from None
+        resource_wait.keep(run.first_poll)  # a retry's wait counts from this try's first poll
 
         if outcome.kind is OutcomeKind.RETRY:
             events.emit(
@@ -414,6 +590,50 @@ class _AirflowAttempt:
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
+
+
+class _Reschedule(BaseException):
+    """Raised by a resource wait's sleep on Airflow: not an attempt failure, the try reschedules itself."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class _ResourceWaitAcrossTries:
+    """@wait_for_resource on Airflow: each pause is a reschedule, and the first poll is kept across tries.
+
+    The core's resource guard counts its deadline from `first_poll` (wall-clock here, since each
+    poll runs in a new process); Airflow 3.3's task state store keeps it for the task across
+    reschedules and retries, keyed by the clearing round so that clearing the task starts afresh.
+    """
+
+    def __init__(self, airflow_context: Mapping[str, Any], ti: Any, policies: TaskPolicies) -> None:
+        # Only tasks with attempt guards can poll: the others never touch the store.
+        self.store = airflow_context.get("task_state_store") if policies.guards else None
+        max_tries = getattr(ti, "max_tries", None)
+        round_start = 0 if max_tries is None else max(max_tries - (policies.max_attempts - 1), 0)
+        self.key = f"{_FIRST_POLL_KEY}:{round_start}"
+        self.loaded: dict[str, float] = {}
+
+    def first_polls(self) -> dict[str, float]:
+        """First-poll times of this task's resource waits, from earlier tries and reschedules."""
+        if self.store is None:
+            return {}
+        stored = self.store.get(self.key, default=None)
+        if isinstance(stored, Mapping):
+            self.loaded = {str(key): float(value) for key, value in stored.items()}
+        return dict(self.loaded)
+
+    def keep(self, first_poll: Mapping[str, float]) -> None:
+        """Store first-poll times the store does not hold yet, for the next reschedule or try."""
+        if self.store is not None and dict(first_poll) != self.loaded:
+            self.store.set(self.key, dict(first_poll))
+            self.loaded = dict(first_poll)
+
+    def reschedule(self, seconds: float) -> None:
+        """The resource guard's sleep: hand the pause to Airflow instead of holding the worker slot."""
+        raise _Reschedule(seconds)
 
 
 _FINAL_STATE = {
