@@ -157,7 +157,9 @@ def _param(where: str, name: str, spec: Any) -> Any:
     # A param without a default may be left empty in the form: the task then sees None.
     arguments["type"] = kind if "default" in spec and default is not None else [kind, "null"]
     try:
-        return Param(default, **arguments)
+        param = Param(default, **arguments)
+        param.resolve()  # Airflow checks a default against its type only when a run starts
+        return param
     except Exception as error:  # Airflow's ParamValidationError: the default does not fit the type
         raise DagsConfigError(f"{where}, key 'params.{name}': {error}") from error
 
@@ -216,6 +218,15 @@ def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[s
         except Exception as error:  # anything a pipeline module raises while it is imported
             where = "".join(traceback.format_exception_only(type(error), error)).strip()
             problems.append(f"pipeline {entry.label!r} (target {entry.target!r}) failed to import: {where}")
+            continue
+        try:
+            # What Airflow checks when it bags the DAG (schedule, params, ...), while the pipeline is known.
+            dag.validate()
+        except Exception as error:
+            problems.append(
+                f"pipeline {entry.label!r} (target {entry.target!r}): Airflow refuses DAG {dag.dag_id!r}: "
+                f"{type(error).__name__}: {error}; fix its settings in {CONFIG_FILE_NAME}"
+            )
             continue
         if dag.dag_id in dags:
             problems.append(

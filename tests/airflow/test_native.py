@@ -1,0 +1,325 @@
+"""What an Airflow user expects to see: robust dags/ entry, per-pipeline YAML, params, groups, docs, Connections, sensors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import textwrap
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.airflow import EXECUTION_TIMEOUT_GRACE, to_airflow_dag
+from adapters.airflow_dags import DagsConfigError, read_dags_config
+from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test
+from task_engine_core import Pipeline, register, retries, timeout, wait_for_resource
+
+ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
+
+GOOD_PIPELINE = '''
+from task_engine_core import register
+
+
+@register
+def Extract():
+    """Pull the **raw** rows."""
+
+
+@register(depends_on=Extract)
+def Load():
+    pass
+'''
+
+
+@pytest.fixture()
+def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The entry file copied into a fresh folder, no TASK_ENGINE_PIPELINES, one good pipeline beside it."""
+    monkeypatch.delenv("TASK_ENGINE_PIPELINES", raising=False)
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    shutil.copy(ENTRY_FILE, folder)
+    (tmp_path / "good_pipeline.py").write_text(GOOD_PIPELINE)
+    return folder
+
+
+def write_config(folder: Path, text: str) -> Path:
+    path = folder / "task_engine_dags.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_broken_target_does_not_hide_the_others_and_is_an_import_error_naming_it(entry: Path) -> None:
+    (entry.parent / "broken_pipeline.py").write_text("import no_such_module_anywhere\n")
+    write_config(entry, """
+        pipelines:
+          good: ../good_pipeline.py
+          broken: ../broken_pipeline.py
+          missing: ../missing.py
+    """)
+
+    bag = load_dag_bag(entry)
+
+    assert sorted(bag.dags) == ["good"]
+    [error] = bag.import_errors.values()
+    assert "2 Task Engine pipeline(s) could not be compiled; the others are unaffected" in error
+    assert "pipeline 'broken' (target" in error and "broken_pipeline.py" in error
+    assert "ModuleNotFoundError: No module named 'no_such_module_anywhere'" in error
+    assert "pipeline 'missing'" in error and "no such file or folder" in error
+
+
+def test_the_yaml_file_sets_each_pipelines_dag_settings(entry: Path) -> None:
+    (entry.parent / "context.yml").write_text("greeting: hello\n")
+    write_config(entry, """
+        pipelines:
+          nightly:
+            target: ../good_pipeline.py
+            schedule: "@daily"
+            tags: [nightly, etl]
+            keep_going: true
+            context_file: ../context.yml
+            params:
+              region: {type: string, default: eu, description: Which region to load}
+              batch: 500
+              dry: {type: boolean, default: false}
+          second:
+            target: ../good_pipeline.py
+    """)
+
+    bag = load_dag_bag(entry)
+
+    assert bag.import_errors == {}
+    nightly = bag.dags["nightly"]
+    assert (nightly.timetable.expression, sorted(nightly.tags)) == ("0 0 * * *", ["etl", "nightly"])
+    # keep_going: no fail-fast check in the callable.
+    assert nightly.task_dict["Load"].python_callable.fail_fast_weights is None
+    assert bag.dags["second"].task_dict["Load"].python_callable.fail_fast_weights is not None
+    assert nightly.task_dict["Load"].python_callable.context_source.context_file == str(entry.parent / "context.yml")
+    params = nightly.params
+    assert params.dump() == {"region": "eu", "batch": 500, "dry": False}
+    assert params.get_param("region").schema == {"type": "string"}
+    assert params.get_param("region").description == "Which region to load"
+    assert params.get_param("batch").schema == {"type": "integer"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("pipelines:\n  nightly: {target: x.py, schedul: '@daily'}\n",
+         "pipeline 'nightly': unknown key 'schedul'; did you mean 'schedule'?"),
+        ("pipelines:\n  nightly: {target: x.py, keep_going: 'yes'}\n",
+         "pipeline 'nightly', key 'keep_going': expected bool, got 'yes'"),
+        ("pipelines:\n  nightly: {schedule: '@daily'}\n", "pipeline 'nightly': key 'target' is missing"),
+        ("pipelines:\n  nightly: {target: x.py, tags: [1]}\n",
+         "pipeline 'nightly', key 'tags': expected a list of strings, got [1]"),
+        ("pipelines:\n  nightly: {target: x.py, pools: {api: 3}}\n",
+         "pipeline 'nightly', key 'pools.api': expected a string, got 3"),
+        ("pipelines:\n  nightly: {target: x.py, params: {n: {type: int}}}\n",
+         "pipeline 'nightly', key 'params.n.type': 'int' is not a JSON-schema type"),
+        ("pipelines:\n  nightly: {target: x.py, params: {n: {type: integer, default: nope}}}\n",
+         "pipeline 'nightly', key 'params.n':"),
+        ("nightly: x.py\n", "the file holds one key, 'pipelines:'"),
+    ],
+)
+def test_the_yaml_file_is_validated_naming_pipeline_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "task_engine_dags.yml"
+    path.write_text(text)
+    with pytest.raises(DagsConfigError) as caught:
+        read_dags_config(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_a_bad_yaml_file_is_an_import_error_of_the_entry(entry: Path) -> None:
+    write_config(entry, "pipelines:\n  nightly: {target: ../good_pipeline.py, retries: 3}\n")
+    bag = load_dag_bag(entry)
+    assert bag.dags == {}
+    [error] = bag.import_errors.values()
+    assert "pipeline 'nightly': unknown key 'retries'" in error
+
+
+def test_a_bad_setting_of_one_pipeline_leaves_the_others(entry: Path) -> None:
+    write_config(entry, """
+        pipelines:
+          good: ../good_pipeline.py
+          unscheduled: {target: ../good_pipeline.py, schedule: "every tuesday-ish"}
+    """)
+    bag = load_dag_bag(entry)
+    assert sorted(bag.dags) == ["good"]
+    [error] = bag.import_errors.values()
+    assert "pipeline 'unscheduled' (target" in error
+    assert "Airflow refuses DAG 'unscheduled': AirflowTimetableInvalid: Exactly 5, 6 or 7 columns" in error
+
+
+def test_tasks_of_each_module_form_a_task_group_and_docstrings_become_doc_md(entry: Path) -> None:
+    write_config(entry, f"""
+        pipelines:
+          jobs: {REPO_ROOT / "examples" / "jobs"}
+          good: ../good_pipeline.py
+    """)
+    bag = load_dag_bag(entry)
+    assert bag.import_errors == {}
+    jobs = bag.dags["jobs"]
+    groups = {task.task_id: task.task_group.group_id for task in jobs.tasks}
+    assert groups == {"Job1Task1": "job1", "Job1Task2": "job1", "Job2Task1": "job2", "Job2Task2": "job2"}
+    # Task ids stay the engine's names (no group prefix): states and XComs keep their keys.
+    assert jobs.task_group_dict["job1"].tooltip.startswith("Job 1: its first task depends on a task of Job 2")
+    # One module: no group around everything; a function's docstring is its doc_md.
+    good = bag.dags["good"]
+    assert {task.task_group.group_id for task in good.tasks} == {None}
+    assert (good.task_dict["Extract"].doc_md, good.task_dict["Load"].doc_md) == ("Pull the **raw** rows.", None)
+
+
+def test_a_task_class_without_a_docstring_has_no_doc_md_not_tasks_docstring() -> None:
+    pipeline = Pipeline("docs")
+
+    from task_engine_core import Task
+
+    @pipeline.register
+    class Plain(Task):
+        def perform_task(self):
+            pass
+
+    @pipeline.register
+    class Documented(Task):
+        """Documented task.
+
+        Second paragraph.
+        """
+
+        def perform_task(self):
+            pass
+
+    tasks = to_airflow_dag(pipeline).task_dict
+    assert (tasks["Plain"].doc_md, tasks["Documented"].doc_md) == (None, "Documented task.\n\nSecond paragraph.")
+
+
+def test_timeout_also_sets_execution_timeout() -> None:
+    pipeline = Pipeline("timed")
+
+    @pipeline.register
+    @timeout(30)
+    def slow():
+        pass
+
+    @pipeline.register
+    def untimed():
+        pass
+
+    tasks = to_airflow_dag(pipeline).task_dict
+    assert tasks["slow"].execution_timeout == timedelta(seconds=30) + EXECUTION_TIMEOUT_GRACE
+    assert tasks["untimed"].execution_timeout is None
+
+
+def test_connections_and_secrets_reach_the_context_masked(
+    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment is one of Airflow's secrets backends, for Connections and Variables alike.
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", "postgres://loader:pg-s3cret@db.internal:5433/sales")
+    monkeypatch.setenv("AIRFLOW_VAR_API_TOKEN", "tok-s3cret")
+    seen = dags_folder.parent / "seen.json"
+    (dags_folder / "secretive.py").write_text(textwrap.dedent(f"""
+        import json
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Pipeline
+
+        pipeline = Pipeline("secretive")
+
+        @pipeline.register
+        def use(context):
+            db, token = context["warehouse"], context["api"]["token"]
+            print("password is", db["password"].reveal(), "token is", token.reveal())
+            with open({str(seen)!r}, "w") as out:
+                json.dump({{"host": db["host"], "port": db["port"], "login": db["login"], "schema": db["schema"],
+                           "password": [repr(db["password"]), db["password"].reveal()],
+                           "token": [repr(token), token.reveal()], "sources": list(context.sources)}}, out)
+
+        dag = to_airflow_dag(pipeline, connections={{"warehouse": "warehouse_db"}},
+                             secrets={{"api.token": "api_token"}})
+    """))
+    bag = load_dag_bag(dags_folder)
+    assert bag.import_errors == {}
+
+    assert run_dag_test(bag.dags["secretive"]) == {"use": ("success", 1)}
+    seen_context = json.loads(seen.read_text())
+    sources = seen_context.pop("sources")
+    assert sources[sources.index("airflow connections 'warehouse_db'") + 1] == "airflow secrets 'api_token'"
+    assert seen_context == {
+        "host": "db.internal", "port": 5433, "login": "loader", "schema": "sales",
+        "password": ["Secret('***')", "pg-s3cret"], "token": ["Secret('***')", "tok-s3cret"],
+    }
+
+
+def test_a_missing_connection_fails_the_try_naming_key_and_conn_id(dags_folder: Path) -> None:
+    (dags_folder / "unconnected.py").write_text(textwrap.dedent("""
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Pipeline
+
+        pipeline = Pipeline("unconnected")
+        pipeline.register(lambda: None, name="use")
+        dag = to_airflow_dag(pipeline, connections={"warehouse": "no_such_conn"})
+    """))
+    bag = load_dag_bag(dags_folder)
+    # No retry: a context that cannot be built fails at once, as standalone.
+    assert run_dag_test(bag.dags["unconnected"]) == {"use": ("failed", 1)}
+
+
+def test_importing_the_adapter_registers_no_hydrator_building_a_dag_does() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from task_engine_core.context import registered_hydrators as r\n"
+        "import adapters.airflow as a\n"
+        "before = [n for n, _ in r()]\n"
+        "from task_engine_core import Pipeline\n"
+        "p = Pipeline('p'); p.register(lambda: None, name='t')\n"
+        "a.to_airflow_dag(p)\n"
+        "print(before, [n for n, _ in r()])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert out.stdout.strip() == (
+        "['yaml file', 'environment'] ['yaml file', 'airflow variable', 'environment', 'airflow params']"
+    )
+
+
+def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
+    dags_folder: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    polls = dags_folder.parent / "polls.txt"
+    (dags_folder / "waiting.py").write_text(textwrap.dedent(f"""
+        import time
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Backoff, Pipeline, retries, wait_for_resource
+
+        pipeline = Pipeline("waiting")
+
+        def never_ready(context):
+            with open({str(polls)!r}, "a") as out:
+                out.write(f"{{time.time()}}\\n")
+            return False
+
+        @pipeline.register
+        @retries(3, backoff=Backoff.constant(0.1))
+        @wait_for_resource(never_ready, timeout=2, interval=0.5, name="warehouse")
+        def load():
+            pass
+
+        dag = to_airflow_dag(pipeline)
+    """))
+    bag = load_dag_bag(dags_folder)
+
+    dag_run = bag.dags["waiting"].test()
+
+    [ti] = dag_run.get_task_instances()
+    assert (str(ti.state), ti.try_number) == ("failed", 3)
+    times = [float(line) for line in polls.read_text().split()]
+    deadline = times[0] + 2
+    # Each pause of try 1 handed the worker back: the execution API saw the task rescheduled.
+    assert "new_state=up_for_reschedule" in capfd.readouterr().out
+    # Try 1 polled until its deadline (its last poll at or after it); tries 2 and 3 poll once
+    # each and time out at once: the deadline did not restart with them.
+    assert len(times) - 2 >= 2, times
+    assert len([t for t in times if t >= deadline]) == 3, times
