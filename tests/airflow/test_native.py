@@ -94,8 +94,8 @@ def test_the_yaml_file_sets_each_pipelines_dag_settings(entry: Path) -> None:
     nightly = bag.dags["nightly"]
     assert (nightly.timetable.expression, sorted(nightly.tags)) == ("0 0 * * *", ["etl", "nightly"])
     # keep_going: no fail-fast check in the callable.
-    assert nightly.task_dict["Load"].python_callable.fail_fast_weights is None
-    assert bag.dags["second"].task_dict["Load"].python_callable.fail_fast_weights is not None
+    assert nightly.task_dict["Load"].python_callable.fail_fast is False
+    assert bag.dags["second"].task_dict["Load"].python_callable.fail_fast is True
     assert nightly.task_dict["Load"].python_callable.context_source.context_file == str(entry.parent / "context.yml")
     params = nightly.params
     assert params.dump() == {"region": "eu", "batch": 500, "dry": False}
