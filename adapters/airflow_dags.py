@@ -201,6 +201,9 @@ def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[s
     """
     from task_engine_core.loader import load_pipeline
 
+    import inspect
+
+    takes_groups = "groups" in inspect.signature(to_airflow_dag).parameters
     try:
         settings = configured_pipelines(folder)
     except TaskEngineError as error:
@@ -209,6 +212,12 @@ def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[s
     dags: dict[str, DAG] = {}
     problems: list[str] = []
     for entry in settings:
+        if "groups" in entry.options and not takes_groups:
+            problems.append(
+                f"pipeline {entry.label!r}: key 'groups' needs an adapter with to_airflow_dag(groups=...); "
+                f"remove it or upgrade Task Engine"
+            )
+            continue
         try:
             pipeline = load_pipeline(entry.target)
             dag = to_airflow_dag(pipeline, entry.dag_id, **entry.options)

@@ -1,0 +1,155 @@
+"""End to end on a real Airflow (api-server, scheduler, dag-processor on 127.0.0.1), configured by task_engine_dags.yml.
+
+Shows what an Airflow user sees: a broken pipeline as an import error while the others run, the
+jobs example's TaskGroups, the trigger form's params, a fail-fast NOT_RUN task with a note, and
+a resource wait that reschedules itself instead of holding a worker slot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_harness import REPO_ROOT, AirflowServices
+
+SCREENS = Path(os.environ.get("TASK_ENGINE_SCREENS", "/work/wt/screens"))
+
+FAIL_FAST_PIPELINE = '''
+import time
+from task_engine_core import register
+
+
+@register
+def slow():
+    """Takes a while: still running when `fails` fails, so it finishes."""
+    time.sleep(8)
+
+
+@register(depends_on=slow)
+def later():
+    """Ready only after `fails` failed: fail-fast keeps it from running."""
+
+
+@register
+def fails():
+    raise RuntimeError("boom")
+'''
+
+WAITING_PIPELINE = '''
+from pathlib import Path
+from task_engine_core import register, wait_for_resource
+
+FLAG = Path(__file__).with_name("resource-ready")
+POLLS = Path(__file__).with_name("polls.log")
+
+
+def ready(context):
+    import os
+    with POLLS.open("a") as out:
+        out.write(f"{os.getpid()}\\n")
+    if POLLS.read_text().count("\\n") >= 3:
+        FLAG.write_text("yes")
+    return FLAG.exists()
+
+
+@register
+@wait_for_resource(ready, timeout=120, interval=1, name="warehouse")
+def load(context):
+    print("region is", context["region"])
+'''
+
+
+@pytest.fixture()
+def services(tmp_path: Path) -> Iterator[AirflowServices]:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(REPO_ROOT / "dags" / "task_engine_dags.py", dags)
+    (tmp_path / "fail_fast_pipeline.py").write_text(FAIL_FAST_PIPELINE)
+    (tmp_path / "waiting_pipeline.py").write_text(WAITING_PIPELINE)
+    (tmp_path / "broken_pipeline.py").write_text("import no_such_module_anywhere\n")
+    (dags / "task_engine_dags.yml").write_text(
+        "pipelines:\n"
+        f"  jobs: {{target: {REPO_ROOT / 'examples' / 'jobs'}, tags: [seed, jobs]}}\n"
+        "  fail_fast: {target: ../fail_fast_pipeline.py}\n"
+        "  waiting:\n"
+        "    target: ../waiting_pipeline.py\n"
+        "    params: {region: {type: string, default: eu, description: Which region to load}}\n"
+        "  broken: ../broken_pipeline.py\n"
+    )
+    services = AirflowServices(tmp_path / "home", dags)
+    services.env.pop("TASK_ENGINE_PIPELINES", None)
+    services.env["PYTHONPATH"] = str(REPO_ROOT)
+    # The UI and REST API without a login (a test deployment); the note Connection points at it.
+    services.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    services.env["AIRFLOW_CONN_TASK_ENGINE_API"] = f"http://127.0.0.1:{services.port}"
+    try:
+        services.start()
+        yield services
+    finally:
+        services.stop()
+
+
+@pytest.mark.slow
+def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_waits(services: AirflowServices) -> None:
+    for dag_id in ("jobs", "fail_fast", "waiting"):
+        services.wait_for_dag(dag_id)
+
+    errors = services.command("dags", "list-import-errors", "--output", "json")
+    print(errors)
+    [error] = json.loads(errors)
+    assert "pipeline 'broken' (target" in error["error"] and "no_such_module_anywhere" in error["error"]
+
+    runs = {dag_id: services.trigger(dag_id) for dag_id in ("jobs", "fail_fast")}
+    runs["waiting"] = services.trigger("waiting", {"region": "us"})
+    states = {dag_id: services.wait_for_run(dag_id, run_id) for dag_id, run_id in runs.items()}
+    assert states == {"jobs": "success", "fail_fast": "failed", "waiting": "success"}, services.logs()
+
+    for dag_id, run_id in runs.items():
+        print(services.command("tasks", "states-for-dag-run", dag_id, run_id))
+    assert services.task_outcomes("fail_fast", runs["fail_fast"]) == {
+        "slow": ("success", 1), "later": ("skipped", 1), "fails": ("failed", 1),
+    }
+    notes = services.query(
+        "select ti.task_id, n.content from task_instance_note n join task_instance ti on ti.id = n.ti_id "
+        "where ti.dag_id = ? and ti.run_id = ?", "fail_fast", runs["fail_fast"],
+    )
+    assert notes == [("later", "Task Engine: NOT RUN. fails failed first and the DAG is fail-fast.")]
+
+    # The resource wait polled in three separate task processes: each pause freed the slot.
+    polls = (services.dags_folder.parent / "polls.log").read_text().split()
+    assert len(polls) == 3 and len(set(polls)) == 3, polls
+    assert services.task_outcomes("waiting", runs["waiting"]) == {"load": ("success", 1)}
+    logs = "\n".join(
+        path.read_text(errors="replace") for path in (services.home / "logs").rglob("*") if "waiting" in str(path) and path.is_file()
+    )
+    assert "region is us" in logs
+
+    _screenshot(services, runs["jobs"])
+
+
+def _screenshot(services: AirflowServices, run_id: str) -> None:
+    """The graph of the jobs example in the real UI, taken by headless Chromium (not part of the assertions)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    target = SCREENS / "airflow-jobs-graph.png"
+    url = f"http://127.0.0.1:{services.port}/dags/jobs/runs/{run_id}?mode=graph"
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--window-size=1600,1000", "--virtual-time-budget=15000", f"--screenshot={target}", url],
+        capture_output=True, timeout=120,
+    )
+    shutil.rmtree(profile, ignore_errors=True)
+    print("screenshot:", target, target.exists())
