@@ -71,6 +71,39 @@ class EmptyPipelineError(DefinitionError):
         )
 
 
+class UnknownSelectionError(DefinitionError, LookupError):
+    """A selection (`--only`, `--from`, `--to`, `--tags`) names a task or tag the pipeline lacks."""
+
+    def __init__(self, option: str, pattern: str, kind: str, pipeline: str, known: Sequence[str]) -> None:
+        self.option = option
+        self.pattern = pattern
+        self.kind = kind
+        self.suggestions = tuple(closest_names(pattern, known))
+        if self.suggestions:
+            hint = f"did you mean {' or '.join(repr(s) for s in self.suggestions)}?"
+        elif known:
+            shown = ", ".join(list(known)[:10]) + (", ..." if len(known) > 10 else "")
+            hint = f"its {kind}s: {shown}"
+        else:
+            hint = f"no task of it has {kind}s; add them with @register(tags=[...])"
+        super().__init__(f"--{option} {pattern!r}: pipeline {pipeline!r} has no {kind} matching it; {hint}")
+
+
+class EmptySelectionError(DefinitionError):
+    """A selection whose criteria (which intersect) leave no task to run."""
+
+    def __init__(self, pipeline: str, selection: str) -> None:
+        self.selection = selection
+        super().__init__(
+            f"{selection} selects no task of pipeline {pipeline!r}: the criteria must all hold (they intersect); "
+            f"drop one, or list the tasks with: python -m task_engine_core list TARGET"
+        )
+
+
+class ResumeError(TaskEngineError):
+    """A run cannot be resumed: no such recorded run, statistics are off, or the pipeline changed."""
+
+
 class ContextError(TaskEngineError):
     """The TaskContext could not be built or read."""
 

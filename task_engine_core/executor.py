@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,11 +31,13 @@ from .priority import PriorityKey, planned_order, priority_keys, registration_ke
 from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
+from .resume import ResumePoint, find_resume_point
 from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+from .selection import SelectOptions, check_select_options
 from .stats import StatsRecorder, StatsStore, configured_stats_path
 from .task import TaskState
 
-__all__ = ["PipelineExecutor"]
+__all__ = ["PipelineExecutor", "RunPlan"]
 
 _FINAL_STATE = {
     OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
@@ -49,6 +52,21 @@ _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do, decided before any task starts (`PipelineExecutor.plan()`, `--dry-run`)."""
+
+    pipeline: ValidatedPipeline
+    #: Every task in the order one worker would start them (kept and left-out tasks included).
+    order: tuple[str, ...]
+    #: The tasks that would run, in that order.
+    to_run: tuple[str, ...]
+    #: Tasks that do not run, with the result they get: left out by the selection, or resumed.
+    carried: dict[str, TaskResult]
+    resumed_from: str | None
+    context: TaskContext
+
+
 class PipelineExecutor:
     """Run a pipeline: `PipelineExecutor(pipeline).run()` returns a RunResult or raises the failure.
 
@@ -57,7 +75,8 @@ class PipelineExecutor:
     the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path.
+    critical path. `select` (the keyword arguments of `Pipeline.select`) runs part of the pipeline;
+    `resume` (True: the latest recorded run, or a run id) keeps what ended SUCCESS or SKIPPED there.
     """
 
     def __init__(
@@ -75,9 +94,17 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
+        select: SelectOptions | None = None,
+        resume: str | bool = False,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
+        self.select = check_select_options(select) if select is not None else None
+        if not (resume is True or resume is False or resume is None or (isinstance(resume, str) and resume.strip())):
+            raise InvalidArgumentError(
+                f"resume={resume!r}: pass True (the latest recorded run), a run id, or False"
+            )
+        self.resume = resume.strip() if isinstance(resume, str) else bool(resume)
         self.pipeline = pipeline
         self.workers = workers
         self.context = context
@@ -100,29 +127,29 @@ class PipelineExecutor:
     # -- public ---------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
-        pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
-        validated = pipeline.validate()
-        context = self._build_context()
-        self._configure_rate_limits(validated, context)
+        run_plan, keys = self._prepare()
+        validated, plan, carried, context = run_plan.pipeline, run_plan.order, run_plan.carried, run_plan.context
         self._stop_reason = None
         self._live = {}
         self._abandoned = False
-        keys = self.priority_keys(validated)
-        plan = planned_order(validated, keys)
         result = RunResult(
             run_id=uuid.uuid4().hex,
             pipeline=validated.name,
-            tasks={name: TaskResult(name) for name in plan},
+            tasks={name: carried.get(name) or TaskResult(name) for name in plan},
             start=_now(),
             workers=self.workers,
+            resumed_from=run_plan.resumed_from,
+            selection=validated.selection,
         )
         self.result = result
         started = self.clock()
-        self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
+        self.events.emit(
+            RunStarted(result.run_id, validated.name, run_plan.to_run, validated.upstream, self.workers, time.time())
+        )
         guard = self._signals_handled()
         with guard:
             try:
-                self._schedule(validated, keys, context, result)
+                self._schedule(validated, keys, context, result, carried)
             except KeyboardInterrupt:
                 # A second Ctrl-C (or one without our handler): stop waiting for running tasks.
                 self._stop_reason = self._stop_reason if self._stop_reason in _SIGNAL_EXIT else "SIGINT"
@@ -136,6 +163,37 @@ class PipelineExecutor:
             self._finish(validated, result, started)
         self._raise_for(result)
         return result
+
+    def plan(self) -> RunPlan:
+        """Check and plan a run without running it: validate, hydrate, check rate-limit keys, apply
+        selection and resume. Reads statistics but writes nothing (`--dry-run`)."""
+        store = self.stats_store
+        self.stats_store = store.reader() if store is not None else None
+        try:
+            return self._prepare()[0]
+        finally:
+            self.stats_store = store
+
+    def _prepare(self) -> tuple[RunPlan, dict[str, PriorityKey]]:
+        pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        if self.select:
+            pipeline = pipeline.select(**self.select)
+        validated = pipeline.validate()
+        context = self._build_context()
+        self._configure_rate_limits(validated, context)
+        point = self._resume_point(validated)
+        carried = _carried_results(validated, point)
+        keys = self.priority_keys(validated)
+        order = tuple(planned_order(validated, keys))
+        to_run = tuple(name for name in order if name not in carried)
+        resumed_from = point.run_id if point is not None else None
+        return RunPlan(validated, order, to_run, carried, resumed_from, context), keys
+
+    def _resume_point(self, validated: ValidatedPipeline) -> ResumePoint | None:
+        if self.resume is False:
+            return None
+        run_id = None if self.resume is True else self.resume
+        return find_resume_point(self.stats_store, validated.name, validated.upstream, run_id)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Start no new task; running tasks finish and the run ends with what it has."""
@@ -166,7 +224,12 @@ class PipelineExecutor:
 
     # -- scheduling ---------------------------------------------------------------------------
     def _schedule(
-        self, validated: ValidatedPipeline, keys: Mapping[str, PriorityKey], context: TaskContext, result: RunResult
+        self,
+        validated: ValidatedPipeline,
+        keys: Mapping[str, PriorityKey],
+        context: TaskContext,
+        result: RunResult,
+        carried: Mapping[str, TaskResult] = {},  # noqa: B006 - read only
     ) -> None:
         """The one scheduling loop: each worker takes the best ready task, runs it, releases its children.
 
@@ -174,7 +237,13 @@ class PipelineExecutor:
         it and they share the ready heap under one lock. No task is handed from thread to thread,
         so a chain runs on one thread without a context switch per task.
         """
-        waiting = {name: len(parents) for name, parents in validated.upstream.items()}
+        # Left-out and resumed tasks never start (more parents than exist: never released) and
+        # count as done for their dependents.
+        never = len(validated.upstream) + 1
+        waiting = {
+            name: never if name in carried else sum(1 for parent in parents if parent not in carried)
+            for name, parents in validated.upstream.items()
+        } if carried else {name: len(parents) for name, parents in validated.upstream.items()}
         downstream = downstream_map(validated.upstream)
         # The heap holds each task's rank in the start preference: ints compare much faster than
         # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
@@ -227,7 +296,7 @@ class PipelineExecutor:
         if self.workers == 1:
             loop(threading.current_thread().name)
             return
-        for i in range(min(self.workers, len(waiting))):  # more threads than tasks would only idle
+        for i in range(max(1, min(self.workers, len(waiting) - len(carried)))):  # more threads than tasks would idle
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
@@ -335,7 +404,7 @@ class PipelineExecutor:
         tasks = result.tasks
         for name in validated.order:  # upstreams first, so a block propagates down the graph
             task_result = tasks[name]
-            if task_result.start is None:
+            if task_result.start is None and not (task_result.excluded or task_result.resumed_from):
                 upstream_failed = any(tasks[parent].state in blocked for parent in validated.upstream[name])
                 task_result.state = TaskState.UPSTREAM_FAILED if upstream_failed else TaskState.NOT_RUN
 
@@ -361,6 +430,21 @@ class PipelineExecutor:
     # -- signals ---------------------------------------------------------------------------------
     def _signals_handled(self) -> _SignalGuard:
         return _SignalGuard(self if self.handle_signals else None)
+
+
+def _carried_results(validated: ValidatedPipeline, point: ResumePoint | None) -> dict[str, TaskResult]:
+    """The results of tasks that will not start: left out by the selection, or kept from `point`."""
+    carried = {
+        name: TaskResult(name, TaskState.NOT_RUN, excluded=True, reason=f"not selected ({validated.selection})")
+        for name in validated.excluded
+    }
+    if point is not None:
+        for name, (state, origin) in point.kept.items():
+            if name not in carried:
+                carried[name] = TaskResult(
+                    name, state, resumed_from=origin, reason=f"resumed: ended {state.value} in run {origin}"
+                )
+    return carried
 
 
 def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:

@@ -8,6 +8,7 @@ be written (read-only or missing directory) only gives a StatsWarning.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -15,7 +16,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +24,15 @@ from statistics import fmean
 from typing import TypeVar
 
 from ._secrets import mask_text
-from .events import Event, RunFinished
+from .events import Event, RunFinished, RunStarted
 from .result import RunResult, TaskResult
 from .task import TaskState
 
 __all__ = [
     "DEFAULT_STATS_DIRECTORY",
     "DEFAULT_STATS_FILE",
+    "RecordedRun",
+    "RecordedTask",
     "SCHEMA_VERSION",
     "StatsRecorder",
     "StatsStore",
@@ -44,7 +47,7 @@ __all__ = [
 DEFAULT_STATS_DIRECTORY = ".task_engine"
 DEFAULT_STATS_FILE = "stats.sqlite3"
 STATS_ENVIRONMENT_VARIABLE = "TASK_ENGINE_STATS"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The expected duration of a task is the plain mean of its first runs, then a moving average
 #: in which the newest run weighs 1/EXPECTED_DURATION_WINDOW: recent runs count, outliers fade.
 EXPECTED_DURATION_WINDOW = 20
@@ -103,6 +106,18 @@ CREATE TABLE IF NOT EXISTS task_waits (
 );
 """
 
+# Schema changes after version 1, applied in order to older files (and to new ones after _SCHEMA).
+# Columns are only ever appended, so the positional INSERTs below match every migrated file.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (  # run history and --resume: what a run resumed and selected; each task's upstream and origin
+        "ALTER TABLE runs ADD COLUMN resumed_from TEXT",
+        "ALTER TABLE runs ADD COLUMN selection TEXT",
+        "ALTER TABLE task_runs ADD COLUMN upstream TEXT",  # JSON list of task names; NULL before version 2
+        "ALTER TABLE task_runs ADD COLUMN resumed_from TEXT",
+        "ALTER TABLE task_runs ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0",
+    ),
+}
+
 # Errors that mean "someone else holds the lock right now": wait and try again.
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_RECOVERY", "SQLITE_LOCKED_SHAREDCACHE"}
 # Errors that mean "this file is not a usable stats database": move it aside and start anew.
@@ -135,6 +150,35 @@ class TaskSummary:
     def failure_rate(self) -> float | None:
         """Failed runs / started runs, or None without history."""
         return self.failures / self.runs if self.runs else None
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """One recorded run, as `runs TARGET` lists it: identity, timing, outcome and counts per state."""
+
+    run_id: str
+    pipeline: str
+    started_at: str | None
+    duration: float | None
+    outcome: str
+    counts: dict[str, int]
+    resumed_from: str | None
+    selection: str
+
+
+@dataclass(frozen=True)
+class RecordedTask:
+    """One task of one recorded run; `upstream` is None for runs recorded before schema 2."""
+
+    task: str
+    state: str
+    attempts: int
+    duration: float | None
+    upstream: tuple[str, ...] | None
+    resumed_from: str | None
+    excluded: bool
+    error_type: str | None
+    reason: str | None
 
 
 def configured_stats_path() -> tuple[Path | None, bool]:
@@ -179,8 +223,12 @@ class StatsStore:
         create_directory: bool = False,
         busy_timeout: float = 10.0,
         give_up_after: float = 60.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        #: Read-only stores (a dry run) never create, migrate, move or write the file.
+        self.read_only = read_only
+        self._version = SCHEMA_VERSION
         self.create_directory = create_directory
         self.busy_timeout = busy_timeout
         self.give_up_after = give_up_after
@@ -190,11 +238,17 @@ class StatsStore:
     def __repr__(self) -> str:
         return f"<StatsStore {str(self.path)!r}>"
 
+    def reader(self) -> StatsStore:
+        """A read-only twin of this store (for a dry run): reads what exists, never creates or writes."""
+        return StatsStore(self.path, busy_timeout=self.busy_timeout, give_up_after=self.give_up_after, read_only=True)
+
     # -- writing ----------------------------------------------------------------------------
-    def record(self, result: RunResult) -> bool:
-        """Write `result` (the run and every task) in one transaction; False (and a warning) if skipped."""
+    def record(self, result: RunResult, upstream: Mapping[str, Sequence[str]] | None = None) -> bool:
+        """Write `result` (the run and every task, with its `upstream`) in one transaction; False if skipped."""
+        if self.read_only:
+            return False
         run_row = _run_row(result)
-        task_rows = [_task_row(result, r) for r in result.tasks.values()]
+        task_rows = [_task_row(result, r, (upstream or {}).get(r.name)) for r in result.tasks.values()]
         estimate_rows = [
             (result.pipeline, r.name, r.duration)
             for r in result.tasks.values()
@@ -210,9 +264,10 @@ class StatsStore:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 connection.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run_row))})", run_row)
-                connection.executemany(
-                    f"INSERT INTO task_runs VALUES ({', '.join('?' * 12)})", task_rows
-                )
+                if task_rows:
+                    connection.executemany(
+                        f"INSERT INTO task_runs VALUES ({', '.join('?' * len(task_rows[0]))})", task_rows
+                    )
                 connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
                 connection.executemany(_UPDATE_ESTIMATE, estimate_rows)
             except BaseException:
@@ -259,6 +314,65 @@ class StatsStore:
 
         return self._use(read, 0, "the statistics cannot be read")
 
+    def recorded_runs(self, pipeline: str, limit: int | None = None) -> list[RecordedRun]:
+        """The recorded runs of `pipeline`, newest first (at most `limit`), with counts per state."""
+
+        def read(connection: sqlite3.Connection) -> list[RecordedRun]:
+            newer = self._version >= 2
+            columns = "resumed_from, selection" if newer else "NULL, NULL"
+            rows = connection.execute(
+                f"SELECT run_id, started_at, duration, outcome, {columns} FROM runs WHERE pipeline = ? "
+                f"ORDER BY started_at DESC, rowid DESC" + (" LIMIT ?" if limit is not None else ""),
+                (pipeline, limit) if limit is not None else (pipeline,),
+            ).fetchall()
+            counted = "state, excluded, resumed_from IS NOT NULL" if newer else "state, 0, 0"
+            counts: dict[str, dict[str, int]] = {}
+            for run_id, state, excluded, resumed, n in connection.execute(
+                f"SELECT run_id, {counted}, count(*) FROM task_runs WHERE pipeline = ? GROUP BY 1, 2, 3, 4",
+                (pipeline,),
+            ):
+                label = "not selected" if excluded else f"{state} (resumed)" if resumed else state
+                per_run = counts.setdefault(run_id, {})
+                per_run[label] = per_run.get(label, 0) + n
+            return [
+                RecordedRun(run_id, pipeline, started, duration, outcome, counts.get(run_id, {}), resumed_from, selection or "")
+                for run_id, started, duration, outcome, resumed_from, selection in rows
+            ]
+
+        return self._use(read, [], "the recorded runs cannot be read")
+
+    def recorded_tasks(self, run_id: str) -> list[RecordedTask]:
+        """Every task of recorded run `run_id` in the order it was recorded (plan order); [] if unknown."""
+
+        def read(connection: sqlite3.Connection) -> list[RecordedTask]:
+            columns = "upstream, resumed_from, excluded" if self._version >= 2 else "NULL, NULL, 0"
+            rows = connection.execute(
+                f"SELECT task, state, attempts, duration, {columns}, error_type, reason FROM task_runs "
+                f"WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            )
+            return [
+                RecordedTask(
+                    task, state, attempts, duration, None if upstream is None else tuple(json.loads(upstream)),
+                    resumed_from, bool(excluded), error_type, reason,
+                )
+                for task, state, attempts, duration, upstream, resumed_from, excluded, error_type, reason in rows
+            ]
+
+        return self._use(read, [], f"the tasks of run {run_id} cannot be read")
+
+    def run_pipelines(self, prefix: str) -> dict[str, str]:
+        """Run id -> pipeline for every recorded run whose id starts with `prefix`."""
+
+        def read(connection: sqlite3.Connection) -> dict[str, str]:
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = connection.execute(
+                "SELECT run_id, pipeline FROM runs WHERE run_id LIKE ? ESCAPE '\\'", (escaped + "%",)
+            )
+            return dict(rows.fetchall())
+
+        return self._use(read, {}, "the recorded runs cannot be read")
+
     # -- plumbing ---------------------------------------------------------------------------
     def _use(self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str) -> T:
         """Run `action` on a ready connection; retry while busy, recover once from a broken file."""
@@ -267,6 +381,8 @@ class StatsStore:
         delay = 0.02
         while True:
             try:
+                if self.read_only and not self.path.is_file():
+                    return fallback  # nothing recorded yet, and a read-only store creates nothing
                 if not self._directory_ready():
                     return fallback
                 with self._lock:
@@ -324,6 +440,21 @@ class StatsStore:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up
         # front, so two writers never deadlock upgrading a read lock). check_same_thread=False:
         # the store's lock serialises use, and a run may finish on another thread than it began.
+        if self.read_only:
+            connection = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout,
+                isolation_level=None, check_same_thread=False,
+            )
+            try:
+                version = connection.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0 or version > SCHEMA_VERSION:
+                    raise _NotOurs(f"it holds no statistics this Task Engine can read (schema {version})")
+            except BaseException:
+                connection.close()
+                raise
+            self._version = version
+            self._open = connection
+            return connection
         connection = sqlite3.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -334,6 +465,8 @@ class StatsStore:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 self._create_schema(connection)
+            elif version < SCHEMA_VERSION:
+                self._migrate(connection)
             elif version > SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(
                     f"it was written by a newer Task Engine (schema {version}, this one knows {SCHEMA_VERSION})"
@@ -366,7 +499,7 @@ class StatsStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                _apply_migrations(connection, 1)
         except BaseException:
             connection.execute("ROLLBACK")
             raise
@@ -375,7 +508,22 @@ class StatsStore:
         # WAL, so readers never block the writer. The setting is stored in the file.
         connection.execute("PRAGMA journal_mode=WAL")
 
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated it between our check and our lock.
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                _apply_migrations(connection, version)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
     def _move_aside(self, why: str) -> bool:
+        if self.read_only:
+            return False  # a dry run leaves even a broken file where it is
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         target = self.path.with_name(f"{self.path.name}.broken-{stamp}-{os.getpid()}")
         try:
@@ -398,18 +546,29 @@ class StatsStore:
         warnings.warn(f"statistics file {str(self.path)!r}: {message}", StatsWarning, stacklevel=2)
 
 
+def _apply_migrations(connection: sqlite3.Connection, version: int) -> None:
+    """Bring a schema of `version` to SCHEMA_VERSION inside the caller's transaction."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[target]:
+            connection.execute(statement)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 class StatsRecorder:
     """A run-event listener that records every finished run in a StatsStore."""
 
-    #: Only RunFinished matters here; the bus need not build task events for this listener.
-    event_types = (RunFinished,)
+    #: Only the run's start (its graph) and end matter; the bus need not build task events for this.
+    event_types = (RunStarted, RunFinished)
 
     def __init__(self, store: StatsStore) -> None:
         self.store = store
+        self._upstream: dict[str, Mapping[str, Sequence[str]]] = {}
 
     def __call__(self, event: Event) -> None:
-        if type(event) is RunFinished:
-            self.store.record(event.result)
+        if type(event) is RunStarted:
+            self._upstream[event.run_id] = event.upstream
+        elif type(event) is RunFinished:
+            self.store.record(event.result, self._upstream.pop(event.run_id, None))
 
     def __repr__(self) -> str:
         return f"<StatsRecorder {str(self.store.path)!r}>"
@@ -436,10 +595,12 @@ def _run_row(result: RunResult) -> tuple[object, ...]:
         result.interrupted,
         result.trace_id,
         os.getpid(),
+        result.resumed_from,
+        result.selection or None,
     )
 
 
-def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
+def _task_row(run: RunResult, task: TaskResult, upstream: Sequence[str] | None) -> tuple[object, ...]:
     return (
         run.run_id,
         run.pipeline,
@@ -453,6 +614,9 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
         mask_text(task.reason) or None,  # a SkipTask message or an explanation may quote a secret
+        json.dumps(list(upstream)) if upstream is not None else None,
+        task.resumed_from,
+        int(task.excluded),
     )
 
 
