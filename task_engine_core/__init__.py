@@ -13,6 +13,7 @@ from .errors import (
     DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
+    EmptySelectionError,
     HydrationError,
     InvalidArgumentError,
     MissingExtraError,
@@ -21,6 +22,8 @@ from .errors import (
     RateLimitError,
     RateLimitTimeoutError,
     ResourceTimeoutError,
+    ResumeError,
+    RunHistoryError,
     RunInterrupted,
     SkipTask,
     TargetError,
@@ -28,9 +31,11 @@ from .errors import (
     TaskTimeoutError,
     UnknownDependencyError,
     UnknownRateLimitKeyError,
+    UnknownRunError,
+    UnknownSelectionError,
 )
 from .events import EventBus
-from .executor import PipelineExecutor
+from .executor import PipelineExecutor, RunPlan
 from .pipeline import Pipeline, default_pipeline, register
 from .policies import (
     Backoff,
@@ -46,7 +51,8 @@ from .policies import (
 )
 from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
-from .stats import StatsStore, StatsWarning
+from .selection import SelectOptions
+from .stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
@@ -59,6 +65,7 @@ __all__ = [
     "DefinitionError",
     "DuplicateTaskError",
     "EmptyPipelineError",
+    "EmptySelectionError",
     "EventBus",
     "FunctionTask",
     "Hydrated",
@@ -74,11 +81,17 @@ __all__ = [
     "RateLimitError",
     "RateLimitTimeoutError",
     "RateLimiter",
+    "RecordedRun",
+    "RecordedTask",
     "Reporter",
     "ResourceTimeoutError",
+    "ResumeError",
+    "RunHistoryError",
     "RunInterrupted",
+    "RunPlan",
     "RunResult",
     "Secret",
+    "SelectOptions",
     "SkipTask",
     "StatsStore",
     "StatsWarning",
@@ -91,6 +104,8 @@ __all__ = [
     "TaskState",
     "UnknownDependencyError",
     "UnknownRateLimitKeyError",
+    "UnknownRunError",
+    "UnknownSelectionError",
     "default_pipeline",
     "hydrate",
     "mask_secrets",

@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list|graph|stats TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph|stats|runs TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -9,12 +9,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._cli_history import (
+    add_runs_command,
+    add_selection_arguments,
+    print_plan,
+    print_resumed,
+    resume_from_arguments,
+    seconds_text,
+    selection_from_arguments,
+    stats_path_of,
+)
 from ._cli_reporting import (
     add_graph_command,
     add_run_reporting_arguments,
@@ -35,7 +44,6 @@ from .stats import (
     StatsStore,
     StatsWarning,
     TaskSummary,
-    configured_stats_path,
 )
 
 __all__ = ["main", "build_parser", "format_summaries"]
@@ -88,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start ready tasks in registration order (ignore recorded durations and explicit priorities)",
     )
+    add_selection_arguments(run)
     run.set_defaults(handler=_run)
 
     stats = commands.add_parser(
@@ -101,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
     add_graph_command(commands, TARGET_HELP)
+    add_runs_command(commands, TARGET_HELP, f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     return parser
 
 
@@ -146,17 +156,22 @@ def _run(args: argparse.Namespace) -> int:
         pipeline = _load(args.target)
     except KeyboardInterrupt:  # Ctrl-C during a slow import
         return _interrupted_before_the_run()
-    reporters, tracing = build_run_reporters(args, pipeline)
     stats = False if args.no_stats else args.stats  # None: $TASK_ENGINE_STATS or the default file
-    executor = PipelineExecutor(
-        pipeline,
+    options: dict[str, Any] = dict(
         workers=args.workers,
         context=args.context,
         keep_going=args.keep_going,
-        reporters=reporters,
         stats=stats,
         priority=not args.no_priority,
+        select=selection_from_arguments(args),
+        resume=resume_from_arguments(args),
     )
+    if args.dry_run:  # no reporters: a trace or report file must not be started
+        executor = PipelineExecutor(pipeline, reporters=[], **options)
+        print_plan(executor.plan(), args.workers, executor.stats_store)
+        return EXIT_OK
+    reporters, tracing = build_run_reporters(args, pipeline)
+    executor = PipelineExecutor(pipeline, reporters=reporters, **options)
     try:
         executor.run()
     except RunInterrupted as interrupted:
@@ -182,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         return exit_code_for_signal("SIGINT")
     finally:
         finish_run_reporting(tracing, executor.result)
+        print_resumed(executor.result)
     return EXIT_OK
 
 
@@ -232,7 +248,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     validated = _load(args.target).validate()
-    path = Path(args.stats) if args.stats else configured_stats_path()[0]
+    path = stats_path_of(args)
     if path is None:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
         return EXIT_OK
@@ -253,11 +269,11 @@ def format_summaries(summaries: Sequence[TaskSummary]) -> str:
         (
             s.task,
             str(s.runs),
-            _seconds(s.mean),
-            _seconds(s.p50),
-            _seconds(s.p95),
+            seconds_text(s.mean),
+            seconds_text(s.p50),
+            seconds_text(s.p95),
             f"{s.failure_rate:.0%}" if s.failure_rate is not None else "-",
-            _seconds(s.mean_waited),
+            seconds_text(s.mean_waited),
         )
         for s in summaries
     ]
@@ -269,7 +285,3 @@ def format_summaries(summaries: Sequence[TaskSummary]) -> str:
     return "\n".join(lines)
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}s" if value >= 0.1 else f"{value * 1000:.1f}ms"

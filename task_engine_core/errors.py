@@ -100,8 +100,16 @@ class EmptySelectionError(DefinitionError):
         )
 
 
-class ResumeError(TaskEngineError):
-    """A run cannot be resumed: no such recorded run, statistics are off, or the pipeline changed."""
+class RunHistoryError(TaskEngineError):
+    """A recorded run cannot be found or used (`runs TARGET RUN_ID`, `--resume`)."""
+
+
+class UnknownRunError(RunHistoryError, LookupError):
+    """No recorded run of the pipeline has this id (or the prefix is ambiguous)."""
+
+
+class ResumeError(RunHistoryError):
+    """A run cannot be resumed: statistics are off, or the pipeline changed since that run."""
 
 
 class ContextError(TaskEngineError):

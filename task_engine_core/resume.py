@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import ResumeError, closest_names
+from .errors import ResumeError, UnknownRunError, closest_names
 from .stats import StatsStore
 from .task import TaskState
 
@@ -34,13 +34,13 @@ class ResumePoint:
 def find_recorded_run(store: StatsStore, pipeline: str, run_id: str | None, what: str = "resume") -> str:
     """The full id of recorded run `run_id` of `pipeline` (a unique prefix is enough); None: the latest.
 
-    Raises ResumeError naming the store, with a did-you-mean, when there is no such run.
+    Raises UnknownRunError naming the store, with a did-you-mean, when there is no such run.
     """
     where = f"in {str(store.path)!r}"
     if run_id is None:
         latest = store.recorded_runs(pipeline, limit=1)
         if not latest:
-            raise ResumeError(
+            raise UnknownRunError(
                 f"cannot {what} pipeline {pipeline!r}: no run of it is recorded {where}; run it first "
                 f"(or point --stats at the file that holds its runs)"
             )
@@ -52,13 +52,13 @@ def find_recorded_run(store: StatsStore, pipeline: str, run_id: str | None, what
     if len(ours) == 1:
         return ours[0]
     if len(ours) > 1:
-        raise ResumeError(
+        raise UnknownRunError(
             f"cannot {what} run {run_id!r} of pipeline {pipeline!r}: the prefix matches {len(ours)} recorded runs "
             f"({', '.join(ours[:5])}{', ...' if len(ours) > 5 else ''}); give more of the run id"
         )
     if matches:
         found, owner = sorted(matches.items())[0]
-        raise ResumeError(
+        raise UnknownRunError(
             f"cannot {what} run {found!r} of pipeline {pipeline!r}: it is a run of pipeline {owner!r}; "
             f"give a run id from: python -m task_engine_core runs TARGET"
         )
@@ -67,7 +67,7 @@ def find_recorded_run(store: StatsStore, pipeline: str, run_id: str | None, what
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else (
         "list the recorded runs with: python -m task_engine_core runs TARGET"
     )
-    raise ResumeError(
+    raise UnknownRunError(
         f"cannot {what} run {run_id!r} of pipeline {pipeline!r}: no such run is recorded {where}; {hint}"
     )
 
