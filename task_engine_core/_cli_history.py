@@ -96,17 +96,18 @@ def print_plan(plan: RunPlan, workers: int, stats: StatsStore | None) -> None:
         kept = sum(1 for r in plan.carried.values() if r.resumed_from)
         print(f"resuming run {plan.resumed_from}: {kept} task(s) keep the state they ended with")
     width = max(len(name) for name in plan.order)
+    number_width = len(f"{len(plan.to_run)}.")
     step = 0
     for name in plan.order:
         carried = plan.carried.get(name)
         if carried is None:
             step += 1
             upstream = ", ".join(validated.upstream[name])
-            what = f"{step:>3}. run" + (f"  (after {upstream})" if upstream else "")
+            what = f"{f'{step}.':>{number_width}} run" + (f"  (after {upstream})" if upstream else "")
         elif carried.excluded:
-            what = "     not selected"
+            what = f"{'':>{number_width}} not selected"
         else:
-            what = f"     kept: {carried.state.value} in run {carried.resumed_from}"
+            what = f"{'':>{number_width}} kept: {carried.state.value} in run {carried.resumed_from}"
         print(f"  {name:<{width}}  {what}")
     sources = ", ".join(plan.context.sources) if plan.context.sources else "none"
     print(f"checked: the definition, the context (sources: {sources}), rate-limit keys, output paths")

@@ -441,8 +441,12 @@ class StatsStore:
         # front, so two writers never deadlock upgrading a read lock). check_same_thread=False:
         # the store's lock serialises use, and a run may finish on another thread than it began.
         if self.read_only:
+            # Without a write-ahead log beside it the file is complete, and `immutable` reads it
+            # without creating the -shm/-wal files a WAL reader otherwise leaves behind.
+            wal = self.path.with_name(self.path.name + "-wal")
+            mode = "ro" if wal.exists() else "ro&immutable=1"
             connection = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout,
+                f"{self.path.resolve().as_uri()}?mode={mode}", uri=True, timeout=self.busy_timeout,
                 isolation_level=None, check_same_thread=False,
             )
             try:
