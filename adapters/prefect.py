@@ -42,6 +42,7 @@ from task_engine_core.errors import (
 from task_engine_core.events import Listener, RetryScheduled, WaitFinished, WaitStarted
 from task_engine_core.pipeline import ValidatedPipeline, default_pipeline
 from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+from task_engine_core.selection import parse_backend_options
 from task_engine_core.stats import StatsStore
 
 try:
@@ -93,7 +94,10 @@ def to_prefect_flow(
     `context` means what it means to PipelineExecutor: None (the default) or a file path runs
     the hydrator chain at the start of every flow run; a mapping or TaskContext is used as it is.
     The flow takes one parameter, `params`: a JSON object (Prefect validates it) laid over the
-    context as its last source, the flow run's own configuration. The flow returns the
+    context as its last source, the flow run's own configuration. A second parameter,
+    `task_engine`, runs part of the pipeline or resumes a recorded flow run, with the CLI's
+    names: `{"only": [...], "from": [...], "to": [...], "tags": [...], "with_upstream": true,
+    "resume": true | "<run id>"}` (see the README). The flow returns the
     RunResult, or raises the first failed task's own exception. The pipeline is validated here,
     so definition errors surface when the flow is built, not when it first runs.
 
@@ -119,9 +123,10 @@ def to_prefect_flow(
     chosen_reporters = None if reporters is None else tuple(reporters)
     key = f"{flow_name}:{id(chosen)}"
 
-    def run_pipeline(params: dict[str, Any] | None = None) -> RunResult:
+    def run_pipeline(params: dict[str, Any] | None = None, task_engine: dict[str, Any] | None = None) -> RunResult:
         with _LAST_RESULTS_LOCK:
             _LAST_RESULTS.pop(key, None)  # a run that fails before its first task leaves no result
+        select, resume = parse_backend_options(task_engine, "flow parameter task_engine")
         _check_limits_exist(limits)
         executor = _PrefectExecutor(
             chosen,
@@ -134,6 +139,8 @@ def to_prefect_flow(
             stats=stats,
             priority=priority,
             prefect_rate_limits=limits,
+            select=select,
+            resume=resume,
         )
         try:
             return executor.run()

@@ -13,10 +13,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import TypedDict
 
-from .errors import EmptySelectionError, InvalidArgumentError, UnknownSelectionError
+from .errors import EmptySelectionError, InvalidArgumentError, UnknownSelectionError, closest_names
 from .graph import downstream_map
 
-__all__ = ["SelectOptions", "SELECT_OPTIONS", "resolve_selection", "describe_selection", "check_select_options", "normalise_tags"]
+__all__ = [
+    "BACKEND_OPTIONS",
+    "SelectOptions",
+    "SELECT_OPTIONS",
+    "check_select_options",
+    "describe_selection",
+    "normalise_tags",
+    "parse_backend_options",
+    "resolve_selection",
+]
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -141,3 +150,49 @@ def describe_selection(options: Mapping[str, object]) -> str:
             flag = "--from" if option == "from_" else f"--{option}"
             parts.append(f"{flag} {','.join(_patterns(value, option))}")
     return " ".join(parts)
+
+
+#: The keys of the `task_engine` object an orchestrator passes (Airflow dag_run.conf, Prefect flow
+#: parameter): the CLI's flag names, `with_upstream` spelled with an underscore.
+BACKEND_OPTIONS = ("only", "from", "to", "tags", "with_upstream", "resume")
+
+
+def parse_backend_options(options: object, where: str) -> tuple[SelectOptions | None, str | bool]:
+    """`{"only": [...], "from": ..., "resume": "<run id>"}` as (`select=`, `resume=`) executor options.
+
+    Lists may also be comma-separated strings, as on the command line. `where` names the source
+    in error messages (e.g. "dag_run.conf['task_engine']").
+    """
+    if options is None:
+        return None, False
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError(
+            f"{where} must be an object such as {{\"only\": [\"Extract\"]}}, not {options!r}"
+        )
+    unknown = sorted(str(key) for key in options if key not in BACKEND_OPTIONS)
+    if unknown:
+        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := closest_names(key, BACKEND_OPTIONS)) else repr(key) for key in unknown]
+        raise InvalidArgumentError(
+            f"{where} has unknown key(s) {', '.join(hints)}; the keys are {', '.join(BACKEND_OPTIONS)}"
+        )
+    select: dict[str, object] = {}
+    for key in ("only", "from", "to", "tags"):
+        value = options.get(key)
+        if value:
+            names = value.split(",") if isinstance(value, str) else value
+            select["from_" if key == "from" else key] = _patterns(
+                [n for n in names if not isinstance(n, str) or n.strip()], f"{where}[{key!r}]"
+            )
+    with_upstream = options.get("with_upstream", False)
+    if not isinstance(with_upstream, bool):
+        raise InvalidArgumentError(f"{where}['with_upstream'] must be true or false, not {with_upstream!r}")
+    if with_upstream:
+        select["with_upstream"] = True
+    resume = options.get("resume", False)
+    if resume is None:
+        resume = False
+    if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):
+        raise InvalidArgumentError(
+            f"{where}['resume'] must be true (the latest run) or a run id, not {resume!r}"
+        )
+    return (select or None), (resume.strip() if isinstance(resume, str) else resume)  # type: ignore[return-value]

@@ -8,6 +8,15 @@ Each scenario is a module in `tests/conformance/scenarios/` that defines
 
 and optionally `PARALLEL_SAFE = False` when the expected states assume tasks start one at a time
 (fail-fast with an independent branch: with several workers the branch may already be running).
+
+Two more kinds run with options of their own, so they are listed apart:
+
+- `SELECTION_SCENARIOS` also define `RUN_OPTIONS`, the `task_engine` options a backend is given
+  (`{"only": [...], "from": [...], "tags": [...]}`: CLI flags, Airflow `dag_run.conf`, Prefect
+  flow parameter); `EXPECTED` is the selected run.
+- `RESUME_SCENARIOS` define `FIRST` (the expected first, failing run), `EXPECTED` (the run that
+  resumes it, with `{"resume": <first run id>}`), `KEPT` (tasks kept from the first run),
+  `reset()` (call before the first run) and `fix()` (call before the resumed one).
 Backoff delays in scenarios are 0 s so every backend runs them quickly. A backend adapter runs a
 scenario its own way, collects {task: (state, attempts)}, and compares with `mismatches()`.
 """
@@ -34,6 +43,11 @@ SCENARIOS: tuple[str, ...] = (
     "cross_module_jobs",
 )
 
+#: Selection: run with the scenario's RUN_OPTIONS.
+SELECTION_SCENARIOS: tuple[str, ...] = ("selection_from_tags",)
+#: Resume: a failing first run, then a run resuming it.
+RESUME_SCENARIOS: tuple[str, ...] = ("resume_after_failure",)
+
 Observed = dict[str, tuple[TaskState, int]]
 
 
@@ -47,6 +61,8 @@ class Scenario:
     expected: Observed
     keep_going: bool
     parallel_safe: bool
+    run_options: dict | None = None
+    first_expected: Observed | None = None
 
     @property
     def module_name(self) -> str:
@@ -69,13 +85,16 @@ def load(name: str) -> Scenario:
         expected=dict(module.EXPECTED),
         keep_going=getattr(module, "KEEP_GOING", False),
         parallel_safe=getattr(module, "PARALLEL_SAFE", True),
+        run_options=getattr(module, "RUN_OPTIONS", None),
+        first_expected=dict(module.FIRST) if hasattr(module, "FIRST") else None,
     )
 
 
-def mismatches(scenario: Scenario, observed: Observed) -> list[str]:
-    """Human-readable differences between what a backend observed and what the scenario expects."""
+def mismatches(scenario: Scenario, observed: Observed, expected: Observed | None = None) -> list[str]:
+    """Human-readable differences between what a backend observed and `expected` (the scenario's EXPECTED)."""
     problems = []
-    for task, (state, attempts) in scenario.expected.items():
+    expected = scenario.expected if expected is None else expected
+    for task, (state, attempts) in expected.items():
         if task not in observed:
             problems.append(f"{scenario.name}: task {task!r} missing from the backend's result")
             continue
@@ -85,6 +104,6 @@ def mismatches(scenario: Scenario, observed: Observed) -> list[str]:
                 f"{scenario.name}: task {task!r} ended {TaskState(got_state).value} after {got_attempts} "
                 f"attempt(s); expected {state.value} after {attempts}"
             )
-    for task in observed.keys() - scenario.expected.keys():
+    for task in observed.keys() - expected.keys():
         problems.append(f"{scenario.name}: unexpected task {task!r}")
     return problems

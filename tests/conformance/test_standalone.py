@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from task_engine_core import PipelineExecutor
+from task_engine_core.selection import parse_backend_options
 
-from . import SCENARIOS, load, mismatches
+from . import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches
 
 
 def run_standalone(name: str, workers: int) -> dict:
@@ -36,3 +37,36 @@ def test_mismatches_reports_a_wrong_state():
     observed = dict(scenario.expected)
     observed["left"] = ("failed", 1)
     assert mismatches(scenario, observed) == ["diamond: task 'left' ended failed after 1 attempt(s); expected success after 1"]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("name", SELECTION_SCENARIOS)
+def test_selection_scenario(name, workers):
+    scenario = load(name)
+    select, resume = parse_backend_options(scenario.run_options, "RUN_OPTIONS")
+    executor = PipelineExecutor(scenario.pipeline, workers=workers, select=select, stats=False, reporters=[], sleep=lambda s: None)
+    result = executor.run()
+    assert mismatches(scenario, {n: (r.state, r.attempts) for n, r in result.tasks.items()}) == []
+    assert {n for n, r in result.tasks.items() if r.excluded} == {n for n, (state, _) in scenario.expected.items() if state.value == "not_run"}
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("name", RESUME_SCENARIOS)
+def test_resume_scenario(name, workers, tmp_path):
+    scenario = load(name)
+    stats = tmp_path / "stats.sqlite3"
+    scenario.module.reset()
+    first = PipelineExecutor(scenario.pipeline, workers=workers, stats=stats, reporters=[], sleep=lambda s: None)
+    with pytest.raises(Exception):
+        first.run()
+    observed = {n: (r.state, r.attempts) for n, r in first.result.tasks.items()}
+    assert mismatches(scenario, observed, scenario.first_expected) == []
+    scenario.module.fix()
+    select, resume = parse_backend_options({"resume": first.result.run_id}, "resume")
+    second = PipelineExecutor(scenario.pipeline, workers=workers, stats=stats, resume=resume, reporters=[], sleep=lambda s: None)
+    result = second.run()
+    assert mismatches(scenario, {n: (r.state, r.attempts) for n, r in result.tasks.items()}) == []
+    assert {n: r.resumed_from for n, r in result.tasks.items() if r.resumed_from} == {
+        n: first.result.run_id for n in scenario.module.KEPT
+    }
+    assert result.resumed_from == first.result.run_id

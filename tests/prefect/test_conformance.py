@@ -13,7 +13,7 @@ import pytest
 
 from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import SCENARIOS, load, mismatches
+from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -72,3 +72,55 @@ def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
     assert observed == run_standalone(name)
     # Submitted from the core's worker threads, the task runs still belong to this flow run.
     check_prefect_record(flow_state, observed, task_runs)
+
+
+@pytest.mark.parametrize("max_workers", [1, 4])
+@pytest.mark.parametrize("name", SELECTION_SCENARIOS)
+def test_selection_scenario_as_flow_parameter(name: str, max_workers: int, task_runs: Any) -> None:
+    scenario = load(name)
+    flow = to_prefect_flow(scenario.pipeline, max_workers=max_workers, reporters=[], stats=False)
+    state = flow(task_engine=scenario.run_options, return_state=True)
+    assert state.is_completed(), state
+    result = last_result(flow)
+    observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
+    assert mismatches(scenario, observed) == []
+    assert {task for task, r in result.tasks.items() if r.excluded} == {"extract", "report", "audit"}
+    # Left-out tasks never become Prefect task runs.
+    check_prefect_record(state, observed, task_runs)
+
+
+@pytest.mark.parametrize("name", RESUME_SCENARIOS)
+def test_resume_scenario_as_flow_parameter(name: str, tmp_path: Any, task_runs: Any) -> None:
+    scenario = load(name)
+    stats = tmp_path / "stats.sqlite3"
+    flow = to_prefect_flow(scenario.pipeline, max_workers=1, reporters=[], stats=stats)
+    scenario.module.reset()
+    first_state = flow(return_state=True)
+    assert first_state.is_failed()
+    first = last_result(flow)
+    observed = {task: (r.state, r.attempts) for task, r in first.tasks.items()}
+    assert mismatches(scenario, observed, scenario.first_expected) == []
+
+    scenario.module.fix()
+    state = flow(task_engine={"resume": first.run_id}, return_state=True)
+    assert state.is_completed(), state
+    result = last_result(flow)
+    observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
+    assert mismatches(scenario, observed) == []
+    assert result.resumed_from == first.run_id
+    assert {task: r.resumed_from for task, r in result.tasks.items() if r.resumed_from} == {
+        task: first.run_id for task in scenario.module.KEPT
+    }
+    check_prefect_record(state, observed, task_runs)
+
+
+def test_a_bad_task_engine_parameter_fails_the_flow_run_before_any_task(task_runs: Any) -> None:
+    scenario = load("selection_from_tags")
+    flow = to_prefect_flow(scenario.pipeline, max_workers=1, reporters=[], stats=False)
+    state = flow(task_engine={"only": ["Claen"]}, return_state=True)
+    assert state.is_failed()
+    assert "--only 'Claen': pipeline 'selection_from_tags' has no task matching it; did you mean 'Clean'?" in state.message
+    assert last_result(flow) is None
+    resumed = flow(task_engine={"resume": True}, return_state=True)
+    assert resumed.is_failed()
+    assert "cannot resume pipeline 'selection_from_tags': statistics are off" in resumed.message
