@@ -7,6 +7,9 @@ outcome onto Airflow: success; a retry (Airflow's own retries, with the delay th
 Fail-fast is emulated: unless `keep_going=True`, a task whose dag run already holds a failed task
 does not run (`AirflowSkipException`, marked NOT_RUN in the XCom `ENGINE_STATE_XCOM_KEY`), and a
 ready task lets heavier ready tasks of its run start first, as the core's start order does.
+Selection and resume come from `dag_run.conf["task_engine"]` (`DAG_RUN_CONF_KEY`): a left-out
+task ends `skipped` (marked NOT_RUN), a task kept from the resumed dag run ends `skipped` marked
+with the state it keeps; neither blocks its children (trigger rule none_failed).
 Choose this over the standalone executor when the pipeline should be scheduled, retried and
 monitored by an existing Airflow deployment.
 """
@@ -42,6 +45,7 @@ from task_engine_core.priority import priority_keys
 from task_engine_core.reporters import ConsoleReporter
 from task_engine_core.result import TaskResult
 from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+from task_engine_core.selection import parse_backend_options
 from task_engine_core.stats import StatsStore, configured_stats_path
 
 try:
@@ -59,7 +63,9 @@ __all__ = [
     "AIRFLOW_PARAMS_ORDER",
     "AIRFLOW_VARIABLE_ORDER",
     "AirflowAdapterError",
+    "DAG_RUN_CONF_KEY",
     "DEFAULT_CONTEXT_VARIABLE",
+    "ENGINE_RESUMED_XCOM_KEY",
     "ENGINE_STATE_XCOM_KEY",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
@@ -72,7 +78,14 @@ DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
 """The Airflow Variable (a JSON object) whose keys are merged into every task's context."""
 
 ENGINE_STATE_XCOM_KEY = "task_engine_state"
-"""XCom key holding "not_run" on a task that fail-fast kept from running (Airflow shows it `skipped`)."""
+"""XCom key holding the engine state of a task the adapter ended `skipped` without an attempt:
+"not_run" (fail-fast, or left out by a selection), or "success" / "skipped" (kept by a resume)."""
+
+ENGINE_RESUMED_XCOM_KEY = "task_engine_resumed_from"
+"""XCom key holding the dag run id whose result a resumed task kept (the run that did the work)."""
+
+DAG_RUN_CONF_KEY = "task_engine"
+"""The dag_run.conf key of selection and resume: `{"only": [...], "from": ..., "resume": "<run id>"}`."""
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
@@ -247,7 +260,7 @@ def to_airflow_dag(
                 operator = PythonOperator(
                     task_id=name,
                     python_callable=_AirflowAttempt(
-                        definition, policies, context_source, None if keep_going else weights
+                        definition, policies, context_source, None if keep_going else weights, pipeline
                     ),
                     priority_weight=weights[name],
                     weight_rule="absolute",
@@ -329,8 +342,11 @@ class _AirflowAttempt:
         policies: TaskPolicies,
         context_source: _AirflowContextSource,
         fail_fast_weights: Mapping[str, int] | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.definition = definition
+        # The whole pipeline, to resolve a dag run's selection (names, tags, from / to).
+        self.pipeline = pipeline
         self.policies = policies
         self.context_source = context_source
         # Fail-fast when set: the priority weight of every task of the DAG (one shared dict).
@@ -341,6 +357,7 @@ class _AirflowAttempt:
     def __call__(self, **airflow_context: Any) -> None:
         name = self.definition.name
         ti = airflow_context["ti"]
+        self._select_or_resume(ti, airflow_context)
         if self.fail_fast_weights is not None:
             self._fail_fast(ti)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
@@ -383,6 +400,37 @@ class _AirflowAttempt:
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
 
+    def _select_or_resume(self, ti: Any, airflow_context: Mapping[str, Any]) -> None:
+        """Raise AirflowSkipException when the dag run's selection leaves this task out or a resume keeps it."""
+        conf = getattr(airflow_context.get("dag_run"), "conf", None) or {}
+        if conf.get(DAG_RUN_CONF_KEY) is None:
+            return
+        name = self.definition.name
+        try:
+            select, resume = parse_backend_options(conf[DAG_RUN_CONF_KEY], f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]")
+            if select and self.pipeline is not None:
+                selected = self.pipeline.select(**select).validate()
+                if name in selected.excluded:
+                    ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+                    raise AirflowSkipException(f"Task Engine did not run {name!r}: not selected ({selected.selection})")
+            if resume is True:
+                raise AirflowAdapterError(
+                    f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]['resume'] is true, but on Airflow the dag run to resume must be "
+                    f"named: give its run id (airflow dags list-runs {ti.dag_id})"
+                )
+        except TaskEngineError as error:
+            # Every task of the dag run fails alike: a wrong name or option is not worth a retry.
+            raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
+        if resume:
+            kept = _kept_from(ti, name, resume)
+            if kept is not None:
+                state, origin = kept
+                ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=state.value)
+                ti.xcom_push(key=ENGINE_RESUMED_XCOM_KEY, value=origin)
+                raise AirflowSkipException(
+                    f"Task Engine kept {name!r}: it ended {state.value} in dag run {origin!r} (resumed run {resume!r})"
+                )
+
     def _fail_fast(self, ti: Any) -> None:
         """Raise unless this task may start now: no failed task in the run, no heavier task still waiting."""
         name = self.definition.name
@@ -414,6 +462,30 @@ class _AirflowAttempt:
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
+
+
+def _kept_from(ti: Any, name: str, resumed: str) -> tuple[TaskState, str] | None:
+    """(state, dag run id) when task `name` ended success or skipped in dag run `resumed`; else None.
+
+    Airflow's own record of that dag run decides: `success`, or `skipped` without the adapter's
+    NOT_RUN mark (a skip the core decided); a task that run kept in turn names its origin.
+    """
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[resumed]).get(resumed, {})
+    if not states:
+        raise AirflowFailException(
+            f"Task Engine: cannot resume dag run {resumed!r} of DAG {ti.dag_id!r}: no such dag run; give a run id "
+            f"from: airflow dags list-runs {ti.dag_id}"
+        )
+    state = states.get(name)
+    if state not in ("success", "skipped"):
+        return None
+    marked = ti.xcom_pull(task_ids=name, key=ENGINE_STATE_XCOM_KEY, run_id=resumed)
+    origin = ti.xcom_pull(task_ids=name, key=ENGINE_RESUMED_XCOM_KEY, run_id=resumed) or resumed
+    if marked is None:
+        return (TaskState.SUCCESS if state == "success" else TaskState.SKIPPED), resumed
+    if marked in (TaskState.SUCCESS.value, TaskState.SKIPPED.value):
+        return TaskState(marked), origin
+    return None  # not run there (fail-fast or not selected): it runs now
 
 
 _FINAL_STATE = {
