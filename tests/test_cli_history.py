@@ -226,3 +226,23 @@ def test_runs_without_a_file_says_so_and_creates_nothing(project: Path) -> None:
     assert done.returncode == 0
     assert done.stdout.startswith("no runs recorded in ")
     assert not (project / ".task_engine").exists()
+
+
+def test_the_readme_example_fails_at_task_5_and_resumes_5_to_8(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TASK_ENGINE_STATS", None)
+    env.pop("WAREHOUSE_UP", None)
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "task_engine_core", "run", "examples.partial_runs", *args],
+            capture_output=True, text=True, cwd=tmp_path, env={**env, **extra},
+        )
+
+    failed = run()
+    assert failed.returncode == 1
+    assert executed(failed) == ["download", "unpack", "validate", "transform", "load_warehouse"]
+    resumed = run("--resume", WAREHOUSE_UP="1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert executed(resumed) == ["load_warehouse", "refresh_views", "build_report", "notify"]
+    assert resumed.stderr.rstrip().endswith("kept 4 task(s), ran 4")
