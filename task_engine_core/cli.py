@@ -236,6 +236,8 @@ def _list(args: argparse.Namespace) -> int:
         if policies.priority is not None:
             parts.append(f"priority={policies.priority:g}")
         parts.extend(f"rate_limit={key}" for key in policies.rate_limit_keys)
+        if validated.definitions[name].tags:
+            parts.append(f"tags={','.join(validated.definitions[name].tags)}")
         parts.extend(
             f"wait_for_resource={guard.name}(timeout {guard.timeout:g}s)"
             for guard in policies.guards
