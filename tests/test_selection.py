@@ -219,3 +219,31 @@ def test_from_and_from_tasks_together_are_refused() -> None:
     pipeline, _ = etl()
     with pytest.raises(InvalidArgumentError, match="both from_= and from_tasks="):
         pipeline.select(from_="load", from_tasks="clean")
+
+
+def test_backend_options_map_onto_the_executor_options() -> None:
+    from task_engine_core.selection import parse_backend_options
+
+    assert parse_backend_options(None, "conf") == (None, False)
+    assert parse_backend_options(
+        {"only": "a, b", "from": ["c"], "to": "d", "tags": ["t"], "with_upstream": True, "resume": " abc "}, "conf"
+    ) == ({"only": ("a", "b"), "from_": ("c",), "to": ("d",), "tags": ("t",), "with_upstream": True}, "abc")
+    assert parse_backend_options({"resume": True}, "conf") == (None, True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"onyl": ["a"]}, "conf has unknown key(s) 'onyl' (did you mean 'only'?); the keys are only, from, to, tags, with_upstream, resume"),
+        (["a"], "conf must be an object such as {\"only\": [\"Extract\"]}, not ['a']"),
+        ({"with_upstream": "yes"}, "conf['with_upstream'] must be true or false, not 'yes'"),
+        ({"resume": 7}, "conf['resume'] must be true (the latest run) or a run id, not 7"),
+        ({"only": [1]}, "conf['only'] got 1; give non-empty names"),
+    ],
+)
+def test_bad_backend_options(options: object, message: str) -> None:
+    from task_engine_core.selection import parse_backend_options
+
+    with pytest.raises(InvalidArgumentError) as raised:
+        parse_backend_options(options, "conf")
+    assert str(raised.value) == message

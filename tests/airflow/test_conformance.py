@@ -81,3 +81,13 @@ def test_a_bad_selection_fails_the_tasks_with_the_core_message(dags_folder: Path
     observed, _ = dag_test_as_engine(dag, {"task_engine": {"only": ["Claen"]}})
     assert observed["extract"] == ("failed", 1) and observed["audit"] == ("failed", 1)
     assert observed["Clean"][0] == "upstream_failed"
+
+
+@pytest.mark.parametrize("resume", [True, "no-such-dag-run"])
+def test_a_resume_airflow_cannot_honour_fails_the_tasks(dags_folder: Path, resume: object) -> None:
+    name = "resume_after_failure"
+    write_scenario_dag(dags_folder, name)
+    dag = load_dag_bag(dags_folder).dags[name]
+    observed, _ = dag_test_as_engine(dag, {"task_engine": {"resume": resume}})
+    assert observed["optional"] == ("failed", 1)
+    assert {state for task, (state, _) in observed.items() if task != "optional"} == {"upstream_failed"}
