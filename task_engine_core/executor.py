@@ -165,8 +165,7 @@ class PipelineExecutor:
         return result
 
     def plan(self) -> RunPlan:
-        """Check and plan a run without running it: validate, hydrate, check rate-limit keys, apply
-        selection and resume. Reads statistics but writes nothing (`--dry-run`)."""
+        """Check and plan a run (definition, context, rate-limit keys, selection, resume); runs and writes nothing."""
         store = self.stats_store
         self.stats_store = store.reader() if store is not None else None
         try:
