@@ -99,3 +99,33 @@ def mismatches(scenario: Scenario, observed: Observed, start_order: bool = True)
     for task in observed.keys() - scenario.expected.keys():
         problems.append(f"{scenario.name}: unexpected task {task!r}")
     return problems
+
+
+def lifecycle_events(events: list[object]) -> dict[str, list[tuple[object, ...]]]:
+    """Per task, the lifecycle events a backend emitted, in order and in backend-neutral terms.
+
+    Started, attempt failed, retry scheduled (with its delay), waits by reason, finished (with the
+    result's state, attempts, reason and which waits it recorded). A backend that starts the task
+    once per try (Airflow) repeats TaskStarted; only the first counts.
+    """
+    from task_engine_core.backend import AttemptFailed, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
+
+    per_task: dict[str, list[tuple[object, ...]]] = {}
+    for event in events:
+        task = getattr(event, "task", None)
+        if task is None:
+            continue
+        seen = per_task.setdefault(task, [])
+        if isinstance(event, TaskStarted):
+            if ("started",) not in seen:
+                seen.append(("started",))
+        elif isinstance(event, AttemptFailed):
+            seen.append(("attempt failed", event.attempt, type(event.error).__name__))
+        elif isinstance(event, RetryScheduled):
+            seen.append(("retry scheduled", event.next_attempt, event.delay))
+        elif isinstance(event, (WaitStarted, WaitFinished)):
+            seen.append(("wait started" if isinstance(event, WaitStarted) else "wait finished", event.reason))
+        elif isinstance(event, TaskFinished):
+            result = event.result
+            seen.append(("finished", result.state.value, result.attempts, result.reason, tuple(sorted(result.waits))))
+    return per_task
