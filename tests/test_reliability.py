@@ -717,3 +717,61 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
     assert "no rows for password ***" in database and "gave up on ***" in database
     assert "nothing_new skipped in " in progress.stderr and ": SkipTask: no rows for password ***" in progress.stderr
 
+
+
+ESCAPED_SECRET_PIPELINE = """
+import json, logging, os
+from task_engine_core import SkipTask, register
+
+logging.basicConfig(filename=os.environ["APP_LOG"], level=logging.INFO, format="%(levelname)s %(message)s")
+log = logging.getLogger("app")
+
+
+@register
+def with_repr(context):
+    params = {"token": context["api"]["token"].reveal(), "n": 1}
+    log.warning("params %r", params)
+    raise ValueError(f"bad params {params!r}")
+
+
+@register
+def with_json(context):
+    raise SkipTask("payload " + json.dumps({"token": context["api"]["token"].reveal()}))
+
+
+@register
+def with_ascii(context):
+    token = context["api"]["token"].reveal()
+    log.warning("ascii: %s list: %s", ascii(token), [token])
+    raise RuntimeError(f"rejected {ascii(token)} / {[token]}")
+"""
+
+# A backslash, a double quote, a tab and non-ASCII: each is escaped by repr, json.dumps or ascii.
+ESCAPED_TOKEN = 'in\\SECRET"\t\u00e9\u20acX'
+
+
+def test_escaped_renderings_of_a_secret_reach_no_output_channel(tmp_path: Path) -> None:
+    import html
+
+    write(tmp_path / "escaped_pipe.py", ESCAPED_SECRET_PIPELINE)
+    (tmp_path / "ctx.yml").write_text(f"api:\n  token: !secret {json.dumps(ESCAPED_TOKEN)}\n", encoding="utf-8")
+    done = cli(
+        tmp_path, "escaped_pipe.py", "--context", "ctx.yml", "--keep-going",
+        "--report", "run.html", "--json", "run.json", "--trace", "trace.jsonl", "--no-stats",
+        APP_LOG="app.log", PYTHONIOENCODING="utf-8",
+    )
+    assert done.returncode == 1, done.stderr
+    channels = {  # a task's own print is its own output, not masked (as in Airflow's and Prefect's logs)
+        "stderr": done.stderr,
+        "log file": (tmp_path / "app.log").read_text(encoding="utf-8"),
+        "html": html.unescape((tmp_path / "run.html").read_text(encoding="utf-8")),
+        "json": (tmp_path / "run.json").read_text(encoding="utf-8"),
+        "trace": (tmp_path / "trace.jsonl").read_text(encoding="utf-8"),
+    }
+    for channel, text in channels.items():
+        assert "SECRET" not in text, (channel, [line for line in text.splitlines() if "SECRET" in line])
+    # The texts that held the secret are there, masked.
+    assert "ascii: '***' list: ['***']" in channels["log file"]
+    assert "bad params {'token': '***', 'n': 1}" in done.stderr
+    assert "payload {\\\"token\\\": \\\"***\\\"}" in channels["json"] and "rejected '***' / ['***']" in channels["html"]
+    assert "params {'token': '***', 'n': 1}" in channels["log file"]
