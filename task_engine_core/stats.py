@@ -23,6 +23,7 @@ from statistics import fmean
 from typing import TypeVar
 
 from ._secrets import mask_text
+from ._text import encodable
 from .events import Event, RunFinished
 from .result import RunResult, TaskResult
 from .task import TaskState
@@ -201,7 +202,7 @@ class StatsStore:
             if r.attempts and r.duration is not None
         ]
         wait_rows = [
-            (result.run_id, r.name, reason, seconds)
+            (result.run_id, encodable(r.name), encodable(reason), seconds)
             for r in result.tasks.values()
             for reason, seconds in r.waits.items()
         ]
@@ -443,7 +444,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
     return (
         run.run_id,
         run.pipeline,
-        task.name,
+        encodable(task.name),
         task.state.value,
         task.attempts,
         _iso(task.start),
@@ -452,7 +453,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
         task.waited,
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        mask_text(task.reason) or None,  # a SkipTask message or an explanation may quote a secret
+        encodable(mask_text(task.reason)) or None,  # a SkipTask message or an explanation may quote a secret
     )
 
 

@@ -775,3 +775,57 @@ def test_escaped_renderings_of_a_secret_reach_no_output_channel(tmp_path: Path) 
     assert "bad params {'token': '***', 'n': 1}" in done.stderr
     assert "payload {\\\"token\\\": \\\"***\\\"}" in channels["json"] and "rejected '***' / ['***']" in channels["html"]
     assert "params {'token': '***', 'n': 1}" in channels["log file"]
+
+
+SURROGATE_PIPELINE = """
+import logging
+from task_engine_core import SkipTask, register
+
+@register
+def lists():
+    name = b"caf\\xff.txt".decode("utf-8", "surrogateescape")  # what os.listdir() gives for it
+    logging.getLogger("app").warning("found %s", name)
+    raise SkipTask("odd file " + name)
+
+@register(depends_on=lists)
+def after():
+    print("after ran")
+"""
+
+
+def test_a_lone_surrogate_in_a_skip_reason_costs_no_output(tmp_path: Path) -> None:
+    write(tmp_path / "sur_pipe.py", SURROGATE_PIPELINE)
+    done = cli(
+        tmp_path, "sur_pipe.py", "--json", "run.json", "--report", "run.html", "--trace", "trace.jsonl",
+        "--stats", "stats.sqlite3", PYTHONIOENCODING="utf-8",  # a strict standard output, as a pipe often is
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "Skipping task due to error: odd file caf\\udcff.txt" in done.stdout and "after ran" in done.stdout
+    summary = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    # JSON's own \udcff escape: a reader gets the very text the task gave
+    assert {task["name"]: task["reason"] for task in summary["tasks"]}["lists"] == "odd file caf\udcff.txt"
+    assert "odd file caf\\udcff.txt" in (tmp_path / "run.html").read_text(encoding="utf-8")
+    spans = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {row["name"] for row in spans if row["type"] == "span"} >= {"task lists", "task after"}
+    assert rows(tmp_path / "stats.sqlite3", "SELECT task, reason FROM task_runs ORDER BY task") == [
+        ("after", None), ("lists", "odd file caf\\udcff.txt"),
+    ]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_report_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    import resource
+
+    def small_file_limit() -> None:  # the HTML report is larger than this; the JSON summary is not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2500, 2500))
+
+    write(tmp_path / "only.py", TASK)
+    done = subprocess.run(
+        [sys.executable, "-m", "task_engine_core", "run", "only.py", "--json", "run.json", "--report", "run.html", "--no-stats"],
+        cwd=tmp_path, env=environment(tmp_path, PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True,
+        timeout=120, preexec_fn=small_file_limit,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "File too large" in done.stderr  # the write did fail
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["only.py", "run.json"]

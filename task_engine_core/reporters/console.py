@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from .._secrets import error_text
+from .._text import stream_encodable
 from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
 from ..task import TaskState
 from .base import Reporter
@@ -29,7 +30,8 @@ class ConsoleReporter(Reporter):
 
     def _print(self, line: str) -> None:
         # Look standard output up at print time so redirecting sys.stdout works.
-        print(line, file=self._stream or sys.stdout, flush=True)
+        stream = self._stream or sys.stdout
+        print(stream_encodable(line, stream), file=stream, flush=True)
 
     def on_run_started(self, event: RunStarted) -> None:
         """Print the plan line when `show_plan` is on."""
