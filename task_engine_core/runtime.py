@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -182,9 +183,9 @@ def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutco
         return give_up(explained or "retry_handler declined to retry")
     if decision is True:
         delay = policies.backoff.delay(attempt)
-    elif isinstance(decision, (int, float)) and decision >= 0:
+    elif isinstance(decision, (int, float)) and math.isfinite(decision) and decision >= 0:
         delay = float(decision)
-    else:
+    else:  # NaN and infinity too: the task's own failure, not a library error from a sleep
         return give_up(f"retry_handler returned {decision!r}; expected True, False or seconds >= 0")
     return AttemptOutcome(
         OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason=explained or "retry_handler asked to retry"

@@ -73,8 +73,8 @@ def test_errors_inside_a_timed_task_are_its_own():
     assert str(info.value) == "missing row"
 
 
-@pytest.mark.parametrize("value", [0, -1, "5", True])
+@pytest.mark.parametrize("value", [0, -1, "5", True, float("nan"), float("inf"), float("-inf")])
 def test_bad_timeout(value):
     with pytest.raises(InvalidArgumentError) as info:
         timeout(value)
-    assert str(info.value) == f"timeout({value!r}): seconds must be a number > 0"
+    assert str(info.value) == f"timeout({value!r}): seconds must be a finite number > 0"
