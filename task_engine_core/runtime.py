@@ -111,10 +111,8 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
         run.emit(AttemptStarted(run.run_id, run.name, attempt, policies.max_attempts))
     token = _CURRENT.set(run)
     try:
-        for guard in policies.guards:
-            guard.before_attempt(run)
         if policies.timeout is None:
-            run.task.perform_task()
+            _guarded_perform(run)
         else:
             _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
@@ -141,14 +139,25 @@ def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
         )
 
 
+def _guarded_perform(run: TaskRun) -> None:
+    """One attempt's body: the guards (`@wait_for_resource` checks), then perform_task."""
+    for guard in run.policies.guards:
+        guard.before_attempt(run)
+    run.task.perform_task()
+
+
 def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:
-    """Run perform_task in a daemon thread and stop waiting for it after `seconds`."""
+    """Run the guards and perform_task in a daemon thread and stop waiting for them after `seconds`.
+
+    The guards are inside: a timeout bounds the whole attempt, so a readiness check that blocks
+    (or never returns) cannot outlast it.
+    """
     outcome: list[BaseException | None] = []
     context = contextvars.copy_context()  # the attempt thread sees current_task_run() too
 
     def target() -> None:
         try:
-            context.run(run.task.perform_task)
+            context.run(_guarded_perform, run)
             outcome.append(None)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
             outcome.append(error)
