@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._runnable import is_awaitable, run_awaitable
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted, Event, EventBus, WaitFinished, WaitStarted
 from .policies import TaskPolicies
@@ -143,7 +144,8 @@ def _guarded_perform(run: TaskRun) -> None:
     """One attempt's body: the guards (`@wait_for_resource` checks), then perform_task."""
     for guard in run.policies.guards:
         guard.before_attempt(run)
-    run.task.perform_task()
+    if is_awaitable(outcome := run.task.perform_task()):  # async def: run it on this thread's event loop
+        run_awaitable(outcome)
 
 
 def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:

@@ -150,11 +150,26 @@ CONTEXT_ERRORS = [
         "rate_limits:\n  api: {{rate: 5, burst: 0.5}}\n",
         "context key rate_limits.api: RateLimit('api', burst=0.5): burst must be a finite number >= 1",
     ),
+    (  # about 300 levels: was a RecursionError traceback and exit 1
+        "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v: 1\n",
+        "context file '{dir}/ctx.yml', line 101: its mappings and lists nest more than 100 levels deep; flatten "
+        "the structure (a context holds configuration, not deep data)",
+    ),
+    (
+        "a: " + "{{x: " * 300 + "1" + "}}" * 300 + "\n",
+        "context file '{dir}/ctx.yml', line 1: its mappings and lists nest more than 100 levels deep; flatten "
+        "the structure (a context holds configuration, not deep data)",
+    ),
+    (  # so deep that PyYAML's own parser runs out of stack
+        "a: " + "[" * 5000 + "1" + "]" * 5000 + "\n",
+        "context file '{dir}/ctx.yml': its mappings and lists nest more than 100 levels deep; flatten "
+        "the structure (a context holds configuration, not deep data)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "alias-bomb", "recursive-alias", "burst"]
+    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "alias-bomb", "recursive-alias", "burst", "deep-300", "deep-flow-300", "deep-5000"]
 )
 def test_a_bad_context_file_exits_2_before_anything_happens(tmp_path: Path, text: str | None, message: str) -> None:
     write(tmp_path / "pipe.py", TASK)
