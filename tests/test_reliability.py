@@ -844,3 +844,59 @@ def test_a_failed_report_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "File too large" in done.stderr  # the write did fail
     assert sorted(p.name for p in tmp_path.iterdir()) == ["only.py", "run.json"]
+
+
+LOCKER = """
+import os, sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+connection.execute("BEGIN EXCLUSIVE")
+connection.execute("DELETE FROM runs WHERE 0")
+print("locked", flush=True)
+for _ in range(600):  # 30 s at most
+    if os.path.exists(sys.argv[2]):
+        print("released by the task", flush=True)
+        break
+    time.sleep(0.05)
+else:
+    print("released after 30 s", flush=True)
+connection.execute("COMMIT")
+connection.close()
+"""
+
+
+def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", """
+        from pathlib import Path
+        from task_engine_core import register
+
+        @register
+        def first():
+            Path("release").touch()  # only a task that started while the lock is held can end it early
+            print("first ran")
+
+        @register
+        def second():
+            print("second ran")
+    """)
+    assert cli(tmp_path, "pipe.py", "--stats", "stats.sqlite3").returncode == 0  # a database with history
+    (tmp_path / "release").unlink()
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(tmp_path / "stats.sqlite3"), str(tmp_path / "release")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert locker.stdout.readline() == "locked\n"
+        done = cli(tmp_path, "pipe.py", "--stats", "stats.sqlite3")
+        released = locker.stdout.readline()
+    finally:
+        locker.kill() if locker.poll() is None else None
+        locker.wait()
+    assert released == "released by the task\n", (done.stdout, done.stderr)
+    assert done.returncode == 0 and done.stdout.splitlines() == ["Executing first", "first ran", "Executing second", "second ran"], done.stderr
+    assert done.stderr.splitlines()[0] == (
+        "warning: statistics file 'stats.sqlite3': database is locked (SQLITE_BUSY); expected durations are "
+        "unavailable; ready tasks start in registration order"
+    )
+    assert done.stderr.count("warning:") == 1
+    assert rows(tmp_path / "stats.sqlite3", "SELECT count(*) FROM runs") == [(2,)]  # written once the lock went
