@@ -46,6 +46,10 @@ _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FA
 _RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
 _UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+# A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
+# send SIGTERM to the child and again to its process group. The same signal again within this many
+# seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
+_REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
 
@@ -387,6 +391,7 @@ class _SignalGuard:
         self.installed = False
         self.finishing = False
         self._signalled_while_finishing = False
+        self._last_signal: tuple[str, float] | None = None
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
@@ -399,6 +404,10 @@ class _SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         assert self.executor is not None
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        last, self._last_signal = self._last_signal, (name, now)
+        if last is not None and last[0] == name and now - last[1] < _REPEAT_WINDOW.get(name, 0.0):
+            return  # the supervisor's copy of the signal just handled: one request, not a second
         if self.finishing:
             # The run is over and its results are being written: let that finish; a second
             # signal means the user will not wait for it.
