@@ -23,6 +23,7 @@ from ._cli_reporting import (
     finish_run_reporting,
 )
 from ._secrets import error_text, mask_text
+from ._streams import protect_stdout
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
@@ -142,6 +143,7 @@ def _load(target: str) -> Pipeline:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_paths(args)  # before any task starts
+    protect_stdout()  # `run ... | head`: a closed reader is not a task's failure
     try:
         pipeline = _load(args.target)
     except KeyboardInterrupt:  # Ctrl-C during a slow import

@@ -900,3 +900,31 @@ def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: P
     )
     assert done.stderr.count("warning:") == 1
     assert rows(tmp_path / "stats.sqlite3", "SELECT count(*) FROM runs") == [(2,)]  # written once the lock went
+
+
+def test_a_reader_that_closes_standard_output_is_not_a_task_failure(tmp_path: Path) -> None:
+    write(tmp_path / "noisy.py", """
+        from task_engine_core import register
+
+        @register
+        def noisy():
+            for i in range(50_000):
+                print("line", i)
+
+        @register(depends_on=noisy)
+        def after():
+            print("after ran")
+    """)
+    process = subprocess.Popen(  # what `... run noisy.py | head -2` does
+        [sys.executable, "-m", "task_engine_core", "run", "noisy.py", "--json", "run.json", "--no-stats"],
+        cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert [process.stdout.readline(), process.stdout.readline()] == ["Executing noisy\n", "line 0\n"]
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 0, err
+    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert {t["name"]: (t["state"], t["error"]) for t in summary["tasks"]} == {
+        "noisy": ("success", None), "after": ("success", None),
+    }
