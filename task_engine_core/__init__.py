@@ -4,6 +4,7 @@ Importing this package loads the standard library only.
 """
 
 from ._secrets import Secret, mask_secrets
+from ._version import __version__
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -50,6 +51,7 @@ from .stats import StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
+    "__version__",
     "Backoff",
     "ConsoleReporter",
     "ContextError",

@@ -24,6 +24,7 @@ from ._cli_reporting import (
 )
 from ._secrets import error_text, mask_text
 from ._streams import protect_stdout
+from ._version import __version__
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 a task failed, 2 a definition or usage error, "
         "130/143 interrupted by SIGINT/SIGTERM.",
     )
+    parser.add_argument("--version", action="version", version=f"task-engine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a pipeline", description="Run every task of TARGET's pipeline.")

@@ -61,7 +61,8 @@ class PipelineExecutor:
     the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path.
+    critical path. With `raise_on_failure=False`, `run()` returns the result of a failed or
+    interrupted run instead of raising (check `result.failed` / `result.interrupted`).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
+        raise_on_failure: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
@@ -90,6 +92,7 @@ class PipelineExecutor:
         self.sleep = sleep
         self.handle_signals = handle_signals
         self.priority = bool(priority)
+        self.raise_on_failure = bool(raise_on_failure)
         self.stats_store = _stats_store(stats)
         chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
         recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
@@ -138,7 +141,8 @@ class PipelineExecutor:
             # statistics or a report short (every task has its final state already).
             guard.finishing = True
             self._finish(validated, result, started)
-        self._raise_for(result)
+        if self.raise_on_failure:
+            self._raise_for(result)
         return result
 
     def request_stop(self, reason: str = "stop requested") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -131,3 +132,15 @@ def test_syntax_and_import_errors_in_the_users_module_exit_2_naming_file_and_lin
     assert done.returncode == 2 and done.stderr == (
         f"error: cannot load {str(missing)!r}: ModuleNotFoundError: No module named 'not_installed_lib' at {missing}, line 2\n"
     )
+
+
+def test_version_prints_the_installed_version_and_exits_0():
+    import subprocess
+    import sys
+
+    import task_engine_core
+
+    done = subprocess.run([sys.executable, "-m", "task_engine_core", "--version"], capture_output=True, text=True,
+                          cwd=Path(task_engine_core.__file__).parents[1])
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"task-engine {task_engine_core.__version__}\n", "")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", task_engine_core.__version__)
