@@ -30,6 +30,7 @@ from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
 from .policies.resource import ResourceGuard
+from .reporters.progress import format_run_totals
 from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
@@ -165,14 +166,15 @@ def _run(args: argparse.Namespace) -> int:
         executor.run()
     except RunInterrupted as interrupted:
         print(f"interrupted: {interrupted}", file=sys.stderr)
+        _print_totals(executor, args)
         return exit_code_for_signal(executor.result.interrupted if executor.result else None)
     except TaskEngineError:
         if executor.result is None:
             raise  # a definition error before any task started
-        return _report_failure(executor)
+        return _report_failure(executor, args)
     except BaseException as error:
         if executor.result is not None and executor.result.failed:
-            return _report_failure(executor)  # a task's own KeyboardInterrupt, SystemExit, ...
+            return _report_failure(executor, args)  # a task's own KeyboardInterrupt, SystemExit, ...
         if not isinstance(error, KeyboardInterrupt):
             raise
         if executor.result is None:  # Ctrl-C while the context was read
@@ -194,11 +196,19 @@ def _interrupted_before_the_run() -> int:
     return exit_code_for_signal("SIGINT")
 
 
-def _report_failure(executor: PipelineExecutor) -> int:
+def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
+    # Which tasks then did not run: the last line of every failed or interrupted run (--progress
+    # prints the same line itself).
+    if executor.result is not None and not getattr(args, "progress", False):
+        print(format_run_totals(executor.result), file=sys.stderr)
+
+
+def _report_failure(executor: PipelineExecutor, args: argparse.Namespace) -> int:
     assert executor.result is not None
     failed = executor.result.failed
     first = min(failed, key=lambda r: r.end) if failed else None
     if first is None or first.error is None:
+        _print_totals(executor, args)
         return EXIT_TASK_FAILED
     others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
     message = error_text(first.error)
@@ -206,6 +216,7 @@ def _report_failure(executor: PipelineExecutor) -> int:
     print(f"task {first.name!r} failed after {first.attempts} attempt(s): {error}{others}", file=sys.stderr)
     # Secret values revealed to a client can come back inside its error message.
     print(mask_text("".join(traceback.format_exception(first.error))), end="", file=sys.stderr)
+    _print_totals(executor, args)
     return EXIT_TASK_FAILED
 
 

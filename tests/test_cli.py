@@ -46,7 +46,8 @@ def test_failed_task_exits_1_with_a_summary_then_the_traceback(tmp_path):
     lines = done.stderr.splitlines()
     assert lines[0] == "task 'extract' failed after 1 attempt(s): ValueError: Error 401"
     assert lines[1] == "Traceback (most recent call last):"
-    assert lines[-2:] == ["ValueError: Error 401", "Task Engine: task 'extract' failed on attempt 1 (no retries configured)"]
+    assert lines[-3:-1] == ["ValueError: Error 401", "Task Engine: task 'extract' failed on attempt 1 (no retries configured)"]
+    assert re.fullmatch(r"run finished in \d+\.\d\d s: 1 failed", lines[-1])  # which tasks then did not run
 
 
 def test_definition_error_exits_2_without_traceback(tmp_path):

@@ -311,7 +311,9 @@ def test_a_base_exception_in_a_worker_thread_keeps_the_other_results(tmp_path: P
     assert done.returncode == 1, done.stderr
     assert sorted(done.stdout.splitlines()) == ["Executing bad", "Executing slow", "slow done"]  # no new start
     assert done.stderr.splitlines()[0] == f"task 'bad' failed after 1 attempt(s): {shown}"
-    assert done.stderr.splitlines()[-1] == f"Task Engine: task 'bad' failed on attempt 1 ({name} escaped the task)"
+    assert done.stderr.splitlines()[-2] == f"Task Engine: task 'bad' failed on attempt 1 ({name} escaped the task)"
+    totals = re.fullmatch(rf"run interrupted by {name} in \d+\.\d\d s: (.*)", done.stderr.splitlines()[-1])
+    assert totals and sorted(totals[1].split(", ")) == ["1 failed", "1 not_run", "1 success", "1 upstream_failed"]
     assert rows(database, "SELECT task, state, error_type FROM task_runs ORDER BY task") == [
         ("after_bad", "upstream_failed", None),
         ("after_slow", "not_run", None),
@@ -522,10 +524,11 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     name = signal.Signals(signum).name
     assert process.returncode == code, err
     assert sorted(p.name for p in marks.iterdir()) == sorted(f"slow{i}.{s}" for i in range(3) for s in ("started", "done"))
-    assert err == (
+    assert err.splitlines()[0] == (
         f"interrupted: run {rows(database, 'SELECT run_id FROM runs')[0][0]} of pipeline 'stoppable' stopped by "
-        f"{name}; finished tasks kept their results\n"
+        f"{name}; finished tasks kept their results"
     )
+    assert re.fullmatch(rf"run interrupted by {name} in \d+\.\d\d s: 3 success, 3 not_run\n", err.split("\n", 1)[1])
     assert dict(rows(database, "SELECT task, state FROM task_runs")) == {
         **{f"slow{i}": "success" for i in range(3)}, **{f"next{i}": "not_run" for i in range(3)}
     }
@@ -928,3 +931,28 @@ def test_a_reader_that_closes_standard_output_is_not_a_task_failure(tmp_path: Pa
     assert {t["name"]: (t["state"], t["error"]) for t in summary["tasks"]} == {
         "noisy": ("success", None), "after": ("success", None),
     }
+
+
+def test_a_failed_run_ends_with_one_line_of_task_states(tmp_path: Path) -> None:
+    write(tmp_path / "fails.py", """
+        from task_engine_core import register
+
+        @register
+        def breaks():
+            raise ValueError("bad")
+
+        @register
+        def independent():
+            pass
+
+        @register(depends_on=breaks)
+        def downstream():
+            pass
+    """)
+    done = cli(tmp_path, "fails.py", "--no-stats")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        r"run finished in \d+\.\d\d s: 1 failed, 1 not_run, 1 upstream_failed", done.stderr.splitlines()[-1]
+    ), done.stderr
+    progress = cli(tmp_path, "fails.py", "--no-stats", "--progress")  # --progress prints that line itself, once
+    assert sum(line.startswith("run finished in ") for line in progress.stderr.splitlines()) == 1

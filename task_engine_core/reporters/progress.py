@@ -11,10 +11,11 @@ from typing import TextIO
 
 from .._secrets import error_text, mask_text
 from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
+from ..result import RunResult
 from ..task import TaskState
 from .base import WAIT_LINE_THRESHOLD, Reporter
 
-__all__ = ["ProgressReporter", "describe_wait", "format_seconds"]
+__all__ = ["ProgressReporter", "describe_wait", "format_seconds", "format_run_totals"]
 
 _WAIT_NAMES = {"rate_limit": "rate limit", "resource": "resource", "retry": "retry"}
 
@@ -25,6 +26,17 @@ def format_seconds(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_run_totals(result: RunResult) -> str:
+    """The one-line end of a run: `run finished in 3.50 s: 3 success, 1 skipped` (or `interrupted by SIGTERM`)."""
+    counts: dict[str, int] = {}
+    for task in result.tasks.values():
+        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    totals = ", ".join(f"{n} {state}" for state, n in counts.items())
+    took = f" in {result.duration:.2f} s" if result.duration is not None else ""
+    ended = f"interrupted by {result.interrupted}" if result.interrupted else "finished"
+    return f"run {ended}{took}: {totals}"
 
 
 def describe_wait(event: WaitStarted) -> str:
@@ -269,13 +281,6 @@ class ProgressReporter(Reporter):
         if self._ticker is not None:
             self._ticker.join(timeout=2)
             self._ticker = None
-        result = event.result
-        counts: dict[str, int] = {}
-        for task in result.tasks.values():
-            counts[task.state.value] = counts.get(task.state.value, 0) + 1
-        totals = ", ".join(f"{n} {state}" for state, n in counts.items())
-        took = f" in {result.duration:.2f} s" if result.duration is not None else ""
-        ended = f"interrupted by {result.interrupted}" if result.interrupted else "finished"
         with self._lock:
             if self._stdout_shield is not None:
                 self._stdout_shield.uninstall()
@@ -283,7 +288,7 @@ class ProgressReporter(Reporter):
             if self.is_tty and self._status_shown:
                 self.stream.write("\r\x1b[K")
                 self._status_shown = False
-            self.stream.write(f"run {ended}{took}: {totals}\n")
+            self.stream.write(format_run_totals(event.result) + "\n")
             self.stream.flush()
 
     def clear_status(self) -> None:
