@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +24,7 @@ from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
+from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
@@ -108,6 +110,18 @@ class PipelineExecutor:
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        loading = loading_target()
+        if loading is not None:
+            # The module is being imported by the CLI (or a DAG / flow entry), which runs the
+            # pipeline itself once the import is done: running it here too would run it twice.
+            warnings.warn(
+                f"PipelineExecutor().run() was called while {loading!r} is being imported to be run; "
+                f"this call is skipped, as the pipeline runs once the import is done. Put it under "
+                f'`if __name__ == "__main__":` to silence this warning (`python {loading}` still runs it)',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return RunResult(run_id="", pipeline=pipeline.name, tasks={}, workers=self.workers)
         validated = pipeline.validate()
         context = self._build_context()
         self._configure_rate_limits(validated, context)

@@ -956,3 +956,27 @@ def test_a_failed_run_ends_with_one_line_of_task_states(tmp_path: Path) -> None:
     ), done.stderr
     progress = cli(tmp_path, "fails.py", "--no-stats", "--progress")  # --progress prints that line itself, once
     assert sum(line.startswith("run finished in ") for line in progress.stderr.splitlines()) == 1
+
+
+def test_a_module_that_runs_its_own_pipeline_at_import_runs_once_with_a_warning(tmp_path: Path) -> None:
+    write(tmp_path / "selfrun.py", """
+        from task_engine_core import PipelineExecutor, register
+
+        @register
+        def hello():
+            print("hello ran")
+
+        PipelineExecutor().run()  # the README's first sample ends like this
+    """)
+    done = cli(tmp_path, "selfrun.py", "--no-stats")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["Executing hello", "hello ran"]  # once, not twice
+    assert done.stderr.splitlines() == [
+        f"{tmp_path / 'selfrun.py'}:8: RuntimeWarning: PipelineExecutor().run() was called while 'selfrun.py' is "
+        "being imported to be run; this call is skipped, as the pipeline runs once the import is done. Put it under "
+        '`if __name__ == "__main__":` to silence this warning (`python selfrun.py` still runs it)',
+        "  PipelineExecutor().run()  # the README's first sample ends like this",
+    ]
+    alone = subprocess.run([sys.executable, "selfrun.py"], cwd=tmp_path, env=environment(tmp_path),
+                           capture_output=True, text=True, timeout=60)
+    assert (alone.returncode, alone.stdout, alone.stderr) == (0, "Executing hello\nhello ran\n", "")
