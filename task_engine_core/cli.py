@@ -23,7 +23,7 @@ from ._cli_reporting import (
     finish_run_reporting,
 )
 from ._secrets import error_text, mask_text
-from ._streams import protect_stdout
+from ._streams import prefix_task_output, protect_stdout
 from ._version import __version__
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
+    run.add_argument("--prefix-output", action="store_true", help="start every line a task prints with [TaskName] (useful with --workers)")
     run.add_argument("--plan", action="store_true", help="print the plan line before running")
     run.add_argument(
         "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
@@ -147,6 +148,8 @@ def _load(target: str) -> Pipeline:
 def _run(args: argparse.Namespace) -> int:
     check_output_paths(args)  # before any task starts
     protect_stdout()  # `run ... | head`: a closed reader is not a task's failure
+    if args.prefix_output:
+        prefix_task_output()
     try:
         pipeline = _load(args.target)
     except KeyboardInterrupt:  # Ctrl-C during a slow import

@@ -145,3 +145,30 @@ def test_version_prints_the_installed_version_and_exits_0():
                           cwd=Path(task_engine_core.__file__).parents[1])
     assert (done.returncode, done.stdout, done.stderr) == (0, f"task-engine {task_engine_core.__version__}\n", "")
     assert re.fullmatch(r"\d+\.\d+\.\d+", task_engine_core.__version__)
+
+
+def test_prefix_output_names_the_task_on_each_line_it_prints(tmp_path):
+    file = tmp_path / "talkers.py"
+    file.write_text(textwrap.dedent("""
+        import sys
+        from task_engine_core import register
+
+        @register
+        def one():
+            print("one says", 1)
+            sys.stdout.write("partial ")
+            sys.stdout.write("line\\nand more\\n")
+
+        @register
+        def two():
+            print("two says", 2)
+    """))
+    done = cli("run", str(file), "--workers", "2", "--prefix-output", "--no-stats", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(line for line in lines if not line.startswith("Executing ")) == [
+        "[one] and more", "[one] one says 1", "[one] partial line", "[two] two says 2",
+    ]
+    assert sorted(line for line in lines if line.startswith("Executing ")) == ["Executing one", "Executing two"]
+    plain = cli("run", str(file), "--workers", "2", "--no-stats", cwd=tmp_path)  # off by default
+    assert "one says 1" in plain.stdout.splitlines()
