@@ -5,6 +5,7 @@ Importing this package loads the standard library only.
 
 from ._secrets import Secret, mask_secrets
 from .attempt import AttemptState, HandlerDecision
+from ._version import __version__
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -52,6 +53,7 @@ from .task import FunctionTask, Task, TaskState
 
 __all__ = [
     "AttemptState",
+    "__version__",
     "Backoff",
     "ConsoleReporter",
     "ContextError",

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +24,7 @@ from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RunFinished, RunStarted
 from .graph import downstream_map
+from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
@@ -38,6 +40,10 @@ __all__ = ["PipelineExecutor"]
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+# A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
+# send SIGTERM to the child and again to its process group. The same signal again within this many
+# seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
+_REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
 
@@ -51,6 +57,8 @@ class PipelineExecutor:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
     critical path. `run_task` is for backends (see `task_engine_core.backend`): it runs one
     allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
+    critical path. With `raise_on_failure=False`, `run()` returns the result of a failed or
+    interrupted run instead of raising (check `result.failed` / `result.interrupted`).
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class PipelineExecutor:
         priority: bool = True,
         run_task: Callable[[TaskLifecycle], object] | None = None,
         trace_id: str | None = None,
+        raise_on_failure: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
@@ -83,6 +92,7 @@ class PipelineExecutor:
         self.priority = bool(priority)
         #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
         self.run_task = run_task
+        self.raise_on_failure = bool(raise_on_failure)
         self.stats_store = resolve_stats_store(stats)
         #: The run's trace id when a backend propagates one (e.g. derived from its run id).
         self.trace_id = trace_id
@@ -99,6 +109,18 @@ class PipelineExecutor:
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        loading = loading_target()
+        if loading is not None:
+            # The module is being imported by the CLI (or a DAG / flow entry), which runs the
+            # pipeline itself once the import is done: running it here too would run it twice.
+            warnings.warn(
+                f"PipelineExecutor().run() was called while {loading!r} is being imported to be run; "
+                f"this call is skipped, as the pipeline runs once the import is done. Put it under "
+                f'`if __name__ == "__main__":` to silence this warning (`python {loading}` still runs it)',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return RunResult(run_id="", pipeline=pipeline.name, tasks={}, workers=self.workers)
         validated = pipeline.validate()
         context = self._build_context()
         self._configure_rate_limits(validated, context)
@@ -138,7 +160,8 @@ class PipelineExecutor:
             # statistics or a report short (every task has its final state already).
             guard.finishing = True
             self._finish(validated, result, started)
-        self._raise_for(result)
+        if self.raise_on_failure:
+            self._raise_for(result)
         return result
 
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -355,6 +378,7 @@ class _SignalGuard:
         self.installed = False
         self.finishing = False
         self._signalled_while_finishing = False
+        self._last_signal: tuple[str, float] | None = None
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
@@ -367,6 +391,10 @@ class _SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         assert self.executor is not None
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        last, self._last_signal = self._last_signal, (name, now)
+        if last is not None and last[0] == name and now - last[1] < _REPEAT_WINDOW.get(name, 0.0):
+            return  # the supervisor's copy of the signal just handled: one request, not a second
         if self.finishing:
             # The run is over and its results are being written: let that finish; a second
             # signal means the user will not wait for it.

@@ -24,6 +24,7 @@ from statistics import fmean
 from typing import TypeVar
 
 from ._secrets import mask_text
+from ._text import encodable
 from .events import Event, RunFinished, TaskFinished
 from .result import RunResult, TaskResult
 from .task import TaskState
@@ -47,6 +48,8 @@ DEFAULT_STATS_DIRECTORY = ".task_engine"
 DEFAULT_STATS_FILE = "stats.sqlite3"
 STATS_ENVIRONMENT_VARIABLE = "TASK_ENGINE_STATS"
 SCHEMA_VERSION = 1
+#: At most this many seconds a run waits to read expected durations from a locked statistics file.
+PRIORITY_READ_WAIT = 1.0
 #: The expected duration of a task is the plain mean of its first runs, then a moving average
 #: in which the newest run weighs 1/EXPECTED_DURATION_WINDOW: recent runs count, outliers fade.
 EXPECTED_DURATION_WINDOW = 20
@@ -200,6 +203,7 @@ class StatsStore:
         self.give_up_after = give_up_after
         self._lock = threading.Lock()
         self._open: sqlite3.Connection | None = None
+        self._busy_now = busy_timeout
 
     def __repr__(self) -> str:
         return f"<StatsStore {str(self.path)!r}>"
@@ -215,7 +219,7 @@ class StatsStore:
             if r.attempts and r.duration is not None
         ]
         wait_rows = [
-            (result.run_id, r.name, reason, seconds)
+            (result.run_id, encodable(r.name), encodable(reason), seconds)
             for r in result.tasks.values()
             for reason, seconds in r.waits.items()
         ]
@@ -274,7 +278,12 @@ class StatsStore:
             rows = connection.execute("SELECT task, expected FROM task_estimates WHERE pipeline = ?", (pipeline,))
             return dict(rows.fetchall())
 
-        return self._use(read, {}, "expected durations are unavailable; ready tasks start in registration order")
+        # Priority is a nicety: a database another process holds locked may delay the first task by
+        # about a second (PRIORITY_READ_WAIT), never for as long as the lock is held.
+        return self._use(
+            read, {}, "expected durations are unavailable; ready tasks start in registration order",
+            wait=PRIORITY_READ_WAIT,
+        )
 
     def summaries(self, pipeline: str, tasks: Sequence[str] | None = None) -> list[TaskSummary]:
         """Per-task history of `pipeline`: runs, mean / p50 / p95 duration, failures; `tasks` order first."""
@@ -303,9 +312,12 @@ class StatsStore:
         return self._use(read, 0, "the statistics cannot be read")
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _use(self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str) -> T:
-        """Run `action` on a ready connection; retry while busy, recover once from a broken file."""
-        deadline = time.monotonic() + self.give_up_after
+    def _use(
+        self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str, *, wait: float | None = None
+    ) -> T:
+        """Run `action` on a ready connection; retry while busy (at most `wait` s), recover once from a broken file."""
+        deadline = time.monotonic() + (self.give_up_after if wait is None else wait)
+        busy = self.busy_timeout if wait is None else min(self.busy_timeout, wait)
         recovered = False
         delay = 0.02
         while True:
@@ -313,7 +325,7 @@ class StatsStore:
                 if not self._directory_ready():
                     return fallback
                 with self._lock:
-                    return action(self._connection())
+                    return action(self._connection(busy))
             except sqlite3.DatabaseError as error:
                 self.close()
                 code = getattr(error, "sqlite_errorname", "")
@@ -356,20 +368,23 @@ class StatsStore:
         )
         return False
 
-    def _connection(self) -> sqlite3.Connection:
-        """The store's open connection, opened (and the schema checked) on first use.
+    def _connection(self, busy: float | None = None) -> sqlite3.Connection:
+        """The store's open connection, opened (and the schema checked) on first use; `busy` s of lock waiting.
 
         Kept open between runs: closing the last connection of a WAL database checkpoints it,
         which would cost every run a copy of the log.
         """
+        busy = self.busy_timeout if busy is None else busy
         if self._open is not None:
+            if busy != self._busy_now:
+                self._open.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
+                self._busy_now = busy
             return self._open
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up
         # front, so two writers never deadlock upgrading a read lock). check_same_thread=False:
         # the store's lock serialises use, and a run may finish on another thread than it began.
-        connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        connection = sqlite3.connect(self.path, timeout=busy, isolation_level=None, check_same_thread=False)
+        self._busy_now = busy
         try:
             # WAL + NORMAL: a crash may lose the last run's rows, never corrupt the file; commits
             # skip an fsync each.
@@ -521,7 +536,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
     return (
         run.run_id,
         run.pipeline,
-        task.name,
+        encodable(task.name),
         task.state.value,
         task.attempts,
         _iso(task.start),
@@ -530,7 +545,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
         task.waited,
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        mask_text(task.reason) or None,  # a SkipTask message or an explanation may quote a secret
+        encodable(mask_text(task.reason)) or None,  # a SkipTask message or an explanation may quote a secret
     )
 
 

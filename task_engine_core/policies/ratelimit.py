@@ -13,7 +13,6 @@ served in arrival order without polling, and the number of grants in any window 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError, RateLimitTimeoutError, UnknownRateLimitKeyError
+from ._numbers import check_number
 
 __all__ = [
     "RateLimit",
@@ -84,11 +84,7 @@ class RateLimit:
 
 
 def _positive(label: str, value: object, what: str, *, minimum: float, strict: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)  # type: ignore[operator]
-    if not ok:
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(f"{label}: {what} must be a finite number {relation} {minimum:g}")
+    check_number(label, what, value, minimum=minimum, strict=strict)
 
 
 class TokenBucket:
