@@ -4,6 +4,8 @@ Importing this package loads the standard library only.
 """
 
 from ._secrets import Secret, mask_secrets
+from .attempt import AttemptState, HandlerDecision
+from ._version import __version__
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -56,6 +58,8 @@ from .stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
+    "AttemptState",
+    "__version__",
     "Backoff",
     "ConsoleReporter",
     "ContextError",
@@ -68,6 +72,7 @@ __all__ = [
     "EmptySelectionError",
     "EventBus",
     "FunctionTask",
+    "HandlerDecision",
     "Hydrated",
     "HydrationError",
     "HydrationRequest",

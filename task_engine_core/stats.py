@@ -19,12 +19,14 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from statistics import fmean
 from typing import TypeVar
 
 from ._secrets import mask_text
-from .events import Event, RunFinished, RunStarted
+from ._text import encodable
+from .events import Event, RunFinished, RunStarted, TaskFinished
 from .result import RunResult, TaskResult
 from .task import TaskState
 
@@ -38,6 +40,7 @@ __all__ = [
     "StatsStore",
     "STATS_ENVIRONMENT_VARIABLE",
     "StatsWarning",
+    "TaskStatsRecorder",
     "TaskSummary",
     "configured_stats_path",
     "default_stats_path",
@@ -48,6 +51,8 @@ DEFAULT_STATS_DIRECTORY = ".task_engine"
 DEFAULT_STATS_FILE = "stats.sqlite3"
 STATS_ENVIRONMENT_VARIABLE = "TASK_ENGINE_STATS"
 SCHEMA_VERSION = 2
+#: At most this many seconds a run waits to read expected durations from a locked statistics file.
+PRIORITY_READ_WAIT = 1.0
 #: The expected duration of a task is the plain mean of its first runs, then a moving average
 #: in which the newest run weighs 1/EXPECTED_DURATION_WINDOW: recent runs count, outliers fade.
 EXPECTED_DURATION_WINDOW = 20
@@ -59,6 +64,20 @@ INSERT INTO task_estimates (pipeline, task, expected, samples) VALUES (?, ?, ?, 
 ON CONFLICT (pipeline, task) DO UPDATE SET
     expected = expected + (excluded.expected - expected) / min(samples + 1, {EXPECTED_DURATION_WINDOW}),
     samples = samples + 1
+"""
+
+# One run's row, written by each of its tasks in turn (runs orchestrated across processes).
+_UPSERT_RUN = """
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET
+    started_at = min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)),
+    finished_at = max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)),
+    duration = (julianday(max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)))
+        - julianday(min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)))) * 86400.0,
+    outcome = CASE WHEN runs.outcome = 'failed' THEN 'failed' ELSE excluded.outcome END,
+    trace_id = coalesce(runs.trace_id, excluded.trace_id),
+    resumed_from = coalesce(runs.resumed_from, excluded.resumed_from),
+    selection = coalesce(runs.selection, excluded.selection)
 """
 
 _SCHEMA = """
@@ -234,6 +253,7 @@ class StatsStore:
         self.give_up_after = give_up_after
         self._lock = threading.Lock()
         self._open: sqlite3.Connection | None = None
+        self._busy_now = busy_timeout
 
     def __repr__(self) -> str:
         return f"<StatsStore {str(self.path)!r}>"
@@ -255,7 +275,7 @@ class StatsStore:
             if r.attempts and r.duration is not None
         ]
         wait_rows = [
-            (result.run_id, r.name, reason, seconds)
+            (result.run_id, encodable(r.name), encodable(reason), seconds)
             for r in result.tasks.values()
             for reason, seconds in r.waits.items()
         ]
@@ -278,6 +298,51 @@ class StatsStore:
 
         return self._use(write, False, f"run {result.run_id} of pipeline {result.pipeline!r} was not recorded")
 
+    def record_task(
+        self,
+        run_id: str,
+        pipeline: str,
+        task: TaskResult,
+        *,
+        tasks: int,
+        trace_id: str | None = None,
+        upstream: Sequence[str] | None = None,
+        resumed_from: str | None = None,
+        selection: str = "",
+    ) -> bool:
+        """Write one finished task of a run no single process sees whole (an Airflow dag run).
+
+        The task gets its `task_runs` row (a cleared task's later run replaces it), with its
+        `upstream`, and whether the selection left it out or it was resumed; the run's one
+        `runs` row is created by its first finished task and widened by the others: earliest
+        start, latest end, `failed` once any task failed, the run's `resumed_from` and
+        `selection` as the first task wrote them. False (and a warning) if skipped.
+        """
+        if self.read_only:
+            return False
+        outcome = "failed" if task.state is TaskState.FAILED else "success"
+        start, end = _iso(task.start), _iso(task.end)
+        run_row = (
+            run_id, pipeline, start, end, task.duration, 1, tasks, outcome, None, trace_id, os.getpid(),
+            resumed_from, selection or None,
+        )
+        holder = RunResult(run_id, pipeline, {task.name: task})
+        task_row = _task_row(holder, task, upstream)
+        wait_rows = [(run_id, task.name, reason, seconds) for reason, seconds in task.waits.items()]
+
+        def statements(connection: sqlite3.Connection) -> None:
+            connection.execute(_UPSERT_RUN, run_row)
+            replaced = connection.execute(
+                "DELETE FROM task_runs WHERE run_id = ? AND task = ?", (run_id, task.name)
+            ).rowcount
+            connection.execute(f"INSERT INTO task_runs VALUES ({', '.join('?' * len(task_row))})", task_row)
+            connection.execute("DELETE FROM task_waits WHERE run_id = ? AND task = ?", (run_id, task.name))
+            connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
+            if task.attempts and task.duration is not None and not replaced:  # a cleared task's rerun counts once
+                connection.execute(_UPDATE_ESTIMATE, (pipeline, task.name, task.duration))
+
+        return self._use(partial(_in_transaction, statements), False, f"task {task.name!r} of run {run_id} (pipeline {pipeline!r}) was not recorded")
+
     # -- reading ----------------------------------------------------------------------------
     def expected_durations(self, pipeline: str) -> dict[str, float]:
         """Task -> expected seconds from its recent runs (every run that started counts); {} without history."""
@@ -286,7 +351,12 @@ class StatsStore:
             rows = connection.execute("SELECT task, expected FROM task_estimates WHERE pipeline = ?", (pipeline,))
             return dict(rows.fetchall())
 
-        return self._use(read, {}, "expected durations are unavailable; ready tasks start in registration order")
+        # Priority is a nicety: a database another process holds locked may delay the first task by
+        # about a second (PRIORITY_READ_WAIT), never for as long as the lock is held.
+        return self._use(
+            read, {}, "expected durations are unavailable; ready tasks start in registration order",
+            wait=PRIORITY_READ_WAIT,
+        )
 
     def summaries(self, pipeline: str, tasks: Sequence[str] | None = None) -> list[TaskSummary]:
         """Per-task history of `pipeline`: runs, mean / p50 / p95 duration, failures; `tasks` order first."""
@@ -374,9 +444,12 @@ class StatsStore:
         return self._use(read, {}, "the recorded runs cannot be read")
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _use(self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str) -> T:
-        """Run `action` on a ready connection; retry while busy, recover once from a broken file."""
-        deadline = time.monotonic() + self.give_up_after
+    def _use(
+        self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str, *, wait: float | None = None
+    ) -> T:
+        """Run `action` on a ready connection; retry while busy (at most `wait` s), recover once from a broken file."""
+        deadline = time.monotonic() + (self.give_up_after if wait is None else wait)
+        busy = self.busy_timeout if wait is None else min(self.busy_timeout, wait)
         recovered = False
         delay = 0.02
         while True:
@@ -386,7 +459,7 @@ class StatsStore:
                 if not self._directory_ready():
                     return fallback
                 with self._lock:
-                    return action(self._connection())
+                    return action(self._connection(busy))
             except sqlite3.DatabaseError as error:
                 self.close()
                 code = getattr(error, "sqlite_errorname", "")
@@ -429,13 +502,17 @@ class StatsStore:
         )
         return False
 
-    def _connection(self) -> sqlite3.Connection:
-        """The store's open connection, opened (and the schema checked) on first use.
+    def _connection(self, busy: float | None = None) -> sqlite3.Connection:
+        """The store's open connection, opened (and the schema checked) on first use; `busy` s of lock waiting.
 
         Kept open between runs: closing the last connection of a WAL database checkpoints it,
         which would cost every run a copy of the log.
         """
+        busy = self.busy_timeout if busy is None else busy
         if self._open is not None:
+            if busy != self._busy_now:
+                self._open.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
+                self._busy_now = busy
             return self._open
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up
         # front, so two writers never deadlock upgrading a read lock). check_same_thread=False:
@@ -446,7 +523,7 @@ class StatsStore:
             wal = self.path.with_name(self.path.name + "-wal")
             mode = "ro" if wal.exists() else "ro&immutable=1"
             connection = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode={mode}", uri=True, timeout=self.busy_timeout,
+                f"{self.path.resolve().as_uri()}?mode={mode}", uri=True, timeout=busy,
                 isolation_level=None, check_same_thread=False,
             )
             try:
@@ -457,11 +534,11 @@ class StatsStore:
                 connection.close()
                 raise
             self._version = version
+            self._busy_now = busy
             self._open = connection
             return connection
-        connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        connection = sqlite3.connect(self.path, timeout=busy, isolation_level=None, check_same_thread=False)
+        self._busy_now = busy
         try:
             # WAL + NORMAL: a crash may lose the last run's rows, never corrupt the file; commits
             # skip an fsync each.
@@ -558,6 +635,46 @@ def _apply_migrations(connection: sqlite3.Connection, version: int) -> None:
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+class TaskStatsRecorder:
+    """A listener recording each finished task on its own (`StatsStore.record_task`), for orchestrated runs.
+
+    Use it where no process sees a whole run (an Airflow try runs one task): every task's
+    TaskFinished adds its row, and together they make the run's one `runs` row.
+    """
+
+    event_types = (TaskFinished,)
+
+    def __init__(
+        self,
+        store: StatsStore,
+        pipeline: str,
+        tasks: int,
+        trace_id: str | None = None,
+        *,
+        upstream: Mapping[str, Sequence[str]] | None = None,
+        resumed_from: str | None = None,
+        selection: str = "",
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.tasks = tasks
+        self.trace_id = trace_id
+        self.upstream = upstream or {}
+        self.resumed_from = resumed_from
+        self.selection = selection
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is TaskFinished:
+            result = event.result
+            self.store.record_task(
+                event.run_id, self.pipeline, result, tasks=self.tasks, trace_id=self.trace_id,
+                upstream=self.upstream.get(result.name), resumed_from=self.resumed_from, selection=self.selection,
+            )
+
+    def __repr__(self) -> str:
+        return f"<TaskStatsRecorder {str(self.store.path)!r}>"
+
+
 class StatsRecorder:
     """A run-event listener that records every finished run in a StatsStore."""
 
@@ -576,6 +693,18 @@ class StatsRecorder:
 
     def __repr__(self) -> str:
         return f"<StatsRecorder {str(self.store.path)!r}>"
+
+
+def _in_transaction(statements: Callable[[sqlite3.Connection], None], connection: sqlite3.Connection) -> bool:
+    """Run `statements` in one immediate transaction; True once committed."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        statements(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return True
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -608,7 +737,7 @@ def _task_row(run: RunResult, task: TaskResult, upstream: Sequence[str] | None) 
     return (
         run.run_id,
         run.pipeline,
-        task.name,
+        encodable(task.name),
         task.state.value,
         task.attempts,
         _iso(task.start),
@@ -617,7 +746,7 @@ def _task_row(run: RunResult, task: TaskResult, upstream: Sequence[str] | None) 
         task.waited,
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        mask_text(task.reason) or None,  # a SkipTask message or an explanation may quote a secret
+        encodable(mask_text(task.reason)) or None,  # a SkipTask message or an explanation may quote a secret
         json.dumps(list(upstream)) if upstream is not None else None,
         task.resumed_from,
         int(task.excluded),

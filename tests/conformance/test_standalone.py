@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import PipelineExecutor
-from task_engine_core.selection import parse_backend_options
+from task_engine_core import PipelineExecutor, TaskState
+from task_engine_core.backend import parse_backend_options
 
-from . import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches
+from . import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches
 
 
 def run_standalone(name: str, workers: int) -> dict:
@@ -70,3 +70,45 @@ def test_resume_scenario(name, workers, tmp_path):
         n: first.result.run_id for n in scenario.module.KEPT
     }
     assert result.resumed_from == first.result.run_id
+
+
+def test_without_start_order_only_the_declared_alternatives_pass():
+    scenario = load("fail_fast_independent_branch")
+    observed = dict(scenario.expected, Independent=(TaskState.SUCCESS, 1))
+    assert mismatches(scenario, observed, start_order=False) == []
+    assert mismatches(scenario, observed) == [
+        "fail_fast_independent_branch: task 'Independent' ended success after 1 attempt(s); expected not_run after 0"
+    ]
+    observed["Broken"] = (TaskState.SUCCESS, 1)
+    assert len(mismatches(scenario, observed, start_order=False)) == 1
+
+
+def events_of(name: str, workers: int) -> dict:
+    scenario = load(name)
+    events: list[object] = []
+    executor = PipelineExecutor(
+        scenario.pipeline, workers=workers, keep_going=scenario.keep_going, reporters=[events.append],
+        stats=False, sleep=lambda s: None,
+    )
+    try:
+        executor.run()
+    except Exception:
+        assert scenario.fails
+    return lifecycle_events(events)
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+def test_one_and_four_workers_emit_the_same_lifecycle_events_per_task(name):
+    assert events_of(name, 4) == events_of(name, 1)
+
+
+def test_the_lifecycle_events_of_a_retried_task():
+    events = events_of("seed_tasks_run1", 1)
+    assert events["Task1"] == [
+        ("started",),
+        ("attempt failed", 1, "Exception"),
+        ("retry scheduled", 2, 0.0),
+        ("wait started", "retry"),
+        ("wait finished", "retry"),
+        ("finished", "success", 2, "", ("retry",)),
+    ]

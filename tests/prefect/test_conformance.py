@@ -13,7 +13,7 @@ import pytest
 
 from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches
+from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -124,3 +124,27 @@ def test_a_bad_task_engine_parameter_fails_the_flow_run_before_any_task(task_run
     resumed = flow(task_engine={"resume": True}, return_state=True)
     assert resumed.is_failed()
     assert "cannot resume pipeline 'selection_from_tags': statistics are off" in resumed.message
+
+
+def standalone_events(name: str) -> dict:
+    scenario = load(name)
+    events: list[object] = []
+    executor = PipelineExecutor(
+        scenario.pipeline, keep_going=scenario.keep_going, reporters=[events.append], stats=False, sleep=lambda s: None
+    )
+    try:
+        executor.run()
+    except Exception:
+        assert scenario.fails
+    return lifecycle_events(events)
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> None:
+    scenario = load(name)
+    events: list[object] = []
+    flow = to_prefect_flow(
+        scenario.pipeline, max_workers=2, keep_going=scenario.keep_going, reporters=[events.append], stats=False
+    )
+    flow(return_state=True)
+    assert lifecycle_events(events) == standalone_events(name)
