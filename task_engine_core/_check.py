@@ -273,7 +273,7 @@ class DagTestOnly(Rule):
     """Something `dag.test()` does not show: it ignores pools."""
 
     kind = "dag-test-only"
-    feature = "Airflow pools (`pools=`)"
+    feature = "rate limits (`@rate_limit`)"  # pools are where rate-limit keys meet Airflow
     columns = ("airflow",)
     summary = "`dag.test()` ignores pools (and priority weights); a real scheduler honours both"
 

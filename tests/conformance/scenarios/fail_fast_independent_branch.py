@@ -34,6 +34,13 @@ class AfterIndependent(Task):
 
 
 PARALLEL_SAFE = False
+# What the matrix says where tasks overlap: the branch that was already running finishes.
+DIFFERENCES = {
+    "threads": "an independent task already running when a task fails runs to its end",
+    "airflow": "on a scheduler every ready task starts at once; one already running when a task fails runs to its end",
+    "prefect": "with max_workers > 1 (default 4) an independent task already running when a task fails runs to its end",
+}
+FEATURES = ("fail-fast",)  # rows of the README's capability matrix
 EXPECTED = {
     "Broken": (TaskState.FAILED, 1),
     "NeedsBroken": (TaskState.UPSTREAM_FAILED, 0),
