@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -34,6 +34,8 @@ from task_engine_core.context import (
     hydrate,
     register_hydrator,
 )
+from task_engine_core._groups import GroupPlan, group_pipeline, plan_groups, run_group, worst_state
+from task_engine_core._secrets import error_text
 from task_engine_core.errors import ContextError, HydrationError, MissingExtraError
 from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
 from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
@@ -61,6 +63,7 @@ __all__ = [
     "AirflowAdapterError",
     "DEFAULT_CONTEXT_VARIABLE",
     "ENGINE_STATE_XCOM_KEY",
+    "GROUP_STATES_XCOM_KEY",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
     "expected_durations",
@@ -73,6 +76,9 @@ DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
 
 ENGINE_STATE_XCOM_KEY = "task_engine_state"
 """XCom key holding "not_run" on a task that fail-fast kept from running (Airflow shows it `skipped`)."""
+
+GROUP_STATES_XCOM_KEY = "task_engine_group"
+"""XCom key of a task group's Airflow task: {task: {"state", "attempts", "reason"}} for every task inside it."""
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
@@ -203,6 +209,7 @@ def to_airflow_dag(
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     keep_going: bool = False,
+    groups: Mapping[str, Sequence[str]] | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -215,11 +222,19 @@ def to_airflow_dag(
     if set) turns recorded durations into priority weights. As standalone, the DAG is fail-fast:
     once a task of the run failed, no other task starts (it ends `skipped`, marked NOT_RUN);
     `keep_going=True` lets independent branches run on.
+
+    `groups` (group name -> task names) runs each connected group as one Airflow task named after
+    the group, through the standalone executor inside it: the tasks keep their retries, events,
+    statistics and spans, the Airflow task ends in the worst state inside it, and the inner states
+    are logged and pushed as the XCom `GROUP_STATES_XCOM_KEY`.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
+    plan = plan_groups(validated, groups)
     dag_id = dag_id or pipeline.name
-    weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    task_weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    # A group starts as early as its heaviest task would.
+    weights = {unit: max(task_weights[name] for name in plan.members[unit]) for unit in plan.units}
     context_source = _AirflowContextSource(
         None if context_file is None else os.fspath(context_file), context_variable
     )
@@ -239,36 +254,57 @@ def to_airflow_dag(
         raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
 
     operators: dict[str, PythonOperator] = {}
+    fail_fast_weights = None if keep_going else weights
     with dag:
-        for name in validated.order:
-            definition = validated.definitions[name]
-            policies = validated.policies[name]
+        for unit in plan.units:
             try:
                 operator = PythonOperator(
-                    task_id=name,
-                    python_callable=_AirflowAttempt(
-                        definition, policies, context_source, None if keep_going else weights
-                    ),
-                    priority_weight=weights[name],
+                    task_id=unit,
+                    python_callable=_unit_callable(validated, plan, unit, context_source, keep_going, fail_fast_weights),
+                    priority_weight=weights[unit],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
                     # parent succeeded or was skipped, which is exactly Airflow's none_failed.
                     trigger_rule=TriggerRule.NONE_FAILED,
-                    **_retry_arguments(policies),
-                    **_pool_arguments(name, policies, pools),
+                    **_unit_arguments(validated, plan, unit, pools),
                 )
             except TaskEngineError:
                 raise
             except Exception as error:
+                kind = "task group" if plan.is_group(unit) else "task"
                 raise AirflowAdapterError(
-                    f"cannot turn task {name!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
+                    f"cannot turn {kind} {unit!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
                 ) from error
-            parents = validated.upstream[name]
+            parents = plan.upstream[unit]
             if parents:
                 # One call per task, not per edge: each call hashes the whole DAG.
                 operator.set_upstream([operators[parent] for parent in parents])
-            operators[name] = operator
+            operators[unit] = operator
     return dag
+
+
+def _unit_callable(
+    validated: ValidatedPipeline,
+    plan: GroupPlan,
+    unit: str,
+    context_source: _AirflowContextSource,
+    keep_going: bool,
+    fail_fast_weights: Mapping[str, int] | None,
+) -> Any:
+    if plan.is_group(unit):
+        return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, fail_fast_weights)
+    return _AirflowAttempt(validated.definitions[unit], validated.policies[unit], context_source, fail_fast_weights)
+
+
+def _unit_arguments(
+    validated: ValidatedPipeline, plan: GroupPlan, unit: str, pools: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Retries and pool of one Airflow task: a task's own, or for a group none (its executor retries) and its tasks' pool."""
+    if not plan.is_group(unit):
+        return {**_retry_arguments(validated.policies[unit]), **_pool_arguments(unit, validated.policies[unit], pools)}
+    keys = tuple(key for name in plan.members[unit] for key in validated.policies[name].rate_limit_keys)
+    # Explicit: Airflow's default_task_retries must not re-run a group whose tasks already used their attempts.
+    return {"retries": 0, **_pool_arguments(unit, TaskPolicies(rate_limit_keys=keys), pools)}
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
@@ -342,7 +378,7 @@ class _AirflowAttempt:
         name = self.definition.name
         ti = airflow_context["ti"]
         if self.fail_fast_weights is not None:
-            self._fail_fast(ti)
+            _fail_fast(name, ti, self.fail_fast_weights)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
         run_id = str(airflow_context.get("run_id") or "")
         events = EventBus([ConsoleReporter()])
@@ -383,37 +419,97 @@ class _AirflowAttempt:
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
 
-    def _fail_fast(self, ti: Any) -> None:
-        """Raise unless this task may start now: no failed task in the run, no heavier task still waiting."""
-        name = self.definition.name
-        # Tasks have no database access in Airflow 3: the task SDK asks the API server.
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        if failed:
-            # Airflow has no "never started" state a task can give itself: it ends skipped, and
-            # the XCom tells it apart from a skip the core decided.
-            message = (
-                f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
-                f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
-            )
-            _log.warning(message)
-            ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
-            raise AirflowSkipException(message)
-        weights = self.fail_fast_weights
-        assert weights is not None
-        ahead = sorted(
-            task for task, state in states.items() if state == "scheduled" and weights.get(task, 0) > weights[name]
-        )
-        if ahead:
-            # As standalone, ready tasks start in priority order, so a failure of a heavier ready
-            # task keeps this one from starting (dag.test() runs ready tasks in arbitrary order).
-            _log.info(
-                "Task Engine: %r waits for the heavier ready task(s) %s to start first", name, ", ".join(map(repr, ahead))
-            )
-            raise AirflowRescheduleException(datetime.now(timezone.utc) + _PRIORITY_WAIT)
-
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
+
+
+def _fail_fast(name: str, ti: Any, weights: Mapping[str, int]) -> None:
+    """Raise unless Airflow task `name` may start now: no failed task in the run, no heavier task still waiting."""
+    # Tasks have no database access in Airflow 3: the task SDK asks the API server.
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    if failed:
+        # Airflow has no "never started" state a task can give itself: it ends skipped, and
+        # the XCom tells it apart from a skip the core decided.
+        message = (
+            f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
+            f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
+        )
+        _log.warning(message)
+        ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+        raise AirflowSkipException(message)
+    ahead = sorted(
+        task for task, state in states.items() if state == "scheduled" and weights.get(task, 0) > weights[name]
+    )
+    if ahead:
+        # As standalone, ready tasks start in priority order, so a failure of a heavier ready
+        # task keeps this one from starting (dag.test() runs ready tasks in arbitrary order).
+        _log.info(
+            "Task Engine: %r waits for the heavier ready task(s) %s to start first", name, ", ".join(map(repr, ahead))
+        )
+        raise AirflowRescheduleException(datetime.now(timezone.utc) + _PRIORITY_WAIT)
+
+
+class _AirflowGroup:
+    """The python_callable of a task group: its tasks run by the standalone executor inside one Airflow try."""
+
+    def __init__(
+        self,
+        name: str,
+        pipeline: Pipeline,
+        context_source: _AirflowContextSource,
+        keep_going: bool,
+        fail_fast_weights: Mapping[str, int] | None,
+    ) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.context_source = context_source
+        self.keep_going = keep_going
+        self.fail_fast_weights = fail_fast_weights
+        self.__name__ = name
+
+    def __call__(self, **airflow_context: Any) -> None:
+        ti = airflow_context["ti"]
+        if self.fail_fast_weights is not None:
+            _fail_fast(self.name, ti, self.fail_fast_weights)
+        try:
+            context = self.context_source.hydrate(airflow_context)
+        except ContextError as error:
+            raise AirflowFailException(f"Task Engine: task group {self.name!r} did not start: {mask_secrets(error)}") from error
+        from task_engine_core.telemetry import tracing_from_environment
+
+        # Spans as a standalone run makes them: from the OTEL_* environment of the worker.
+        tracing = tracing_from_environment()
+        try:
+            result = run_group(
+                self.pipeline, context=context, keep_going=self.keep_going, listeners=[tracing] if tracing else []
+            )
+        finally:
+            if tracing is not None:
+                tracing.shutdown()
+        inner = {
+            name: {"state": r.state.value, "attempts": r.attempts, "reason": mask_secrets(r.reason)}
+            for name, r in result.tasks.items()
+        }
+        ti.xcom_push(key=GROUP_STATES_XCOM_KEY, value=inner)
+        for name, r in result.tasks.items():
+            _log.info("Task Engine group %r: %r ended %s after %d attempt(s)", self.name, name, r.state.value, r.attempts)
+        worst = worst_state([r.state.value for r in result.tasks.values()])
+        if worst == TaskState.SUCCESS.value:
+            return
+        if worst == TaskState.SKIPPED.value:
+            skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
+            raise AirflowSkipException(f"Task Engine group {self.name!r}: {', '.join(map(repr, skipped))} skipped")
+        failed = result.failed
+        detail = "; ".join(
+            f"task {r.name!r} failed after {r.attempts} attempt(s): {type(r.error).__name__}: {mask_secrets(error_text(r.error))}"
+            for r in failed
+        ) or f"tasks ended {worst}"
+        # The tasks inside already used their attempts: Airflow must not try the group again.
+        raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (failed[0].error if failed else None)
+
+    def __repr__(self) -> str:
+        return f"<Task Engine group {self.name!r}>"
 
 
 _FINAL_STATE = {

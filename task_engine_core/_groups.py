@@ -7,14 +7,18 @@ group (several tasks, run inside it by the standalone executor) or a task on its
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import CycleError, DefinitionError, closest_names
+from .events import Listener
+from .executor import PipelineExecutor
 from .graph import downstream_map, topological_order
-from .pipeline import ValidatedPipeline
+from .pipeline import Pipeline, ValidatedPipeline
+from .result import RunResult
 
-__all__ = ["GroupError", "GroupPlan", "plan_groups", "worst_state"]
+__all__ = ["GroupError", "GroupPlan", "group_pipeline", "plan_groups", "run_group", "worst_state"]
 
 
 class GroupError(DefinitionError):
@@ -157,6 +161,53 @@ def _cycle_error(
         f"back before {', '.join(map(repr, enters))} through {outside}; add {outside} to the group or take "
         f"{', '.join(map(repr, enters))} out of it"
     )
+
+
+def group_pipeline(validated: ValidatedPipeline, plan: GroupPlan, group: str) -> Pipeline:
+    """The tasks of `group` as a pipeline of their own: same name (so statistics are the pipeline's), inner edges only."""
+    inside = set(plan.members[group])
+    pipeline = Pipeline(validated.name)
+    # Registration order, as in the whole pipeline: ready tasks inside the group start in the same order.
+    for name in validated.registration_order:
+        if name in inside:
+            definition = validated.definitions[name]
+            pipeline.add(
+                definition.target,
+                depends_on=[parent for parent in validated.upstream[name] if parent in inside],
+                name=name,
+                priority=definition.explicit_priority,
+            )
+    return pipeline
+
+
+def run_group(
+    pipeline: Pipeline,
+    *,
+    context: Any,
+    keep_going: bool,
+    listeners: Iterable[Listener] = (),
+    reporters: Iterable[Listener] | None = None,
+    stats: Any = None,
+) -> RunResult:
+    """Run a group's pipeline with the standalone executor on one worker; return its result, also after a failure."""
+    executor = PipelineExecutor(
+        pipeline,
+        workers=1,
+        context=context,
+        keep_going=keep_going,
+        listeners=listeners,
+        reporters=reporters,
+        # The orchestrator's task process owns the signals (Airflow's SIGTERM on a kill, Prefect's cancel).
+        handle_signals=False,
+        stats=stats,
+    )
+    try:
+        executor.run()
+    except Exception:
+        if executor.result is None:
+            raise  # nothing started: a definition or context error, not a task's failure
+    assert executor.result is not None
+    return executor.result
 
 
 # Worst first: the order in which a group's inner states decide the group's own state.

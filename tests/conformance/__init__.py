@@ -114,6 +114,27 @@ def scenarios_for(column: str) -> list[str]:
     return [name for name in SCENARIOS if column != "threads" or load(name).parallel_safe]
 
 
+def connected_groups(scenario: Scenario) -> dict[str, list[str]]:
+    """Every task of `scenario` in a task group: one group per connected part (`part1`, `part2`, ...)."""
+    validated = scenario.pipeline.validate()
+    part_of: dict[str, int] = {}
+    parts: list[list[str]] = []
+    for name in validated.order:  # upstreams come first, so a task joins (and merges) its parents' parts
+        joined = sorted({part_of[parent] for parent in validated.upstream[name]})
+        if not joined:
+            parts.append([])
+            joined = [len(parts) - 1]
+        target = joined[0]
+        for other in joined[1:]:
+            for moved in parts[other]:
+                part_of[moved] = target
+            parts[target].extend(parts[other])
+            parts[other] = []
+        parts[target].append(name)
+        part_of[name] = target
+    return {f"part{i}": part for i, part in enumerate((p for p in parts if p), start=1)}
+
+
 def mismatches(scenario: Scenario, observed: Observed) -> list[str]:
     """Human-readable differences between what a backend observed and what the scenario expects."""
     problems = []
