@@ -19,12 +19,13 @@ import contextvars
 import copy
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskContext
+from task_engine_core import Pipeline, PipelineExecutor, RunResult, SkipTask, Task as EngineTask, TaskContext, TaskState
+from task_engine_core._groups import GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from task_engine_core.context import (
     Hydrated,
     HydrationRequest,
@@ -41,7 +42,8 @@ from task_engine_core.errors import (
 )
 from task_engine_core.events import Listener, RetryScheduled, WaitFinished, WaitStarted
 from task_engine_core.pipeline import ValidatedPipeline, default_pipeline
-from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
+from task_engine_core.result import TaskResult
+from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, current_task_run, run_attempt
 from task_engine_core.stats import StatsStore
 
 try:
@@ -86,6 +88,7 @@ def to_prefect_flow(
     prefect_rate_limits: Mapping[str, str] | None = None,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     priority: bool = True,
+    groups: Mapping[str, Sequence[str]] | None = None,
     **flow_kwargs: Any,
 ) -> Flow[..., RunResult]:
     """Build a Prefect flow that runs `pipeline` (None = the default registry) with the core's semantics.
@@ -105,9 +108,15 @@ def to_prefect_flow(
     rate limits (they need a slot decay): every attempt of a task with such a key also takes a
     slot of that limit, which the Prefect server enforces across flow runs and machines. The
     in-process token bucket still applies on top.
+
+    `groups` (group name -> task names) runs each connected group as one Prefect task run named
+    after the group, through the standalone executor inside it: its tasks keep their retries,
+    events, statistics and spans; the task run ends in the worst state inside it, and the inner
+    states are in the flow's RunResult and in a Prefect table artifact of that task run.
     """
     chosen = pipeline if pipeline is not None else default_pipeline()
     validated = chosen.validate()
+    plan = plan_groups(validated, groups)
     flow_name = name or validated.name
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise InvalidArgumentError(
@@ -117,6 +126,8 @@ def to_prefect_flow(
     base_context = context
     extra_listeners = tuple(listeners)
     chosen_reporters = None if reporters is None else tuple(reporters)
+    inner_run = _InnerRun(keep_going, extra_listeners, chosen_reporters, stats)
+    units = _units_pipeline(validated, plan, inner_run) if plan.groups else chosen
     key = f"{flow_name}:{id(chosen)}"
 
     def run_pipeline(params: dict[str, Any] | None = None) -> RunResult:
@@ -124,7 +135,7 @@ def to_prefect_flow(
             _LAST_RESULTS.pop(key, None)  # a run that fails before its first task leaves no result
         _check_limits_exist(limits)
         executor = _PrefectExecutor(
-            chosen,
+            units,
             workers=max_workers,
             context=_flow_context(base_context, params),
             keep_going=keep_going,
@@ -143,6 +154,9 @@ def to_prefect_flow(
             raise _masked_for_prefect(error) from None
         finally:
             if executor.result is not None:
+                if plan.groups:
+                    # The flow's result lists the tasks inside the groups, as a standalone run would.
+                    executor.result.tasks = _expand_groups(executor.result, plan)
                 with _LAST_RESULTS_LOCK:
                     _LAST_RESULTS[key] = executor.result
 
@@ -162,6 +176,105 @@ def to_prefect_flow(
 
 
 # -- the flow body ---------------------------------------------------------------------------------
+
+# Inner results of the groups of running flow runs: (engine run id, group) -> RunResult.
+_GROUP_RESULTS: dict[tuple[str, str], RunResult] = {}
+_GROUP_RESULTS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _InnerRun:
+    """How a group's standalone run inside its task run is made: the flow's own settings."""
+
+    keep_going: bool
+    listeners: tuple[Listener, ...]
+    reporters: tuple[Listener, ...] | None
+    stats: Any
+
+
+class _GroupTask(EngineTask):
+    """One task group as one engine task of the flow: its tasks run by the standalone executor inside it."""
+
+    group: str = ""
+    pipeline: Pipeline
+    inner_run: _InnerRun
+
+    def perform_task(self) -> None:
+        """Run the group's tasks; fail with the first failure inside, skip when the worst inside is a skip."""
+        run = current_task_run()
+        assert run is not None
+        settings = self.inner_run
+        result = run_group(
+            self.pipeline,
+            context=self.context,
+            keep_going=settings.keep_going,
+            listeners=settings.listeners,
+            reporters=settings.reporters,
+            stats=settings.stats,
+        )
+        with _GROUP_RESULTS_LOCK:
+            _GROUP_RESULTS[(run.run_id, self.group)] = result
+        _publish_group_artifact(self.group, result)
+        worst = worst_state([r.state.value for r in result.tasks.values()])
+        if worst == TaskState.SKIPPED.value:
+            skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
+            raise SkipTask(f"task group {self.group!r}: {', '.join(map(repr, skipped))} skipped")
+        if worst != TaskState.SUCCESS.value:
+            failed = result.failed
+            if failed and failed[0].error is not None:
+                raise failed[0].error
+            raise RuntimeError(f"task group {self.group!r}: tasks ended {worst}")
+
+    def __repr__(self) -> str:
+        return f"<task group {self.group!r}>"
+
+
+def _units_pipeline(validated: ValidatedPipeline, plan: GroupPlan, inner_run: _InnerRun) -> Pipeline:
+    """The pipeline the flow schedules: a task per task outside the groups, one `_GroupTask` per group."""
+    units = Pipeline(validated.name)
+    for unit in sorted(plan.units, key=lambda u: validated.definitions[plan.members[u][0]].index):
+        depends_on = list(plan.upstream[unit])
+        if plan.is_group(unit):
+            attributes = {
+                "group": unit,
+                "pipeline": group_pipeline(validated, plan, unit),
+                "inner_run": inner_run,
+                "__module__": __name__,
+            }
+            units.add(type(_identifier(unit), (_GroupTask,), attributes), depends_on=depends_on, name=unit)
+        else:
+            definition = validated.definitions[unit]
+            units.add(definition.target, depends_on=depends_on, name=unit, priority=definition.explicit_priority)
+    return units
+
+
+def _expand_groups(result: RunResult, plan: GroupPlan) -> dict[str, TaskResult]:
+    """The flow run's results with each group replaced by the results of the tasks inside it."""
+    tasks: dict[str, TaskResult] = {}
+    for unit, unit_result in result.tasks.items():
+        if not plan.is_group(unit):
+            tasks[unit] = unit_result
+            continue
+        with _GROUP_RESULTS_LOCK:
+            inner = _GROUP_RESULTS.pop((result.run_id, unit), None)
+        if inner is not None:
+            tasks.update(inner.tasks)
+        else:  # never started (fail-fast, an upstream failed): every task inside shares that state
+            tasks.update({name: TaskResult(name, state=unit_result.state) for name in plan.members[unit]})
+    return tasks
+
+
+def _publish_group_artifact(group: str, result: RunResult) -> None:
+    """A table artifact on the group's task run: state, attempts and reason of every task inside."""
+    from prefect.artifacts import create_table_artifact
+
+    rows = [
+        {"task": name, "state": r.state.value, "attempts": r.attempts, "reason": error_text(r.error) if r.error else r.reason}
+        for name, r in result.tasks.items()
+    ]
+    key = "".join(ch if ch.isalnum() else "-" for ch in group.lower()).strip("-") or "group"
+    create_table_artifact(rows, key=f"task-engine-group-{key}", description=f"Tasks of task group {group!r}")
+
 
 
 @dataclass
