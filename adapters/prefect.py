@@ -241,7 +241,14 @@ def _units_pipeline(validated: ValidatedPipeline, plan: GroupPlan, inner_run: _I
                 "inner_run": inner_run,
                 "__module__": __name__,
             }
-            units.add(type(_identifier(unit), (_GroupTask,), attributes), depends_on=depends_on, name=unit)
+            # A group starts as early as its most urgent task would.
+            priorities = [p for name in plan.members[unit] if (p := validated.definitions[name].explicit_priority) is not None]
+            units.add(
+                type(_identifier(unit), (_GroupTask,), attributes),
+                depends_on=depends_on,
+                name=unit,
+                priority=max(priorities) if priorities else None,
+            )
         else:
             definition = validated.definitions[unit]
             units.add(definition.target, depends_on=depends_on, name=unit, priority=definition.explicit_priority)
