@@ -3,9 +3,10 @@
 The pipeline is 10 independent chains of 20 no-op function tasks; the 10th task of every chain
 raises SkipTask, so the final states are not all alike. Ungrouped, Airflow gets 200 Airflow tasks
 (Prefect 200 task runs); grouped, each chain is one group: 10 Airflow tasks (10 task runs), each
-running its 20 tasks through the standalone executor. Both run in this process, one after the
-other, and the script prints the wall times, their ratio, and whether every task's final state
-and attempt count are the same.
+running its 20 tasks through the standalone executor. Both run in this process, alternately
+(`--rounds`, default 3; Prefect gets one untimed warm-up run of each first), and the script
+prints the median wall times, their ratio, and whether every task's final state and attempt
+count are the same.
 
 Run it in the adapter's virtualenv:
     .venvs/airflow/bin/python bench/bench_groups.py --backend airflow     (dag.test())
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +61,7 @@ def write_pipeline(folder: Path) -> None:
     sys.path.insert(0, str(folder))
 
 
-def bench_airflow(home: Path) -> tuple[dict[str, float], dict[str, dict[str, tuple[str, int]]]]:
+def bench_airflow(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, dict[str, tuple[str, int]]]]:
     dags = home / "dags"
     dags.mkdir()
     database = home / "airflow.db"
@@ -87,28 +89,31 @@ def bench_airflow(home: Path) -> tuple[dict[str, float], dict[str, dict[str, tup
     bag = DagBag(dag_folder=str(dags), include_examples=False)
     if bag.import_errors:
         raise SystemExit(f"the bench DAG file does not import: {bag.import_errors}")
-    times: dict[str, float] = {}
     states: dict[str, dict[str, tuple[str, int]]] = {}
-    for label, dag_id in (("per task", "bench_per_task"), ("groups of 20", "bench_grouped")):
-        started = time.perf_counter()
-        dag_run = bag.dags[dag_id].test()
-        times[label] = time.perf_counter() - started
-        instances = {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
-        if label == "per task":
-            states[label] = instances
-            continue
-        with closing(sqlite3.connect(database)) as connection:
-            rows = connection.execute(
-                "select task_id, value from xcom where dag_id = ? and run_id = ? and key = ?",
-                (dag_id, dag_run.run_id, GROUP_STATES_XCOM_KEY),
-            ).fetchall()
-        states[label] = {
-            task: (value["state"], value["attempts"]) for _, raw in rows for task, value in json.loads(raw).items()
-        }
+    dag_ids = {"per task": "bench_per_task", "groups of 20": "bench_grouped"}
+    samples: dict[str, list[float]] = {label: [] for label in dag_ids}
+    for round_number in range(rounds):
+        order = list(dag_ids.items()) if round_number % 2 == 0 else list(reversed(dag_ids.items()))
+        for label, dag_id in order:
+            started = time.perf_counter()
+            dag_run = bag.dags[dag_id].test()
+            samples[label].append(time.perf_counter() - started)
+            if label == "per task":
+                states[label] = {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+                continue
+            with closing(sqlite3.connect(database)) as connection:
+                rows = connection.execute(
+                    "select task_id, value from xcom where dag_id = ? and run_id = ? and key = ?",
+                    (dag_id, dag_run.run_id, GROUP_STATES_XCOM_KEY),
+                ).fetchall()
+            states[label] = {
+                task: (value["state"], value["attempts"]) for _, raw in rows for task, value in json.loads(raw).items()
+            }
+    times = {label: statistics.median(values) for label, values in samples.items()}
     return times, states
 
 
-def bench_prefect(home: Path) -> tuple[dict[str, float], dict[str, dict[str, tuple[str, int]]]]:
+def bench_prefect(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, dict[str, tuple[str, int]]]]:
     for key in [k for k in os.environ if k.startswith("PREFECT_")]:
         del os.environ[key]
     os.environ.update(
@@ -128,31 +133,41 @@ def bench_prefect(home: Path) -> tuple[dict[str, float], dict[str, dict[str, tup
     from adapters.prefect import last_result, to_prefect_flow
     from bench_groups_pipeline import GROUPS, pipeline
 
-    times: dict[str, float] = {}
     states: dict[str, dict[str, tuple[str, int]]] = {}
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), prefect_test_harness(90):
         flows = {
             "per task": to_prefect_flow(pipeline, name="bench-per-task", reporters=[], keep_going=True),
             "groups of 20": to_prefect_flow(pipeline, name="bench-grouped", reporters=[], keep_going=True, groups=GROUPS),
         }
-        for label, built in flows.items():
-            started = time.perf_counter()
-            built()
-            times[label] = time.perf_counter() - started
-            result = last_result(built)
-            assert result is not None
-            states[label] = {name: (r.state.value, r.attempts) for name, r in result.tasks.items()}
+        samples: dict[str, list[float]] = {label: [] for label in flows}
+        # One untimed run each (imports, first flow run), then alternating rounds: a flow run leaves
+        # Prefect work behind (state and event writes) that slows whatever runs right after it.
+        for round_number in range(rounds + 1):
+            order = list(flows.items()) if round_number % 2 else list(reversed(flows.items()))
+            for label, built in order:
+                started = time.perf_counter()
+                built()
+                if round_number:
+                    samples[label].append(time.perf_counter() - started)
+                result = last_result(built)
+                assert result is not None
+                states[label] = {name: (r.state.value, r.attempts) for name, r in result.tasks.items()}
+        times = {label: statistics.median(values) for label, values in samples.items()}
     return times, states
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("airflow", "prefect"), required=True)
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each (the median is shown)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix=f"bench-groups-{args.backend}-"))
-    times, states = (bench_airflow if args.backend == "airflow" else bench_prefect)(home)
+    times, states = (bench_airflow if args.backend == "airflow" else bench_prefect)(home, args.rounds)
     tasks = CHAINS * LENGTH
-    print(f"{args.backend}: {tasks} tasks ({CHAINS} chains of {LENGTH}), one run each, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"{args.backend}: {tasks} tasks ({CHAINS} chains of {LENGTH}), median of {args.rounds} run(s) each, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.1f}"
+    )
     for label, seconds in times.items():
         print(f"  {label:>13}: {seconds:8.2f} s  ({seconds / tasks * 1000:7.1f} ms per engine task)")
     print(f"  ratio per task / groups of 20: {times['per task'] / times['groups of 20']:.1f}x")
