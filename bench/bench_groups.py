@@ -86,7 +86,7 @@ def bench_airflow(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, 
 
     from adapters.airflow import GROUP_STATES_XCOM_KEY
 
-    bag = DagBag(dag_folder=str(dags), include_examples=False)
+    bag = DagBag(dag_folder=str(dags))
     if bag.import_errors:
         raise SystemExit(f"the bench DAG file does not import: {bag.import_errors}")
     states: dict[str, dict[str, tuple[str, int]]] = {}
