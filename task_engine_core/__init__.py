@@ -4,6 +4,7 @@ Importing this package loads the standard library only.
 """
 
 from ._secrets import Secret, mask_secrets
+from .attempt import AttemptState, HandlerDecision
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -50,6 +51,7 @@ from .stats import StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
+    "AttemptState",
     "Backoff",
     "ConsoleReporter",
     "ContextError",
@@ -61,6 +63,7 @@ __all__ = [
     "EmptyPipelineError",
     "EventBus",
     "FunctionTask",
+    "HandlerDecision",
     "Hydrated",
     "HydrationError",
     "HydrationRequest",

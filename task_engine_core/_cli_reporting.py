@@ -74,7 +74,7 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
 
 
 def build_run_reporters(args: argparse.Namespace, pipeline: Pipeline) -> tuple[list[Listener], Any]:
-    """The listeners of a CLI run and the tracing listener (or None); tracing comes first."""
+    """The reporters of a CLI run (the executor adds the rest through `backend.default_listeners`) and the tracing listener or None."""
     from .telemetry import tracing_from_environment
 
     tracing = tracing_from_environment(args.trace)

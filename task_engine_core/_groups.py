@@ -13,7 +13,6 @@ from typing import Any
 
 from .errors import CycleError, DefinitionError, closest_names
 from .events import Listener
-from .executor import PipelineExecutor
 from .graph import downstream_map, topological_order
 from .pipeline import Pipeline, ValidatedPipeline
 from .result import RunResult
@@ -190,6 +189,7 @@ def run_group(
     stats: Any = None,
 ) -> RunResult:
     """Run a group's pipeline with the standalone executor on one worker; return its result, also after a failure."""
+    from .executor import PipelineExecutor  # the executor imports the backend seam, which re-exports this module
     executor = PipelineExecutor(
         pipeline,
         workers=1,

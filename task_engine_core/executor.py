@@ -21,30 +21,22 @@ from typing import Any
 
 from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
-from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
+from .events import EventBus, Listener, RunFinished, RunStarted
 from .graph import downstream_map
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
-from .reporters import ConsoleReporter
-from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
-from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from .stats import StatsRecorder, StatsStore, configured_stats_path
+from ._lifecycle import TaskLifecycle, may_start
+from .backend import default_listeners, resolve_stats_store, settle_trace_id
+from .stats import StatsStore
 from .task import TaskState
 
 __all__ = ["PipelineExecutor"]
 
-_FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
-    OutcomeKind.FAILED: TaskState.FAILED,
-    OutcomeKind.SKIPPED: TaskState.SKIPPED,
-}
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
-_RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
-_UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
@@ -57,7 +49,8 @@ class PipelineExecutor:
     the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path.
+    critical path. `run_task` is for backends (see `task_engine_core.backend`): it runs one
+    allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
     """
 
     def __init__(
@@ -75,6 +68,8 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
+        run_task: Callable[[TaskLifecycle], object] | None = None,
+        trace_id: str | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
@@ -86,11 +81,14 @@ class PipelineExecutor:
         self.sleep = sleep
         self.handle_signals = handle_signals
         self.priority = bool(priority)
-        self.stats_store = _stats_store(stats)
-        chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-        recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
-        # The recorder listens last, so reporters have printed before the statistics are written.
-        self.events = EventBus([*chosen, *registered_reporters(), *listeners, *recorder])
+        #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
+        self.run_task = run_task
+        self.stats_store = resolve_stats_store(stats)
+        #: The run's trace id when a backend propagates one (e.g. derived from its run id).
+        self.trace_id = trace_id
+        self.events = EventBus(
+            default_listeners(reporters, listeners=listeners, stats_store=self.stats_store, show_plan=show_plan)
+        )
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
         self._start_lock = threading.Lock()
@@ -117,8 +115,14 @@ class PipelineExecutor:
             workers=self.workers,
         )
         self.result = result
+        # Settled here, before any listener hears of the run: listeners read it and never set it.
+        result.trace_id = settle_trace_id(self.events.listeners, self.trace_id)
         started = self.clock()
-        self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
+        self.events.emit(
+            RunStarted(
+                result.run_id, validated.name, plan, validated.upstream, self.workers, time.time(), result.trace_id
+            )
+        )
         guard = self._signals_handled()
         with guard:
             try:
@@ -241,65 +245,44 @@ class PipelineExecutor:
         run_id: str,
         worker: str,
     ) -> TaskResult | None:
-        """Run one task to its final state (attempts, retry delays, events); None if the run stopped first."""
-        events = self.events
+        """Run one task's lifecycle to its final state; None if the run stopped before it could start."""
+        lifecycle = TaskLifecycle(
+            definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock,
+            sleep=self.sleep, settled=self._settled,
+        )
+        runner = self.run_task
         with self._start_lock:
             # Checked under the lock that also sets a failure's stop: no task starts after a
             # failed task's TaskFinished.
-            if self._stop_reason is not None:
+            reason = self._stop_reason
+            if reason is not None and not may_start(
+                started=False, failed=reason == _FAILURE, keep_going=self.keep_going, stopping=reason != _FAILURE
+            ):
                 return None
-            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
-            self._live[name] = result
-            if events.wants(TaskStarted):
-                events.emit(TaskStarted(run_id, name, worker, time.time()))
-        started = self.clock()
-        try:
-            task = definition.create()
-            run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
-            outcome, attempt = self._run_attempts(run, context)
-            kind = outcome.kind
-            result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
-            result.attempts = attempt
-            result.error = outcome.error
-            result.reason = outcome.reason
-            if run.waits:
-                result.waits = dict(run.waits)
-        except BaseException as error:  # noqa: BLE001 - a task's KeyboardInterrupt must not kill the worker
-            result.state = _FAILED
-            result.attempts = max(result.attempts, 1)
-            result.error = error
-            result.reason = f"{type(error).__name__} escaped the task"
-            if not isinstance(error, Exception):
-                self.request_stop(type(error).__name__)
-        result.end = datetime.now(_UTC)
-        result.duration = self.clock() - started
+            self._live[name] = lifecycle.result
+            if runner is None:
+                lifecycle.start()
+        if runner is None:
+            lifecycle.run_to_end()
+        else:
+            try:
+                runner(lifecycle)
+            except BaseException as error:  # noqa: BLE001 - the backend's own failure is the task's
+                if not lifecycle.finished:
+                    lifecycle.fail(error)
+        if not lifecycle.finished:
+            lifecycle.finish()
+        return lifecycle.result
+
+    def _settled(self, lifecycle: TaskLifecycle) -> None:
+        """A task has its final result (TaskFinished follows): stop the run on a failure or an escaped signal."""
+        escaped = lifecycle.escaped
+        if escaped is not None and not isinstance(escaped, Exception):
+            self.request_stop(type(escaped).__name__)
         with self._start_lock:
-            self._live.pop(name, None)
-            if result.state is _FAILED and not self.keep_going:
+            self._live.pop(lifecycle.result.name, None)
+            if lifecycle.result.state is _FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
-        if events.wants(TaskFinished):
-            events.emit(TaskFinished(run_id, name, result))
-        return result
-
-    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
-        """Run attempts of one task until the outcome is final; return it and the number of attempts.
-
-        The seam for backends that run the attempts elsewhere (the Prefect adapter runs them as
-        one Prefect task run); everything around it (start check, events, result) stays here.
-        """
-        attempt = 1
-        while True:
-            outcome = run_attempt(run, attempt, context)
-            if outcome.kind is not _RETRY:
-                return outcome, attempt
-            self.events.emit(
-                RetryScheduled(
-                    run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
-                )
-            )
-            with run.waiting("retry", run.name, outcome.delay):
-                self.sleep(outcome.delay)
-            attempt += 1
 
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
@@ -361,21 +344,6 @@ class PipelineExecutor:
     # -- signals ---------------------------------------------------------------------------------
     def _signals_handled(self) -> _SignalGuard:
         return _SignalGuard(self if self.handle_signals else None)
-
-
-def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        return StatsStore(path, create_directory=is_default) if path is not None else None
-    if isinstance(stats, StatsStore):
-        return stats
-    if isinstance(stats, (str, os.PathLike)) and str(stats):
-        return StatsStore(stats)
-    raise InvalidArgumentError(
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
-    )
 
 
 class _SignalGuard:

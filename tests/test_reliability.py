@@ -637,8 +637,7 @@ def test_four_cli_runs_recording_into_one_database_at_once_lose_no_row(tmp_path:
 # -- security ---------------------------------------------------------------------------------------------------------
 SECRET_PIPELINE = """
 import logging, os
-from task_engine_core import SkipTask, Task, register, retries
-from task_engine_core.runtime import current_task_run
+from task_engine_core import HandlerDecision, SkipTask, Task, register, retries
 
 logging.basicConfig(filename=os.environ["APP_LOG"], level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 log = logging.getLogger("app")
@@ -668,9 +667,8 @@ class Explains(Task):
             log.exception("request failed")
             raise
 
-    def retry_handler(self, error):
-        current_task_run().explain(f"gave up on {self.context['api']['token'].reveal()}")
-        return False
+    def retry_handler(self, error, state):
+        return HandlerDecision.give_up(f"gave up on {self.context['api']['token'].reveal()}")
 """
 
 TOKEN, PASSWORD = "tok-SECRET-1111", "pw-SECRET-2222"

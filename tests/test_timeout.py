@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from task_engine_core import InvalidArgumentError, Pipeline, PipelineExecutor, Task, TaskState, TaskTimeoutError, retries, skippable, timeout
-from task_engine_core.runtime import current_task_run
 
 
 def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():
@@ -20,10 +19,11 @@ def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():
         seen.append("quick")
 
     @p.register(depends_on=quick)
-    @timeout(0.2)
-    def hangs():
-        seen.append(current_task_run().name)
-        release.wait(30)
+    class hangs(Task):
+        @timeout(0.2)
+        def perform_task(self):
+            seen.append(self.attempt_state.name)
+            release.wait(30)
 
     p.add(lambda: None, name="after", depends_on=["hangs"])
     executor = PipelineExecutor(p, reporters=[])

@@ -187,9 +187,13 @@ class RateLimiter:
             return min(bucket.tokens for bucket in state.buckets.values())
 
     # -- acquiring -----------------------------------------------------------------------------
-    def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
-        """Take `tokens` now or from the future and return how long the caller must sleep first."""
-        state = self._keys.get(key) or self._state(key)
+    def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None, attempt: Any = None) -> float:
+        """Take `tokens` now or from the future and return how long the caller must sleep first.
+
+        `attempt` is the calling task's AttemptState, if any: on a worker where nothing configured
+        `key` yet, its context's `rate_limits:` section is applied first.
+        """
+        state = self._keys.get(key) or self._state(key, attempt)
         with state.lock:
             now = self.clock()
             wait = 0.0
@@ -218,18 +222,17 @@ class RateLimiter:
             return False
         return True
 
-    def acquire(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
+    def acquire(self, key: str, tokens: float = 1, *, timeout: float | None = None, attempt: Any = None) -> float:
         """Take `tokens` from `key`, sleeping until they are available; return the seconds waited.
 
-        A wait inside a task is reported as a `rate_limit` wait of that task (events, statistics).
-        With `timeout`, a wait longer than it raises RateLimitTimeoutError at once, taking nothing.
+        With `attempt` (the calling task's AttemptState, e.g. `self.attempt_state`) a wait is
+        reported as a `rate_limit` wait of that task (events, statistics). With `timeout`, a wait
+        longer than it raises RateLimitTimeoutError at once, taking nothing.
         """
-        wait = self.reserve(key, tokens, timeout=timeout)
+        wait = self.reserve(key, tokens, timeout=timeout, attempt=attempt)
         if wait > 0:
             message = f"waiting {wait:.1f} s for {key!r}"
-            from ..runtime import current_task_run  # runtime imports policies; import late
-
-            run = current_task_run()
+            run = attempt
             if run is None:
                 logger.info(message)
                 self.sleep(wait)
@@ -238,22 +241,19 @@ class RateLimiter:
                     self.sleep(wait)
         return wait
 
-    def _state(self, key: str) -> _KeyState:
+    def _state(self, key: str, attempt: Any = None) -> _KeyState:
         state = self._keys.get(key)
         if state is None or not state.buckets:
             # On Airflow/Prefect workers nothing ran apply_context_rate_limits in this process:
             # the running task's context may still carry the `rate_limits:` section.
-            if self._configure_from_current_task(key):
+            if self._configure_from_task(key, attempt):
                 state = self._keys.get(key)
             if state is None or not state.buckets:
                 raise UnknownRateLimitKeyError(key, self.keys())
         return state
 
-    def _configure_from_current_task(self, key: str) -> bool:
-        from ..runtime import current_task_run  # runtime imports policies; import late
-
-        run = current_task_run()
-        context = getattr(getattr(run, "task", None), "context", None)
+    def _configure_from_task(self, key: str, attempt: Any) -> bool:
+        context = getattr(getattr(attempt, "task", None), "context", None)
         if not isinstance(context, Mapping) or "rate_limits" not in context:
             return False
         apply_context_rate_limits(context, self)
@@ -275,10 +275,18 @@ def set_rate_limit(*limits: RateLimit, limiter: RateLimiter | None = None) -> No
 
 @contextmanager
 def rate_limited(
-    key: str, tokens: float = 1, *, timeout: float | None = None, limiter: RateLimiter | None = None
+    key: str,
+    tokens: float = 1,
+    *,
+    timeout: float | None = None,
+    limiter: RateLimiter | None = None,
+    attempt: Any = None,
 ) -> Iterator[float]:
-    """Take a token of `key` before the block (around one request); yields the seconds waited."""
-    yield (limiter or _DEFAULT).acquire(key, tokens, timeout=timeout)
+    """Take a token of `key` before the block (around one request); yields the seconds waited.
+
+    Pass `attempt=self.attempt_state` inside a task so the wait is reported as the task's.
+    """
+    yield (limiter or _DEFAULT).acquire(key, tokens, timeout=timeout, attempt=attempt)
 
 
 @dataclass(frozen=True)
@@ -291,8 +299,8 @@ class RateLimitGuard:
     limiter: RateLimiter | None = None
 
     def before_attempt(self, run: Any) -> None:
-        """Block until the key has a token (reported as a `rate_limit` wait)."""
-        (self.limiter or _DEFAULT).acquire(self.key, self.tokens, timeout=self.timeout)
+        """Block until the key has a token (reported as a `rate_limit` wait of `run`)."""
+        (self.limiter or _DEFAULT).acquire(self.key, self.tokens, timeout=self.timeout, attempt=run)
 
 
 def rate_limit(

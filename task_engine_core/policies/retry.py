@@ -52,6 +52,10 @@ class Backoff:
         delay = self.initial * self.multiplier ** max(retry_number - 1, 0)
         return min(delay, self.maximum) if self.maximum is not None else delay
 
+    def delay_for(self, state: Any) -> float:
+        """The delay after the failed attempt described by `state` (an AttemptState), jitter included."""
+        return self.delay(state.attempt)
+
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """The delay before retry `retry_number`, jitter included."""
         delay = self.base_delay(retry_number)
