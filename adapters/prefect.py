@@ -19,7 +19,7 @@ import contextvars
 import copy
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -30,14 +30,18 @@ from task_engine_core import (
     Pipeline,
     PipelineExecutor,
     RunResult,
+    SkipTask,
     StatsStore,
     TaskContext,
     TaskEngineError,
+    TaskState,
     default_pipeline,
 )
+from task_engine_core import Task as EngineTask
 from task_engine_core.backend import (
     AttemptOutcome,
     AttemptState,
+    GroupPlan,
     Hydrated,
     HydrationRequest,
     Listener,
@@ -46,11 +50,16 @@ from task_engine_core.backend import (
     ValidatedPipeline,
     build_context,
     deep_merge,
+    TaskResult,
     error_text,
+    group_pipeline,
+    plan_groups,
     register_hydrator,
     registered_hydrators,
+    run_group,
     trace_id_for,
     validated_pipeline,
+    worst_state,
 )
 
 try:
@@ -95,6 +104,7 @@ def to_prefect_flow(
     prefect_rate_limits: Mapping[str, str] | None = None,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     priority: bool = True,
+    groups: Mapping[str, Sequence[str]] | None = None,
     **flow_kwargs: Any,
 ) -> Flow[..., RunResult]:
     """Build a Prefect flow that runs `pipeline` (None = the default registry) with the core's semantics.
@@ -114,9 +124,15 @@ def to_prefect_flow(
     rate limits (they need a slot decay): every attempt of a task with such a key also takes a
     slot of that limit, which the Prefect server enforces across flow runs and machines. The
     in-process token bucket still applies on top.
+
+    `groups` (group name -> task names) runs each connected group as one Prefect task run named
+    after the group, through the standalone executor inside it: its tasks keep their retries,
+    events, statistics and spans; the task run ends in the worst state inside it, and the inner
+    states are in the flow's RunResult and in a Prefect table artifact of that task run.
     """
     chosen = pipeline if pipeline is not None else default_pipeline()
     validated = validated_pipeline(chosen)
+    plan = plan_groups(validated, groups)
     flow_name = name or validated.name
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise InvalidArgumentError(
@@ -126,6 +142,9 @@ def to_prefect_flow(
     base_context = context
     extra_listeners = tuple(listeners)
     chosen_reporters = None if reporters is None else tuple(reporters)
+    inner_run = _InnerRun(keep_going, extra_listeners, chosen_reporters, stats)
+    units = _units_pipeline(validated, plan, inner_run) if plan.groups else chosen
+    scheduled = validated_pipeline(units) if plan.groups else validated
     key = f"{flow_name}:{id(chosen)}"
 
     def run_pipeline(params: dict[str, Any] | None = None) -> RunResult:
@@ -134,8 +153,9 @@ def to_prefect_flow(
         _check_limits_exist(limits)
         flow_run = FlowRunContext.get()
         flow_run_id = getattr(getattr(flow_run, "flow_run", None), "id", None)
+        run_task = _PrefectTaskRuns(scheduled.upstream, limits)
         executor = PipelineExecutor(
-            chosen,
+            units,
             workers=max_workers,
             context=_flow_context(base_context, params),
             keep_going=keep_going,
@@ -144,7 +164,7 @@ def to_prefect_flow(
             handle_signals=False,
             stats=stats,
             priority=priority,
-            run_task=_PrefectTaskRuns(validated.upstream, limits),
+            run_task=run_task,
             # One trace per flow run, whichever process or retry of the flow reports it.
             trace_id=trace_id_for(f"prefect flow run {flow_run_id}") if flow_run_id is not None else None,
         )
@@ -156,6 +176,9 @@ def to_prefect_flow(
             raise _masked_for_prefect(error) from None
         finally:
             if executor.result is not None:
+                if plan.groups:
+                    # The flow's result lists the tasks inside the groups, as a standalone run would.
+                    executor.result.tasks = _expand_groups(executor.result, plan, run_task.group_results)
                 with _LAST_RESULTS_LOCK:
                     _LAST_RESULTS[key] = executor.result
 
@@ -201,6 +224,8 @@ class _PrefectTaskRuns:
         # Prefect finds its flow run there.
         self.prefect_context = contextvars.copy_context()
         self.futures: dict[str, PrefectFuture[Any]] = {}
+        # Task group -> the result of its standalone run inside its task run.
+        self.group_results: dict[str, RunResult] = {}
 
     def __call__(self, lifecycle: TaskLifecycle) -> None:
         name = lifecycle.name
@@ -218,8 +243,106 @@ class _PrefectTaskRuns:
         future = submit() if FlowRunContext.get() is not None else self.prefect_context.copy().run(submit)
         self.futures[name] = future
         future.wait()
+        task_object = getattr(getattr(lifecycle, "state", None), "task", None)
+        if isinstance(task_object, _GroupTask) and task_object.group_result is not None:
+            self.group_results[name] = task_object.group_result
         if not lifecycle.finished:
             raise _prefect_failure(name, future)
+
+
+@dataclass(frozen=True)
+class _InnerRun:
+    """How a group's standalone run inside its task run is made: the flow's own settings."""
+
+    keep_going: bool
+    listeners: tuple[Listener, ...]
+    reporters: tuple[Listener, ...] | None
+    stats: Any
+
+
+class _GroupTask(EngineTask):
+    """One task group as one engine task of the flow: its tasks run by the standalone executor inside it."""
+
+    group: str = ""
+    pipeline: Pipeline
+    inner_run: _InnerRun
+    group_result: RunResult | None = None
+
+    def perform_task(self) -> None:
+        """Run the group's tasks; fail with the first failure inside, skip when the worst inside is a skip."""
+        settings = self.inner_run
+        result = self.group_result = run_group(
+            self.pipeline,
+            context=self.context,
+            keep_going=settings.keep_going,
+            listeners=settings.listeners,
+            reporters=settings.reporters,
+            stats=settings.stats,
+        )
+        _publish_group_artifact(self.group, result)
+        worst = worst_state([r.state.value for r in result.tasks.values()])
+        if worst == TaskState.SKIPPED.value:
+            skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
+            raise SkipTask(f"task group {self.group!r}: {', '.join(map(repr, skipped))} skipped")
+        if worst != TaskState.SUCCESS.value:
+            failed = result.failed
+            if failed and failed[0].error is not None:
+                raise failed[0].error
+            raise RuntimeError(f"task group {self.group!r}: tasks ended {worst}")
+
+    def __repr__(self) -> str:
+        return f"<task group {self.group!r}>"
+
+
+def _units_pipeline(validated: ValidatedPipeline, plan: GroupPlan, inner_run: _InnerRun) -> Pipeline:
+    """The pipeline the flow schedules: a task per task outside the groups, one `_GroupTask` per group."""
+    units = Pipeline(validated.name)
+    for unit in sorted(plan.units, key=lambda u: validated.definitions[plan.members[u][0]].index):
+        depends_on = list(plan.upstream[unit])
+        if not plan.is_group(unit):
+            definition = validated.definitions[unit]
+            units.add(definition.target, depends_on=depends_on, name=unit, priority=definition.explicit_priority)
+            continue
+        attributes = {
+            "group": unit,
+            "pipeline": group_pipeline(validated, plan, unit),
+            "inner_run": inner_run,
+            "__module__": __name__,
+        }
+        # A group starts as early as its most urgent task would.
+        priorities = [p for name in plan.members[unit] if (p := validated.definitions[name].explicit_priority) is not None]
+        units.add(
+            type(_identifier(unit), (_GroupTask,), attributes),
+            depends_on=depends_on,
+            name=unit,
+            priority=max(priorities) if priorities else None,
+        )
+    return units
+
+
+def _expand_groups(result: RunResult, plan: GroupPlan, inner: Mapping[str, RunResult]) -> dict[str, TaskResult]:
+    """The flow run's results with each group replaced by the results of the tasks inside it."""
+    tasks: dict[str, TaskResult] = {}
+    for unit, unit_result in result.tasks.items():
+        if not plan.is_group(unit):
+            tasks[unit] = unit_result
+        elif unit in inner:
+            tasks.update(inner[unit].tasks)
+        else:  # never started (fail-fast, an upstream failed): every task inside shares that state
+            tasks.update({name: TaskResult(name, state=unit_result.state) for name in plan.members[unit]})
+    return tasks
+
+
+def _publish_group_artifact(group: str, result: RunResult) -> None:
+    """A table artifact on the group's task run: state, attempts and reason of every task inside."""
+    from prefect.artifacts import create_table_artifact
+
+    rows = [
+        {"task": name, "state": r.state.value, "attempts": r.attempts, "reason": error_text(r.error) if r.error else r.reason}
+        for name, r in result.tasks.items()
+    ]
+    key = "".join(ch if ch.isalnum() else "-" for ch in group.lower()).strip("-") or "group"
+    create_table_artifact(rows, key=f"task-engine-group-{key}", description=f"Tasks of task group {group!r}")
 
 
 def _prefect_failure(name: str, future: PrefectFuture[Any]) -> BaseException:

@@ -24,7 +24,10 @@ does with them, in order:
    `PipelineExecutor(run_task=...)`, a function running one allowed task's lifecycle.
 6. Context and secrets: `hydrate` / `build_context` and the hydrator registry; `mask_secrets`,
    `error_text` for anything shown outside the run (UI state messages, logs).
-7. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
+7. Task groups: `plan_groups(validated, groups)` checks a grouping and contracts it into units
+   (a group, or a task on its own); `group_pipeline` and `run_group` run a group's tasks with
+   the standalone executor inside one orchestrator task; `worst_state` is the group's state.
+8. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
    and `StatsStore.expected_durations`; `StatsStore.record_task` records one task of a run that
    no single process sees whole (one `runs` row per run, one `task_runs` row per task).
 """
@@ -36,6 +39,7 @@ import os
 import secrets
 from collections.abc import Iterable
 
+from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from ._lifecycle import TaskLifecycle, may_start
 from ._secrets import Secret, error_text, mask_secrets, mask_text
 from .attempt import AttemptState, HandlerDecision
@@ -85,6 +89,8 @@ __all__ = [
     "ENVIRONMENT_ORDER",
     "Event",
     "EventBus",
+    "GroupError",
+    "GroupPlan",
     "HandlerDecision",
     "Hydrated",
     "HydrationRequest",
@@ -116,19 +122,23 @@ __all__ = [
     "deep_merge",
     "default_listeners",
     "error_text",
+    "group_pipeline",
     "hydrate",
     "mask_secrets",
     "mask_text",
     "may_start",
     "new_trace_id",
+    "plan_groups",
     "priority_keys",
     "register_hydrator",
     "registered_hydrators",
     "resolve_stats_store",
     "run_attempt",
+    "run_group",
     "settle_trace_id",
     "trace_id_for",
     "validated_pipeline",
+    "worst_state",
 ]
 
 

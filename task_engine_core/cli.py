@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list|graph|stats TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph|stats|check TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -7,6 +7,7 @@ or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SI
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -22,10 +23,12 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
+from ._check import BACKENDS, CheckTarget, check_pipeline, configured_rate_limit_store, findings_document, format_findings
 from ._secrets import error_text, mask_text
 from ._streams import prefix_task_output, protect_stdout
 from ._version import __version__
-from .errors import RunInterrupted, TaskEngineError
+from .context import build_context
+from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
@@ -106,7 +109,68 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
     add_graph_command(commands, TARGET_HELP)
+    _add_check_command(commands)
     return parser
+
+
+def _add_check_command(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="list where the pipeline behaves differently on a backend",
+        description="List every place where TARGET's pipeline will not behave on BACKEND as it does standalone "
+        "on one process, with the task, the reason and what to do. Exit 0: nothing to report; 1: differences "
+        "found; 2: a definition or usage error.",
+    )
+    check.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    check.add_argument("--backend", required=True, choices=BACKENDS, help="where the pipeline will run")
+    check.add_argument("--json", action="store_true", help="print the findings as one JSON document")
+    check.add_argument(
+        "--workers", type=_positive_int, help="standalone worker threads, or Prefect's max_workers (default 1 / 4)"
+    )
+    check.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="KEY=POOL",
+        help="a rate-limit key mapped to an Airflow pool, as in to_airflow_dag(pools=...); repeatable",
+    )
+    check.add_argument("--dag-test", action="store_true", help="the DAG is verified with dag.test() before deploying")
+    check.add_argument(
+        "--prefect-workers",
+        choices=("process", "in-process"),
+        default="process",
+        help="process (default): each flow run in a process of its own (work pools, serve); in-process: flow() calls",
+    )
+    check.add_argument("--context", metavar="PATH", help="context YAML file (read for rate_limit_store:)")
+    check.set_defaults(handler=_check)
+
+
+def _pool_mapping(entries: Sequence[str]) -> dict[str, str]:
+    pools: dict[str, str] = {}
+    for entry in entries:
+        key, sep, pool = entry.rpartition("=")
+        if not sep or not key or not pool:
+            raise InvalidArgumentError(f"--pool {entry!r}: write KEY=POOL, e.g. --pool /jobs/runs/get=databricks_runs_get")
+        pools[key] = pool
+    return pools
+
+
+def _check(args: argparse.Namespace) -> int:
+    validated = _load(args.target).validate()
+    target = CheckTarget(
+        backend=args.backend,
+        workers=args.workers,
+        pools=_pool_mapping(args.pool),
+        rate_limit_store=configured_rate_limit_store(build_context(args.context)),
+        prefect_workers=args.prefect_workers,
+        dag_test=args.dag_test,
+    )
+    findings = check_pipeline(validated, target)
+    if args.json:
+        print(json.dumps(findings_document(validated.name, target, findings), indent=2))
+    else:
+        print(format_findings(validated.name, target, findings))
+    return EXIT_TASK_FAILED if findings else EXIT_OK
 
 
 def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import SCENARIOS, lifecycle_events, load, mismatches
+from tests.conformance import SCENARIOS, lifecycle_events, load, mismatches, scenarios_for
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -57,7 +57,7 @@ def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) ->
             assert run.state.type.value == "FAILED", task
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", scenarios_for("prefect"))
 def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
     observed, flow_state = run_as_flow(name, max_workers=1)
     assert mismatches(load(name), observed) == []
@@ -65,7 +65,7 @@ def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
     check_prefect_record(flow_state, observed, task_runs)
 
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+@pytest.mark.parametrize("name", [n for n in scenarios_for("prefect") if load(n).parallel_safe])
 def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
     observed, flow_state = run_as_flow(name, max_workers=4)
     assert mismatches(load(name), observed) == []
