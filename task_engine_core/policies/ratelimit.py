@@ -8,12 +8,18 @@ Buckets hand out *reservations*: a caller that finds no token takes one from the
 key's lock, and then sleeps outside the lock until that moment. Waiting callers are therefore
 served in arrival order without polling, and the number of grants in any window never exceeds
 `burst + rate * window`.
+
+The buckets live in the limiter's store: this process (`memory`, the default), a SQLite file shared
+by the processes of one host, or Redis shared by every machine (see `_bucket_stores`). The store is
+chosen in code (`set_rate_limit_store`), else by the running task's context (`rate_limit_store:`),
+else by TASK_ENGINE_RATE_LIMIT_STORE.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError, RateLimitTimeoutError, UnknownRateLimitKeyError
+from ._bucket_stores import MEMORY, RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, bucket_store
 
 __all__ = [
     "RateLimit",
@@ -29,6 +36,7 @@ __all__ = [
     "TokenBucket",
     "default_rate_limiter",
     "set_rate_limit",
+    "set_rate_limit_store",
     "rate_limited",
     "rate_limit",
     "RateLimitGuard",
@@ -128,15 +136,42 @@ class _KeyState:
 
 
 class RateLimiter:
-    """A registry of token buckets by key; `default_rate_limiter()` is the process-wide one."""
+    """A registry of token buckets by key; `default_rate_limiter()` is the process-wide one.
+
+    `store` (a URL or a store object) pins where the buckets live; without it the running task's
+    context (`rate_limit_store:`) or TASK_ENGINE_RATE_LIMIT_STORE decides, and `memory` is the default.
+    """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        store: Any = None,
     ) -> None:
         self.clock = clock
         self.sleep = sleep
         self._keys: dict[str, _KeyState] = {}
         self._lock = threading.Lock()
+        self._store: Any = None
+        self.use_store(store)
+
+    # -- where the buckets live ----------------------------------------------------------------
+    def use_store(self, store: Any) -> None:
+        """Pin the store (a URL such as `redis://127.0.0.1:6379/0`, a store object); None = configured one."""
+        self._store = bucket_store(store, "rate-limit store") if isinstance(store, str) else store
+
+    @property
+    def store(self) -> Any:
+        """The store the next acquire uses: pinned in code, else the task's context, else the environment."""
+        if self._store is not None:
+            return self._store
+        from ..runtime import current_task_run  # runtime imports policies; import late
+
+        context = getattr(getattr(current_task_run(), "task", None), "context", None)
+        if isinstance(context, Mapping) and "rate_limit_store" in context:
+            return _context_store(context)
+        return bucket_store(os.environ.get(RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, ""))
 
     # -- configuration ------------------------------------------------------------------------
     def set(self, *limits: RateLimit) -> None:
@@ -180,6 +215,9 @@ class RateLimiter:
     def available(self, key: str) -> float:
         """Tokens available now on `key` (the smallest of its buckets; negative when reserved ahead)."""
         state = self._state(key)
+        store = self.store
+        if store is not MEMORY:
+            return store.reserve(key, self._limits_of(state), 0.0, None)[2]
         with state.lock:
             now = self.clock()
             for bucket in state.buckets.values():
@@ -190,6 +228,9 @@ class RateLimiter:
     def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
         """Take `tokens` now or from the future and return how long the caller must sleep first."""
         state = self._keys.get(key) or self._state(key)
+        store = self.store
+        if store is not MEMORY:
+            return self._reserve_in(store, key, self._limits_of(state), tokens, timeout)
         with state.lock:
             now = self.clock()
             wait = 0.0
@@ -210,6 +251,26 @@ class RateLimiter:
                 bucket.tokens -= tokens
             return wait
 
+    @staticmethod
+    def _limits_of(state: _KeyState) -> tuple[RateLimit, ...]:
+        with state.lock:  # set() may replace a bucket meanwhile
+            return tuple(bucket.limit for bucket in state.buckets.values())
+
+    @staticmethod
+    def _reserve_in(
+        store: Any, key: str, limits: tuple[RateLimit, ...], tokens: float, timeout: float | None
+    ) -> float:
+        for limit in limits:
+            if tokens > limit.burst:  # type: ignore[operator]
+                raise InvalidArgumentError(
+                    f"rate limit {key!r}: {tokens:g} tokens at once exceed the burst of "
+                    f"{limit.describe()}; request fewer tokens or raise burst"
+                )
+        wait, taken, _ = store.reserve(key, limits, tokens, timeout)
+        if not taken:
+            raise RateLimitTimeoutError(key, wait, timeout)  # type: ignore[arg-type]
+        return wait
+
     def try_acquire(self, key: str, tokens: float = 1) -> bool:
         """Take `tokens` if they are available now; never waits."""
         try:
@@ -226,7 +287,8 @@ class RateLimiter:
         """
         wait = self.reserve(key, tokens, timeout=timeout)
         if wait > 0:
-            message = f"waiting {wait:.1f} s for {key!r}"
+            store = self.store
+            message = f"waiting {wait:.1f} s for {key!r}" + ("" if store is MEMORY else f" in {store.name}")
             from ..runtime import current_task_run  # runtime imports policies; import late
 
             run = current_task_run()
@@ -271,6 +333,22 @@ def default_rate_limiter() -> RateLimiter:
 def set_rate_limit(*limits: RateLimit, limiter: RateLimiter | None = None) -> None:
     """Configure limits in the process-wide registry: `set_rate_limit(RateLimit("/jobs/runs/get", 30))`."""
     (limiter or _DEFAULT).set(*limits)
+
+
+def set_rate_limit_store(store: Any, limiter: RateLimiter | None = None) -> None:
+    """Keep the buckets in `store`: `memory`, `sqlite:///PATH`, `redis://HOST:PORT/DB`; None = configured one."""
+    (limiter or _DEFAULT).use_store(store)
+
+
+def _context_store(context: Mapping[str, Any]) -> Any:
+    value = context["rate_limit_store"]
+    reveal = getattr(value, "reveal", None)  # a Secret: the URL may carry a password
+    url = reveal() if callable(reveal) else value
+    if not isinstance(url, str):
+        raise InvalidArgumentError(
+            f"context key rate_limit_store must be a URL such as redis://HOST:PORT/DB, not {type(url).__name__}"
+        )
+    return bucket_store(url, "context key rate_limit_store")
 
 
 @contextmanager
@@ -368,6 +446,11 @@ def apply_context_rate_limits(context: Mapping[str, Any], limiter: RateLimiter |
     """Configure the limits of a context's `rate_limits:` section (if any); return them."""
     from ..errors import ContextError
 
+    if "rate_limit_store" in context:
+        try:
+            _context_store(context)  # a bad URL stops the run before any task, not in its first attempt
+        except InvalidArgumentError as error:
+            raise ContextError(str(error)) from None
     if "rate_limits" not in context:
         return []
     try:
@@ -388,3 +471,4 @@ def check_rate_limit_keys(policies_by_task: Mapping[str, Any]) -> None:
                 except UnknownRateLimitKeyError as error:
                     error.args = (f"task {task!r}: {error.args[0]}",)
                     raise
+                (guard.limiter or _DEFAULT).store  # a bad TASK_ENGINE_RATE_LIMIT_STORE stops the run here
