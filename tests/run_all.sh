@@ -17,6 +17,14 @@ if [ ! -f tests/js/node_modules/mermaid/dist/mermaid.min.js ]; then
 fi
 # --- end reporters and telemetry ---
 
+# --- shared stores: redis-server (rate limits) and PostgreSQL 15 (statistics, Airflow metadata) ---
+echo "== stores: redis-server and postgresql (apt)"
+if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null \
+        || echo "apt-get could not install redis-server/postgresql: the shared-store tests will skip"
+fi
+# --- end shared stores ---
+
 echo "== core: install and test"
 "$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$PYTHON" -m pytest -q -p no:cacheprovider tests || status=1
