@@ -280,3 +280,70 @@ def test_four_processes_of_eight_threads_hold_one_rate(kind, tmp_path, request):
     _assert_never_above_the_limit(grants, rate, burst, tolerance=2.0)
     achieved = sum(1 for t in grants if start <= t <= stop) / duration
     assert achieved >= 0.95 * rate, f"{achieved:.1f}/s of {rate:g}/s"
+
+
+# -- the store goes down in the middle of a run ---------------------------------------------------
+def test_redis_stopped_mid_run_fails_token_attempts_retryably_and_a_restart_lets_retries_succeed(tmp_path, recorder):
+    pytest.importorskip("redis")
+    server = RedisServer(tmp_path)
+    if server.binary is None:
+        pytest.skip("redis-server is not installed (tests/run_all.sh installs it with apt-get)")
+    server.start()
+    try:
+        limiter = _limiter(server.url, RateLimit("api", rate=100, burst=10))
+        pipeline = Pipeline("store down")
+
+        @pipeline.register
+        @rate_limit("api", limiter=limiter)
+        def before():
+            pass
+
+        @pipeline.register(depends_on=before)
+        def outage():
+            server.stop()
+
+        @pipeline.register(depends_on=outage)
+        @retries(6, backoff=0.3)
+        @rate_limit("api", limiter=limiter)
+        def needs_token():
+            pass
+
+        @pipeline.register(depends_on=outage)
+        def no_token():
+            # Runs beside needs_token's failing attempts, then brings the store back.
+            time.sleep(0.5)
+            server.start()
+
+        result = PipelineExecutor(pipeline, workers=2, reporters=[], listeners=[recorder]).run()
+    finally:
+        server.stop()
+    states = {name: (task.state, task.attempts) for name, task in result.tasks.items()}
+    assert states["before"] == (TaskState.SUCCESS, 1)
+    assert states["no_token"] == (TaskState.SUCCESS, 1)
+    assert states["needs_token"][0] is TaskState.SUCCESS and states["needs_token"][1] >= 2
+    failures = recorder.of(AttemptFailed)
+    assert failures and {f.task for f in failures} == {"needs_token"}
+    assert all(isinstance(f.error, RateLimitStoreError) for f in failures)
+    assert all(str(f.error).startswith(f"rate-limit store {server.url} could not be used for key 'api'") for f in failures)
+
+
+def test_without_retries_a_store_outage_fails_only_the_tasks_that_need_a_token():
+    pytest.importorskip("redis")
+    stopped = RedisServer()  # nothing listens on its port
+    limiter = _limiter(stopped.url, RateLimit("api", rate=100))
+    pipeline = Pipeline("store never up")
+
+    @pipeline.register
+    @rate_limit("api", limiter=limiter)
+    def needs_token():
+        pass
+
+    @pipeline.register
+    def independent():
+        pass
+
+    executor = PipelineExecutor(pipeline, reporters=[], keep_going=True)
+    with pytest.raises(RateLimitStoreError, match=rf"rate-limit store {re.escape(stopped.url)} could not be used"):
+        executor.run()
+    states = {name: (task.state, task.attempts) for name, task in executor.result.tasks.items()}
+    assert states == {"needs_token": (TaskState.FAILED, 1), "independent": (TaskState.SUCCESS, 1)}
