@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from .events import Listener
@@ -61,10 +60,9 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
     except ImportError:
         return {}
     try:
-        path = Path(args.stats) if getattr(args, "stats", None) else stats.default_stats_path()
-        if not path.is_file():
+        store = stats.open_stats_store(getattr(args, "stats", None) or None, connect_timeout=2.0)
+        if store is None or not store.exists():
             return {}
-        store = stats.StatsStore(path)
         try:
             return dict(store.expected_durations(pipeline.name))
         finally:

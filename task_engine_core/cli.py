@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,10 +31,9 @@ from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
     STATS_ENVIRONMENT_VARIABLE,
-    StatsStore,
     StatsWarning,
     TaskSummary,
-    configured_stats_path,
+    open_stats_store,
 )
 
 __all__ = ["main", "build_parser", "format_summaries"]
@@ -232,16 +230,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     validated = _load(args.target).validate()
-    path = Path(args.stats) if args.stats else configured_stats_path()[0]
-    if path is None:
+    store = open_stats_store(args.stats or None)
+    if store is None:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
         return EXIT_OK
-    if not path.is_file():
-        print(f"no statistics at {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+    if not store.exists():
+        print(f"no statistics at {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
         return EXIT_OK
-    store = StatsStore(path)
     runs = store.run_count(validated.name)
-    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {str(path)!r}")
+    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {store.location!r}")
     print(format_summaries(store.summaries(validated.name, validated.registration_order)))
     return EXIT_OK
 

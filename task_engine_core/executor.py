@@ -31,7 +31,7 @@ from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from .stats import StatsRecorder, StatsStore, configured_stats_path
+from .stats import StatsRecorder, StatsStore, open_stats_store
 from .task import TaskState
 
 __all__ = ["PipelineExecutor"]
@@ -364,18 +364,7 @@ class PipelineExecutor:
 
 
 def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        return StatsStore(path, create_directory=is_default) if path is not None else None
-    if isinstance(stats, StatsStore):
-        return stats
-    if isinstance(stats, (str, os.PathLike)) and str(stats):
-        return StatsStore(stats)
-    raise InvalidArgumentError(
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
-    )
+    return open_stats_store(stats)
 
 
 class _SignalGuard:

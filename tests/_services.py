@@ -138,9 +138,14 @@ class PostgresServer:
         return self.url(name)
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT), then SIGKILL; the data folder is removed."""
+        """Fast shutdown (pg_ctl: runuser does not pass signals on), then SIGKILL; the data folder is removed."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(2)
+            subprocess.run(
+                [*self._as, str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w",
+                 "stop"],
+                capture_output=True,
+                timeout=60,
+            )
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:

@@ -25,7 +25,6 @@ from task_engine_core import (
     rate_limit,
     retries,
 )
-from task_engine_core.context import TaskContext
 from task_engine_core.errors import ContextError
 from task_engine_core.events import AttemptFailed, WaitStarted
 from task_engine_core.policies import _bucket_stores
