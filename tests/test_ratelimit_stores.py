@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -31,10 +27,8 @@ from task_engine_core.policies import _bucket_stores
 from task_engine_core.policies._bucket_stores import MEMORY, bucket_store
 from task_engine_core.runtime import current_task_run
 
+from ._rate_limit_worker import run_processes, worst_excess
 from ._services import RedisServer
-
-REPO = Path(__file__).resolve().parents[1]
-WORKER = Path(__file__).with_name("_rate_limit_worker.py")
 
 
 @pytest.fixture(scope="module")
@@ -230,55 +224,20 @@ def test_an_unreachable_store_fails_the_attempt_naming_the_store(tmp_path):
 
 
 # -- many processes -------------------------------------------------------------------------------
-def _many_processes(url: str, key: str, *, rate: float, burst: float, processes: int, threads: int,
-                    duration: float) -> tuple[list[float], float, float]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), url, key, str(rate), str(burst), str(threads), str(duration)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    for child in children:  # every process has imported and connected: now all start together
-        assert child.stdout.readline().strip() == "ready"
-    start_at = time.monotonic() + 0.2
-    grants: list[float] = []
-    for child in children:
-        child.stdin.write(f"{start_at!r}\n")
-        child.stdin.close()
-    for child in children:
-        out = child.stdout.read()
-        assert child.wait(timeout=120) == 0
-        grants.extend(json.loads(out))
-    return sorted(grants), start_at, start_at + duration
-
-
-def _assert_never_above_the_limit(grants: list[float], rate: float, burst: float, tolerance: float) -> None:
-    # Every window that starts at a grant: grants in it <= burst + rate * its length (+ tolerance
-    # for sleep overshoot and clock granularity, in tokens).
-    worst = 0.0
-    for i, start in enumerate(grants):
-        for j in range(i, len(grants)):
-            excess = (j - i + 1) - (burst + rate * (grants[j] - start))
-            worst = max(worst, excess)
-    assert worst <= tolerance, f"{worst:.2f} grants above burst + rate * elapsed"
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_four_processes_of_eight_threads_hold_one_rate(kind, tmp_path, request):
     url = f"sqlite:///{tmp_path / 'b.sqlite3'}" if kind == "sqlite" else request.getfixturevalue("redis_server").url
     rate, burst, duration = 50.0, 5.0, 3.0
-    grants, start, stop = _many_processes(
+    grants, start, stop, late = run_processes(
         url, f"accuracy-{kind}-{time.monotonic_ns()}", rate=rate, burst=burst, processes=4, threads=8,
         duration=duration,
     )
-    _assert_never_above_the_limit(grants, rate, burst, tolerance=2.0)
+    # Tolerance: one token for clock granularity, plus what a sleep that woke `late` seconds past
+    # its due moment (a loaded machine) lets bunch up with the grants after it.
+    worst, tolerance = worst_excess(grants, rate, burst), 1.0 + rate * late
+    assert worst <= tolerance, f"{worst:.2f} grants above burst + rate * elapsed (tolerance {tolerance:.2f})"
     achieved = sum(1 for t in grants if start <= t <= stop) / duration
-    assert achieved >= 0.95 * rate, f"{achieved:.1f}/s of {rate:g}/s"
+    assert achieved >= 0.95 * rate, f"{achieved:.1f}/s of {rate:g}/s (latest wake-up {late * 1000:.0f} ms late)"
 
 
 # -- the store goes down in the middle of a run ---------------------------------------------------

@@ -166,9 +166,7 @@ class RateLimiter:
         """The store the next acquire uses: pinned in code, else the task's context, else the environment."""
         if self._store is not None:
             return self._store
-        from ..runtime import current_task_run  # runtime imports policies; import late
-
-        context = getattr(getattr(current_task_run(), "task", None), "context", None)
+        context = getattr(getattr(_current_task_run()(), "task", None), "context", None)
         if isinstance(context, Mapping) and "rate_limit_store" in context:
             return _context_store(context)
         return bucket_store(os.environ.get(RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, ""))
@@ -333,6 +331,19 @@ def default_rate_limiter() -> RateLimiter:
 def set_rate_limit(*limits: RateLimit, limiter: RateLimiter | None = None) -> None:
     """Configure limits in the process-wide registry: `set_rate_limit(RateLimit("/jobs/runs/get", 30))`."""
     (limiter or _DEFAULT).set(*limits)
+
+
+def _current_task_run() -> Callable[[], Any]:
+    # Looked up on every acquire: import once (runtime imports policies, so not at module level).
+    global _CURRENT_TASK_RUN
+    if _CURRENT_TASK_RUN is None:
+        from ..runtime import current_task_run
+
+        _CURRENT_TASK_RUN = current_task_run
+    return _CURRENT_TASK_RUN
+
+
+_CURRENT_TASK_RUN: Callable[[], Any] | None = None
 
 
 def set_rate_limit_store(store: Any, limiter: RateLimiter | None = None) -> None:
