@@ -154,6 +154,9 @@ class TaskSummary:
 def configured_stats_path() -> tuple[Path | None, bool]:
     """The statistics file used when none is given, and whether it is the default location.
 
+    File stores only: a `postgresql://` TASK_ENGINE_STATS comes back as a meaningless Path here;
+    use `open_stats_store()`, which every reader and writer of this package goes through.
+
     `TASK_ENGINE_STATS=PATH` moves it (useful for CI and tests), `TASK_ENGINE_STATS=off` turns
     statistics off; otherwise it is `.task_engine/stats.sqlite3` under the working directory.
     """
