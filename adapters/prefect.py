@@ -1,9 +1,9 @@
 """Compile a Task Engine pipeline into a Prefect 3 flow: one Prefect task per engine task.
 
 Scheduling (ready order, priority, fail-fast / keep-going, UPSTREAM_FAILED and NOT_RUN), events
-and results are the core executor's own; this module only replaces its attempt loop
-(`PipelineExecutor._run_attempts`) with one Prefect task run per task. Inside that task run every
-Prefect try is one call of the core's `run_attempt`, and its outcome is mapped onto Prefect:
+and results are the core executor's own; this module only says how one allowed task runs
+(`PipelineExecutor(run_task=...)`): as one Prefect task run, whose every Prefect try is one step of
+the core's `TaskLifecycle` (see `task_engine_core.backend`), its outcome mapped onto Prefect:
 
 - another attempt follows -> the attempt raises, `retry_condition_fn` says yes, and Prefect waits
   exactly the core's delay (`AwaitingRetry`) before its next try; `retries = attempts - 1`;
@@ -24,25 +24,34 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskContext
-from task_engine_core.context import (
-    Hydrated,
-    HydrationRequest,
-    build_context,
-    deep_merge,
-    register_hydrator,
-    registered_hydrators,
-)
-from task_engine_core._secrets import error_text
-from task_engine_core.errors import (
+from task_engine_core import (
     InvalidArgumentError,
     MissingExtraError,
+    Pipeline,
+    PipelineExecutor,
+    RunResult,
+    StatsStore,
+    TaskContext,
     TaskEngineError,
+    default_pipeline,
 )
-from task_engine_core.events import Listener, RetryScheduled, WaitFinished, WaitStarted
-from task_engine_core.pipeline import ValidatedPipeline, default_pipeline
-from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from task_engine_core.stats import StatsStore
+from task_engine_core.backend import (
+    AttemptOutcome,
+    AttemptState,
+    Hydrated,
+    HydrationRequest,
+    Listener,
+    OutcomeKind,
+    TaskLifecycle,
+    ValidatedPipeline,
+    build_context,
+    deep_merge,
+    error_text,
+    register_hydrator,
+    registered_hydrators,
+    trace_id_for,
+    validated_pipeline,
+)
 
 try:
     from prefect import Flow, Task, flow, task
@@ -107,7 +116,7 @@ def to_prefect_flow(
     in-process token bucket still applies on top.
     """
     chosen = pipeline if pipeline is not None else default_pipeline()
-    validated = chosen.validate()
+    validated = validated_pipeline(chosen)
     flow_name = name or validated.name
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise InvalidArgumentError(
@@ -123,7 +132,9 @@ def to_prefect_flow(
         with _LAST_RESULTS_LOCK:
             _LAST_RESULTS.pop(key, None)  # a run that fails before its first task leaves no result
         _check_limits_exist(limits)
-        executor = _PrefectExecutor(
+        flow_run = FlowRunContext.get()
+        flow_run_id = getattr(getattr(flow_run, "flow_run", None), "id", None)
+        executor = PipelineExecutor(
             chosen,
             workers=max_workers,
             context=_flow_context(base_context, params),
@@ -133,7 +144,9 @@ def to_prefect_flow(
             handle_signals=False,
             stats=stats,
             priority=priority,
-            prefect_rate_limits=limits,
+            run_task=_PrefectTaskRuns(validated.upstream, limits),
+            # One trace per flow run, whichever process or retry of the flow reports it.
+            trace_id=trace_id_for(f"prefect flow run {flow_run_id}") if flow_run_id is not None else None,
         )
         try:
             return executor.run()
@@ -166,58 +179,47 @@ def to_prefect_flow(
 
 @dataclass
 class _Slot:
-    """One engine task in one flow run: what its Prefect task run shares between attempts."""
+    """One engine task in one flow run: its lifecycle and the outcome of its latest Prefect try."""
 
-    run: TaskRun
-    context: TaskContext
+    lifecycle: TaskLifecycle
     outcome: AttemptOutcome | None = None
-    attempts: int = 0
-    retry_wait_started: float | None = None
 
 
-class _PrefectExecutor(PipelineExecutor):
-    """The core executor whose tasks run their attempts as Prefect task runs.
+class _PrefectTaskRuns:
+    """`run_task` of the core executor: each allowed task runs as one Prefect task run of this flow run.
 
     The core's loop decides which task starts when (priority, fail-fast, keep-going) on its
-    `workers` threads; each of those threads submits the task to the flow's task runner when
-    its upstreams are done and waits for it, so at most `workers` task runs are in flight and
-    none holds a thread while it waits for upstreams.
+    `workers` threads; each of those threads submits the task to the flow's task runner and
+    waits for it, so at most `workers` task runs are in flight and none holds a thread while it
+    waits for upstreams.
     """
 
-    def __init__(self, *args: Any, prefect_rate_limits: Mapping[str, str] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.prefect_rate_limits = dict(prefect_rate_limits or {})
+    def __init__(self, upstream: Mapping[str, tuple[str, ...]], limits: Mapping[str, str]) -> None:
+        self.upstream = upstream
+        self.limits = dict(limits)
+        # Made in the flow body: the core's worker threads start with an empty context, and
+        # Prefect finds its flow run there.
+        self.prefect_context = contextvars.copy_context()
+        self.futures: dict[str, PrefectFuture[Any]] = {}
 
-    def run(self) -> RunResult:
-        """Run the pipeline inside the current flow run (see PipelineExecutor.run)."""
-        # The core's worker threads start with an empty context; Prefect finds its flow run there.
-        self._prefect_context = contextvars.copy_context()
-        self._futures: dict[str, PrefectFuture[Any]] = {}
-        return super().run()
-
-    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
-        mapped = tuple(
-            (key, self.prefect_rate_limits[key]) for key in run.policies.rate_limit_keys if key in self.prefect_rate_limits
-        )
+    def __call__(self, lifecycle: TaskLifecycle) -> None:
+        name = lifecycle.name
+        mapped = tuple((key, self.limits[key]) for key in lifecycle.policies.rate_limit_keys if key in self.limits)
         if mapped:
             # After the task's own guards, so the in-process bucket is taken first.
-            run.policies = replace(run.policies, guards=(*run.policies.guards, _PrefectRateLimitGuard(mapped)))
-        slot = _Slot(run, context)
+            lifecycle.policies = replace(
+                lifecycle.policies, guards=(*lifecycle.policies.guards, _PrefectRateLimitGuard(mapped))
+            )
+        slot = _Slot(lifecycle)
         prefect_task = _prefect_task(slot)
-        upstream = [f for parent in self._upstream[run.name] if (f := self._futures.get(parent)) is not None]
+        upstream = [f for parent in self.upstream[name] if (f := self.futures.get(parent)) is not None]
         # wait_for on finished futures costs nothing and draws the dependency in Prefect's UI.
         submit = partial(prefect_task.submit, wait_for=upstream or None)
-        future = submit() if FlowRunContext.get() is not None else self._prefect_context.copy().run(submit)
-        self._futures[run.name] = future
+        future = submit() if FlowRunContext.get() is not None else self.prefect_context.copy().run(submit)
+        self.futures[name] = future
         future.wait()
-        if slot.outcome is None or not slot.outcome.is_final:
-            raise _prefect_failure(run.name, future)
-        return slot.outcome, slot.attempts
-
-    def priority_keys(self, validated: ValidatedPipeline) -> dict[str, Any]:
-        """The core's priority keys; also keeps this run's upstream map for `wait_for`."""
-        self._upstream = validated.upstream
-        return super().priority_keys(validated)
+        if not lifecycle.finished:
+            raise _prefect_failure(name, future)
 
 
 def _prefect_failure(name: str, future: PrefectFuture[Any]) -> BaseException:
@@ -234,7 +236,7 @@ def _prefect_failure(name: str, future: PrefectFuture[Any]) -> BaseException:
 
 def _prefect_task(slot: _Slot) -> Task[[], Any]:
     """A Prefect task for one engine task in one flow run; each Prefect try is one core attempt."""
-    policies = slot.run.policies
+    policies = slot.lifecycle.policies
     extra_attempts = policies.max_attempts - 1
 
     def attempt_once() -> State[Any] | None:
@@ -250,10 +252,10 @@ def _prefect_task(slot: _Slot) -> Task[[], Any]:
         prefect_task.retry_delay_seconds = outcome.delay
         return True
 
-    attempt_once.__name__ = attempt_once.__qualname__ = _identifier(slot.run.name)
+    attempt_once.__name__ = attempt_once.__qualname__ = _identifier(slot.lifecycle.name)
     return task(
         attempt_once,
-        name=slot.run.name,
+        name=slot.lifecycle.name,
         retries=extra_attempts,
         retry_delay_seconds=[policies.backoff.base_delay(k) for k in range(1, extra_attempts + 1)][:50] or None,
         retry_condition_fn=should_retry if extra_attempts else None,
@@ -262,27 +264,27 @@ def _prefect_task(slot: _Slot) -> Task[[], Any]:
 
 
 def _attempt(slot: _Slot) -> State[Any] | None:
-    """Body of one Prefect try: one call of the core's run_attempt, its outcome mapped to Prefect."""
-    run = slot.run
+    """Body of one Prefect try: one step of the core's lifecycle, its outcome mapped to Prefect."""
+    lifecycle = slot.lifecycle
     ctx = TaskRunContext.get()
-    attempt = ctx.task_run.run_count if ctx is not None else slot.attempts + 1
-    if slot.retry_wait_started is not None:
-        # Prefect did the sleeping; the core's books still get the wait.
-        waited = run.clock() - slot.retry_wait_started
-        run.record_wait("retry", waited)
-        run.emit(WaitFinished(run.run_id, run.name, "retry", run.name, waited, True))
-        slot.retry_wait_started = None
-
-    outcome = run_attempt(run, attempt, slot.context)
-    slot.outcome, slot.attempts = outcome, attempt
+    previous = slot.outcome
+    attempt = ctx.task_run.run_count if ctx is not None else (previous.attempt + 1 if previous else 1)
+    if lifecycle.result.start is None:
+        lifecycle.start()  # on the thread that runs the attempts, as the core's listeners expect
+    else:
+        lifecycle.resume(attempt)  # Prefect did the sleeping; the core's books still get the wait
+    try:
+        outcome = lifecycle.attempt(attempt)
+    except BaseException as error:
+        lifecycle.fail(error)
+        lifecycle.finish()
+        raise
+    slot.outcome = outcome
     if outcome.kind is OutcomeKind.RETRY:
-        run.emit(
-            RetryScheduled(
-                run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
-            )
-        )
-        run.emit(WaitStarted(run.run_id, run.name, "retry", run.name, outcome.delay, ""))
-        slot.retry_wait_started = run.clock()
+        lifecycle.retry_handed_off(outcome)
+    else:
+        lifecycle.conclude(outcome)
+        lifecycle.finish()
     if outcome.kind is OutcomeKind.RETRY or outcome.kind is OutcomeKind.FAILED:
         assert outcome.error is not None
         # Prefect keeps the task run's state message from this exception (UI and API), so it
@@ -331,15 +333,14 @@ class _PrefectRateLimitGuard:
 
     limits: tuple[tuple[str, str], ...]  # (rate-limit key, Prefect limit name)
 
-    def before_attempt(self, run: TaskRun) -> None:
-        """Block until the Prefect server grants a slot of every mapped limit; the wait is recorded."""
+    def before_attempt(self, run: AttemptState) -> None:
+        """Block until the Prefect server grants a slot of every mapped limit; the wait is reported and recorded."""
         from prefect.concurrency.sync import rate_limit as prefect_rate_limit
 
-        for _key, limit in self.limits:
-            started = run.clock()
-            # strict: a limit deleted since the flow started fails the attempt instead of passing freely.
-            prefect_rate_limit(limit, occupy=1, strict=True)
-            run.record_wait("rate_limit", run.clock() - started)
+        for key, limit in self.limits:
+            with run.waiting("rate_limit", key, None, f"waiting for Prefect rate limit {limit!r}"):
+                # strict: a limit deleted since the flow started fails the attempt instead of passing freely.
+                prefect_rate_limit(limit, occupy=1, strict=True)
 
 
 def _check_prefect_rate_limits(

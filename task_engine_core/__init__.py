@@ -4,6 +4,8 @@ Importing this package loads the standard library only.
 """
 
 from ._secrets import Secret, mask_secrets
+from .attempt import AttemptState, HandlerDecision
+from ._version import __version__
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -52,6 +54,8 @@ from .stats import StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
+    "AttemptState",
+    "__version__",
     "Backoff",
     "ConsoleReporter",
     "ContextError",
@@ -63,6 +67,7 @@ __all__ = [
     "EmptyPipelineError",
     "EventBus",
     "FunctionTask",
+    "HandlerDecision",
     "Hydrated",
     "HydrationError",
     "HydrationRequest",

@@ -22,11 +22,14 @@ from ._cli_reporting import (
     finish_run_reporting,
 )
 from ._secrets import error_text, mask_text
+from ._streams import prefix_task_output, protect_stdout
+from ._version import __version__
 from .errors import RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
 from .policies.resource import ResourceGuard
+from .reporters.progress import format_run_totals
 from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
@@ -69,12 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 a task failed, 2 a definition or usage error, "
         "130/143 interrupted by SIGINT/SIGTERM.",
     )
+    parser.add_argument("--version", action="version", version=f"task-engine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a pipeline", description="Run every task of TARGET's pipeline.")
     run.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
+    run.add_argument("--prefix-output", action="store_true", help="start every line a task prints with [TaskName] (useful with --workers)")
     run.add_argument("--plan", action="store_true", help="print the plan line before running")
     run.add_argument(
         "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
@@ -140,6 +145,9 @@ def _load(target: str) -> Pipeline:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_paths(args)  # before any task starts
+    protect_stdout()  # `run ... | head`: a closed reader is not a task's failure
+    if args.prefix_output:
+        prefix_task_output()
     try:
         pipeline = _load(args.target)
     except KeyboardInterrupt:  # Ctrl-C during a slow import
@@ -159,14 +167,15 @@ def _run(args: argparse.Namespace) -> int:
         executor.run()
     except RunInterrupted as interrupted:
         print(f"interrupted: {interrupted}", file=sys.stderr)
+        _print_totals(executor, args)
         return exit_code_for_signal(executor.result.interrupted if executor.result else None)
     except TaskEngineError:
         if executor.result is None:
             raise  # a definition error before any task started
-        return _report_failure(executor)
+        return _report_failure(executor, args)
     except BaseException as error:
         if executor.result is not None and executor.result.failed:
-            return _report_failure(executor)  # a task's own KeyboardInterrupt, SystemExit, ...
+            return _report_failure(executor, args)  # a task's own KeyboardInterrupt, SystemExit, ...
         if not isinstance(error, KeyboardInterrupt):
             raise
         if executor.result is None:  # Ctrl-C while the context was read
@@ -188,11 +197,19 @@ def _interrupted_before_the_run() -> int:
     return exit_code_for_signal("SIGINT")
 
 
-def _report_failure(executor: PipelineExecutor) -> int:
+def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
+    # Which tasks then did not run: the last line of every failed or interrupted run (--progress
+    # prints the same line itself).
+    if executor.result is not None and not getattr(args, "progress", False):
+        print(format_run_totals(executor.result), file=sys.stderr)
+
+
+def _report_failure(executor: PipelineExecutor, args: argparse.Namespace) -> int:
     assert executor.result is not None
     failed = executor.result.failed
     first = min(failed, key=lambda r: r.end) if failed else None
     if first is None or first.error is None:
+        _print_totals(executor, args)
         return EXIT_TASK_FAILED
     others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
     message = error_text(first.error)
@@ -200,6 +217,7 @@ def _report_failure(executor: PipelineExecutor) -> int:
     print(f"task {first.name!r} failed after {first.attempts} attempt(s): {error}{others}", file=sys.stderr)
     # Secret values revealed to a client can come back inside its error message.
     print(mask_text("".join(traceback.format_exception(first.error))), end="", file=sys.stderr)
+    _print_totals(executor, args)
     return EXIT_TASK_FAILED
 
 

@@ -27,14 +27,26 @@ class DuplicateTaskError(DefinitionError):
 class UnknownDependencyError(DefinitionError):
     """A task depends on a task that is not registered in its pipeline."""
 
-    def __init__(self, task: str, dependency: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, task: str, dependency: str, suggestions: Sequence[str] = (), hint: str | None = None) -> None:
         self.task = task
         self.dependency = dependency
         self.suggestions = tuple(suggestions)
-        hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else (
-            "; register it in the same pipeline or fix the name"
-        )
+        if hint is None:
+            hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else (
+                "; register it in the same pipeline or fix the name"
+            )
         super().__init__(f"task {task!r} depends on unknown task {dependency!r}{hint}")
+
+    @classmethod
+    def not_registered(cls, task: str, target: object, pipeline: str) -> UnknownDependencyError:
+        """A dependency given as a class or function that is not registered in this pipeline."""
+        name = getattr(target, "__name__", repr(target))
+        where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', name)}"
+        return cls(task, name, hint=(
+            f" ({where}): that class or function is not registered in pipeline {pipeline!r}, and a class "
+            f"or function dependency means that very object, never a local task of the same name; "
+            f"register it in this pipeline, or depend on a local task by its name (depends_on={name!r})"
+        ))
 
 
 class CycleError(DefinitionError):

@@ -15,37 +15,35 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
-from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
+from .events import EventBus, Listener, RunFinished, RunStarted
 from .graph import downstream_map
+from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
-from .reporters import ConsoleReporter
-from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
-from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from .stats import StatsRecorder, StatsStore, open_stats_store
+from ._lifecycle import TaskLifecycle, may_start
+from .backend import default_listeners, resolve_stats_store, settle_trace_id
+from .stats import StatsStore
 from .task import TaskState
 
 __all__ = ["PipelineExecutor"]
 
-_FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
-    OutcomeKind.FAILED: TaskState.FAILED,
-    OutcomeKind.SKIPPED: TaskState.SKIPPED,
-}
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
-_RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
-_UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+# A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
+# send SIGTERM to the child and again to its process group. The same signal again within this many
+# seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
+_REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 
 
@@ -57,7 +55,10 @@ class PipelineExecutor:
     the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path.
+    critical path. `run_task` is for backends (see `task_engine_core.backend`): it runs one
+    allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
+    critical path. With `raise_on_failure=False`, `run()` returns the result of a failed or
+    interrupted run instead of raising (check `result.failed` / `result.interrupted`).
     """
 
     def __init__(
@@ -75,6 +76,9 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
+        run_task: Callable[[TaskLifecycle], object] | None = None,
+        trace_id: str | None = None,
+        raise_on_failure: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
@@ -86,11 +90,15 @@ class PipelineExecutor:
         self.sleep = sleep
         self.handle_signals = handle_signals
         self.priority = bool(priority)
-        self.stats_store = _stats_store(stats)
-        chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-        recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
-        # The recorder listens last, so reporters have printed before the statistics are written.
-        self.events = EventBus([*chosen, *registered_reporters(), *listeners, *recorder])
+        #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
+        self.run_task = run_task
+        self.raise_on_failure = bool(raise_on_failure)
+        self.stats_store = resolve_stats_store(stats)
+        #: The run's trace id when a backend propagates one (e.g. derived from its run id).
+        self.trace_id = trace_id
+        self.events = EventBus(
+            default_listeners(reporters, listeners=listeners, stats_store=self.stats_store, show_plan=show_plan)
+        )
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
         self._start_lock = threading.Lock()
@@ -101,6 +109,18 @@ class PipelineExecutor:
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        loading = loading_target()
+        if loading is not None:
+            # The module is being imported by the CLI (or a DAG / flow entry), which runs the
+            # pipeline itself once the import is done: running it here too would run it twice.
+            warnings.warn(
+                f"PipelineExecutor().run() was called while {loading!r} is being imported to be run; "
+                f"this call is skipped, as the pipeline runs once the import is done. Put it under "
+                f'`if __name__ == "__main__":` to silence this warning (`python {loading}` still runs it)',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return RunResult(run_id="", pipeline=pipeline.name, tasks={}, workers=self.workers)
         validated = pipeline.validate()
         context = self._build_context()
         self._configure_rate_limits(validated, context)
@@ -117,8 +137,14 @@ class PipelineExecutor:
             workers=self.workers,
         )
         self.result = result
+        # Settled here, before any listener hears of the run: listeners read it and never set it.
+        result.trace_id = settle_trace_id(self.events.listeners, self.trace_id)
         started = self.clock()
-        self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
+        self.events.emit(
+            RunStarted(
+                result.run_id, validated.name, plan, validated.upstream, self.workers, time.time(), result.trace_id
+            )
+        )
         guard = self._signals_handled()
         with guard:
             try:
@@ -134,7 +160,8 @@ class PipelineExecutor:
             # statistics or a report short (every task has its final state already).
             guard.finishing = True
             self._finish(validated, result, started)
-        self._raise_for(result)
+        if self.raise_on_failure:
+            self._raise_for(result)
         return result
 
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -241,65 +268,44 @@ class PipelineExecutor:
         run_id: str,
         worker: str,
     ) -> TaskResult | None:
-        """Run one task to its final state (attempts, retry delays, events); None if the run stopped first."""
-        events = self.events
+        """Run one task's lifecycle to its final state; None if the run stopped before it could start."""
+        lifecycle = TaskLifecycle(
+            definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock,
+            sleep=self.sleep, settled=self._settled,
+        )
+        runner = self.run_task
         with self._start_lock:
             # Checked under the lock that also sets a failure's stop: no task starts after a
             # failed task's TaskFinished.
-            if self._stop_reason is not None:
+            reason = self._stop_reason
+            if reason is not None and not may_start(
+                started=False, failed=reason == _FAILURE, keep_going=self.keep_going, stopping=reason != _FAILURE
+            ):
                 return None
-            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
-            self._live[name] = result
-            if events.wants(TaskStarted):
-                events.emit(TaskStarted(run_id, name, worker, time.time()))
-        started = self.clock()
-        try:
-            task = definition.create()
-            run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
-            outcome, attempt = self._run_attempts(run, context)
-            kind = outcome.kind
-            result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
-            result.attempts = attempt
-            result.error = outcome.error
-            result.reason = outcome.reason
-            if run.waits:
-                result.waits = dict(run.waits)
-        except BaseException as error:  # noqa: BLE001 - a task's KeyboardInterrupt must not kill the worker
-            result.state = _FAILED
-            result.attempts = max(result.attempts, 1)
-            result.error = error
-            result.reason = f"{type(error).__name__} escaped the task"
-            if not isinstance(error, Exception):
-                self.request_stop(type(error).__name__)
-        result.end = datetime.now(_UTC)
-        result.duration = self.clock() - started
+            self._live[name] = lifecycle.result
+            if runner is None:
+                lifecycle.start()
+        if runner is None:
+            lifecycle.run_to_end()
+        else:
+            try:
+                runner(lifecycle)
+            except BaseException as error:  # noqa: BLE001 - the backend's own failure is the task's
+                if not lifecycle.finished:
+                    lifecycle.fail(error)
+        if not lifecycle.finished:
+            lifecycle.finish()
+        return lifecycle.result
+
+    def _settled(self, lifecycle: TaskLifecycle) -> None:
+        """A task has its final result (TaskFinished follows): stop the run on a failure or an escaped signal."""
+        escaped = lifecycle.escaped
+        if escaped is not None and not isinstance(escaped, Exception):
+            self.request_stop(type(escaped).__name__)
         with self._start_lock:
-            self._live.pop(name, None)
-            if result.state is _FAILED and not self.keep_going:
+            self._live.pop(lifecycle.result.name, None)
+            if lifecycle.result.state is _FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
-        if events.wants(TaskFinished):
-            events.emit(TaskFinished(run_id, name, result))
-        return result
-
-    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
-        """Run attempts of one task until the outcome is final; return it and the number of attempts.
-
-        The seam for backends that run the attempts elsewhere (the Prefect adapter runs them as
-        one Prefect task run); everything around it (start check, events, result) stays here.
-        """
-        attempt = 1
-        while True:
-            outcome = run_attempt(run, attempt, context)
-            if outcome.kind is not _RETRY:
-                return outcome, attempt
-            self.events.emit(
-                RetryScheduled(
-                    run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
-                )
-            )
-            with run.waiting("retry", run.name, outcome.delay):
-                self.sleep(outcome.delay)
-            attempt += 1
 
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
@@ -363,10 +369,6 @@ class PipelineExecutor:
         return _SignalGuard(self if self.handle_signals else None)
 
 
-def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    return open_stats_store(stats)
-
-
 class _SignalGuard:
     """While a run is active in the main thread, SIGINT/SIGTERM stop new starts instead of killing it."""
 
@@ -376,6 +378,7 @@ class _SignalGuard:
         self.installed = False
         self.finishing = False
         self._signalled_while_finishing = False
+        self._last_signal: tuple[str, float] | None = None
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
@@ -388,6 +391,10 @@ class _SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         assert self.executor is not None
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        last, self._last_signal = self._last_signal, (name, now)
+        if last is not None and last[0] == name and now - last[1] < _REPEAT_WINDOW.get(name, 0.0):
+            return  # the supervisor's copy of the signal just handled: one request, not a second
         if self.finishing:
             # The run is over and its results are being written: let that finish; a second
             # signal means the user will not wait for it.

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, overload
 
+from ._runnable import check_runnable
 from .errors import (
     DuplicateTaskError,
     EmptyPipelineError,
@@ -211,7 +212,11 @@ class Pipeline:
             if isinstance(ref, str):
                 dependency = ref
             else:
-                dependency = self._names_by_target.get(id(ref)) or getattr(ref, "__name__", repr(ref))
+                # A class or function means that very object: never a local task that shares its name.
+                registered = self._names_by_target.get(id(ref))
+                if registered is None:
+                    raise UnknownDependencyError.not_registered(definition.name, ref, self.name)
+                dependency = registered
             if dependency not in self._definitions:
                 raise UnknownDependencyError(
                     definition.name, dependency, closest_names(dependency, self._definitions)
@@ -241,9 +246,9 @@ def _check_task(target: object) -> None:
             raise NotATaskError(target)
         if target.perform_task is Task.perform_task:
             raise NotATaskError(target, reason="which does not override perform_task(); define perform_task(self)")
-        return
     if not callable(target) or not hasattr(target, "__name__"):
         raise NotATaskError(target)
+    check_runnable(target)
 
 
 def _normalise_dependencies(depends_on: object) -> tuple[DependencyRef, ...]:

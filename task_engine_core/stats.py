@@ -23,12 +23,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from statistics import fmean
 from typing import Any, TypeVar
 
 from ._secrets import mask_text
-from .events import Event, RunFinished
+from ._text import encodable
+from .events import Event, RunFinished, TaskFinished
 from .result import RunResult, TaskResult
 from .task import TaskState
 
@@ -41,6 +43,7 @@ __all__ = [
     "StatsStore",
     "STATS_ENVIRONMENT_VARIABLE",
     "StatsWarning",
+    "TaskStatsRecorder",
     "TaskSummary",
     "configured_stats_path",
     "default_stats_path",
@@ -52,6 +55,8 @@ DEFAULT_STATS_DIRECTORY = ".task_engine"
 DEFAULT_STATS_FILE = "stats.sqlite3"
 STATS_ENVIRONMENT_VARIABLE = "TASK_ENGINE_STATS"
 SCHEMA_VERSION = 1
+#: At most this many seconds a run waits to read expected durations from a locked statistics file.
+PRIORITY_READ_WAIT = 1.0
 #: The expected duration of a task is the plain mean of its first runs, then a moving average
 #: in which the newest run weighs 1/EXPECTED_DURATION_WINDOW: recent runs count, outliers fade.
 EXPECTED_DURATION_WINDOW = 20
@@ -67,6 +72,18 @@ ON CONFLICT (pipeline, task) DO UPDATE SET
     samples = task_estimates.samples + 1
 """
 # (Qualified names and CASE rather than min(): the one statement runs on SQLite and PostgreSQL.)
+
+# One run's row, written by each of its tasks in turn (runs orchestrated across processes).
+_UPSERT_RUN = """
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET
+    started_at = min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)),
+    finished_at = max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)),
+    duration = (julianday(max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)))
+        - julianday(min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)))) * 86400.0,
+    outcome = CASE WHEN runs.outcome = 'failed' THEN 'failed' ELSE excluded.outcome END,
+    trace_id = coalesce(runs.trace_id, excluded.trace_id)
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -246,6 +263,7 @@ class StatsStore:
         self.give_up_after = give_up_after
         self._lock = threading.Lock()
         self._open: sqlite3.Connection | None = None
+        self._busy_now = busy_timeout
 
     def __repr__(self) -> str:
         return f"<StatsStore {str(self.path)!r}>"
@@ -270,7 +288,7 @@ class StatsStore:
             if r.attempts and r.duration is not None
         ]
         wait_rows = [
-            (result.run_id, r.name, reason, seconds)
+            (result.run_id, encodable(r.name), encodable(reason), seconds)
             for r in result.tasks.values()
             for reason, seconds in r.waits.items()
         ]
@@ -292,6 +310,35 @@ class StatsStore:
 
         return self._use(write, False, f"run {result.run_id} of pipeline {result.pipeline!r} was not recorded")
 
+    def record_task(
+        self, run_id: str, pipeline: str, task: TaskResult, *, tasks: int, trace_id: str | None = None
+    ) -> bool:
+        """Write one finished task of a run no single process sees whole (an Airflow dag run).
+
+        The task gets its `task_runs` row (a cleared task's later run replaces it); the run's one
+        `runs` row is created by its first finished task and widened by the others: earliest
+        start, latest end, `failed` once any task failed. False (and a warning) if skipped.
+        """
+        outcome = "failed" if task.state is TaskState.FAILED else "success"
+        start, end = _iso(task.start), _iso(task.end)
+        run_row = (run_id, pipeline, start, end, task.duration, 1, tasks, outcome, None, trace_id, os.getpid())
+        holder = RunResult(run_id, pipeline, {task.name: task})
+        task_row = _task_row(holder, task)
+        wait_rows = [(run_id, task.name, reason, seconds) for reason, seconds in task.waits.items()]
+
+        def statements(connection: sqlite3.Connection) -> None:
+            connection.execute(_UPSERT_RUN, run_row)
+            replaced = connection.execute(
+                "DELETE FROM task_runs WHERE run_id = ? AND task = ?", (run_id, task.name)
+            ).rowcount
+            connection.execute(f"INSERT INTO task_runs VALUES ({', '.join('?' * 12)})", task_row)
+            connection.execute("DELETE FROM task_waits WHERE run_id = ? AND task = ?", (run_id, task.name))
+            connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
+            if task.attempts and task.duration is not None and not replaced:  # a cleared task's rerun counts once
+                connection.execute(_UPDATE_ESTIMATE, (pipeline, task.name, task.duration))
+
+        return self._use(partial(_in_transaction, statements), False, f"task {task.name!r} of run {run_id} (pipeline {pipeline!r}) was not recorded")
+
     # -- reading ----------------------------------------------------------------------------
     def expected_durations(self, pipeline: str) -> dict[str, float]:
         """Task -> expected seconds from its recent runs (every run that started counts); {} without history."""
@@ -300,7 +347,12 @@ class StatsStore:
             rows = connection.execute("SELECT task, expected FROM task_estimates WHERE pipeline = ?", (pipeline,))
             return dict(rows.fetchall())
 
-        return self._use(read, {}, "expected durations are unavailable; ready tasks start in registration order")
+        # Priority is a nicety: a database another process holds locked may delay the first task by
+        # about a second (PRIORITY_READ_WAIT), never for as long as the lock is held.
+        return self._use(
+            read, {}, "expected durations are unavailable; ready tasks start in registration order",
+            wait=PRIORITY_READ_WAIT,
+        )
 
     def summaries(self, pipeline: str, tasks: Sequence[str] | None = None) -> list[TaskSummary]:
         """Per-task history of `pipeline`: runs, mean / p50 / p95 duration, failures; `tasks` order first."""
@@ -329,9 +381,12 @@ class StatsStore:
         return self._use(read, 0, "the statistics cannot be read")
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _use(self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str) -> T:
-        """Run `action` on a ready connection; retry while busy, recover once from a broken file."""
-        deadline = time.monotonic() + self.give_up_after
+    def _use(
+        self, action: Callable[[sqlite3.Connection], T], fallback: T, consequence: str, *, wait: float | None = None
+    ) -> T:
+        """Run `action` on a ready connection; retry while busy (at most `wait` s), recover once from a broken file."""
+        deadline = time.monotonic() + (self.give_up_after if wait is None else wait)
+        busy = self.busy_timeout if wait is None else min(self.busy_timeout, wait)
         recovered = False
         delay = 0.02
         while True:
@@ -339,7 +394,7 @@ class StatsStore:
                 if not self._directory_ready():
                     return fallback
                 with self._lock:
-                    return action(self._connection())
+                    return action(self._connection(busy))
             except sqlite3.DatabaseError as error:
                 self.close()
                 code = getattr(error, "sqlite_errorname", "")
@@ -382,20 +437,23 @@ class StatsStore:
         )
         return False
 
-    def _connection(self) -> sqlite3.Connection:
-        """The store's open connection, opened (and the schema checked) on first use.
+    def _connection(self, busy: float | None = None) -> sqlite3.Connection:
+        """The store's open connection, opened (and the schema checked) on first use; `busy` s of lock waiting.
 
         Kept open between runs: closing the last connection of a WAL database checkpoints it,
         which would cost every run a copy of the log.
         """
+        busy = self.busy_timeout if busy is None else busy
         if self._open is not None:
+            if busy != self._busy_now:
+                self._open.execute(f"PRAGMA busy_timeout = {int(busy * 1000)}")
+                self._busy_now = busy
             return self._open
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock up
         # front, so two writers never deadlock upgrading a read lock). check_same_thread=False:
         # the store's lock serialises use, and a run may finish on another thread than it began.
-        connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        connection = sqlite3.connect(self.path, timeout=busy, isolation_level=None, check_same_thread=False)
+        self._busy_now = busy
         try:
             # WAL + NORMAL: a crash may lose the last run's rows, never corrupt the file; commits
             # skip an fsync each.
@@ -467,6 +525,29 @@ class StatsStore:
         warnings.warn(f"statistics file {str(self.path)!r}: {message}", StatsWarning, stacklevel=2)
 
 
+class TaskStatsRecorder:
+    """A listener recording each finished task on its own (`StatsStore.record_task`), for orchestrated runs.
+
+    Use it where no process sees a whole run (an Airflow try runs one task): every task's
+    TaskFinished adds its row, and together they make the run's one `runs` row.
+    """
+
+    event_types = (TaskFinished,)
+
+    def __init__(self, store: StatsStore, pipeline: str, tasks: int, trace_id: str | None = None) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.tasks = tasks
+        self.trace_id = trace_id
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is TaskFinished:
+            self.store.record_task(event.run_id, self.pipeline, event.result, tasks=self.tasks, trace_id=self.trace_id)
+
+    def __repr__(self) -> str:
+        return f"<TaskStatsRecorder {str(self.store.path)!r}>"
+
+
 class StatsRecorder:
     """A run-event listener that records every finished run in a StatsStore."""
 
@@ -482,6 +563,18 @@ class StatsRecorder:
 
     def __repr__(self) -> str:
         return f"<StatsRecorder {self.store.location!r}>"
+
+
+def _in_transaction(statements: Callable[[sqlite3.Connection], None], connection: sqlite3.Connection) -> bool:
+    """Run `statements` in one immediate transaction; True once committed."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        statements(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return True
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -512,7 +605,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
     return (
         run.run_id,
         run.pipeline,
-        task.name,
+        encodable(task.name),
         task.state.value,
         task.attempts,
         _iso(task.start),
@@ -521,7 +614,7 @@ def _task_row(run: RunResult, task: TaskResult) -> tuple[object, ...]:
         task.waited,
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        mask_text(task.reason) or None,  # a SkipTask message or an explanation may quote a secret
+        encodable(mask_text(task.reason)) or None,  # a SkipTask message or an explanation may quote a secret
     )
 
 
@@ -599,11 +692,11 @@ class PostgresStatsStore(StatsStore):
         """A server is always worth asking (an unreachable one warns and reads as empty)."""
         return True
 
-    def _use(self, action: Callable[[Any], T], fallback: T, consequence: str) -> T:
-        """Run `action` on a ready connection; retry a deadlock or a dropped connection, else warn once."""
+    def _use(self, action: Callable[[Any], T], fallback: T, consequence: str, *, wait: float | None = None) -> T:
+        """Run `action` on a ready connection; retry a deadlock until `wait` (default give_up_after), else warn once."""
         import psycopg
 
-        deadline = time.monotonic() + self.give_up_after
+        deadline = time.monotonic() + (self.give_up_after if wait is None else wait)
         delay = 0.05
         while True:
             try:

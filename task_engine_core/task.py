@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
 
 #: What `retry_handler` may answer: False/None = give up, True = retry after the backoff,
-#: a number = retry after that many seconds.
+#: a number = retry after that many seconds; a `HandlerDecision` says the same with a reason.
 RetryDecision = bool | float | int | None
 
 
@@ -35,13 +35,19 @@ class Task:
 
     #: The run's read-only TaskContext; the executor sets it before the first attempt.
     context: Mapping[str, Any] = {}
+    #: The AttemptState of the running attempt (attempt number, waits, ...); set before each attempt.
+    attempt_state: Any = None
 
     def perform_task(self) -> None:
         """Do the work; return None, or raise to fail this attempt."""
         raise TypeError(f"{type(self).__name__} does not override perform_task()")
 
     def retry_handler(self, error: Exception) -> RetryDecision:
-        """Decide after a failed attempt: False = give up, True = retry, a number = retry after it."""
+        """Decide after a failed attempt: False = give up, True = retry, a number = retry after it.
+
+        An override may take a second parameter, `retry_handler(self, error, state)`: it then
+        receives the AttemptState and may return a `HandlerDecision` carrying the reason.
+        """
         return False
 
     def __repr__(self) -> str:
@@ -55,12 +61,11 @@ class FunctionTask(Task):
         self.function = function
         self._wants_context = _wants_context(function)
 
-    def perform_task(self) -> None:
-        """Call the function, passing `context=` when it takes that argument."""
+    def perform_task(self) -> Any:
+        """Call the function, passing `context=` when it takes that argument; return what it returns."""
         if self._wants_context:
-            self.function(context=self.context)
-        else:
-            self.function()
+            return self.function(context=self.context)
+        return self.function()
 
     def retry_handler(self, error: Exception) -> RetryDecision:
         """Function tasks have no handler of their own: every error may be retried."""

@@ -17,6 +17,7 @@ from task_engine_core import (
     RateLimiter,
     RateLimitStoreError,
     RateLimitTimeoutError,
+    Task,
     TaskState,
     rate_limit,
     retries,
@@ -25,7 +26,6 @@ from task_engine_core.errors import ContextError
 from task_engine_core.events import AttemptFailed, WaitStarted
 from task_engine_core.policies import _bucket_stores
 from task_engine_core.policies._bucket_stores import MEMORY, bucket_store
-from task_engine_core.runtime import current_task_run
 
 from ._rate_limit_worker import run_processes, worst_excess
 from ._services import RedisServer
@@ -148,9 +148,11 @@ def test_the_running_tasks_context_beats_the_environment_and_code_beats_both(tmp
     seen = {}
 
     @pipeline.register
-    def look():
-        assert current_task_run() is not None
-        seen["unpinned"], seen["pinned"] = unpinned.store.name, pinned.store.name
+    class Look(Task):
+        def perform_task(self):
+            assert self.attempt_state is not None
+            seen["unpinned"] = unpinned.store_for(self.attempt_state).name
+            seen["pinned"] = pinned.store_for(self.attempt_state).name
 
     PipelineExecutor(pipeline, reporters=[], context={"rate_limit_store": from_context}).run()
     assert seen == {"unpinned": from_context, "pinned": in_code}

@@ -18,7 +18,6 @@ else by TASK_ENGINE_RATE_LIMIT_STORE.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError, RateLimitTimeoutError, UnknownRateLimitKeyError
 from ._bucket_stores import MEMORY, RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, bucket_store
+from ._numbers import check_number
 
 __all__ = [
     "RateLimit",
@@ -92,11 +92,7 @@ class RateLimit:
 
 
 def _positive(label: str, value: object, what: str, *, minimum: float, strict: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)  # type: ignore[operator]
-    if not ok:
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(f"{label}: {what} must be a finite number {relation} {minimum:g}")
+    check_number(label, what, value, minimum=minimum, strict=strict)
 
 
 class TokenBucket:
@@ -163,10 +159,14 @@ class RateLimiter:
 
     @property
     def store(self) -> Any:
-        """The store the next acquire uses: pinned in code, else the task's context, else the environment."""
+        """The store an acquire outside a task uses: pinned in code, else TASK_ENGINE_RATE_LIMIT_STORE."""
+        return self.store_for(None)
+
+    def store_for(self, attempt: Any = None) -> Any:
+        """The store an acquire of `attempt` (an AttemptState or None) uses: code, else its context, else the environment."""
         if self._store is not None:
             return self._store
-        context = getattr(getattr(_current_task_run()(), "task", None), "context", None)
+        context = getattr(getattr(attempt, "task", None), "context", None)
         if isinstance(context, Mapping) and "rate_limit_store" in context:
             return _context_store(context)
         return bucket_store(os.environ.get(RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, ""))
@@ -223,10 +223,14 @@ class RateLimiter:
             return min(bucket.tokens for bucket in state.buckets.values())
 
     # -- acquiring -----------------------------------------------------------------------------
-    def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
-        """Take `tokens` now or from the future and return how long the caller must sleep first."""
-        state = self._keys.get(key) or self._state(key)
-        store = self.store
+    def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None, attempt: Any = None) -> float:
+        """Take `tokens` now or from the future and return how long the caller must sleep first.
+
+        `attempt` is the calling task's AttemptState, if any: on a worker where nothing configured
+        `key` yet, its context's `rate_limits:` section is applied first.
+        """
+        state = self._keys.get(key) or self._state(key, attempt)
+        store = self.store_for(attempt)
         if store is not MEMORY:
             return self._reserve_in(store, key, self._limits_of(state), tokens, timeout)
         with state.lock:
@@ -277,19 +281,18 @@ class RateLimiter:
             return False
         return True
 
-    def acquire(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
+    def acquire(self, key: str, tokens: float = 1, *, timeout: float | None = None, attempt: Any = None) -> float:
         """Take `tokens` from `key`, sleeping until they are available; return the seconds waited.
 
-        A wait inside a task is reported as a `rate_limit` wait of that task (events, statistics).
-        With `timeout`, a wait longer than it raises RateLimitTimeoutError at once, taking nothing.
+        With `attempt` (the calling task's AttemptState, e.g. `self.attempt_state`) a wait is
+        reported as a `rate_limit` wait of that task (events, statistics). With `timeout`, a wait
+        longer than it raises RateLimitTimeoutError at once, taking nothing.
         """
-        wait = self.reserve(key, tokens, timeout=timeout)
+        wait = self.reserve(key, tokens, timeout=timeout, attempt=attempt)
         if wait > 0:
-            store = self.store
+            store = self.store_for(attempt)
             message = f"waiting {wait:.1f} s for {key!r}" + ("" if store is MEMORY else f" in {store.name}")
-            from ..runtime import current_task_run  # runtime imports policies; import late
-
-            run = current_task_run()
+            run = attempt
             if run is None:
                 logger.info(message)
                 self.sleep(wait)
@@ -298,22 +301,19 @@ class RateLimiter:
                     self.sleep(wait)
         return wait
 
-    def _state(self, key: str) -> _KeyState:
+    def _state(self, key: str, attempt: Any = None) -> _KeyState:
         state = self._keys.get(key)
         if state is None or not state.buckets:
             # On Airflow/Prefect workers nothing ran apply_context_rate_limits in this process:
             # the running task's context may still carry the `rate_limits:` section.
-            if self._configure_from_current_task(key):
+            if self._configure_from_task(key, attempt):
                 state = self._keys.get(key)
             if state is None or not state.buckets:
                 raise UnknownRateLimitKeyError(key, self.keys())
         return state
 
-    def _configure_from_current_task(self, key: str) -> bool:
-        from ..runtime import current_task_run  # runtime imports policies; import late
-
-        run = current_task_run()
-        context = getattr(getattr(run, "task", None), "context", None)
+    def _configure_from_task(self, key: str, attempt: Any) -> bool:
+        context = getattr(getattr(attempt, "task", None), "context", None)
         if not isinstance(context, Mapping) or "rate_limits" not in context:
             return False
         apply_context_rate_limits(context, self)
@@ -331,19 +331,6 @@ def default_rate_limiter() -> RateLimiter:
 def set_rate_limit(*limits: RateLimit, limiter: RateLimiter | None = None) -> None:
     """Configure limits in the process-wide registry: `set_rate_limit(RateLimit("/jobs/runs/get", 30))`."""
     (limiter or _DEFAULT).set(*limits)
-
-
-def _current_task_run() -> Callable[[], Any]:
-    # Looked up on every acquire: import once (runtime imports policies, so not at module level).
-    global _CURRENT_TASK_RUN
-    if _CURRENT_TASK_RUN is None:
-        from ..runtime import current_task_run
-
-        _CURRENT_TASK_RUN = current_task_run
-    return _CURRENT_TASK_RUN
-
-
-_CURRENT_TASK_RUN: Callable[[], Any] | None = None
 
 
 def set_rate_limit_store(store: Any, limiter: RateLimiter | None = None) -> None:
@@ -364,10 +351,18 @@ def _context_store(context: Mapping[str, Any]) -> Any:
 
 @contextmanager
 def rate_limited(
-    key: str, tokens: float = 1, *, timeout: float | None = None, limiter: RateLimiter | None = None
+    key: str,
+    tokens: float = 1,
+    *,
+    timeout: float | None = None,
+    limiter: RateLimiter | None = None,
+    attempt: Any = None,
 ) -> Iterator[float]:
-    """Take a token of `key` before the block (around one request); yields the seconds waited."""
-    yield (limiter or _DEFAULT).acquire(key, tokens, timeout=timeout)
+    """Take a token of `key` before the block (around one request); yields the seconds waited.
+
+    Pass `attempt=self.attempt_state` inside a task so the wait is reported as the task's.
+    """
+    yield (limiter or _DEFAULT).acquire(key, tokens, timeout=timeout, attempt=attempt)
 
 
 @dataclass(frozen=True)
@@ -380,8 +375,8 @@ class RateLimitGuard:
     limiter: RateLimiter | None = None
 
     def before_attempt(self, run: Any) -> None:
-        """Block until the key has a token (reported as a `rate_limit` wait)."""
-        (self.limiter or _DEFAULT).acquire(self.key, self.tokens, timeout=self.timeout)
+        """Block until the key has a token (reported as a `rate_limit` wait of `run`)."""
+        (self.limiter or _DEFAULT).acquire(self.key, self.tokens, timeout=self.timeout, attempt=run)
 
 
 def rate_limit(

@@ -7,7 +7,9 @@ Each scenario is a module in `tests/conformance/scenarios/` that defines
 - `KEEP_GOING`: whether the run uses keep-going instead of fail-fast,
 
 and optionally `PARALLEL_SAFE = False` when the expected states assume tasks start one at a time
-(fail-fast with an independent branch: with several workers the branch may already be running).
+(fail-fast with an independent branch: with several workers the branch may already be running),
+with `WITHOUT_START_ORDER`: task -> the other outcome it may have on a backend that cannot honour
+the core's start order (Airflow), compared with `mismatches(..., start_order=False)`.
 Backoff delays in scenarios are 0 s so every backend runs them quickly. A backend adapter runs a
 scenario its own way, collects {task: (state, attempts)}, and compares with `mismatches()`.
 """
@@ -47,6 +49,7 @@ class Scenario:
     expected: Observed
     keep_going: bool
     parallel_safe: bool
+    without_start_order: Observed
 
     @property
     def module_name(self) -> str:
@@ -69,18 +72,26 @@ def load(name: str) -> Scenario:
         expected=dict(module.EXPECTED),
         keep_going=getattr(module, "KEEP_GOING", False),
         parallel_safe=getattr(module, "PARALLEL_SAFE", True),
+        without_start_order=dict(getattr(module, "WITHOUT_START_ORDER", {})),
     )
 
 
-def mismatches(scenario: Scenario, observed: Observed) -> list[str]:
-    """Human-readable differences between what a backend observed and what the scenario expects."""
+def mismatches(scenario: Scenario, observed: Observed, start_order: bool = True) -> list[str]:
+    """Human-readable differences between what a backend observed and what the scenario expects.
+
+    `start_order=False`: the backend starts ready tasks in its own order, so a task may also end
+    as the scenario's WITHOUT_START_ORDER says.
+    """
     problems = []
     for task, (state, attempts) in scenario.expected.items():
         if task not in observed:
             problems.append(f"{scenario.name}: task {task!r} missing from the backend's result")
             continue
         got_state, got_attempts = observed[task]
-        if (TaskState(got_state), got_attempts) != (state, attempts):
+        got = (TaskState(got_state), got_attempts)
+        if not start_order and got == scenario.without_start_order.get(task):
+            continue
+        if got != (state, attempts):
             problems.append(
                 f"{scenario.name}: task {task!r} ended {TaskState(got_state).value} after {got_attempts} "
                 f"attempt(s); expected {state.value} after {attempts}"
@@ -88,3 +99,33 @@ def mismatches(scenario: Scenario, observed: Observed) -> list[str]:
     for task in observed.keys() - scenario.expected.keys():
         problems.append(f"{scenario.name}: unexpected task {task!r}")
     return problems
+
+
+def lifecycle_events(events: list[object]) -> dict[str, list[tuple[object, ...]]]:
+    """Per task, the lifecycle events a backend emitted, in order and in backend-neutral terms.
+
+    Started, attempt failed, retry scheduled (with its delay), waits by reason, finished (with the
+    result's state, attempts, reason and which waits it recorded). A backend that starts the task
+    once per try (Airflow) repeats TaskStarted; only the first counts.
+    """
+    from task_engine_core.backend import AttemptFailed, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
+
+    per_task: dict[str, list[tuple[object, ...]]] = {}
+    for event in events:
+        task = getattr(event, "task", None)
+        if task is None:
+            continue
+        seen = per_task.setdefault(task, [])
+        if isinstance(event, TaskStarted):
+            if ("started",) not in seen:
+                seen.append(("started",))
+        elif isinstance(event, AttemptFailed):
+            seen.append(("attempt failed", event.attempt, type(event.error).__name__))
+        elif isinstance(event, RetryScheduled):
+            seen.append(("retry scheduled", event.next_attempt, event.delay))
+        elif isinstance(event, (WaitStarted, WaitFinished)):
+            seen.append(("wait started" if isinstance(event, WaitStarted) else "wait finished", event.reason))
+        elif isinstance(event, TaskFinished):
+            result = event.result
+            seen.append(("finished", result.state.value, result.attempts, result.reason, tuple(sorted(result.waits))))
+    return per_task

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import PipelineExecutor
+from task_engine_core import PipelineExecutor, TaskState
 
-from . import SCENARIOS, load, mismatches
+from . import SCENARIOS, lifecycle_events, load, mismatches
 
 
 def run_standalone(name: str, workers: int) -> dict:
@@ -36,3 +36,45 @@ def test_mismatches_reports_a_wrong_state():
     observed = dict(scenario.expected)
     observed["left"] = ("failed", 1)
     assert mismatches(scenario, observed) == ["diamond: task 'left' ended failed after 1 attempt(s); expected success after 1"]
+
+
+def test_without_start_order_only_the_declared_alternatives_pass():
+    scenario = load("fail_fast_independent_branch")
+    observed = dict(scenario.expected, Independent=(TaskState.SUCCESS, 1))
+    assert mismatches(scenario, observed, start_order=False) == []
+    assert mismatches(scenario, observed) == [
+        "fail_fast_independent_branch: task 'Independent' ended success after 1 attempt(s); expected not_run after 0"
+    ]
+    observed["Broken"] = (TaskState.SUCCESS, 1)
+    assert len(mismatches(scenario, observed, start_order=False)) == 1
+
+
+def events_of(name: str, workers: int) -> dict:
+    scenario = load(name)
+    events: list[object] = []
+    executor = PipelineExecutor(
+        scenario.pipeline, workers=workers, keep_going=scenario.keep_going, reporters=[events.append],
+        stats=False, sleep=lambda s: None,
+    )
+    try:
+        executor.run()
+    except Exception:
+        assert scenario.fails
+    return lifecycle_events(events)
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+def test_one_and_four_workers_emit_the_same_lifecycle_events_per_task(name):
+    assert events_of(name, 4) == events_of(name, 1)
+
+
+def test_the_lifecycle_events_of_a_retried_task():
+    events = events_of("seed_tasks_run1", 1)
+    assert events["Task1"] == [
+        ("started",),
+        ("attempt failed", 1, "Exception"),
+        ("retry scheduled", 2, 0.0),
+        ("wait started", "retry"),
+        ("wait finished", "retry"),
+        ("finished", "success", 2, "", ("retry",)),
+    ]

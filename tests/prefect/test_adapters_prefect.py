@@ -50,7 +50,6 @@ from task_engine_core.events import (
     TaskFinished,
     TaskStarted,
 )
-from task_engine_core.runtime import current_task_run
 from task_engine_core.stats import StatsStore
 
 
@@ -487,14 +486,14 @@ def test_a_resource_wait_timeout_is_not_reset_by_prefect_retries() -> None:
     pipeline = Pipeline("resource")
     polls: dict[int, int] = {}
 
-    def never_ready() -> bool:
-        attempt = current_task_run().attempt
-        polls[attempt] = polls.get(attempt, 0) + 1
-        return False
-
     @pipeline.register
-    @wait_for_resource(never_ready, timeout=0.3, interval=0.05)
+    @wait_for_resource(timeout=0.3, interval=0.05)
     class NeedsCluster(Task):
+        def resource_ready(self) -> bool:
+            attempt = self.attempt_state.attempt
+            polls[attempt] = polls.get(attempt, 0) + 1
+            return False
+
         @retries(3, backoff=Backoff.constant(0))
         def perform_task(self) -> None:
             raise AssertionError("the resource is never ready")

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import SCENARIOS, load, mismatches
+from tests.conformance import SCENARIOS, lifecycle_events, load, mismatches
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -72,3 +72,27 @@ def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
     assert observed == run_standalone(name)
     # Submitted from the core's worker threads, the task runs still belong to this flow run.
     check_prefect_record(flow_state, observed, task_runs)
+
+
+def standalone_events(name: str) -> dict:
+    scenario = load(name)
+    events: list[object] = []
+    executor = PipelineExecutor(
+        scenario.pipeline, keep_going=scenario.keep_going, reporters=[events.append], stats=False, sleep=lambda s: None
+    )
+    try:
+        executor.run()
+    except Exception:
+        assert scenario.fails
+    return lifecycle_events(events)
+
+
+@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> None:
+    scenario = load(name)
+    events: list[object] = []
+    flow = to_prefect_flow(
+        scenario.pipeline, max_workers=2, keep_going=scenario.keep_going, reporters=[events.append], stats=False
+    )
+    flow(return_state=True)
+    assert lifecycle_events(events) == standalone_events(name)
