@@ -53,7 +53,7 @@ from task_engine_core.backend import (
     TaskLifecycle,
     TaskPolicies,
     ValidatedPipeline,
-    configured_stats_path,
+    open_stats_store,
     configured_tracing,
     deep_merge,
     default_listeners,
@@ -66,6 +66,9 @@ from task_engine_core.backend import (
     trace_id_for,
     worst_state,
 )
+
+#: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
+DAG_PARSE_STATS_TIMEOUT = 2.0
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
@@ -202,26 +205,23 @@ def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float]
 
 
 def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str) -> dict[str, float] | None:
-    """Recorded durations of `pipeline_name` from `stats` (a file path or StatsStore); None without.
+    """Recorded durations of `pipeline_name` from `stats` (a file path, postgresql:// URL or StatsStore); None without.
 
-    `stats=None` reads the file named by TASK_ENGINE_STATS if that is set; never the working
+    `stats=None` reads the store named by TASK_ENGINE_STATS if that is set; never the working
     directory's default file, as the dag-processor's working directory is arbitrary and parsing
     must not create files. `stats=False` means no statistics.
     """
-    store = _stats_store(stats)
-    return (store.expected_durations(pipeline_name) or None) if store is not None else None
+    # A short connect timeout: the dag-processor parses every file in a loop, and a PostgreSQL
+    # store that is down must cost a parse seconds and one StatsWarning, never the DAG.
+    store = open_stats_store(stats, use_default=False, connect_timeout=DAG_PARSE_STATS_TIMEOUT)
+    if store is None:
+        return None
+    return store.expected_durations(pipeline_name) or None
 
 
 def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
     """The store `stats` names; None/True: $TASK_ENGINE_STATS only (never a working-directory default)."""
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        if path is None or is_default:
-            return None
-        stats = path
-    return stats if isinstance(stats, StatsStore) else StatsStore(stats)
+    return open_stats_store(stats, use_default=False)
 
 
 def to_airflow_dag(

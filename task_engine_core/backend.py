@@ -56,7 +56,6 @@ from .context import (
     register_hydrator,
     registered_hydrators,
 )
-from .errors import InvalidArgumentError
 from .events import (
     AttemptFailed,
     AttemptStarted,
@@ -78,7 +77,7 @@ from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import AttemptOutcome, OutcomeKind, run_attempt
-from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path
+from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path, open_stats_store
 
 __all__ = [
     "AttemptFailed",
@@ -132,6 +131,7 @@ __all__ = [
     "priority_keys",
     "register_hydrator",
     "registered_hydrators",
+    "open_stats_store",
     "resolve_stats_store",
     "run_attempt",
     "run_group",
@@ -175,19 +175,8 @@ def default_listeners(
 
 
 def resolve_stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    """Where statistics go: a StatsStore, a path, None/True ($TASK_ENGINE_STATS, else the default file) or False (nowhere)."""
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        return StatsStore(path, create_directory=is_default) if path is not None else None
-    if isinstance(stats, StatsStore):
-        return stats
-    if isinstance(stats, (str, os.PathLike)) and str(stats):
-        return StatsStore(stats)
-    raise InvalidArgumentError(
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
-    )
+    """Where statistics go: a StatsStore, a path or postgresql:// URL, None/True ($TASK_ENGINE_STATS, else the default file) or False."""
+    return open_stats_store(stats)
 
 
 def new_trace_id() -> str:

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,10 +37,9 @@ from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
     STATS_ENVIRONMENT_VARIABLE,
-    StatsStore,
     StatsWarning,
     TaskSummary,
-    configured_stats_path,
+    open_stats_store,
 )
 
 __all__ = ["main", "build_parser", "format_summaries"]
@@ -102,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stats", help="print recorded runtime statistics", description="Print per-task statistics of TARGET's pipeline."
     )
     stats.add_argument("target", metavar="TARGET", help=TARGET_HELP)
-    stats.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    stats.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     stats.set_defaults(handler=_stats)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
@@ -175,7 +173,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    where.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     where.add_argument("--no-stats", action="store_true", help="neither read nor write runtime statistics")
 
 
@@ -314,16 +312,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     validated = _load(args.target).validate()
-    path = Path(args.stats) if args.stats else configured_stats_path()[0]
-    if path is None:
+    store = open_stats_store(args.stats or None)
+    if store is None:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
         return EXIT_OK
-    if not path.is_file():
-        print(f"no statistics at {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+    if not store.exists():
+        print(f"no statistics at {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
         return EXIT_OK
-    store = StatsStore(path)
     runs = store.run_count(validated.name)
-    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {str(path)!r}")
+    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {store.location!r}")
     print(format_summaries(store.summaries(validated.name, validated.registration_order)))
     return EXIT_OK
 
