@@ -1,12 +1,15 @@
 """Compile a pipeline into an Apache Airflow 3 DAG: one PythonOperator per task, the same semantics.
 
-Every Airflow task runs exactly one attempt of its engine task through
-`task_engine_core.runtime.run_attempt` (the function the standalone executor uses) and maps the
-outcome onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose);
-`AirflowFailException` when the core gives up early; `AirflowSkipException` for a skipped task.
-Fail-fast is emulated: unless `keep_going=True`, a task whose dag run already holds a failed task
-does not run (`AirflowSkipException`, marked NOT_RUN in the XCom `ENGINE_STATE_XCOM_KEY`), and a
-ready task lets heavier ready tasks of its run start first, as the core's start order does.
+Every Airflow try runs exactly one attempt of its engine task through the core's `TaskLifecycle`
+(the object the standalone executor uses, see `task_engine_core.backend`) and maps the outcome
+onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose, handed to
+Airflow to wait out); `AirflowFailException` when the core gives up early; `AirflowSkipException`
+for a skipped task. Each try reports to the core's default listeners (console, registered
+reporters, statistics per task when a statistics file is configured, tracing when configured).
+Fail-fast is the core's `may_start`: unless `keep_going=True`, a task that has not started yet
+does not run once its dag run holds a failed task (`AirflowSkipException`, marked NOT_RUN in the
+XCom `ENGINE_STATE_XCOM_KEY`); a task whose first attempt ran finishes its retries. Start order
+among ready tasks is Airflow's own `priority_weight`, set from the core's priority order.
 Choose this over the standalone executor when the pipeline should be scheduled, retried and
 monitored by an existing Airflow deployment.
 """
@@ -17,36 +20,50 @@ import contextvars
 import logging
 import os
 import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_secrets
-from task_engine_core.context import (
+from task_engine_core import (
+    ContextError,
+    EventBus,
+    HydrationError,
+    MissingExtraError,
+    Pipeline,
+    Secret,
+    StatsStore,
+    TaskEngineError,
+    TaskState,
+    default_pipeline,
+    hydrate,
+    mask_secrets,
+    register_hydrator,
+)
+from task_engine_core.backend import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
+    AttemptOutcome,
     Hydrated,
     HydrationRequest,
+    OutcomeKind,
+    TaskDefinition,
+    TaskLifecycle,
+    TaskPolicies,
+    ValidatedPipeline,
+    configured_stats_path,
+    configured_tracing,
     deep_merge,
-    hydrate,
-    register_hydrator,
+    default_listeners,
+    may_start,
+    priority_keys,
+    trace_id_for,
 )
-from task_engine_core.errors import ContextError, HydrationError, MissingExtraError
-from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
-from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
-from task_engine_core.policies import TaskPolicies
-from task_engine_core.priority import priority_keys
-from task_engine_core.reporters import ConsoleReporter
-from task_engine_core.result import TaskResult
-from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from task_engine_core.stats import StatsStore, configured_stats_path
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
-    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
     raise MissingExtraError("apache-airflow", "airflow", "adapters.airflow") from _error
@@ -87,8 +104,6 @@ _DAG_DEFAULTS: dict[str, Any] = {
     "tags": ["task-engine"],
 }
 _log = logging.getLogger(__name__)
-# How long a fail-fast task waits before it looks again whether heavier ready tasks have started.
-_PRIORITY_WAIT = timedelta(seconds=1)
 # Set on the error that asks for a retry, read back by the retry policy in the same process.
 _DELAY_ATTRIBUTE = "__task_engine_retry_delay__"
 
@@ -183,6 +198,12 @@ def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None,
     directory's default file, as the dag-processor's working directory is arbitrary and parsing
     must not create files. `stats=False` means no statistics.
     """
+    store = _stats_store(stats)
+    return (store.expected_durations(pipeline_name) or None) if store is not None else None
+
+
+def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
+    """The store `stats` names; None/True: $TASK_ENGINE_STATS only (never a working-directory default)."""
     if stats is False:
         return None
     if stats is None or stats is True:
@@ -190,8 +211,7 @@ def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None,
         if path is None or is_default:
             return None
         stats = path
-    store = stats if isinstance(stats, StatsStore) else StatsStore(stats)
-    return store.expected_durations(pipeline_name) or None
+    return stats if isinstance(stats, StatsStore) else StatsStore(stats)
 
 
 def to_airflow_dag(
@@ -212,9 +232,10 @@ def to_airflow_dag(
     `context_file` (else `task_engine.yml` in the worker's working directory), your hydrators,
     the Airflow Variable `context_variable`, the environment, then the DAG params and the run's
     `dag_run.conf`, which win. `stats` (a statistics file or store; None: $TASK_ENGINE_STATS
-    if set) turns recorded durations into priority weights. As standalone, the DAG is fail-fast:
-    once a task of the run failed, no other task starts (it ends `skipped`, marked NOT_RUN);
-    `keep_going=True` lets independent branches run on.
+    if set) turns recorded durations into priority weights, and every try records its task
+    there (one `runs` row per dag run, one `task_runs` row per task). As standalone, the DAG is
+    fail-fast: once a task of the run failed, no task that has not started starts (it ends
+    `skipped`, marked NOT_RUN); `keep_going=True` lets independent branches run on.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
@@ -247,7 +268,7 @@ def to_airflow_dag(
                 operator = PythonOperator(
                     task_id=name,
                     python_callable=_AirflowAttempt(
-                        definition, policies, context_source, None if keep_going else weights
+                        definition, policies, context_source, validated, fail_fast=not keep_going, stats=stats
                     ),
                     priority_weight=weights[name],
                     weight_rule="absolute",
@@ -321,58 +342,79 @@ class _AirflowContextSource:
 
 
 class _AirflowAttempt:
-    """The python_callable of one Airflow task: one attempt through the core, outcome mapped to Airflow."""
+    """The python_callable of one Airflow task: one step of the core's TaskLifecycle per Airflow try."""
 
     def __init__(
         self,
         definition: TaskDefinition,
         policies: TaskPolicies,
         context_source: _AirflowContextSource,
-        fail_fast_weights: Mapping[str, int] | None = None,
+        validated: ValidatedPipeline,
+        *,
+        fail_fast: bool = True,
+        stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.definition = definition
         self.policies = policies
         self.context_source = context_source
-        # Fail-fast when set: the priority weight of every task of the DAG (one shared dict).
-        self.fail_fast_weights = fail_fast_weights
+        self.validated = validated
+        self.fail_fast = fail_fast
+        self.stats = stats
+        # (dag id, run id) -> clock when a try in this process handed a retry delay to Airflow
+        # (dag.test() runs every try in one process; a real worker starts a new one per try).
+        self._handed_off: dict[tuple[str, str], float] = {}
         # PythonOperator shows the callable's name in the UI and logs.
         self.__name__ = definition.name
 
     def __call__(self, **airflow_context: Any) -> None:
-        name = self.definition.name
         ti = airflow_context["ti"]
-        if self.fail_fast_weights is not None:
-            self._fail_fast(ti)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
+        if self.fail_fast:
+            self._fail_fast(ti, attempt)
         run_id = str(airflow_context.get("run_id") or "")
-        events = EventBus([ConsoleReporter()])
-        result = TaskResult(name, worker=socket.gethostname(), start=datetime.now(timezone.utc))
-        started = time.monotonic()
-        events.emit(TaskStarted(run_id, name, result.worker, time.time()))
+        tracing = configured_tracing()
+        # One trace per dag run: every try of every task derives the same id from the run.
+        trace_id = trace_id_for(f"airflow dag run {ti.dag_id} {run_id}") if tracing is not None else None
+        events = EventBus(
+            default_listeners(
+                tracing=tracing, stats_store=_stats_store(self.stats), per_task_stats=(self.validated, trace_id)
+            )
+        )
+        lifecycle = TaskLifecycle(
+            self.definition, self.policies, run_id, events, worker=socket.gethostname(), trace_id=trace_id
+        )
         try:
-            context = self.context_source.hydrate(airflow_context)
+            self._try(lifecycle, attempt, (str(ti.dag_id), run_id), airflow_context)
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # type: ignore[attr-defined]
+
+    def _try(
+        self, lifecycle: TaskLifecycle, attempt: int, run_key: tuple[str, str], airflow_context: Mapping[str, Any]
+    ) -> None:
+        name = self.definition.name
+        lifecycle.start()  # every try starts the task on its worker: listeners there hear it begin
+        if attempt > 1:
+            handed = self._handed_off.pop(run_key, None)
+            # Airflow waited at least the delay the core chose; measured when that try ran here.
+            waited = lifecycle.clock() - handed if handed is not None else self.policies.backoff.base_delay(attempt - 1)
+            lifecycle.resume(attempt, waited)
+        try:
+            lifecycle.context = self.context_source.hydrate(airflow_context)
         except ContextError as error:
             # As standalone, a context that cannot be built starts no attempt; retrying cannot fix it.
             raise AirflowFailException(f"Task Engine: task {name!r} did not start: {mask_secrets(error)}") from error
-        run = TaskRun(name, self.policies, self.definition.create(), run_id, events)
-        outcome = run_attempt(run, attempt, context)
+        outcome = lifecycle.attempt(attempt)
 
         if outcome.kind is OutcomeKind.RETRY:
-            events.emit(
-                RetryScheduled(run_id, name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason)
-            )
+            lifecycle.retry_handed_off(outcome)
+            self._handed_off[run_key] = lifecycle.clock()
             _attach_delay(outcome)
             assert outcome.error is not None
             raise outcome.error
 
-        result.state = _FINAL_STATE[outcome.kind]
-        result.attempts = attempt
-        result.error = outcome.error
-        result.reason = outcome.reason
-        result.waits = dict(run.waits)
-        result.end = datetime.now(timezone.utc)
-        result.duration = time.monotonic() - started
-        events.emit(TaskFinished(run_id, name, result))
+        lifecycle.conclude(outcome)
+        lifecycle.finish()
         if outcome.kind is OutcomeKind.SKIPPED:
             # Airflow shows these messages in its UI and logs: revealed secrets stay masked.
             raise AirflowSkipException(f"Task Engine skipped {name!r}: {outcome.reason}: {mask_secrets(outcome.error)}")
@@ -383,44 +425,28 @@ class _AirflowAttempt:
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
 
-    def _fail_fast(self, ti: Any) -> None:
-        """Raise unless this task may start now: no failed task in the run, no heavier task still waiting."""
+    def _fail_fast(self, ti: Any, attempt: int) -> None:
+        """Raise unless the core's `may_start` lets this try run: no failed task in the run, or already started."""
+        if attempt > 1:
+            return  # started: it finishes its retries, as standalone (no states query needed)
         name = self.definition.name
         # Tasks have no database access in Airflow 3: the task SDK asks the API server.
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         failed = sorted(task for task, state in states.items() if state == "failed")
-        if failed:
-            # Airflow has no "never started" state a task can give itself: it ends skipped, and
-            # the XCom tells it apart from a skip the core decided.
-            message = (
-                f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
-                f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
-            )
-            _log.warning(message)
-            ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
-            raise AirflowSkipException(message)
-        weights = self.fail_fast_weights
-        assert weights is not None
-        ahead = sorted(
-            task for task, state in states.items() if state == "scheduled" and weights.get(task, 0) > weights[name]
+        if may_start(started=False, failed=bool(failed), keep_going=False):
+            return
+        # Airflow has no "never started" state a task can give itself: it ends skipped, and
+        # the XCom tells it apart from a skip the core decided.
+        message = (
+            f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
+            f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
         )
-        if ahead:
-            # As standalone, ready tasks start in priority order, so a failure of a heavier ready
-            # task keeps this one from starting (dag.test() runs ready tasks in arbitrary order).
-            _log.info(
-                "Task Engine: %r waits for the heavier ready task(s) %s to start first", name, ", ".join(map(repr, ahead))
-            )
-            raise AirflowRescheduleException(datetime.now(timezone.utc) + _PRIORITY_WAIT)
+        _log.warning(message)
+        ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+        raise AirflowSkipException(message)
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
-
-
-_FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
-    OutcomeKind.FAILED: TaskState.FAILED,
-    OutcomeKind.SKIPPED: TaskState.SKIPPED,
-}
 
 
 def _attempt_number(try_number: int, max_tries: int | None, retries: int) -> int:

@@ -58,7 +58,7 @@ class TaskLifecycle:
     """Drives one task of one run: start, attempts, retry waits, final TaskResult, TaskFinished."""
 
     __slots__ = ("definition", "policies", "run_id", "events", "clock", "sleep", "context", "result", "state",
-                 "escaped", "settled", "finished", "_started", "_retry_wait_started")
+                 "escaped", "settled", "finished", "trace_id", "_started", "_retry_wait_started")
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class TaskLifecycle:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         settled: Callable[[TaskLifecycle], None] | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.definition = definition
         self.policies = policies
@@ -87,6 +88,8 @@ class TaskLifecycle:
         #: Called by `finish()` just before TaskFinished (the scheduler's stop-on-failure goes here).
         self.settled = settled
         self.finished = False
+        #: The run's trace id, for backends whose processes see no RunStarted (it goes into TaskStarted).
+        self.trace_id = trace_id
         self._started = 0.0
         self._retry_wait_started: float | None = None
 
@@ -105,7 +108,7 @@ class TaskLifecycle:
         self._started = self.clock()
         events = self.events
         if events.wants(TaskStarted):
-            events.emit(TaskStarted(self.run_id, result.name, result.worker, time.time()))
+            events.emit(TaskStarted(self.run_id, result.name, result.worker, time.time(), self.trace_id))
 
     def attempt(self, number: int) -> AttemptOutcome:
         """Run attempt `number`; on a retry outcome RetryScheduled is emitted (the wait is the caller's)."""

@@ -74,7 +74,7 @@ from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import AttemptOutcome, OutcomeKind, run_attempt
-from .stats import StatsRecorder, StatsStore, configured_stats_path
+from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path
 
 __all__ = [
     "AttemptFailed",
@@ -106,11 +106,13 @@ __all__ = [
     "TaskPolicies",
     "TaskResult",
     "TaskStarted",
+    "TaskStatsRecorder",
     "ValidatedPipeline",
     "WaitFinished",
     "WaitStarted",
     "build_context",
     "configured_stats_path",
+    "configured_tracing",
     "deep_merge",
     "default_listeners",
     "error_text",
@@ -142,16 +144,22 @@ def default_listeners(
     stats_store: StatsStore | None = None,
     show_plan: bool = False,
     tracing: Listener | None = None,
+    per_task_stats: tuple[ValidatedPipeline, str | None] | None = None,
 ) -> list[Listener]:
     """The standard listeners of a run: reporters (None: a ConsoleReporter), registered reporters, `listeners`, statistics, tracing.
 
-    Every listener is pure, so the order is only the order of console output.
+    Every listener is pure, so the order is only the order of console output. Statistics are
+    recorded per run (StatsRecorder), or per task with `per_task_stats=(validated, trace_id)`
+    where no process sees the whole run (TaskStatsRecorder).
     """
     chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
     assembled: list[Listener] = [*chosen, *registered_reporters(), *listeners]
     if tracing is not None:
         assembled.append(tracing)
-    if stats_store is not None:
+    if stats_store is not None and per_task_stats is not None:
+        validated, trace_id = per_task_stats
+        assembled.append(TaskStatsRecorder(stats_store, validated.name, len(validated.order), trace_id))
+    elif stats_store is not None:
         assembled.append(StatsRecorder(stats_store))
     return assembled
 
@@ -187,9 +195,14 @@ def trace_id_for(run_key: str) -> str:
 
 
 def settle_trace_id(listeners: Iterable[Listener], given: str | None = None) -> str | None:
-    """The run's trace id, settled before RunStarted: `given`, else a new one if a listener traces, else None."""
-    if given:
-        return given
+    """The run's trace id, settled before RunStarted: None unless a listener traces; then `given` or a new one."""
     if any(getattr(listener, "needs_trace_id", False) for listener in listeners):
-        return new_trace_id()
+        return given or new_trace_id()
     return None
+
+
+def configured_tracing(trace_file: str | os.PathLike[str] | None = None) -> Listener | None:
+    """The TracingListener that `trace_file` or the OTEL_* environment asks for, else None (OpenTelemetry loads only then)."""
+    from .telemetry import tracing_from_environment
+
+    return tracing_from_environment(trace_file)

@@ -55,12 +55,17 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class TaskStarted(Event):
-    """A task left the ready queue and starts its first attempt on `worker`."""
+    """A task left the ready queue and starts its first attempt on `worker`.
+
+    `trace_id` is set where the run's RunStarted is not seen in this process (an Airflow try):
+    the trace the task's span joins.
+    """
 
     hook: ClassVar[str] = "on_task_started"
     task: str
     worker: str = ""
     time: float = 0.0
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)

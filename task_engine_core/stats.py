@@ -18,12 +18,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from statistics import fmean
 from typing import TypeVar
 
 from ._secrets import mask_text
-from .events import Event, RunFinished
+from .events import Event, RunFinished, TaskFinished
 from .result import RunResult, TaskResult
 from .task import TaskState
 
@@ -35,6 +36,7 @@ __all__ = [
     "StatsStore",
     "STATS_ENVIRONMENT_VARIABLE",
     "StatsWarning",
+    "TaskStatsRecorder",
     "TaskSummary",
     "configured_stats_path",
     "default_stats_path",
@@ -56,6 +58,18 @@ INSERT INTO task_estimates (pipeline, task, expected, samples) VALUES (?, ?, ?, 
 ON CONFLICT (pipeline, task) DO UPDATE SET
     expected = expected + (excluded.expected - expected) / min(samples + 1, {EXPECTED_DURATION_WINDOW}),
     samples = samples + 1
+"""
+
+# One run's row, written by each of its tasks in turn (runs orchestrated across processes).
+_UPSERT_RUN = """
+INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET
+    started_at = min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)),
+    finished_at = max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)),
+    duration = (julianday(max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)))
+        - julianday(min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)))) * 86400.0,
+    outcome = CASE WHEN runs.outcome = 'failed' THEN 'failed' ELSE excluded.outcome END,
+    trace_id = coalesce(runs.trace_id, excluded.trace_id)
 """
 
 _SCHEMA = """
@@ -222,6 +236,35 @@ class StatsStore:
             return True
 
         return self._use(write, False, f"run {result.run_id} of pipeline {result.pipeline!r} was not recorded")
+
+    def record_task(
+        self, run_id: str, pipeline: str, task: TaskResult, *, tasks: int, trace_id: str | None = None
+    ) -> bool:
+        """Write one finished task of a run no single process sees whole (an Airflow dag run).
+
+        The task gets its `task_runs` row (a cleared task's later run replaces it); the run's one
+        `runs` row is created by its first finished task and widened by the others: earliest
+        start, latest end, `failed` once any task failed. False (and a warning) if skipped.
+        """
+        outcome = "failed" if task.state is TaskState.FAILED else "success"
+        start, end = _iso(task.start), _iso(task.end)
+        run_row = (run_id, pipeline, start, end, task.duration, 1, tasks, outcome, None, trace_id, os.getpid())
+        holder = RunResult(run_id, pipeline, {task.name: task})
+        task_row = _task_row(holder, task)
+        wait_rows = [(run_id, task.name, reason, seconds) for reason, seconds in task.waits.items()]
+
+        def statements(connection: sqlite3.Connection) -> None:
+            connection.execute(_UPSERT_RUN, run_row)
+            replaced = connection.execute(
+                "DELETE FROM task_runs WHERE run_id = ? AND task = ?", (run_id, task.name)
+            ).rowcount
+            connection.execute(f"INSERT INTO task_runs VALUES ({', '.join('?' * 12)})", task_row)
+            connection.execute("DELETE FROM task_waits WHERE run_id = ? AND task = ?", (run_id, task.name))
+            connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
+            if task.attempts and task.duration is not None and not replaced:  # a cleared task's rerun counts once
+                connection.execute(_UPDATE_ESTIMATE, (pipeline, task.name, task.duration))
+
+        return self._use(partial(_in_transaction, statements), False, f"task {task.name!r} of run {run_id} (pipeline {pipeline!r}) was not recorded")
 
     # -- reading ----------------------------------------------------------------------------
     def expected_durations(self, pipeline: str) -> dict[str, float]:
@@ -398,6 +441,29 @@ class StatsStore:
         warnings.warn(f"statistics file {str(self.path)!r}: {message}", StatsWarning, stacklevel=2)
 
 
+class TaskStatsRecorder:
+    """A listener recording each finished task on its own (`StatsStore.record_task`), for orchestrated runs.
+
+    Use it where no process sees a whole run (an Airflow try runs one task): every task's
+    TaskFinished adds its row, and together they make the run's one `runs` row.
+    """
+
+    event_types = (TaskFinished,)
+
+    def __init__(self, store: StatsStore, pipeline: str, tasks: int, trace_id: str | None = None) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.tasks = tasks
+        self.trace_id = trace_id
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is TaskFinished:
+            self.store.record_task(event.run_id, self.pipeline, event.result, tasks=self.tasks, trace_id=self.trace_id)
+
+    def __repr__(self) -> str:
+        return f"<TaskStatsRecorder {str(self.store.path)!r}>"
+
+
 class StatsRecorder:
     """A run-event listener that records every finished run in a StatsStore."""
 
@@ -413,6 +479,18 @@ class StatsRecorder:
 
     def __repr__(self) -> str:
         return f"<StatsRecorder {str(self.store.path)!r}>"
+
+
+def _in_transaction(statements: Callable[[sqlite3.Connection], None], connection: sqlite3.Connection) -> bool:
+    """Run `statements` in one immediate transaction; True once committed."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        statements(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return True
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -231,9 +231,12 @@ class TracingListener(Reporter):
 
     def on_task_started(self, event: TaskStarted) -> None:
         """Start the task's span in this (the task's) thread and make it current here."""
+        parent = self._root_context
+        if parent is None and event.trace_id:
+            parent = self._remote_run(event.run_id, event.trace_id)
         span = self.tracer.start_span(
             f"task {event.task}",
-            context=self._root_context,
+            context=parent,
             start_time=_ns(event.time) or time.time_ns(),
             attributes={f"{_PREFIX}.task.name": event.task, f"{_PREFIX}.task.worker": event.worker,
                         "thread.name": threading.current_thread().name, f"{_PREFIX}.task.started": True},
@@ -242,6 +245,16 @@ class TracingListener(Reporter):
             self._spans[event.task] = span
             self._task_span_ids.add(span.get_span_context().span_id)
         self._tokens[event.task] = self._context.attach(self._trace.set_span_in_context(span))
+
+    def _remote_run(self, run_id: str, trace_id: str) -> Any:
+        """The context of a run whose root span lives elsewhere (an orchestrator's run): its trace, a span id from its run id."""
+        import hashlib
+
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        span_id = int(hashlib.sha256(f"{trace_id} {run_id}".encode()).hexdigest()[:16], 16) or 1
+        remote = SpanContext(int(trace_id, 16), span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        return self._trace.set_span_in_context(NonRecordingSpan(remote))
 
     def on_attempt_started(self, event: AttemptStarted) -> None:
         """Mark the attempt on the task's span."""

@@ -20,7 +20,9 @@ def run_scenario(folder: Path, name: str) -> dict[str, tuple[str, int]]:
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_on_airflow_matches_standalone(dags_folder: Path, name: str) -> None:
-    assert mismatches(load(name), run_scenario(dags_folder, name)) == []
+    # Airflow starts ready tasks in its own order (priority_weight is the scheduler's hint, dag.test()
+    # picks any ready task), so start-order-dependent outcomes are compared as Airflow can honour them.
+    assert mismatches(load(name), run_scenario(dags_folder, name), start_order=False) == []
 
 
 def test_keep_going_dag_runs_the_independent_branch_of_the_fail_fast_scenario(dags_folder: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import PipelineExecutor
+from task_engine_core import PipelineExecutor, TaskState
 
 from . import SCENARIOS, load, mismatches
 
@@ -36,3 +36,14 @@ def test_mismatches_reports_a_wrong_state():
     observed = dict(scenario.expected)
     observed["left"] = ("failed", 1)
     assert mismatches(scenario, observed) == ["diamond: task 'left' ended failed after 1 attempt(s); expected success after 1"]
+
+
+def test_without_start_order_only_the_declared_alternatives_pass():
+    scenario = load("fail_fast_independent_branch")
+    observed = dict(scenario.expected, Independent=(TaskState.SUCCESS, 1))
+    assert mismatches(scenario, observed, start_order=False) == []
+    assert mismatches(scenario, observed) == [
+        "fail_fast_independent_branch: task 'Independent' ended success after 1 attempt(s); expected not_run after 0"
+    ]
+    observed["Broken"] = (TaskState.SUCCESS, 1)
+    assert len(mismatches(scenario, observed, start_order=False)) == 1
