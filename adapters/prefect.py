@@ -265,7 +265,8 @@ class _PipelineFlow(Flow):  # type: ignore[type-arg]
                 f"import it in a flow run's process; bind it at module level "
                 f"(e.g. `{_identifier(self.name)}_flow = to_prefect_flow(...)`) and serve or deploy that"
             )
-        self.fn.__qualname__ = bound[0]
+        # Prefect names a FILE_PATH entrypoint by `fn.__qualname__`, a MODULE_PATH one by `__name__`.
+        self.fn.__qualname__ = self.__name__ = bound[0]
         file = getattr(module, "__file__", None)
         module_part = os.path.abspath(file) if module_name == "__main__" and file else module_name
         self._entrypoint = f"{module_part}:{bound[0]}"
@@ -711,10 +712,7 @@ def _parameters_layer(params: Mapping[str, Any] | None, declared: Mapping[_Conte
     for parameter, value in declared.items():
         if value is None:
             continue  # None keeps what the other sources say
-        nested: Any = value
-        for part in reversed(parameter.key.split(".")):
-            nested = {part: nested}
-        data = deep_merge(data, nested)
+        data = deep_merge(data, _nested(parameter.key, value))
     if not data:
         return None
     flow_run = FlowRunContext.get()
@@ -792,6 +790,7 @@ def _check_source_names(argument: str, mapping: Mapping[str, str] | None) -> dic
 
 
 def _nested(key: str, value: Any) -> dict[str, Any]:
+    """`{"a": {"b": value}}` for the dotted key "a.b"."""
     for part in reversed(key.split(".")):
         value = {part: value}
     return value
