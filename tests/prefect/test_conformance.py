@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
+from adapters.prefect import (
+    NOT_RUN_STATE_NAME,
+    SKIPPED_STATE_NAME,
+    UPSTREAM_FAILED_STATE_NAME,
+    last_result,
+    to_prefect_flow,
+)
 from task_engine_core import PipelineExecutor, TaskState
 from tests.conformance import SCENARIOS, lifecycle_events, load, mismatches, scenarios_for
 
@@ -42,11 +48,14 @@ def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
 
 
 def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) -> None:
-    started = {task: value for task, value in observed.items() if value[1] > 0}
-    runs = task_runs(flow_state.state_details.flow_run_id, len(started))
-    assert sorted(runs) == sorted(started), "only started tasks become Prefect task runs"
-    for task, (state, attempts) in started.items():
+    runs = task_runs(flow_state.state_details.flow_run_id, len(observed))
+    assert sorted(runs) == sorted(observed), "every task has a Prefect task run, also one that never started"
+    for task, (state, attempts) in observed.items():
         run = runs[task]
+        if state in (TaskState.UPSTREAM_FAILED, TaskState.NOT_RUN):
+            expected = UPSTREAM_FAILED_STATE_NAME if state is TaskState.UPSTREAM_FAILED else NOT_RUN_STATE_NAME
+            assert (run.state.type.value, run.state.name, run.run_count) == ("CANCELLED", expected, 0), task
+            continue
         assert run.run_count == attempts, task
         if state is TaskState.SUCCESS:
             assert (run.state.type.value, run.state.name) == ("COMPLETED", "Completed"), task
