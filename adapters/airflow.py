@@ -23,7 +23,7 @@ import contextvars
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -48,6 +48,7 @@ from task_engine_core.backend import (
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
     AttemptOutcome,
+    GroupPlan,
     Hydrated,
     HydrationRequest,
     OutcomeKind,
@@ -55,15 +56,23 @@ from task_engine_core.backend import (
     TaskLifecycle,
     TaskPolicies,
     ValidatedPipeline,
-    configured_stats_path,
+    open_stats_store,
     configured_tracing,
     deep_merge,
     default_listeners,
+    error_text,
+    group_pipeline,
     may_start,
     parse_backend_options,
+    plan_groups,
     priority_keys,
+    run_group,
     trace_id_for,
+    worst_state,
 )
+
+#: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
+DAG_PARSE_STATS_TIMEOUT = 2.0
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
@@ -84,6 +93,7 @@ __all__ = [
     "DEFAULT_CONTEXT_VARIABLE",
     "ENGINE_RESUMED_XCOM_KEY",
     "ENGINE_STATE_XCOM_KEY",
+    "GROUP_STATES_XCOM_KEY",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
     "expected_durations",
@@ -103,6 +113,9 @@ ENGINE_RESUMED_XCOM_KEY = "task_engine_resumed_from"
 
 DAG_RUN_CONF_KEY = "task_engine"
 """The dag_run.conf key of selection and resume: `{"only": [...], "from": ..., "resume": "<run id>"}`."""
+
+GROUP_STATES_XCOM_KEY = "task_engine_group"
+"""XCom key of a task group's Airflow task: {task: {"state", "attempts", "reason"}} for every task inside it."""
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
@@ -205,26 +218,23 @@ def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float]
 
 
 def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str) -> dict[str, float] | None:
-    """Recorded durations of `pipeline_name` from `stats` (a file path or StatsStore); None without.
+    """Recorded durations of `pipeline_name` from `stats` (a file path, postgresql:// URL or StatsStore); None without.
 
-    `stats=None` reads the file named by TASK_ENGINE_STATS if that is set; never the working
+    `stats=None` reads the store named by TASK_ENGINE_STATS if that is set; never the working
     directory's default file, as the dag-processor's working directory is arbitrary and parsing
     must not create files. `stats=False` means no statistics.
     """
-    store = _stats_store(stats)
-    return (store.expected_durations(pipeline_name) or None) if store is not None else None
+    # A short connect timeout: the dag-processor parses every file in a loop, and a PostgreSQL
+    # store that is down must cost a parse seconds and one StatsWarning, never the DAG.
+    store = open_stats_store(stats, use_default=False, connect_timeout=DAG_PARSE_STATS_TIMEOUT)
+    if store is None:
+        return None
+    return store.expected_durations(pipeline_name) or None
 
 
 def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
     """The store `stats` names; None/True: $TASK_ENGINE_STATS only (never a working-directory default)."""
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        if path is None or is_default:
-            return None
-        stats = path
-    return stats if isinstance(stats, StatsStore) else StatsStore(stats)
+    return open_stats_store(stats, use_default=False)
 
 
 def to_airflow_dag(
@@ -236,6 +246,7 @@ def to_airflow_dag(
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     keep_going: bool = False,
+    groups: Mapping[str, Sequence[str]] | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -249,11 +260,19 @@ def to_airflow_dag(
     there (one `runs` row per dag run, one `task_runs` row per task). As standalone, the DAG is
     fail-fast: once a task of the run failed, no task that has not started starts (it ends
     `skipped`, marked NOT_RUN); `keep_going=True` lets independent branches run on.
+
+    `groups` (group name -> task names) runs each connected group as one Airflow task named after
+    the group, through the standalone executor inside it: the tasks keep their retries, events,
+    statistics and spans, the Airflow task ends in the worst state inside it, and the inner states
+    are logged and pushed as the XCom `GROUP_STATES_XCOM_KEY`.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
+    plan = plan_groups(validated, groups)
     dag_id = dag_id or pipeline.name
-    weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    task_weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    # A group starts as early as its heaviest task would.
+    weights = {unit: max(task_weights[name] for name in plan.members[unit]) for unit in plan.units}
     context_source = _AirflowContextSource(
         None if context_file is None else os.fspath(context_file), context_variable
     )
@@ -274,35 +293,58 @@ def to_airflow_dag(
 
     operators: dict[str, PythonOperator] = {}
     with dag:
-        for name in validated.order:
-            definition = validated.definitions[name]
-            policies = validated.policies[name]
+        for unit in plan.units:
             try:
                 operator = PythonOperator(
-                    task_id=name,
-                    python_callable=_AirflowAttempt(
-                        definition, policies, context_source, validated, fail_fast=not keep_going, stats=stats, pipeline=pipeline
-                    ),
-                    priority_weight=weights[name],
+                    task_id=unit,
+                    python_callable=_unit_callable(validated, plan, unit, context_source, keep_going, stats, pipeline),
+                    priority_weight=weights[unit],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
                     # parent succeeded or was skipped, which is exactly Airflow's none_failed.
                     trigger_rule=TriggerRule.NONE_FAILED,
-                    **_retry_arguments(policies),
-                    **_pool_arguments(name, policies, pools),
+                    **_unit_arguments(validated, plan, unit, pools),
                 )
             except TaskEngineError:
                 raise
             except Exception as error:
+                kind = "task group" if plan.is_group(unit) else "task"
                 raise AirflowAdapterError(
-                    f"cannot turn task {name!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
+                    f"cannot turn {kind} {unit!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
                 ) from error
-            parents = validated.upstream[name]
+            parents = plan.upstream[unit]
             if parents:
                 # One call per task, not per edge: each call hashes the whole DAG.
                 operator.set_upstream([operators[parent] for parent in parents])
-            operators[name] = operator
+            operators[unit] = operator
     return dag
+
+
+def _unit_callable(
+    validated: ValidatedPipeline,
+    plan: GroupPlan,
+    unit: str,
+    context_source: _AirflowContextSource,
+    keep_going: bool,
+    stats: StatsStore | str | os.PathLike[str] | bool | None,
+    pipeline: Pipeline | None = None,
+) -> Any:
+    if plan.is_group(unit):
+        return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, stats)
+    return _AirflowAttempt(
+        validated.definitions[unit], validated.policies[unit], context_source, validated, fail_fast=not keep_going, stats=stats, pipeline=pipeline
+    )
+
+
+def _unit_arguments(
+    validated: ValidatedPipeline, plan: GroupPlan, unit: str, pools: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Retries and pool of one Airflow task: a task's own, or for a group none (its executor retries) and its tasks' pool."""
+    if not plan.is_group(unit):
+        return {**_retry_arguments(validated.policies[unit]), **_pool_arguments(unit, validated.policies[unit], pools)}
+    keys = tuple(key for name in plan.members[unit] for key in validated.policies[name].rate_limit_keys)
+    # Explicit: Airflow's default_task_retries must not re-run a group whose tasks already used their attempts.
+    return {"retries": 0, **_pool_arguments(unit, TaskPolicies(rate_limit_keys=keys), pools)}
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
@@ -477,21 +519,7 @@ class _AirflowAttempt:
         """Raise unless the core's `may_start` lets this try run: no failed task in the run, or already started."""
         if attempt > 1:
             return  # started: it finishes its retries, as standalone (no states query needed)
-        name = self.definition.name
-        # Tasks have no database access in Airflow 3: the task SDK asks the API server.
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        if may_start(started=False, failed=bool(failed), keep_going=False):
-            return
-        # Airflow has no "never started" state a task can give itself: it ends skipped, and
-        # the XCom tells it apart from a skip the core decided.
-        message = (
-            f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
-            f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
-        )
-        _log.warning(message)
-        ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
-        raise AirflowSkipException(message)
+        _refuse_after_a_failure(self.definition.name, ti)
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
@@ -519,6 +547,86 @@ def _kept_from(ti: Any, name: str, resumed: str) -> tuple[TaskState, str] | None
     if marked in (TaskState.SUCCESS.value, TaskState.SKIPPED.value):
         return TaskState(marked), origin
     return None  # not run there (fail-fast or not selected): it runs now
+def _refuse_after_a_failure(name: str, ti: Any) -> None:
+    """Raise AirflowSkipException (marked NOT_RUN) when the dag run already holds a failed task."""
+    # Tasks have no database access in Airflow 3: the task SDK asks the API server.
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    if may_start(started=False, failed=bool(failed), keep_going=False):
+        return
+    # Airflow has no "never started" state a task can give itself: it ends skipped, and
+    # the XCom tells it apart from a skip the core decided.
+    message = (
+        f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
+        f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
+    )
+    _log.warning(message)
+    ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+    raise AirflowSkipException(message)
+
+
+class _AirflowGroup:
+    """The python_callable of a task group: its tasks run by the standalone executor inside one Airflow try."""
+
+    def __init__(
+        self,
+        name: str,
+        pipeline: Pipeline,
+        context_source: _AirflowContextSource,
+        keep_going: bool,
+        stats: StatsStore | str | os.PathLike[str] | bool | None,
+    ) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.context_source = context_source
+        self.keep_going = keep_going
+        self.stats = stats
+        self.__name__ = name
+
+    def __call__(self, **airflow_context: Any) -> None:
+        ti = airflow_context["ti"]
+        if not self.keep_going:
+            _refuse_after_a_failure(self.name, ti)
+        try:
+            context = self.context_source.hydrate(airflow_context)
+        except ContextError as error:
+            raise AirflowFailException(f"Task Engine: task group {self.name!r} did not start: {mask_secrets(error)}") from error
+        tracing = configured_tracing()
+        try:
+            result = run_group(
+                self.pipeline,
+                context=context,
+                keep_going=self.keep_going,
+                listeners=[tracing] if tracing is not None else [],
+                # As for a single task: the configured statistics store, never the worker's working directory.
+                stats=_stats_store(self.stats) or False,
+            )
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # type: ignore[attr-defined]
+        inner = {
+            name: {"state": r.state.value, "attempts": r.attempts, "reason": mask_secrets(r.reason)}
+            for name, r in result.tasks.items()
+        }
+        ti.xcom_push(key=GROUP_STATES_XCOM_KEY, value=inner)
+        for name, r in result.tasks.items():
+            _log.info("Task Engine group %r: %r ended %s after %d attempt(s)", self.name, name, r.state.value, r.attempts)
+        worst = worst_state([r.state.value for r in result.tasks.values()])
+        if worst == TaskState.SUCCESS.value:
+            return
+        if worst == TaskState.SKIPPED.value:
+            skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
+            raise AirflowSkipException(f"Task Engine group {self.name!r}: {', '.join(map(repr, skipped))} skipped")
+        failed = result.failed
+        detail = "; ".join(
+            f"task {r.name!r} failed after {r.attempts} attempt(s): {type(r.error).__name__}: {mask_secrets(error_text(r.error))}"
+            for r in failed
+        ) or f"tasks ended {worst}"
+        # The tasks inside already used their attempts: Airflow must not try the group again.
+        raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (failed[0].error if failed else None)
+
+    def __repr__(self) -> str:
+        return f"<Task Engine group {self.name!r}>"
 
 
 def _attempt_number(try_number: int, max_tries: int | None, retries: int) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 from .events import Listener
@@ -62,10 +61,9 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
     except ImportError:
         return {}
     try:
-        path = Path(args.stats) if getattr(args, "stats", None) else stats.default_stats_path()
-        if not path.is_file():
+        store = stats.open_stats_store(getattr(args, "stats", None) or None, connect_timeout=2.0)
+        if store is None or not store.exists():
             return {}
-        store = stats.StatsStore(path)
         try:
             # The run's own read of the same file says it once when the file cannot be read.
             with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list|graph|stats|runs TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph|stats|runs|check TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -7,6 +7,7 @@ or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SI
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -31,10 +32,12 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
+from ._check import BACKENDS, CheckTarget, check_pipeline, configured_rate_limit_store, findings_document, format_findings
 from ._secrets import error_text, mask_text
 from ._streams import prefix_task_output, protect_stdout
 from ._version import __version__
-from .errors import RunInterrupted, TaskEngineError
+from .context import build_context
+from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
@@ -44,9 +47,9 @@ from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
     STATS_ENVIRONMENT_VARIABLE,
-    StatsStore,
     StatsWarning,
     TaskSummary,
+    open_stats_store,
 )
 
 __all__ = ["main", "build_parser", "format_summaries"]
@@ -108,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stats", help="print recorded runtime statistics", description="Print per-task statistics of TARGET's pipeline."
     )
     stats.add_argument("target", metavar="TARGET", help=TARGET_HELP)
-    stats.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    stats.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     stats.set_defaults(handler=_stats)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
@@ -116,12 +119,73 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=_list)
     add_graph_command(commands, TARGET_HELP)
     add_runs_command(commands, TARGET_HELP, f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    _add_check_command(commands)
     return parser
+
+
+def _add_check_command(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="list where the pipeline behaves differently on a backend",
+        description="List every place where TARGET's pipeline will not behave on BACKEND as it does standalone "
+        "on one process, with the task, the reason and what to do. Exit 0: nothing to report; 1: differences "
+        "found; 2: a definition or usage error.",
+    )
+    check.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    check.add_argument("--backend", required=True, choices=BACKENDS, help="where the pipeline will run")
+    check.add_argument("--json", action="store_true", help="print the findings as one JSON document")
+    check.add_argument(
+        "--workers", type=_positive_int, help="standalone worker threads, or Prefect's max_workers (default 1 / 4)"
+    )
+    check.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="KEY=POOL",
+        help="a rate-limit key mapped to an Airflow pool, as in to_airflow_dag(pools=...); repeatable",
+    )
+    check.add_argument("--dag-test", action="store_true", help="the DAG is verified with dag.test() before deploying")
+    check.add_argument(
+        "--prefect-workers",
+        choices=("process", "in-process"),
+        default="process",
+        help="process (default): each flow run in a process of its own (work pools, serve); in-process: flow() calls",
+    )
+    check.add_argument("--context", metavar="PATH", help="context YAML file (read for rate_limit_store:)")
+    check.set_defaults(handler=_check)
+
+
+def _pool_mapping(entries: Sequence[str]) -> dict[str, str]:
+    pools: dict[str, str] = {}
+    for entry in entries:
+        key, sep, pool = entry.rpartition("=")
+        if not sep or not key or not pool:
+            raise InvalidArgumentError(f"--pool {entry!r}: write KEY=POOL, e.g. --pool /jobs/runs/get=databricks_runs_get")
+        pools[key] = pool
+    return pools
+
+
+def _check(args: argparse.Namespace) -> int:
+    validated = _load(args.target).validate()
+    target = CheckTarget(
+        backend=args.backend,
+        workers=args.workers,
+        pools=_pool_mapping(args.pool),
+        rate_limit_store=configured_rate_limit_store(build_context(args.context)),
+        prefect_workers=args.prefect_workers,
+        dag_test=args.dag_test,
+    )
+    findings = check_pipeline(validated, target)
+    if args.json:
+        print(json.dumps(findings_document(validated.name, target, findings), indent=2))
+    else:
+        print(format_findings(validated.name, target, findings))
+    return EXIT_TASK_FAILED if findings else EXIT_OK
 
 
 def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    where.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     where.add_argument("--no-stats", action="store_true", help="neither read nor write runtime statistics")
 
 
@@ -268,16 +332,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     validated = _load(args.target).validate()
-    path = stats_path_of(args)
-    if path is None:
+    store = open_stats_store(args.stats or None)
+    if store is None:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
         return EXIT_OK
-    if not path.is_file():
-        print(f"no statistics at {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+    if not store.exists():
+        print(f"no statistics at {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
         return EXIT_OK
-    store = StatsStore(path)
     runs = store.run_count(validated.name)
-    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {str(path)!r}")
+    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {store.location!r}")
     print(format_summaries(store.summaries(validated.name, validated.registration_order)))
     return EXIT_OK
 

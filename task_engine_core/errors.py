@@ -298,6 +298,23 @@ class RateLimitTimeoutError(RateLimitError, TimeoutError):
         )
 
 
+class RateLimitStoreError(RateLimitError, ConnectionError):
+    """The shared rate-limit store could not be reached or used; no token was taken, so retrying is safe."""
+
+    #: The attempt took no token: trying again later (the task's retries) cannot exceed the limit.
+    retryable = True
+
+    def __init__(self, store: str, key: str, detail: str) -> None:
+        self.store = store
+        self.key = key
+        self.detail = detail
+        super().__init__(
+            f"rate-limit store {store} could not be used for key {key!r} ({detail}); no token was taken, so "
+            f"this attempt fails rather than exceed the limit (the task's retries apply); check that the store "
+            f"is running and reachable, or choose another with TASK_ENGINE_RATE_LIMIT_STORE"
+        )
+
+
 class ResourceTimeoutError(TaskEngineError, TimeoutError):
     """A resource was not ready before the wait_for_resource timeout (counted from the first poll)."""
 

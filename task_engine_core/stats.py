@@ -1,9 +1,13 @@
-"""Runtime statistics in an embedded SQLite database: written after every run, read for priority.
+"""Runtime statistics in an embedded SQLite database (or PostgreSQL for many machines): written after every run, read for priority.
 
 `StatsRecorder` is a run-event listener: on RunFinished it writes the run and one row per task in
 one transaction. Statistics are a convenience, never a reason for a run to fail: a locked file is
 retried, a corrupt or unreadable file is moved aside and started anew, and a location that cannot
 be written (read-only or missing directory) only gives a StatsWarning.
+
+`open_stats_store` is the one place that decides where statistics live (a `stats=` argument,
+else TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3`); a `postgresql://` URL there selects
+`PostgresStatsStore`, the same schema and queries on a server every worker can reach.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -22,7 +27,7 @@ from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from statistics import fmean
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._secrets import mask_text
 from ._text import encodable
@@ -36,6 +41,7 @@ __all__ = [
     "RecordedRun",
     "RecordedTask",
     "SCHEMA_VERSION",
+    "PostgresStatsStore",
     "StatsRecorder",
     "StatsStore",
     "STATS_ENVIRONMENT_VARIABLE",
@@ -44,6 +50,7 @@ __all__ = [
     "TaskSummary",
     "configured_stats_path",
     "default_stats_path",
+    "open_stats_store",
     "percentile",
 ]
 
@@ -62,9 +69,12 @@ EXPECTED_DURATION_WINDOW = 20
 _UPDATE_ESTIMATE = f"""
 INSERT INTO task_estimates (pipeline, task, expected, samples) VALUES (?, ?, ?, 1)
 ON CONFLICT (pipeline, task) DO UPDATE SET
-    expected = expected + (excluded.expected - expected) / min(samples + 1, {EXPECTED_DURATION_WINDOW}),
-    samples = samples + 1
+    expected = task_estimates.expected + (excluded.expected - task_estimates.expected)
+        / (CASE WHEN task_estimates.samples < {EXPECTED_DURATION_WINDOW} THEN task_estimates.samples + 1
+           ELSE {EXPECTED_DURATION_WINDOW} END),
+    samples = task_estimates.samples + 1
 """
+# (Qualified names and CASE rather than min(): the one statement runs on SQLite and PostgreSQL.)
 
 # One run's row, written by each of its tasks in turn (runs orchestrated across processes).
 _UPSERT_RUN = """
@@ -153,6 +163,10 @@ class _NotOurs(Exception):
     """The file is an SQLite database, but not a Task Engine statistics database."""
 
 
+class _NewerSchema(Exception):
+    """The PostgreSQL database holds a schema newer than this version knows: leave it alone."""
+
+
 @dataclass(frozen=True)
 class TaskSummary:
     """Aggregated history of one task: how often it ran, how long it took, how often it failed."""
@@ -203,6 +217,9 @@ class RecordedTask:
 def configured_stats_path() -> tuple[Path | None, bool]:
     """The statistics file used when none is given, and whether it is the default location.
 
+    File stores only: a `postgresql://` TASK_ENGINE_STATS comes back as a meaningless Path here;
+    use `open_stats_store()`, which every reader and writer of this package goes through.
+
     `TASK_ENGINE_STATS=PATH` moves it (useful for CI and tests), `TASK_ENGINE_STATS=off` turns
     statistics off; otherwise it is `.task_engine/stats.sqlite3` under the working directory.
     """
@@ -212,6 +229,49 @@ def configured_stats_path() -> tuple[Path | None, bool]:
     if configured:
         return Path(configured), False
     return default_stats_path(), True
+
+
+#: URL schemes that select PostgresStatsStore.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_stats_store(
+    stats: StatsStore | str | os.PathLike[str] | bool | None = None,
+    *,
+    use_default: bool = True,
+    connect_timeout: float | None = None,
+) -> StatsStore | None:
+    """Where statistics live, as a store: the one resolution every writer and reader uses.
+
+    `stats` is a StatsStore, a file path, a `postgresql://` URL, False (none) or None/True (the
+    configured place: TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3`, created when first
+    written). `use_default=False` returns None instead of the working-directory file, for readers
+    whose working directory means nothing (Airflow's DAG parsing). `connect_timeout` bounds how
+    long a PostgreSQL store waits for its server.
+    """
+    if stats is False:
+        return None
+    if isinstance(stats, StatsStore):
+        return stats
+    create_directory = False
+    if stats is None or stats is True:
+        configured = os.environ.get(STATS_ENVIRONMENT_VARIABLE, "").strip()
+        if configured.lower() in ("off", "0", "false", "no"):
+            return None
+        if not configured and not use_default:
+            return None
+        stats, create_directory = (configured, False) if configured else (default_stats_path(), True)
+    if isinstance(stats, (str, os.PathLike)) and str(stats):
+        text = os.fspath(stats)
+        if isinstance(text, str) and text.lower().startswith(POSTGRES_SCHEMES):
+            return PostgresStatsStore(text, connect_timeout=connect_timeout or 10.0)
+        return StatsStore(text, create_directory=create_directory)
+    from .errors import InvalidArgumentError
+
+    raise InvalidArgumentError(
+        f"stats={stats!r}: pass a file path, a postgresql:// URL, None for .task_engine/stats.sqlite3, "
+        f"or False for no statistics"
+    )
 
 
 def default_stats_path(directory: str | os.PathLike[str] | None = None) -> Path:
@@ -261,6 +321,14 @@ class StatsStore:
     def reader(self) -> StatsStore:
         """A read-only twin of this store (for a dry run): reads what exists, never creates or writes."""
         return StatsStore(self.path, busy_timeout=self.busy_timeout, give_up_after=self.give_up_after, read_only=True)
+    @property
+    def location(self) -> str:
+        """Where the statistics are, for messages: the file path (a URL for PostgreSQL, password masked)."""
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether there may be statistics to read (the file exists); readers check before opening."""
+        return self.path.is_file()
 
     # -- writing ----------------------------------------------------------------------------
     def record(self, result: RunResult, upstream: Mapping[str, Sequence[str]] | None = None) -> bool:
@@ -692,7 +760,7 @@ class StatsRecorder:
             self.store.record(event.result, self._upstream.pop(event.run_id, None))
 
     def __repr__(self) -> str:
-        return f"<StatsRecorder {str(self.store.path)!r}>"
+        return f"<StatsRecorder {self.store.location!r}>"
 
 
 def _in_transaction(statements: Callable[[sqlite3.Connection], None], connection: sqlite3.Connection) -> bool:
@@ -765,3 +833,177 @@ def _summarise(task: str, history: list[tuple[str, float | None, float]]) -> Tas
         failures=sum(1 for state, _, _ in history if state == TaskState.FAILED.value),
         mean_waited=fmean(waits) if waits else None,
     )
+
+
+class _PostgresConnection:
+    """A psycopg connection spoken to like the sqlite3 one, so every StatsStore query runs on both."""
+
+    def __init__(self, connection: Any) -> None:
+        self.raw = connection
+
+    @staticmethod
+    def _sql(statement: str) -> str:
+        # Our statements hold no literal "?"; BEGIN IMMEDIATE is SQLite's "take the write lock now".
+        statement = statement.replace("BEGIN IMMEDIATE", "BEGIN")
+        # SQLite's rowid (insertion order of a row) is PostgreSQL's ctid for these append-only tables.
+        statement = re.sub(r"\browid\b", "ctid", statement)
+        return statement.replace("?", "%s")
+
+    def execute(self, statement: str, parameters: Sequence[Any] = ()) -> Any:
+        """Run one statement; returns the cursor (fetchone, fetchall, iteration)."""
+        return self.raw.execute(self._sql(statement), tuple(parameters))
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement per row."""
+        rows = [tuple(row) for row in rows]
+        if rows:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(self._sql(statement), rows)
+
+
+class PostgresStatsStore(StatsStore):
+    """Statistics in PostgreSQL (psycopg 3): one database every worker of every machine records into.
+
+    The schema is the SQLite one, created on first use under an advisory lock (two workers may
+    start at once) and versioned in `task_engine_schema`. Like the file store it never fails a
+    run: an unreachable server gives one StatsWarning per store and the fallback (no history).
+    """
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, give_up_after: float = 30.0) -> None:
+        self.url = url
+        try:
+            import psycopg  # noqa: F401 - checked here so a missing extra stops a run before it starts
+        except ImportError:
+            from .errors import MissingExtraError
+
+            raise MissingExtraError("psycopg", "postgres", f"the PostgreSQL statistics store {self.location}") from None
+        self.connect_timeout = connect_timeout
+        self.give_up_after = give_up_after
+        self.path = Path(url)  # unused for PostgreSQL; kept so code reading .path sees something
+        self._lock = threading.Lock()
+        self._open: _PostgresConnection | None = None  # type: ignore[assignment]
+        self._pid = os.getpid()
+        self._warned = False
+        self.read_only = False
+        self.busy_timeout = 0.0
+        self._version = SCHEMA_VERSION  # _ensure_schema brings every server's schema to this version
+
+    def __repr__(self) -> str:
+        return f"<PostgresStatsStore {self.location!r}>"
+
+    def reader(self) -> PostgresStatsStore:
+        """A twin of this store that never records (for a dry run); reading may still create the schema."""
+        twin = PostgresStatsStore(self.url, connect_timeout=self.connect_timeout, give_up_after=self.give_up_after)
+        twin.read_only = True
+        return twin
+
+    @property
+    def location(self) -> str:
+        """The URL with its password masked."""
+        return _POSTGRES_PASSWORD.sub(r"\1***@", self.url)
+
+    def exists(self) -> bool:
+        """A server is always worth asking (an unreachable one warns and reads as empty)."""
+        return True
+
+    def _use(self, action: Callable[[Any], T], fallback: T, consequence: str, *, wait: float | None = None) -> T:
+        """Run `action` on a ready connection; retry a deadlock until `wait` (default give_up_after), else warn once."""
+        import psycopg
+
+        deadline = time.monotonic() + (self.give_up_after if wait is None else wait)
+        delay = 0.05
+        while True:
+            try:
+                with self._lock:
+                    return action(self._connection())
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+                retry, reason = True, error
+            except psycopg.OperationalError as error:
+                # Connecting failed, or the server went away: no point retrying until the deadline.
+                retry, reason = False, error
+            except (psycopg.Error, _NewerSchema) as error:
+                retry, reason = False, error
+            self.close()
+            if retry and time.monotonic() < deadline:
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+                continue
+            detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+            self._warn(f"{detail} ({type(reason).__name__}); {consequence}")
+            return fallback
+
+    def _connection(self) -> Any:
+        if self._open is not None and self._pid == os.getpid():
+            return self._open
+        import psycopg
+
+        self._open, self._pid = None, os.getpid()  # a forked worker opens its own connection
+        raw = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, math.ceil(self.connect_timeout)))
+        connection = _PostgresConnection(raw)
+        try:
+            self._ensure_schema(connection)
+        except BaseException:
+            raw.close()
+            raise
+        self._open = connection
+        return connection
+
+    @staticmethod
+    def _ensure_schema(connection: _PostgresConnection) -> None:
+        connection.execute("BEGIN")
+        try:
+            # One creator at a time: the lock ends with the transaction.
+            connection.execute("SELECT pg_advisory_xact_lock(hashtext('task_engine_stats_schema'))")
+            connection.execute("CREATE TABLE IF NOT EXISTS task_engine_schema (version INTEGER NOT NULL)")
+            version = connection.execute("SELECT max(version) FROM task_engine_schema").fetchone()[0]
+            if version is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(_postgres_ddl(statement))
+                _postgres_migrate(connection, 1)
+                connection.execute("INSERT INTO task_engine_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif version < SCHEMA_VERSION:
+                _postgres_migrate(connection, version)
+                connection.execute("INSERT INTO task_engine_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif version > SCHEMA_VERSION:
+                raise _NewerSchema(
+                    f"it was written by a newer Task Engine (schema {version}, this one knows {SCHEMA_VERSION})"
+                )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (it reopens on next use)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        connection, self._open = self._open, None
+        if connection is not None and self._pid == os.getpid():
+            try:
+                connection.raw.close()
+            except Exception:  # noqa: BLE001 - the connection is being dropped because it failed
+                pass
+
+    def _warn(self, message: str) -> None:
+        # One warning per store: a DAG file parsed with the server down must not repeat it per query.
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"statistics database {self.location}: {message}", StatsWarning, stacklevel=3)
+
+
+_POSTGRES_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def _postgres_ddl(statement: str) -> str:
+    # SQLite's REAL is a double; PostgreSQL's REAL is single precision.
+    return statement.replace(" REAL", " DOUBLE PRECISION").replace(") WITHOUT ROWID", ")")
+
+
+def _postgres_migrate(connection: _PostgresConnection, version: int) -> None:
+    """Apply _MIGRATIONS after `version` (inside the caller's transaction, under its advisory lock)."""
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS.get(target, ()):
+            connection.execute(_postgres_ddl(statement.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS ")))

@@ -16,6 +16,14 @@ if [ ! -f tests/js/node_modules/mermaid/dist/mermaid.min.js ]; then
 fi
 # --- end reporters and telemetry ---
 
+# --- shared stores: redis-server (rate limits) and PostgreSQL 15 (statistics, Airflow metadata) ---
+echo "== stores: redis-server and postgresql (apt)"
+if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null \
+        || echo "apt-get could not install redis-server/postgresql: the shared-store tests will skip"
+fi
+# --- end shared stores ---
+
 # --- core: its own virtualenv (.venvs/core, the project with its `test` extra); the global
 #     interpreter is never installed into (PEP 668 marks Debian's and Ubuntu's as externally managed).
 echo "== core: virtualenv (.venvs/core) and tests"

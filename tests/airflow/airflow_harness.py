@@ -67,15 +67,19 @@ def airflow_command(*args: str, env: dict[str, str] | None = None, timeout: floa
     return completed.stdout
 
 
-def write_scenario_dag(folder: Path, scenario: str) -> Path:
-    """Write a DAG file that compiles conformance scenario `scenario` with the adapter."""
+def write_scenario_dag(folder: Path, scenario: str, grouped: bool = False) -> Path:
+    """Write a DAG file that compiles conformance scenario `scenario` with the adapter.
+
+    `grouped`: every task in a task group, one group per connected part (`connected_groups`).
+    """
+    groups = ", groups=connected_groups(scenario)" if grouped else ""
     path = folder / f"{scenario}.py"
     path.write_text(
         "# Airflow DAG file of a conformance scenario.\n"
         "from adapters.airflow import to_airflow_dag\n"
-        "from tests.conformance import load\n\n"
+        "from tests.conformance import connected_groups, load\n\n"
         f"scenario = load({scenario!r})\n"
-        f"dag = to_airflow_dag(scenario.pipeline, dag_id={scenario!r}, keep_going=scenario.keep_going)\n"
+        f"dag = to_airflow_dag(scenario.pipeline, dag_id={scenario!r}, keep_going=scenario.keep_going{groups})\n"
     )
     return path
 
@@ -102,6 +106,35 @@ def dag_test_as_engine(dag, conf: dict | None = None) -> tuple[dict[str, tuple[s
     dag_run = dag.test(run_conf=conf)
     marks = engine_marks(DATABASE, dag.dag_id, dag_run.run_id)
     return as_engine_outcomes(_outcomes(dag_run), marks), dag_run.run_id
+
+
+def run_grouped_dag_test_as_engine(dag, groups: dict[str, list[str]]) -> dict[str, tuple[str, int]]:
+    """Run a DAG of task groups with dag.test(); {task: (engine state, attempts)} for every task inside them.
+
+    A group that ran reports its tasks in its XCom; one that never started (or that fail-fast
+    kept from starting) gives each of its tasks the group's own state and no attempt.
+    """
+    from adapters.airflow import GROUP_STATES_XCOM_KEY
+
+    dag_run = dag.test()
+    units = as_engine_outcomes(_outcomes(dag_run), marked_not_run(DATABASE, dag.dag_id, dag_run.run_id))
+    inner = xcom_values(DATABASE, dag.dag_id, dag_run.run_id, GROUP_STATES_XCOM_KEY)
+    engine: dict[str, tuple[str, int]] = {}
+    for group, members in groups.items():
+        if group in inner:
+            engine.update({task: (value["state"], value["attempts"]) for task, value in inner[group].items()})
+        else:
+            engine.update({task: (units[group][0], 0) for task in members})
+    return engine
+
+
+def xcom_values(database: Path, dag_id: str, run_id: str, key: str) -> dict[str, object]:
+    """{task_id: value} of XCom `key` in one dag run, read from Airflow's SQLite database."""
+    with closing(sqlite3.connect(database, timeout=30)) as connection:
+        rows = connection.execute(
+            "select task_id, value from xcom where dag_id = ? and run_id = ? and key = ?", (dag_id, run_id, key)
+        ).fetchall()
+    return {task_id: json.loads(value) for task_id, value in rows}
 
 
 def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:

@@ -8,7 +8,7 @@ import pytest
 
 from airflow_harness import DATABASE, dag_test_as_engine, engine_marks, load_dag_bag, run_dag_test_as_engine, write_scenario_dag
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches
+from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches, scenarios_for
 
 
 def run_scenario(folder: Path, name: str) -> dict[str, tuple[str, int]]:
@@ -18,7 +18,7 @@ def run_scenario(folder: Path, name: str) -> dict[str, tuple[str, int]]:
     return run_dag_test_as_engine(bag.dags[name])
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", scenarios_for("airflow"))
 def test_scenario_on_airflow_matches_standalone(dags_folder: Path, name: str) -> None:
     # Airflow starts ready tasks in its own order (priority_weight is the scheduler's hint, dag.test()
     # picks any ready task), so start-order-dependent outcomes are compared as Airflow can honour them.

@@ -7,7 +7,7 @@ import pytest
 from task_engine_core import PipelineExecutor, TaskState
 from task_engine_core.backend import parse_backend_options
 
-from . import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches
+from . import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, scenarios_for
 
 
 def run_standalone(name: str, workers: int) -> dict:
@@ -22,12 +22,12 @@ def run_standalone(name: str, workers: int) -> dict:
     return {name: (r.state, r.attempts) for name, r in executor.result.tasks.items()}
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.parametrize("name", scenarios_for("sequential"))
 def test_scenario_sequential(name):
     assert mismatches(load(name), run_standalone(name, workers=1)) == []
 
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+@pytest.mark.parametrize("name", scenarios_for("threads"))
 def test_scenario_on_threads(name):
     assert mismatches(load(name), run_standalone(name, workers=4)) == []
 
