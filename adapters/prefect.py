@@ -92,6 +92,7 @@ __all__ = [
     "FLOW_PARAMETERS_HYDRATOR",
     "FLOW_PARAMETERS_ORDER",
     "NOT_RUN_STATE_NAME",
+    "RESUMED_STATE_NAME",
     "PREFECT_SOURCES_HYDRATOR",
     "PREFECT_SOURCES_ORDER",
     "PrefectContextError",
@@ -109,6 +110,8 @@ SKIPPED_STATE_NAME = "Skipped"
 #: The CANCELLED-type Prefect states of tasks that never started, by the core's reason.
 UPSTREAM_FAILED_STATE_NAME = "UpstreamFailed"
 NOT_RUN_STATE_NAME = "NotRun"
+#: The Prefect state name of a task a resumed run kept from the run it resumes (it is not run again).
+RESUMED_STATE_NAME = "Resumed"
 #: Prefect's `timeout_seconds` of a task is its `@timeout` plus this, so the core's own timeout
 #: (with its retry decision) always fires first and Prefect's only shows and backs it up.
 TIMEOUT_GRACE_SECONDS = 1.0
@@ -373,7 +376,17 @@ class _PrefectTaskRuns:
                 state_name = UPSTREAM_FAILED_STATE_NAME
             elif task_result.state is TaskState.NOT_RUN:
                 state_name = NOT_RUN_STATE_NAME
-            else:  # carried over from a resumed run: it has its task run in that flow run
+            elif task_result.resumed_from is not None:
+                # Prefect's own word for "done before, not run again" would be Cached; this is not a
+                # cache hit, so the state says where the result was kept from.
+                kept = State(
+                    type=StateType.COMPLETED,
+                    name=RESUMED_STATE_NAME,
+                    message=f"Kept from run {task_result.resumed_from} (resume): not run again",
+                )
+                self.never_ran[name] = self._create_final_task_run(name, kept)
+                continue
+            else:
                 continue
             reason = task_result.reason or _why_not_run(name, result, self.upstream[name])
             never_ran = State(type=StateType.CANCELLED, name=state_name, message=f"Not run: {mask_text(reason)}")

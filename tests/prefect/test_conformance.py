@@ -13,6 +13,7 @@ import pytest
 
 from adapters.prefect import (
     NOT_RUN_STATE_NAME,
+    RESUMED_STATE_NAME,
     SKIPPED_STATE_NAME,
     UPSTREAM_FAILED_STATE_NAME,
     last_result,
@@ -47,7 +48,8 @@ def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
     return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
 
 
-def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) -> None:
+def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any, kept: Any = ()) -> None:
+    """Every task has one task run in the flow run, in the Prefect state its outcome maps to; `kept` ones were resumed."""
     runs = task_runs(flow_state.state_details.flow_run_id, len(observed))
     assert sorted(runs) == sorted(observed), "every task has a Prefect task run, also one that never started"
     for task, (state, attempts) in observed.items():
@@ -57,7 +59,10 @@ def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) ->
             assert (run.state.type.value, run.state.name, run.run_count) == ("CANCELLED", expected, 0), task
             continue
         assert run.run_count == attempts, task
-        if state is TaskState.SUCCESS:
+        if task in kept:
+            assert (run.state.type.value, run.state.name) == ("COMPLETED", RESUMED_STATE_NAME), task
+            assert run.state.message.startswith("Kept from run "), run.state.message
+        elif state is TaskState.SUCCESS:
             assert (run.state.type.value, run.state.name) == ("COMPLETED", "Completed"), task
         elif state is TaskState.SKIPPED:
             assert (run.state.type.value, run.state.name) == ("COMPLETED", SKIPPED_STATE_NAME), task
@@ -125,7 +130,7 @@ def test_resume_scenario_as_flow_parameter(name: str, tmp_path: Any, task_runs: 
     assert {task: r.resumed_from for task, r in result.tasks.items() if r.resumed_from} == {
         task: first.run_id for task in scenario.module.KEPT
     }
-    check_prefect_record(state, observed, task_runs)
+    check_prefect_record(state, observed, task_runs, kept=scenario.module.KEPT)
 
 
 def test_a_bad_task_engine_parameter_fails_the_flow_run_before_any_task(task_runs: Any) -> None:
