@@ -9,6 +9,8 @@ and this command share one list of differences.
 
 from __future__ import annotations
 
+import abc
+
 import ast
 import collections.abc
 import datetime
@@ -119,7 +121,7 @@ class Finding:
         return {"kind": self.kind, "task": self.task, "reason": self.reason, "action": self.action}
 
 
-class Rule:
+class Rule(abc.ABC):
     """Finds one kind of difference; subclasses set the class attributes and `findings`."""
 
     kind: str = ""
@@ -129,9 +131,9 @@ class Rule:
     #: One line for the capability matrix.
     summary: str = ""
 
+    @abc.abstractmethod
     def findings(self, validated: ValidatedPipeline, target: CheckTarget) -> Iterator[Finding]:
         """The differences of this kind in `validated` on `target`."""
-        raise NotImplementedError
 
     def finding(self, task: str, reason: str, action: str) -> Finding:
         """A Finding of this rule's kind."""

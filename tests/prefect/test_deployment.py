@@ -94,6 +94,9 @@ def test_flow_deploy_of_a_bound_flow_runs_on_a_process_worker(
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name="task-engine-deploy", type="process"), overwrite=True)
     monkeypatch.chdir(repo_root)  # Prefect records the entrypoint relative to here, and the worker runs from here
+    # A module-path entrypoint must be importable in the flow-run process the worker starts, as
+    # for any Prefect module-path deployment: the repository goes on its PYTHONPATH.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")])))
     from flows.example_flows import jobs_flow
 
     from prefect.types.entrypoint import EntrypointType
