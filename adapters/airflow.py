@@ -10,6 +10,9 @@ Fail-fast is the core's `may_start`: unless `keep_going=True`, a task that has n
 does not run once its dag run holds a failed task (`AirflowSkipException`, marked NOT_RUN in the
 XCom `ENGINE_STATE_XCOM_KEY`); a task whose first attempt ran finishes its retries. Start order
 among ready tasks is Airflow's own `priority_weight`, set from the core's priority order.
+Selection and resume come from `dag_run.conf["task_engine"]` (`DAG_RUN_CONF_KEY`): a left-out
+task ends `skipped` (marked NOT_RUN), a task kept from the resumed dag run ends `skipped` marked
+with the state it keeps; neither blocks its children (trigger rule none_failed).
 Choose this over the standalone executor when the pipeline should be scheduled, retried and
 monitored by an existing Airflow deployment.
 """
@@ -22,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -47,6 +50,7 @@ from task_engine_core.backend import (
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
     AttemptOutcome,
+    GroupPlan,
     Hydrated,
     HydrationRequest,
     OutcomeKind,
@@ -55,14 +59,23 @@ from task_engine_core.backend import (
     TaskPolicies,
     ValidatedPipeline,
     attempt_state,
-    configured_stats_path,
     configured_tracing,
     deep_merge,
     default_listeners,
+    error_text,
+    group_pipeline,
     may_start,
+    open_stats_store,
+    parse_backend_options,
+    plan_groups,
     priority_keys,
+    run_group,
     trace_id_for,
+    worst_state,
 )
+
+#: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
+DAG_PARSE_STATS_TIMEOUT = 2.0
 
 try:
     from airflow.sdk import DAG, Connection, RetryDecision, RetryPolicy, TaskGroup, TriggerRule, Variable
@@ -81,8 +94,11 @@ __all__ = [
     "AIRFLOW_SECRETS_ORDER",
     "AIRFLOW_VARIABLE_ORDER",
     "AirflowAdapterError",
+    "DAG_RUN_CONF_KEY",
     "DEFAULT_CONTEXT_VARIABLE",
+    "ENGINE_RESUMED_XCOM_KEY",
     "ENGINE_STATE_XCOM_KEY",
+    "GROUP_STATES_XCOM_KEY",
     "NOTE_CONNECTION",
     "airflow_connections_hydrator",
     "airflow_params_hydrator",
@@ -98,7 +114,17 @@ DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
 """The Airflow Variable (a JSON object) whose keys are merged into every task's context."""
 
 ENGINE_STATE_XCOM_KEY = "task_engine_state"
-"""XCom key holding "not_run" on a task that fail-fast kept from running (Airflow shows it `skipped`)."""
+"""XCom key holding the engine state of a task the adapter ended `skipped` without an attempt:
+"not_run" (fail-fast, or left out by a selection), or "success" / "skipped" (kept by a resume)."""
+
+ENGINE_RESUMED_XCOM_KEY = "task_engine_resumed_from"
+"""XCom key holding the dag run id whose result a resumed task kept (the run that did the work)."""
+
+DAG_RUN_CONF_KEY = "task_engine"
+"""The dag_run.conf key of selection and resume: `{"only": [...], "from": ..., "resume": "<run id>"}`."""
+
+GROUP_STATES_XCOM_KEY = "task_engine_group"
+"""XCom key of a task group's Airflow task: {task: {"state", "attempts", "reason"}} for every task inside it."""
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
@@ -292,26 +318,23 @@ def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float]
 
 
 def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str) -> dict[str, float] | None:
-    """Recorded durations of `pipeline_name` from `stats` (a file path or StatsStore); None without.
+    """Recorded durations of `pipeline_name` from `stats` (a file path, postgresql:// URL or StatsStore); None without.
 
-    `stats=None` reads the file named by TASK_ENGINE_STATS if that is set; never the working
+    `stats=None` reads the store named by TASK_ENGINE_STATS if that is set; never the working
     directory's default file, as the dag-processor's working directory is arbitrary and parsing
     must not create files. `stats=False` means no statistics.
     """
-    store = _stats_store(stats)
-    return (store.expected_durations(pipeline_name) or None) if store is not None else None
+    # A short connect timeout: the dag-processor parses every file in a loop, and a PostgreSQL
+    # store that is down must cost a parse seconds and one StatsWarning, never the DAG.
+    store = open_stats_store(stats, use_default=False, connect_timeout=DAG_PARSE_STATS_TIMEOUT)
+    if store is None:
+        return None
+    return store.expected_durations(pipeline_name) or None
 
 
 def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
     """The store `stats` names; None/True: $TASK_ENGINE_STATS only (never a working-directory default)."""
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        if path is None or is_default:
-            return None
-        stats = path
-    return stats if isinstance(stats, StatsStore) else StatsStore(stats)
+    return open_stats_store(stats, use_default=False)
 
 
 def to_airflow_dag(
@@ -323,6 +346,7 @@ def to_airflow_dag(
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     keep_going: bool = False,
+    groups: Mapping[str, Sequence[str]] | None = None,
     connections: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
     task_groups: bool = True,
@@ -340,13 +364,25 @@ def to_airflow_dag(
     fail-fast: once a task of the run failed, no task that has not started starts (it ends
     `skipped`, marked NOT_RUN); `keep_going=True` lets independent branches run on.
     `connections` maps context keys to Airflow conn ids, `secrets` context keys to names in
-    Airflow's secrets backends. With `task_groups`, the tasks of each module of a pipeline
-    spread over several modules form an Airflow TaskGroup; a task's docstring is its `doc_md`.
+    Airflow's secrets backends.
+
+    `groups` (group name -> task names) runs each connected group as one Airflow task named after
+    the group, through the standalone executor inside it: the tasks keep their retries, events,
+    statistics and spans, the Airflow task ends in the worst state inside it, and the inner states
+    are logged and pushed as the XCom `GROUP_STATES_XCOM_KEY`.
+
+    `task_groups` only arranges the graph view: when the Airflow tasks come from several modules,
+    each module's become one Airflow TaskGroup (a folder; ids and runs are unchanged). A `groups`
+    task sits in its tasks' module TaskGroup when they share a module, else at the top level.
+    A task's docstring is its `doc_md`; a group's lists its tasks.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
+    plan = plan_groups(validated, groups)
     dag_id = dag_id or pipeline.name
-    weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    task_weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    # A group starts as early as its heaviest task would.
+    weights = {unit: max(task_weights[name] for name in plan.members[unit]) for unit in plan.units}
     context_source = _AirflowContextSource(
         None if context_file is None else os.fspath(context_file),
         context_variable,
@@ -370,43 +406,37 @@ def to_airflow_dag(
         raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
 
     operators: dict[str, PythonOperator] = {}
-    modules = _module_groups(validated) if task_groups else {}
-    groups: dict[str, TaskGroup] = {}
+    folders = _module_task_groups(validated, plan) if task_groups else {}
+    airflow_groups: dict[str, TaskGroup] = {}
     with dag:
-        for name in validated.order:
-            definition = validated.definitions[name]
-            policies = validated.policies[name]
-            group = modules.get(name)
-            if group is not None and group[0] not in groups:
-                groups[group[0]] = TaskGroup(group[0], tooltip=group[1], prefix_group_id=False, dag=dag)
+        for unit in plan.units:
+            folder = folders.get(unit)
+            if folder is not None and folder[0] not in airflow_groups:
+                airflow_groups[folder[0]] = TaskGroup(folder[0], tooltip=folder[1], prefix_group_id=False, dag=dag)
             try:
                 operator = PythonOperator(
-                    task_id=name,
-                    python_callable=_AirflowAttempt(
-                        definition, policies, context_source, validated, fail_fast=not keep_going, stats=stats
-                    ),
-                    priority_weight=weights[name],
+                    task_id=unit,
+                    python_callable=_unit_callable(validated, plan, unit, context_source, keep_going, stats, pipeline),
+                    priority_weight=weights[unit],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
                     # parent succeeded or was skipped, which is exactly Airflow's none_failed.
                     trigger_rule=TriggerRule.NONE_FAILED,
-                    doc_md=_doc(definition),
-                    task_group=groups[group[0]] if group is not None else None,
-                    **_retry_arguments(policies),
-                    **_pool_arguments(name, policies, pools),
-                    **_timeout_arguments(policies),
+                    task_group=airflow_groups[folder[0]] if folder is not None else None,
+                    **_unit_arguments(validated, plan, unit, pools),
                 )
             except TaskEngineError:
                 raise
             except Exception as error:
+                kind = "task group" if plan.is_group(unit) else "task"
                 raise AirflowAdapterError(
-                    f"cannot turn task {name!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
+                    f"cannot turn {kind} {unit!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
                 ) from error
-            parents = validated.upstream[name]
+            parents = plan.upstream[unit]
             if parents:
                 # One call per task, not per edge: each call hashes the whole DAG.
                 operator.set_upstream([operators[parent] for parent in parents])
-            operators[name] = operator
+            operators[unit] = operator
     return dag
 
 
@@ -424,17 +454,26 @@ def _checked_keys(pipeline: str, argument: str, mapping: Mapping[str, str] | Non
     return dict(mapping)
 
 
-def _module_groups(validated: ValidatedPipeline) -> dict[str, tuple[str, str]]:
-    """{task: (group id, tooltip)}: one group per module, when the pipeline's tasks come from several modules."""
-    modules = {name: getattr(validated.definitions[name].target, "__module__", "") or "" for name in validated.order}
-    distinct = sorted(set(modules.values()))
+def _module_task_groups(validated: ValidatedPipeline, plan: GroupPlan) -> dict[str, tuple[str, str]]:
+    """{Airflow task: (TaskGroup id, tooltip)}: one TaskGroup per module, when the Airflow tasks come from several.
+
+    A `groups=` task belongs to its tasks' module when they share one; spanning modules, it
+    stays at the top level (a TaskGroup is a folder of the graph, one folder per Airflow task).
+    """
+    modules: dict[str, str | None] = {}
+    for unit in plan.units:
+        members = {getattr(validated.definitions[name].target, "__module__", "") or "" for name in plan.members[unit]}
+        modules[unit] = members.pop() if len(members) == 1 else None
+    distinct = sorted({module for module in modules.values() if module is not None})
     if len(distinct) < 2:
         return {}  # one module: a single group around everything would only add a click
     # Group ids are the modules' names below their common package (jobs.job1 -> job1).
     common = os.path.commonprefix([module.split(".") for module in distinct])
     ids = {module: "_".join(module.split(".")[len(common):]) or module.replace(".", "_") for module in distinct}
+    # Airflow keeps task ids and TaskGroup ids in one namespace: a module named like a task yields.
+    ids = {module: f"{group_id}_tasks" if group_id in plan.units else group_id for module, group_id in ids.items()}
     tooltips = {module: _module_summary(module) for module in distinct}
-    return {name: (ids[module], tooltips[module]) for name, module in modules.items()}
+    return {unit: (ids[module], tooltips[module]) for unit, module in modules.items() if module is not None}
 
 
 def _module_summary(module: str) -> str:
@@ -452,11 +491,54 @@ def _doc(definition: TaskDefinition) -> str | None:
     return inspect.cleandoc(own) if isinstance(own, str) and own.strip() else None
 
 
+def _group_doc(validated: ValidatedPipeline, plan: GroupPlan, unit: str) -> str:
+    """A `groups=` task's doc_md: its tasks in start order, each with its docstring's first line."""
+    lines = [f"Task Engine task group `{unit}`, run by the standalone executor inside one Airflow try:", ""]
+    for name in plan.members[unit]:
+        doc = _doc(validated.definitions[name])
+        lines.append(f"- `{name}`" + (f": {doc.splitlines()[0]}" if doc else ""))
+    return "\n".join(lines)
+
+
 def _timeout_arguments(policies: TaskPolicies) -> dict[str, Any]:
     """@timeout(s) as Airflow's execution_timeout, a grace after the core's own timeout."""
     if policies.timeout is None:
         return {}
     return {"execution_timeout": timedelta(seconds=policies.timeout) + EXECUTION_TIMEOUT_GRACE}
+
+
+def _unit_callable(
+    validated: ValidatedPipeline,
+    plan: GroupPlan,
+    unit: str,
+    context_source: _AirflowContextSource,
+    keep_going: bool,
+    stats: StatsStore | str | os.PathLike[str] | bool | None,
+    pipeline: Pipeline | None = None,
+) -> Any:
+    if plan.is_group(unit):
+        return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, stats)
+    return _AirflowAttempt(
+        validated.definitions[unit], validated.policies[unit], context_source, validated, fail_fast=not keep_going, stats=stats, pipeline=pipeline
+    )
+
+
+def _unit_arguments(
+    validated: ValidatedPipeline, plan: GroupPlan, unit: str, pools: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Retries and pool of one Airflow task: a task's own, or for a group none (its executor retries) and its tasks' pool."""
+    if not plan.is_group(unit):
+        policies = validated.policies[unit]
+        return {
+            "doc_md": _doc(validated.definitions[unit]),
+            **_retry_arguments(policies),
+            **_pool_arguments(unit, policies, pools),
+            **_timeout_arguments(policies),
+        }
+    keys = tuple(key for name in plan.members[unit] for key in validated.policies[name].rate_limit_keys)
+    # Explicit: Airflow's default_task_retries must not re-run a group whose tasks already used their attempts.
+    # No execution_timeout: the tasks' own @timeout apply inside, and their retries' waits add up.
+    return {"retries": 0, "doc_md": _group_doc(validated, plan, unit), **_pool_arguments(unit, TaskPolicies(rate_limit_keys=keys), pools)}
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
@@ -524,8 +606,11 @@ class _AirflowAttempt:
         *,
         fail_fast: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.definition = definition
+        # The whole pipeline, to resolve a dag run's selection (names, tags, from / to).
+        self.pipeline = pipeline
         self.policies = policies
         self.context_source = context_source
         self.validated = validated
@@ -539,6 +624,7 @@ class _AirflowAttempt:
 
     def __call__(self, **airflow_context: Any) -> None:
         ti = airflow_context["ti"]
+        self._select_or_resume(ti, airflow_context)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
         if self.fail_fast:
             self._fail_fast(ti, attempt)
@@ -612,27 +698,42 @@ class _AirflowAttempt:
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
 
+    def _select_or_resume(self, ti: Any, airflow_context: Mapping[str, Any]) -> None:
+        """Raise AirflowSkipException when the dag run's selection leaves this task out or a resume keeps it."""
+        conf = getattr(airflow_context.get("dag_run"), "conf", None) or {}
+        if conf.get(DAG_RUN_CONF_KEY) is None:
+            return
+        name = self.definition.name
+        try:
+            select, resume = parse_backend_options(conf[DAG_RUN_CONF_KEY], f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]")
+            if select and self.pipeline is not None:
+                selected = self.pipeline.select(**select).validate()
+                if name in selected.excluded:
+                    ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+                    raise AirflowSkipException(f"Task Engine did not run {name!r}: not selected ({selected.selection})")
+            if resume is True:
+                raise AirflowAdapterError(
+                    f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]['resume'] is true, but on Airflow the dag run to resume must be "
+                    f"named: give its run id (airflow dags list-runs {ti.dag_id})"
+                )
+        except TaskEngineError as error:
+            # Every task of the dag run fails alike: a wrong name or option is not worth a retry.
+            raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
+        if resume:
+            kept = _kept_from(ti, name, resume)
+            if kept is not None:
+                state, origin = kept
+                ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=state.value)
+                ti.xcom_push(key=ENGINE_RESUMED_XCOM_KEY, value=origin)
+                raise AirflowSkipException(
+                    f"Task Engine kept {name!r}: it ended {state.value} in dag run {origin!r} (resumed run {resume!r})"
+                )
+
     def _fail_fast(self, ti: Any, attempt: int) -> None:
         """Raise unless the core's `may_start` lets this try run: no failed task in the run, or already started."""
         if attempt > 1:
             return  # started: it finishes its retries, as standalone (no states query needed)
-        name = self.definition.name
-        # Tasks have no database access in Airflow 3: the task SDK asks the API server.
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        if may_start(started=False, failed=bool(failed), keep_going=False):
-            return
-        # Airflow has no "never started" state a task can give itself: it ends skipped, and
-        # the XCom tells it apart from a skip the core decided.
-        message = (
-            f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
-            f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
-        )
-        _log.warning(message)
-        ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
-        # The UI's own mark: a task-instance note (the task SDK cannot set one, the REST API can).
-        note_not_run(ti, f"Task Engine: NOT RUN. {', '.join(failed)} failed first and the DAG is fail-fast.")
-        raise AirflowSkipException(message)
+        _refuse_after_a_failure(self.definition.name, ti)
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
@@ -725,6 +826,114 @@ def note_not_run(ti: Any, note: str) -> bool:
     except Exception as error:  # the mark is a convenience: never fail the try over it
         _log.warning("Task Engine: cannot write the NOT RUN note through %s: %s", base, error)
         return False
+
+
+def _kept_from(ti: Any, name: str, resumed: str) -> tuple[TaskState, str] | None:
+    """(state, dag run id) when task `name` ended success or skipped in dag run `resumed`; else None.
+
+    Airflow's own record of that dag run decides: `success`, or `skipped` without the adapter's
+    NOT_RUN mark (a skip the core decided); a task that run kept in turn names its origin.
+    """
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[resumed]).get(resumed, {})
+    if not states:
+        raise AirflowFailException(
+            f"Task Engine: cannot resume dag run {resumed!r} of DAG {ti.dag_id!r}: no such dag run; give a run id "
+            f"from: airflow dags list-runs {ti.dag_id}"
+        )
+    state = states.get(name)
+    if state not in ("success", "skipped"):
+        return None
+    marked = ti.xcom_pull(task_ids=name, key=ENGINE_STATE_XCOM_KEY, run_id=resumed)
+    origin = ti.xcom_pull(task_ids=name, key=ENGINE_RESUMED_XCOM_KEY, run_id=resumed) or resumed
+    if marked is None:
+        return (TaskState.SUCCESS if state == "success" else TaskState.SKIPPED), resumed
+    if marked in (TaskState.SUCCESS.value, TaskState.SKIPPED.value):
+        return TaskState(marked), origin
+    return None  # not run there (fail-fast or not selected): it runs now
+
+
+def _refuse_after_a_failure(name: str, ti: Any) -> None:
+    """Raise AirflowSkipException (marked NOT_RUN) when the dag run already holds a failed task."""
+    # Tasks have no database access in Airflow 3: the task SDK asks the API server.
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    if may_start(started=False, failed=bool(failed), keep_going=False):
+        return
+    # Airflow has no "never started" state a task can give itself: it ends skipped, and
+    # the XCom tells it apart from a skip the core decided.
+    message = (
+        f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
+        f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
+    )
+    _log.warning(message)
+    ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+    # The UI's own mark: a task-instance note (the task SDK cannot set one, the REST API can).
+    note_not_run(ti, f"Task Engine: NOT RUN. {', '.join(failed)} failed first and the DAG is fail-fast.")
+    raise AirflowSkipException(message)
+
+
+class _AirflowGroup:
+    """The python_callable of a task group: its tasks run by the standalone executor inside one Airflow try."""
+
+    def __init__(
+        self,
+        name: str,
+        pipeline: Pipeline,
+        context_source: _AirflowContextSource,
+        keep_going: bool,
+        stats: StatsStore | str | os.PathLike[str] | bool | None,
+    ) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.context_source = context_source
+        self.keep_going = keep_going
+        self.stats = stats
+        self.__name__ = name
+
+    def __call__(self, **airflow_context: Any) -> None:
+        ti = airflow_context["ti"]
+        if not self.keep_going:
+            _refuse_after_a_failure(self.name, ti)
+        try:
+            context = self.context_source.hydrate(airflow_context)
+        except ContextError as error:
+            raise AirflowFailException(f"Task Engine: task group {self.name!r} did not start: {mask_secrets(error)}") from error
+        tracing = configured_tracing()
+        try:
+            result = run_group(
+                self.pipeline,
+                context=context,
+                keep_going=self.keep_going,
+                listeners=[tracing] if tracing is not None else [],
+                # As for a single task: the configured statistics store, never the worker's working directory.
+                stats=_stats_store(self.stats) or False,
+            )
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # type: ignore[attr-defined]
+        inner = {
+            name: {"state": r.state.value, "attempts": r.attempts, "reason": mask_secrets(r.reason)}
+            for name, r in result.tasks.items()
+        }
+        ti.xcom_push(key=GROUP_STATES_XCOM_KEY, value=inner)
+        for name, r in result.tasks.items():
+            _log.info("Task Engine group %r: %r ended %s after %d attempt(s)", self.name, name, r.state.value, r.attempts)
+        worst = worst_state([r.state.value for r in result.tasks.values()])
+        if worst == TaskState.SUCCESS.value:
+            return
+        if worst == TaskState.SKIPPED.value:
+            skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
+            raise AirflowSkipException(f"Task Engine group {self.name!r}: {', '.join(map(repr, skipped))} skipped")
+        failed = result.failed
+        detail = "; ".join(
+            f"task {r.name!r} failed after {r.attempts} attempt(s): {type(r.error).__name__}: {mask_secrets(error_text(r.error))}"
+            for r in failed
+        ) or f"tasks ended {worst}"
+        # The tasks inside already used their attempts: Airflow must not try the group again.
+        raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (failed[0].error if failed else None)
+
+    def __repr__(self) -> str:
+        return f"<Task Engine group {self.name!r}>"
 
 
 def _attempt_number(try_number: int, max_tries: int | None, retries: int) -> int:

@@ -17,9 +17,8 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from task_engine_core import TaskEngineError
-from task_engine_core.backend import error_text
-from task_engine_core.errors import MissingExtraError
+from task_engine_core import MissingExtraError, TaskEngineError
+from task_engine_core.backend import error_text, load_pipeline
 
 from .airflow import DAG, AirflowAdapterError, to_airflow_dag
 
@@ -199,11 +198,6 @@ def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[s
     validation fails carries every such error: Airflow records it as an import error of the
     entry file while keeping the DAGs that did compile.
     """
-    from task_engine_core.loader import load_pipeline
-
-    import inspect
-
-    takes_groups = "groups" in inspect.signature(to_airflow_dag).parameters
     try:
         settings = configured_pipelines(folder)
     except TaskEngineError as error:
@@ -212,15 +206,10 @@ def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[s
     dags: dict[str, DAG] = {}
     problems: list[str] = []
     for entry in settings:
-        if "groups" in entry.options and not takes_groups:
-            problems.append(
-                f"pipeline {entry.label!r}: key 'groups' needs an adapter with to_airflow_dag(groups=...); "
-                f"remove it or upgrade Task Engine"
-            )
-            continue
         try:
             pipeline = load_pipeline(entry.target)
-            dag = to_airflow_dag(pipeline, entry.dag_id, **entry.options)
+            # Not auto-registered: a DAG Airflow would refuse must not reach the bag beside its import error.
+            dag = to_airflow_dag(pipeline, entry.dag_id, auto_register=False, **entry.options)
         except (TaskEngineError, TypeError) as error:
             problems.append(f"pipeline {entry.label!r} (target {entry.target!r}): {error_text(error)}")
             continue

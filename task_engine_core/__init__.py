@@ -5,6 +5,7 @@ Importing this package loads the standard library only.
 
 from ._secrets import Secret, mask_secrets
 from .attempt import AttemptState, HandlerDecision
+from ._version import __version__
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -14,14 +15,18 @@ from .errors import (
     DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
+    EmptySelectionError,
     HydrationError,
     InvalidArgumentError,
     MissingExtraError,
     NotATaskError,
     OutputPathError,
     RateLimitError,
+    RateLimitStoreError,
     RateLimitTimeoutError,
     ResourceTimeoutError,
+    ResumeError,
+    RunHistoryError,
     RunInterrupted,
     SkipTask,
     TargetError,
@@ -29,9 +34,11 @@ from .errors import (
     TaskTimeoutError,
     UnknownDependencyError,
     UnknownRateLimitKeyError,
+    UnknownRunError,
+    UnknownSelectionError,
 )
 from .events import EventBus
-from .executor import PipelineExecutor
+from .executor import PipelineExecutor, RunPlan
 from .pipeline import Pipeline, default_pipeline, register
 from .policies import (
     Backoff,
@@ -41,17 +48,20 @@ from .policies import (
     rate_limited,
     retries,
     set_rate_limit,
+    set_rate_limit_store,
     skippable,
     timeout,
     wait_for_resource,
 )
 from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
-from .stats import StatsStore, StatsWarning
+from .selection import SelectOptions
+from .stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
     "AttemptState",
+    "__version__",
     "Backoff",
     "ConsoleReporter",
     "ContextError",
@@ -61,6 +71,7 @@ __all__ = [
     "DefinitionError",
     "DuplicateTaskError",
     "EmptyPipelineError",
+    "EmptySelectionError",
     "EventBus",
     "FunctionTask",
     "HandlerDecision",
@@ -75,13 +86,20 @@ __all__ = [
     "PipelineExecutor",
     "RateLimit",
     "RateLimitError",
+    "RateLimitStoreError",
     "RateLimitTimeoutError",
     "RateLimiter",
+    "RecordedRun",
+    "RecordedTask",
     "Reporter",
     "ResourceTimeoutError",
+    "ResumeError",
+    "RunHistoryError",
     "RunInterrupted",
+    "RunPlan",
     "RunResult",
     "Secret",
+    "SelectOptions",
     "SkipTask",
     "StatsStore",
     "StatsWarning",
@@ -94,6 +112,8 @@ __all__ = [
     "TaskState",
     "UnknownDependencyError",
     "UnknownRateLimitKeyError",
+    "UnknownRunError",
+    "UnknownSelectionError",
     "default_pipeline",
     "hydrate",
     "mask_secrets",
@@ -104,6 +124,7 @@ __all__ = [
     "register_reporter",
     "retries",
     "set_rate_limit",
+    "set_rate_limit_store",
     "skippable",
     "timeout",
     "wait_for_resource",

@@ -24,7 +24,10 @@ does with them, in order:
    `PipelineExecutor(run_task=...)`, a function running one allowed task's lifecycle.
 6. Context and secrets: `hydrate` / `build_context` and the hydrator registry; `mask_secrets`,
    `error_text` for anything shown outside the run (UI state messages, logs).
-7. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
+7. Task groups: `plan_groups(validated, groups)` checks a grouping and contracts it into units
+   (a group, or a task on its own); `group_pipeline` and `run_group` run a group's tasks with
+   the standalone executor inside one orchestrator task; `worst_state` is the group's state.
+8. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
    and `StatsStore.expected_durations`; `StatsStore.record_task` records one task of a run that
    no single process sees whole (one `runs` row per run, one `task_runs` row per task).
 """
@@ -36,6 +39,7 @@ import os
 import secrets
 from collections.abc import Iterable
 
+from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from ._lifecycle import TaskLifecycle, may_start
 from ._secrets import Secret, error_text, mask_secrets, mask_text
 from .attempt import AttemptState, HandlerDecision
@@ -52,7 +56,6 @@ from .context import (
     register_hydrator,
     registered_hydrators,
 )
-from .errors import InvalidArgumentError
 from .events import (
     AttemptFailed,
     AttemptStarted,
@@ -67,6 +70,7 @@ from .events import (
     WaitFinished,
     WaitStarted,
 )
+from .loader import load_pipeline
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .priority import PriorityKey, priority_keys
@@ -74,7 +78,8 @@ from .reporters import ConsoleReporter
 from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import AttemptOutcome, OutcomeKind, run_attempt
-from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path
+from .selection import SelectOptions, parse_backend_options
+from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path, open_stats_store
 
 __all__ = [
     "AttemptFailed",
@@ -85,6 +90,8 @@ __all__ = [
     "ENVIRONMENT_ORDER",
     "Event",
     "EventBus",
+    "GroupError",
+    "GroupPlan",
     "HandlerDecision",
     "Hydrated",
     "HydrationRequest",
@@ -96,6 +103,7 @@ __all__ = [
     "RunResult",
     "RunStarted",
     "SENSITIVE_WORDS",
+    "SelectOptions",
     "Secret",
     "StatsRecorder",
     "StatsStore",
@@ -117,19 +125,26 @@ __all__ = [
     "deep_merge",
     "default_listeners",
     "error_text",
+    "group_pipeline",
     "hydrate",
+    "load_pipeline",
     "mask_secrets",
     "mask_text",
     "may_start",
     "new_trace_id",
+    "parse_backend_options",
+    "plan_groups",
     "priority_keys",
     "register_hydrator",
     "registered_hydrators",
+    "open_stats_store",
     "resolve_stats_store",
     "run_attempt",
+    "run_group",
     "settle_trace_id",
     "trace_id_for",
     "validated_pipeline",
+    "worst_state",
 ]
 
 
@@ -175,19 +190,8 @@ def default_listeners(
 
 
 def resolve_stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    """Where statistics go: a StatsStore, a path, None/True ($TASK_ENGINE_STATS, else the default file) or False (nowhere)."""
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        return StatsStore(path, create_directory=is_default) if path is not None else None
-    if isinstance(stats, StatsStore):
-        return stats
-    if isinstance(stats, (str, os.PathLike)) and str(stats):
-        return StatsStore(stats)
-    raise InvalidArgumentError(
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
-    )
+    """Where statistics go: a StatsStore, a path or postgresql:// URL, None/True ($TASK_ENGINE_STATS, else the default file) or False."""
+    return open_stats_store(stats)
 
 
 def new_trace_id() -> str:

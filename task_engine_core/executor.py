@@ -15,7 +15,9 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +25,7 @@ from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RunFinished, RunStarted
 from .graph import downstream_map
+from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
@@ -31,14 +34,35 @@ from .result import RunResult, TaskResult
 from ._lifecycle import TaskLifecycle, may_start
 from .backend import default_listeners, resolve_stats_store, settle_trace_id
 from .stats import StatsStore
+from .resume import ResumePoint, find_resume_point
+from .selection import SelectOptions, check_select_options
 from .task import TaskState
 
-__all__ = ["PipelineExecutor"]
+__all__ = ["PipelineExecutor", "RunPlan"]
 
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+# A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
+# send SIGTERM to the child and again to its process group. The same signal again within this many
+# seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
+_REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do, decided before any task starts (`PipelineExecutor.plan()`, `--dry-run`)."""
+
+    pipeline: ValidatedPipeline
+    #: Every task in the order one worker would start them (kept and left-out tasks included).
+    order: tuple[str, ...]
+    #: The tasks that would run, in that order.
+    to_run: tuple[str, ...]
+    #: Tasks that do not run, with the result they get: left out by the selection, or resumed.
+    carried: dict[str, TaskResult]
+    resumed_from: str | None
+    context: TaskContext
 
 
 class PipelineExecutor:
@@ -49,8 +73,12 @@ class PipelineExecutor:
     the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path. `run_task` is for backends (see `task_engine_core.backend`): it runs one
+    critical path. `select` (the keyword arguments of `Pipeline.select`) runs part of the pipeline;
+    `resume` (True: the latest recorded run, or a run id) keeps what ended SUCCESS or SKIPPED there.
+    `run_task` is for backends (see `task_engine_core.backend`): it runs one
     allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
+    With `raise_on_failure=False`, `run()` returns the result of a failed or
+    interrupted run instead of raising (check `result.failed` / `result.interrupted`).
     """
 
     def __init__(
@@ -68,11 +96,20 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
+        select: SelectOptions | None = None,
+        resume: str | bool = False,
         run_task: Callable[[TaskLifecycle], object] | None = None,
         trace_id: str | None = None,
+        raise_on_failure: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
+        self.select = check_select_options(select) if select is not None else None
+        if not (resume is True or resume is False or resume is None or (isinstance(resume, str) and resume.strip())):
+            raise InvalidArgumentError(
+                f"resume={resume!r}: pass True (the latest recorded run), a run id, or False"
+            )
+        self.resume = resume.strip() if isinstance(resume, str) else bool(resume)
         self.pipeline = pipeline
         self.workers = workers
         self.context = context
@@ -83,6 +120,7 @@ class PipelineExecutor:
         self.priority = bool(priority)
         #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
         self.run_task = run_task
+        self.raise_on_failure = bool(raise_on_failure)
         self.stats_store = resolve_stats_store(stats)
         #: The run's trace id when a backend propagates one (e.g. derived from its run id).
         self.trace_id = trace_id
@@ -99,20 +137,31 @@ class PipelineExecutor:
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
-        validated = pipeline.validate()
-        context = self._build_context()
-        self._configure_rate_limits(validated, context)
+        loading = loading_target()
+        if loading is not None:
+            # The module is being imported by the CLI (or a DAG / flow entry), which runs the
+            # pipeline itself once the import is done: running it here too would run it twice.
+            warnings.warn(
+                f"PipelineExecutor().run() was called while {loading!r} is being imported to be run; "
+                f"this call is skipped, as the pipeline runs once the import is done. Put it under "
+                f'`if __name__ == "__main__":` to silence this warning (`python {loading}` still runs it)',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return RunResult(run_id="", pipeline=pipeline.name, tasks={}, workers=self.workers)
+        run_plan, keys = self._prepare()
+        validated, plan, carried, context = run_plan.pipeline, run_plan.order, run_plan.carried, run_plan.context
         self._stop_reason = None
         self._live = {}
         self._abandoned = False
-        keys = self.priority_keys(validated)
-        plan = planned_order(validated, keys)
         result = RunResult(
             run_id=uuid.uuid4().hex,
             pipeline=validated.name,
-            tasks={name: TaskResult(name) for name in plan},
+            tasks={name: carried.get(name) or TaskResult(name) for name in plan},
             start=_now(),
             workers=self.workers,
+            resumed_from=run_plan.resumed_from,
+            selection=validated.selection,
         )
         self.result = result
         # Settled here, before any listener hears of the run: listeners read it and never set it.
@@ -120,13 +169,14 @@ class PipelineExecutor:
         started = self.clock()
         self.events.emit(
             RunStarted(
-                result.run_id, validated.name, plan, validated.upstream, self.workers, time.time(), result.trace_id
+                result.run_id, validated.name, run_plan.to_run, validated.upstream, self.workers, time.time(),
+                result.trace_id,
             )
         )
         guard = self._signals_handled()
         with guard:
             try:
-                self._schedule(validated, keys, context, result)
+                self._schedule(validated, keys, context, result, carried)
             except KeyboardInterrupt:
                 # A second Ctrl-C (or one without our handler): stop waiting for running tasks.
                 self._stop_reason = self._stop_reason if self._stop_reason in _SIGNAL_EXIT else "SIGINT"
@@ -138,8 +188,39 @@ class PipelineExecutor:
             # statistics or a report short (every task has its final state already).
             guard.finishing = True
             self._finish(validated, result, started)
-        self._raise_for(result)
+        if self.raise_on_failure:
+            self._raise_for(result)
         return result
+
+    def plan(self) -> RunPlan:
+        """Check and plan a run (definition, context, rate-limit keys, selection, resume); runs and writes nothing."""
+        store = self.stats_store
+        self.stats_store = store.reader() if store is not None else None
+        try:
+            return self._prepare()[0]
+        finally:
+            self.stats_store = store
+
+    def _prepare(self) -> tuple[RunPlan, dict[str, PriorityKey]]:
+        pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        if self.select:
+            pipeline = pipeline.select(**self.select)
+        validated = pipeline.validate()
+        context = self._build_context()
+        self._configure_rate_limits(validated, context)
+        point = self._resume_point(validated)
+        carried = _carried_results(validated, point)
+        keys = self.priority_keys(validated)
+        order = tuple(planned_order(validated, keys))
+        to_run = tuple(name for name in order if name not in carried)
+        resumed_from = point.run_id if point is not None else None
+        return RunPlan(validated, order, to_run, carried, resumed_from, context), keys
+
+    def _resume_point(self, validated: ValidatedPipeline) -> ResumePoint | None:
+        if self.resume is False:
+            return None
+        run_id = None if self.resume is True else self.resume
+        return find_resume_point(self.stats_store, validated.name, validated.upstream, run_id)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Start no new task; running tasks finish and the run ends with what it has."""
@@ -170,7 +251,12 @@ class PipelineExecutor:
 
     # -- scheduling ---------------------------------------------------------------------------
     def _schedule(
-        self, validated: ValidatedPipeline, keys: Mapping[str, PriorityKey], context: TaskContext, result: RunResult
+        self,
+        validated: ValidatedPipeline,
+        keys: Mapping[str, PriorityKey],
+        context: TaskContext,
+        result: RunResult,
+        carried: Mapping[str, TaskResult] = {},  # noqa: B006 - read only
     ) -> None:
         """The one scheduling loop: each worker takes the best ready task, runs it, releases its children.
 
@@ -178,7 +264,13 @@ class PipelineExecutor:
         it and they share the ready heap under one lock. No task is handed from thread to thread,
         so a chain runs on one thread without a context switch per task.
         """
-        waiting = {name: len(parents) for name, parents in validated.upstream.items()}
+        # Left-out and resumed tasks never start (more parents than exist: never released) and
+        # count as done for their dependents.
+        never = len(validated.upstream) + 1
+        waiting = {
+            name: never if name in carried else sum(1 for parent in parents if parent not in carried)
+            for name, parents in validated.upstream.items()
+        } if carried else {name: len(parents) for name, parents in validated.upstream.items()}
         downstream = downstream_map(validated.upstream)
         # The heap holds each task's rank in the start preference: ints compare much faster than
         # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
@@ -231,7 +323,7 @@ class PipelineExecutor:
         if self.workers == 1:
             loop(threading.current_thread().name)
             return
-        for i in range(min(self.workers, len(waiting))):  # more threads than tasks would only idle
+        for i in range(max(1, min(self.workers, len(waiting) - len(carried)))):  # more threads than tasks would idle
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
@@ -318,7 +410,7 @@ class PipelineExecutor:
         tasks = result.tasks
         for name in validated.order:  # upstreams first, so a block propagates down the graph
             task_result = tasks[name]
-            if task_result.start is None:
+            if task_result.start is None and not (task_result.excluded or task_result.resumed_from):
                 upstream_failed = any(tasks[parent].state in blocked for parent in validated.upstream[name])
                 task_result.state = TaskState.UPSTREAM_FAILED if upstream_failed else TaskState.NOT_RUN
 
@@ -346,6 +438,21 @@ class PipelineExecutor:
         return _SignalGuard(self if self.handle_signals else None)
 
 
+def _carried_results(validated: ValidatedPipeline, point: ResumePoint | None) -> dict[str, TaskResult]:
+    """The results of tasks that will not start: left out by the selection, or kept from `point`."""
+    carried = {
+        name: TaskResult(name, TaskState.NOT_RUN, excluded=True, reason=f"not selected ({validated.selection})")
+        for name in validated.excluded
+    }
+    if point is not None:
+        for name, (state, origin) in point.kept.items():
+            if name not in carried:
+                carried[name] = TaskResult(
+                    name, state, resumed_from=origin, reason=f"resumed: ended {state.value} in run {origin}"
+                )
+    return carried
+
+
 class _SignalGuard:
     """While a run is active in the main thread, SIGINT/SIGTERM stop new starts instead of killing it."""
 
@@ -355,6 +462,7 @@ class _SignalGuard:
         self.installed = False
         self.finishing = False
         self._signalled_while_finishing = False
+        self._last_signal: tuple[str, float] | None = None
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
@@ -367,6 +475,10 @@ class _SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         assert self.executor is not None
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        last, self._last_signal = self._last_signal, (name, now)
+        if last is not None and last[0] == name and now - last[1] < _REPEAT_WINDOW.get(name, 0.0):
+            return  # the supervisor's copy of the signal just handled: one request, not a second
         if self.finishing:
             # The run is over and its results are being written: let that finish; a second
             # signal means the user will not wait for it.

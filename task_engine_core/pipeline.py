@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, overload
 
+from ._runnable import check_runnable
 from .errors import (
     DuplicateTaskError,
     EmptyPipelineError,
+    EmptySelectionError,
     InvalidArgumentError,
     NotATaskError,
     UnknownDependencyError,
@@ -19,6 +21,7 @@ from .errors import (
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
 from .policies._store import settings_version
+from .selection import check_select_options, describe_selection, normalise_tags, resolve_selection
 from .task import FunctionTask, Task
 
 __all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
@@ -30,7 +33,7 @@ DependencyRef = str | type | Callable[..., Any]
 class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
-    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "_resolved")
+    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "_resolved")
 
     def __init__(
         self,
@@ -40,8 +43,10 @@ class TaskDefinition:
         index: int,
         explicit_priority: float | None,
         pipeline_name: str,
+        tags: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.tags = tags
         self.target = target
         self.depends_on = depends_on
         self.index = index
@@ -87,6 +92,10 @@ class ValidatedPipeline:
     definitions: dict[str, TaskDefinition]
     upstream: dict[str, tuple[str, ...]]
     policies: dict[str, TaskPolicies]
+    #: Tasks a selection left out: they do not run and do not block (see `Pipeline.select`).
+    excluded: frozenset[str] = frozenset()
+    #: The selection as CLI flags (`--only A,B`); '' when every task is selected.
+    selection: str = ""
 
     @property
     def registration_order(self) -> list[str]:
@@ -104,6 +113,9 @@ class Pipeline:
         self._definitions: dict[str, TaskDefinition] = {}
         self._names_by_target: dict[int, str] = {}
         self._lock = threading.Lock()
+        # Set on the copies `select` returns: the chosen tasks and the selection's description.
+        self._selected: tuple[str, ...] | None = None
+        self._selection = ""
 
     # -- registration -------------------------------------------------------------------
     @overload
@@ -116,6 +128,7 @@ class Pipeline:
         depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
         name: str | None = None,
         priority: float | None = None,
+        tags: str | Sequence[str] | None = None,
     ) -> Callable[[T], T]: ...
 
     def register(
@@ -125,16 +138,18 @@ class Pipeline:
         depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
         name: str | None = None,
         priority: float | None = None,
+        tags: str | Sequence[str] | None = None,
     ) -> T | Callable[[T], T]:
         """Register a Task subclass or a function; bare (`@register`) or called (`@register(...)`)."""
         dependencies = _normalise_dependencies(depends_on)
+        task_tags = normalise_tags(tags)
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidArgumentError(f"@register(name=...) must be a non-empty string, not {name!r}")
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
             raise InvalidArgumentError(f"@register(priority=...) must be a number, not {priority!r}")
 
         def decorate(inner: T) -> T:
-            self.add(inner, depends_on=dependencies, name=name, priority=priority)
+            self.add(inner, depends_on=dependencies, name=name, priority=priority, tags=task_tags)
             return inner
 
         if target is None:
@@ -152,15 +167,22 @@ class Pipeline:
         depends_on: Sequence[DependencyRef] = (),
         name: str | None = None,
         priority: float | None = None,
+        tags: str | Sequence[str] | None = None,
     ) -> TaskDefinition:
         """Register `target` without decorator syntax; returns its definition."""
         _check_task(target)
         task_name = name or target.__name__
+        task_tags = normalise_tags(tags)
+        if self._selected is not None:
+            raise InvalidArgumentError(
+                f"pipeline {self.name!r} here is a selection ({self._selection}) and cannot gain tasks; "
+                f"register {task_name!r} into the pipeline it was selected from"
+            )
         with self._lock:
             if task_name in self._definitions:
                 raise DuplicateTaskError(task_name, self.name)
             definition = TaskDefinition(
-                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name
+                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name, task_tags
             )
             self._definitions[task_name] = definition
             self._names_by_target.setdefault(id(target), task_name)
@@ -203,7 +225,53 @@ class Pipeline:
         names = list(definitions)
         order = topological_order(names, upstream)
         policies = {name: definitions[name].policies() for name in names}
-        return ValidatedPipeline(self.name, tuple(order), definitions, upstream, policies)
+        excluded = frozenset() if self._selected is None else frozenset(names).difference(self._selected)
+        return ValidatedPipeline(self.name, tuple(order), definitions, upstream, policies, excluded, self._selection)
+
+    def select(
+        self,
+        only: str | Sequence[str] | None = None,
+        from_: str | Sequence[str] | None = None,
+        to: str | Sequence[str] | None = None,
+        tags: str | Sequence[str] | None = None,
+        with_upstream: bool = False,
+        *,
+        from_tasks: str | Sequence[str] | None = None,
+    ) -> Pipeline:
+        """A new pipeline that runs only the selected tasks (this one is unchanged); see `selection`.
+
+        `only`: just these; `from_` (or `from_tasks`): these and everything downstream; `to`: these
+        and everything they need; `tags`: tasks with one of these tags. Names and tags may be
+        glob patterns; criteria intersect; `with_upstream` adds what the chosen tasks need.
+        Left-out tasks stay in the graph, do not run and do not block their dependents.
+        """
+        if from_ is not None and from_tasks is not None:
+            raise InvalidArgumentError("select() got both from_= and from_tasks=; they are the same option, give one")
+        options = check_select_options(
+            {"only": only, "from_": from_ if from_ is not None else from_tasks, "to": to, "tags": tags,
+             "with_upstream": with_upstream}
+        )
+        validated = self.validate()
+        tags_of = {name: definition.tags for name, definition in validated.definitions.items()}
+        chosen = resolve_selection(validated.name, validated.order, validated.upstream, tags_of, options)
+        description = describe_selection(options)
+        if self._selected is not None:  # selecting from a selection narrows it further
+            kept = set(self._selected)
+            chosen = tuple(name for name in chosen if name in kept)
+            description = f"{self._selection} {description}".strip()
+            if not chosen:
+                raise EmptySelectionError(self.name, description)
+        selected = Pipeline(self.name)
+        selected._definitions = dict(self._definitions)
+        selected._names_by_target = dict(self._names_by_target)
+        selected._selected = chosen
+        selected._selection = description
+        return selected
+
+    @property
+    def selection(self) -> str:
+        """How this pipeline was selected, as CLI flags (`--only A,B`); '' for a whole pipeline."""
+        return self._selection
 
     def _resolve(self, definition: TaskDefinition) -> tuple[str, ...]:
         resolved: list[str] = []
@@ -211,7 +279,11 @@ class Pipeline:
             if isinstance(ref, str):
                 dependency = ref
             else:
-                dependency = self._names_by_target.get(id(ref)) or getattr(ref, "__name__", repr(ref))
+                # A class or function means that very object: never a local task that shares its name.
+                registered = self._names_by_target.get(id(ref))
+                if registered is None:
+                    raise UnknownDependencyError.not_registered(definition.name, ref, self.name)
+                dependency = registered
             if dependency not in self._definitions:
                 raise UnknownDependencyError(
                     definition.name, dependency, closest_names(dependency, self._definitions)
@@ -241,9 +313,9 @@ def _check_task(target: object) -> None:
             raise NotATaskError(target)
         if target.perform_task is Task.perform_task:
             raise NotATaskError(target, reason="which does not override perform_task(); define perform_task(self)")
-        return
     if not callable(target) or not hasattr(target, "__name__"):
         raise NotATaskError(target)
+    check_runnable(target)
 
 
 def _normalise_dependencies(depends_on: object) -> tuple[DependencyRef, ...]:
@@ -281,6 +353,7 @@ def register(
     depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
     name: str | None = None,
     priority: float | None = None,
+    tags: str | Sequence[str] | None = None,
 ) -> Callable[[T], T]: ...
 
 

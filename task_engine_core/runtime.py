@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attempt import AttemptState, HandlerDecision
+from . import _streams
+from ._runnable import is_awaitable, run_awaitable
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted
 
@@ -64,10 +67,8 @@ def run_attempt(run: AttemptState, attempt: int, context: Mapping[str, Any] | No
     if run.events.wants(AttemptStarted):
         run.emit(AttemptStarted(run.run_id, run.name, attempt, policies.max_attempts))
     try:
-        for guard in policies.guards:
-            guard.before_attempt(run)
         if policies.timeout is None:
-            run.task.perform_task()
+            _guarded_perform(run)
         else:
             _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
@@ -93,13 +94,36 @@ def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
         )
 
 
+def _guarded_perform(run: AttemptState) -> None:
+    """One attempt's body: the guards (`@wait_for_resource` checks), then perform_task."""
+    if _streams.prefixing:
+        _streams.set_printing_task(run.name)
+        try:
+            _perform(run)
+        finally:
+            _streams.set_printing_task(None)
+    else:
+        _perform(run)
+
+
+def _perform(run: AttemptState) -> None:
+    for guard in run.policies.guards:
+        guard.before_attempt(run)
+    if is_awaitable(outcome := run.task.perform_task()):  # async def: run it on this thread's event loop
+        run_awaitable(outcome)
+
+
 def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> None:
-    """Run perform_task in a daemon thread and stop waiting for it after `seconds`."""
+    """Run the guards and perform_task in a daemon thread and stop waiting for them after `seconds`.
+
+    The guards are inside: a timeout bounds the whole attempt, so a readiness check that blocks
+    (or never returns) cannot outlast it.
+    """
     outcome: list[BaseException | None] = []
 
     def target() -> None:
         try:
-            run.task.perform_task()
+            _guarded_perform(run)
             outcome.append(None)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
             outcome.append(error)
@@ -139,9 +163,9 @@ def _after_failure(run: AttemptState, attempt: int, error: Exception) -> Attempt
         return give_up("retry_handler declined to retry")
     if decision is True:
         delay = policies.backoff.delay_for(run)
-    elif isinstance(decision, (int, float)) and decision >= 0:
+    elif isinstance(decision, (int, float)) and math.isfinite(decision) and decision >= 0:
         delay = float(decision)
-    else:
+    else:  # NaN and infinity too: the task's own failure, not a library error from a sleep
         return give_up(f"retry_handler returned {decision!r}; expected True, False or seconds >= 0")
     return AttemptOutcome(
         OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason=reason or "retry_handler asked to retry"

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .policies import Backoff, RetryPolicy, attach, stored_settings
 from .attempt import AttemptState, HandlerDecision
-from .task import RetryDecision, Task
+from .task import Task
 
 __all__ = [
     "NO_RETRY",

@@ -61,12 +61,11 @@ class FunctionTask(Task):
         self.function = function
         self._wants_context = _wants_context(function)
 
-    def perform_task(self) -> None:
-        """Call the function, passing `context=` when it takes that argument."""
+    def perform_task(self) -> Any:
+        """Call the function, passing `context=` when it takes that argument; return what it returns."""
         if self._wants_context:
-            self.function(context=self.context)
-        else:
-            self.function()
+            return self.function(context=self.context)
+        return self.function()
 
     def retry_handler(self, error: Exception) -> RetryDecision:
         """Function tasks have no handler of their own: every error may be retried."""

@@ -50,7 +50,7 @@ def core_imports(source: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("adapter", ["airflow", "prefect"])
+@pytest.mark.parametrize("adapter", ["airflow", "airflow_dags", "prefect"])
 def test_adapters_import_only_the_facade_and_the_backend_seam(adapter: str) -> None:
     assert core_imports((ROOT / "adapters" / f"{adapter}.py").read_text()) == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from task_engine_core import AttemptState, Backoff, HandlerDecision, SkipTask, Task
 from task_engine_core.events import AttemptFailed, AttemptStarted, EventBus
 from task_engine_core.policies import TaskPolicies
@@ -84,6 +86,13 @@ def test_handler_with_a_nonsense_answer_gives_up():
     outcome = run_attempt(make_run(Failing("later")), 1)
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.reason == "retry_handler returned 'later'; expected True, False or seconds >= 0"
+
+
+@pytest.mark.parametrize("answer", [float("inf"), float("nan"), float("-inf")])
+def test_a_handler_answering_infinity_or_nan_fails_the_task_with_its_own_error(answer):
+    outcome = run_attempt(make_run(Failing(answer)), 1)
+    assert outcome.kind is OutcomeKind.FAILED and str(outcome.error) == "boom"
+    assert outcome.reason == f"retry_handler returned {answer!r}; expected True, False or seconds >= 0"
 
 
 def test_skip_task_skips_at_once_without_retry():

@@ -8,12 +8,17 @@ Buckets hand out *reservations*: a caller that finds no token takes one from the
 key's lock, and then sleeps outside the lock until that moment. Waiting callers are therefore
 served in arrival order without polling, and the number of grants in any window never exceeds
 `burst + rate * window`.
+
+The buckets live in the limiter's store: this process (`memory`, the default), a SQLite file shared
+by the processes of one host, or Redis shared by every machine (see `_bucket_stores`). The store is
+chosen in code (`set_rate_limit_store`), else by the running task's context (`rate_limit_store:`),
+else by TASK_ENGINE_RATE_LIMIT_STORE.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError, RateLimitTimeoutError, UnknownRateLimitKeyError
+from ._bucket_stores import MEMORY, RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, bucket_store
+from ._numbers import check_number
 
 __all__ = [
     "RateLimit",
@@ -29,6 +36,7 @@ __all__ = [
     "TokenBucket",
     "default_rate_limiter",
     "set_rate_limit",
+    "set_rate_limit_store",
     "rate_limited",
     "rate_limit",
     "RateLimitGuard",
@@ -84,11 +92,7 @@ class RateLimit:
 
 
 def _positive(label: str, value: object, what: str, *, minimum: float, strict: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)  # type: ignore[operator]
-    if not ok:
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(f"{label}: {what} must be a finite number {relation} {minimum:g}")
+    check_number(label, what, value, minimum=minimum, strict=strict)
 
 
 class TokenBucket:
@@ -128,15 +132,44 @@ class _KeyState:
 
 
 class RateLimiter:
-    """A registry of token buckets by key; `default_rate_limiter()` is the process-wide one."""
+    """A registry of token buckets by key; `default_rate_limiter()` is the process-wide one.
+
+    `store` (a URL or a store object) pins where the buckets live; without it the running task's
+    context (`rate_limit_store:`) or TASK_ENGINE_RATE_LIMIT_STORE decides, and `memory` is the default.
+    """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        store: Any = None,
     ) -> None:
         self.clock = clock
         self.sleep = sleep
         self._keys: dict[str, _KeyState] = {}
         self._lock = threading.Lock()
+        self._store: Any = None
+        self.use_store(store)
+
+    # -- where the buckets live ----------------------------------------------------------------
+    def use_store(self, store: Any) -> None:
+        """Pin the store (a URL such as `redis://127.0.0.1:6379/0`, a store object); None = configured one."""
+        self._store = bucket_store(store, "rate-limit store") if isinstance(store, str) else store
+
+    @property
+    def store(self) -> Any:
+        """The store an acquire outside a task uses: pinned in code, else TASK_ENGINE_RATE_LIMIT_STORE."""
+        return self.store_for(None)
+
+    def store_for(self, attempt: Any = None) -> Any:
+        """The store an acquire of `attempt` (an AttemptState or None) uses: code, else its context, else the environment."""
+        if self._store is not None:
+            return self._store
+        context = getattr(getattr(attempt, "task", None), "context", None)
+        if isinstance(context, Mapping) and "rate_limit_store" in context:
+            return _context_store(context)
+        return bucket_store(os.environ.get(RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, ""))
 
     # -- configuration ------------------------------------------------------------------------
     def set(self, *limits: RateLimit) -> None:
@@ -180,6 +213,9 @@ class RateLimiter:
     def available(self, key: str) -> float:
         """Tokens available now on `key` (the smallest of its buckets; negative when reserved ahead)."""
         state = self._state(key)
+        store = self.store
+        if store is not MEMORY:
+            return store.reserve(key, self._limits_of(state), 0.0, None)[2]
         with state.lock:
             now = self.clock()
             for bucket in state.buckets.values():
@@ -194,6 +230,9 @@ class RateLimiter:
         `key` yet, its context's `rate_limits:` section is applied first.
         """
         state = self._keys.get(key) or self._state(key, attempt)
+        store = self.store_for(attempt)
+        if store is not MEMORY:
+            return self._reserve_in(store, key, self._limits_of(state), tokens, timeout)
         with state.lock:
             now = self.clock()
             wait = 0.0
@@ -214,6 +253,26 @@ class RateLimiter:
                 bucket.tokens -= tokens
             return wait
 
+    @staticmethod
+    def _limits_of(state: _KeyState) -> tuple[RateLimit, ...]:
+        with state.lock:  # set() may replace a bucket meanwhile
+            return tuple(bucket.limit for bucket in state.buckets.values())
+
+    @staticmethod
+    def _reserve_in(
+        store: Any, key: str, limits: tuple[RateLimit, ...], tokens: float, timeout: float | None
+    ) -> float:
+        for limit in limits:
+            if tokens > limit.burst:  # type: ignore[operator]
+                raise InvalidArgumentError(
+                    f"rate limit {key!r}: {tokens:g} tokens at once exceed the burst of "
+                    f"{limit.describe()}; request fewer tokens or raise burst"
+                )
+        wait, taken, _ = store.reserve(key, limits, tokens, timeout)
+        if not taken:
+            raise RateLimitTimeoutError(key, wait, timeout)  # type: ignore[arg-type]
+        return wait
+
     def try_acquire(self, key: str, tokens: float = 1) -> bool:
         """Take `tokens` if they are available now; never waits."""
         try:
@@ -231,7 +290,8 @@ class RateLimiter:
         """
         wait = self.reserve(key, tokens, timeout=timeout, attempt=attempt)
         if wait > 0:
-            message = f"waiting {wait:.1f} s for {key!r}"
+            store = self.store_for(attempt)
+            message = f"waiting {wait:.1f} s for {key!r}" + ("" if store is MEMORY else f" in {store.name}")
             run = attempt
             if run is None:
                 logger.info(message)
@@ -271,6 +331,22 @@ def default_rate_limiter() -> RateLimiter:
 def set_rate_limit(*limits: RateLimit, limiter: RateLimiter | None = None) -> None:
     """Configure limits in the process-wide registry: `set_rate_limit(RateLimit("/jobs/runs/get", 30))`."""
     (limiter or _DEFAULT).set(*limits)
+
+
+def set_rate_limit_store(store: Any, limiter: RateLimiter | None = None) -> None:
+    """Keep the buckets in `store`: `memory`, `sqlite:///PATH`, `redis://HOST:PORT/DB`; None = configured one."""
+    (limiter or _DEFAULT).use_store(store)
+
+
+def _context_store(context: Mapping[str, Any]) -> Any:
+    value = context["rate_limit_store"]
+    reveal = getattr(value, "reveal", None)  # a Secret: the URL may carry a password
+    url = reveal() if callable(reveal) else value
+    if not isinstance(url, str):
+        raise InvalidArgumentError(
+            f"context key rate_limit_store must be a URL such as redis://HOST:PORT/DB, not {type(url).__name__}"
+        )
+    return bucket_store(url, "context key rate_limit_store")
 
 
 @contextmanager
@@ -376,6 +452,11 @@ def apply_context_rate_limits(context: Mapping[str, Any], limiter: RateLimiter |
     """Configure the limits of a context's `rate_limits:` section (if any); return them."""
     from ..errors import ContextError
 
+    if "rate_limit_store" in context:
+        try:
+            _context_store(context)  # a bad URL stops the run before any task, not in its first attempt
+        except InvalidArgumentError as error:
+            raise ContextError(str(error)) from None
     if "rate_limits" not in context:
         return []
     try:
@@ -396,3 +477,4 @@ def check_rate_limit_keys(policies_by_task: Mapping[str, Any]) -> None:
                 except UnknownRateLimitKeyError as error:
                     error.args = (f"task {task!r}: {error.args[0]}",)
                     raise
+                (guard.limiter or _DEFAULT).store  # a bad TASK_ENGINE_RATE_LIMIT_STORE stops the run here

@@ -335,7 +335,12 @@ def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
         "independent": "skipped",
         "after_independent": "skipped",
     }
-    assert marked_not_run(DATABASE, "fail_fast", dag_run.run_id) == {"independent", "after_independent"}
+    # dag.test() starts ready roots in no fixed order: when broken ran first, nothing_to_do was kept
+    # from running too (and says so); a real skip is never marked.
+    kept_root = "Task Engine did not run 'nothing_to_do'" in output
+    assert marked_not_run(DATABASE, "fail_fast", dag_run.run_id) == (
+        {"independent", "after_independent"} | ({"nothing_to_do"} if kept_root else set())
+    )
     for name in ("independent", "after_independent"):
         assert (
             f"Task Engine did not run {name!r}: task 'broken' of this dag run failed and the DAG is fail-fast "

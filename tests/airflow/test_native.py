@@ -6,6 +6,7 @@ import json
 import shutil
 import sqlite3
 import textwrap
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from adapters.airflow import EXECUTION_TIMEOUT_GRACE, to_airflow_dag
 from adapters.airflow_dags import DagsConfigError, read_dags_config
 from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test
 from task_engine_core import Pipeline, register, retries, timeout, wait_for_resource
+from task_engine_core.context import registered_hydrators, unregister_hydrator
 
 ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
 
@@ -32,6 +34,16 @@ def Extract():
 def Load():
     pass
 '''
+
+
+@pytest.fixture(autouse=True)
+def _hydrators_as_before() -> Iterator[None]:
+    """Drop the hydrators a test's DAGs registered (Connections, secrets): later tests pin their context sources."""
+    before = {name for name, _ in registered_hydrators()}
+    yield
+    for name, _ in registered_hydrators():
+        if name not in before:
+            unregister_hydrator(name)
 
 
 @pytest.fixture()
