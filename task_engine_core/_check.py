@@ -47,6 +47,8 @@ MATRIX_COLUMNS = ("sequential", "threads", "airflow", "prefect")
 
 RATE_LIMIT_STORE_VARIABLE = "TASK_ENGINE_RATE_LIMIT_STORE"
 RATE_LIMIT_STORE_CONTEXT_KEY = "rate_limit_store"
+# A reschedule goes through the scheduler's loop and a new task process: seconds, not milliseconds.
+_AIRFLOW_RESCHEDULE_SECONDS = 5.0
 # Airflow refuses to expand a mapped task over more items than this ([core] max_map_length).
 _AIRFLOW_MAX_MAP_LENGTH = 1024
 
@@ -140,30 +142,30 @@ class Rule(abc.ABC):
         return Finding(self.kind, task, reason, action)
 
 
-class ResourceDeadlinePerTry(Rule):
-    """`@wait_for_resource(timeout=...)` restarts its deadline with every Airflow try."""
+class ResourcePollIsReschedule(Rule):
+    """`@wait_for_resource` with a short interval: on Airflow every pause is a reschedule, which takes seconds."""
 
-    kind = "resource-deadline-per-try"
+    kind = "resource-poll-reschedule"
     feature = "resource waits (`wait_for_resource`)"
     columns = ("airflow",)
-    summary = "the timeout restarts with every Airflow try"
+    summary = (
+        "each pause between polls is a reschedule (the worker slot is free, one deadline across tries): "
+        "a new task process per poll, so intervals under a few seconds stretch"
+    )
 
     def findings(self, validated: ValidatedPipeline, target: CheckTarget) -> Iterator[Finding]:
         if target.backend != "airflow":
             return
         for name in validated.order:
-            policies = validated.policies[name]
-            if policies.max_attempts < 2:
-                continue  # one try: nothing to restart
-            for guard in policies.guards:
-                if isinstance(guard, ResourceGuard):
+            for guard in validated.policies[name].guards:
+                if isinstance(guard, ResourceGuard) and guard.timeout > 0 and guard.interval < _AIRFLOW_RESCHEDULE_SECONDS:
                     yield self.finding(
                         name,
-                        f"@wait_for_resource({guard.name!r}, timeout={guard.timeout:g}) counts from the first poll of "
-                        f"the first attempt standalone, but every Airflow try is a new process that starts the "
-                        f"{guard.timeout:g} s over: up to {policies.max_attempts} x {guard.timeout:g} s in all",
-                        f"size the timeout per try (about {guard.timeout / policies.max_attempts:g} s for the same "
-                        f"total), or give {name!r} fewer retries and a longer timeout",
+                        f"@wait_for_resource({guard.name!r}, interval={guard.interval:g}) polls every {guard.interval:g} s "
+                        f"standalone, but on Airflow each pause is a reschedule: the scheduler starts a new task "
+                        f"process for the next poll, which takes seconds, so polls come less often",
+                        f"give interval >= {_AIRFLOW_RESCHEDULE_SECONDS:g} s for Airflow (the timeout still counts from "
+                        f"the first poll, across tries)",
                     )
 
 
@@ -350,7 +352,7 @@ class TaskStatePerTry(Rule):
 
 
 RULES: tuple[Rule, ...] = (
-    ResourceDeadlinePerTry(),
+    ResourcePollIsReschedule(),
     ProcessLocalRateLimit(),
     PoolIsConcurrency(),
     XComOutput(),

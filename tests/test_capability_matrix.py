@@ -34,7 +34,7 @@ def test_cells_name_the_proving_scenario_or_the_difference():
     rows = {line.split(" | ")[0].lstrip("| "): line for line in script.render().splitlines() if line.startswith("| ")}
     # fail_fast_independent_branch does not run on threads: its difference is declared there instead.
     assert "~ an independent task already running when a task fails runs to its end" in rows["fail-fast"]
-    assert rows["resource waits (`wait_for_resource`)"].split(" | ")[3] == "~ the timeout restarts with every Airflow try (`resource_wait`)"
+    assert rows["resource waits (`wait_for_resource`)"].split(" | ")[3].startswith("~ each pause between polls is a reschedule")
 
 
 def test_check_mode_fails_on_a_stale_copy_and_writes_nothing(tmp_path):

@@ -78,24 +78,35 @@ def test_every_rule_has_a_test_below_and_a_matrix_place():
         assert set(rule.columns) <= {"sequential", "threads", "airflow", "prefect"}, rule.kind
 
 
-def test_kind_resource_deadline_per_try():
+def test_kind_resource_poll_reschedule():
     pipeline = Pipeline("resource")
 
     @pipeline.register
     @retries(3)
-    @wait_for_resource(lambda: True, timeout=60, name="cluster")
+    @wait_for_resource(lambda: True, interval=0.5, timeout=60, name="cluster")
     def configure():
         pass
 
-    assert kinds(pipeline, backend="airflow", rate_limit_store=SHARED) == ["resource-deadline-per-try"]
+    # A long interval, or timeout=0 (one poll, no pause), reschedules nothing worth reporting.
+    @pipeline.register
+    @wait_for_resource(lambda: True, interval=30, timeout=600, name="warehouse")
+    def load():
+        pass
+
+    @pipeline.register
+    @wait_for_resource(lambda: True, interval=0.5, timeout=0, name="lake")
+    def peek():
+        pass
+
+    assert kinds(pipeline, backend="airflow", rate_limit_store=SHARED) == ["resource-poll-reschedule"]
     [finding] = check_pipeline(pipeline.validate(), CheckTarget("airflow"))
     assert finding.task == "configure"
     assert finding.reason == (
-        "@wait_for_resource('cluster', timeout=60) counts from the first poll of the first attempt standalone, but "
-        "every Airflow try is a new process that starts the 60 s over: up to 3 x 60 s in all"
+        "@wait_for_resource('cluster', interval=0.5) polls every 0.5 s standalone, but on Airflow each pause is a "
+        "reschedule: the scheduler starts a new task process for the next poll, which takes seconds, so polls come less often"
     )
-    assert finding.action == "size the timeout per try (about 20 s for the same total), or give 'configure' fewer retries and a longer timeout"
-    # Standalone and on Prefect every attempt of a task shares one TaskRun, so one deadline.
+    assert finding.action == "give interval >= 5 s for Airflow (the timeout still counts from the first poll, across tries)"
+    # Standalone and on Prefect a resource wait sleeps inside the attempt.
     assert kinds(pipeline, backend="prefect") == kinds(pipeline, backend="standalone") == []
 
 
