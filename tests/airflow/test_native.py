@@ -184,6 +184,33 @@ def test_tasks_of_each_module_form_a_task_group_and_docstrings_become_doc_md(ent
     assert (good.task_dict["Extract"].doc_md, good.task_dict["Load"].doc_md) == ("Pull the **raw** rows.", None)
 
 
+def test_groups_units_sit_in_their_module_task_group_or_at_the_top_level(entry: Path) -> None:
+    # One rule: `groups` decides what runs as one Airflow task, module TaskGroups only arrange them.
+    jobs = REPO_ROOT / "examples" / "jobs"
+    write_config(entry, f"""
+        pipelines:
+          inside: {{target: {jobs}, groups: {{first: [Job2Task1, Job2Task2]}}}}
+          across: {{target: {jobs}, groups: {{bridge: [Job2Task2, Job1Task1]}}}}
+          named_like_a_module: {{target: {jobs}, groups: {{job1: [Job1Task1, Job1Task2]}}}}
+    """)
+    bag = load_dag_bag(entry)
+    assert bag.import_errors == {}
+
+    def folders(dag_id: str) -> dict[str, str | None]:
+        return {task.task_id: task.task_group.group_id for task in bag.dags[dag_id].tasks}
+
+    assert folders("inside") == {"first": "job2", "Job1Task1": "job1", "Job1Task2": "job1"}
+    # A group spanning two modules belongs to neither.
+    assert folders("across") == {"Job2Task1": "job2", "bridge": None, "Job1Task2": "job1"}
+    # Airflow keeps task and TaskGroup ids in one namespace: the module's TaskGroup yields.
+    assert folders("named_like_a_module") == {"Job2Task1": "job2", "Job2Task2": "job2", "job1": "job1_tasks"}
+    assert bag.dags["inside"].task_dict["first"].doc_md == (
+        "Task Engine task group `first`, run by the standalone executor inside one Airflow try:\n\n"
+        "- `Job2Task1`\n- `Job2Task2`"
+    )
+    assert [task.execution_timeout for task in bag.dags["inside"].tasks] == [None, None, None]
+
+
 def test_a_task_class_without_a_docstring_has_no_doc_md_not_tasks_docstring() -> None:
     pipeline = Pipeline("docs")
 
