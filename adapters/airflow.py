@@ -78,7 +78,7 @@ from task_engine_core.backend import (
 DAG_PARSE_STATS_TIMEOUT = 2.0
 
 try:
-    from airflow.sdk import DAG, Connection, RetryDecision, RetryPolicy, TaskGroup, TriggerRule, Variable
+    from airflow.sdk import DAG, Connection, Param, RetryDecision, RetryPolicy, TaskGroup, TriggerRule, Variable
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
@@ -218,7 +218,11 @@ def airflow_params_hydrator(request: HydrationRequest) -> Hydrated | None:
     params = current.airflow_context.get("params") or {}
     dag_run = current.airflow_context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    values = deep_merge({key: params[key] for key in params}, conf)
+    # The run options are the adapter's, not the tasks' context.
+    values = deep_merge(
+        {key: params[key] for key in params if key != DAG_RUN_CONF_KEY},
+        {key: value for key, value in conf.items() if key != DAG_RUN_CONF_KEY},
+    )
     return Hydrated(_mark_sensitive(values), "airflow params and dag_run.conf")
 
 
@@ -397,7 +401,7 @@ def to_airflow_dag(
             f"all_success trigger rule, which would also skip the children of a skipped task; drop fail_fast "
             f"(Task Engine DAGs are fail-fast already unless keep_going=True)"
         )
-    arguments = {**_DAG_DEFAULTS, **dag_kwargs}
+    arguments = {**_DAG_DEFAULTS, **dag_kwargs, "params": _with_run_options(pipeline.name, dag_kwargs.get("params"))}
     try:
         dag = DAG(dag_id=dag_id, **arguments)
     except TaskEngineError:
@@ -438,6 +442,37 @@ def to_airflow_dag(
                 operator.set_upstream([operators[parent] for parent in parents])
             operators[unit] = operator
     return dag
+
+
+def _run_options_param() -> Param:
+    """The trigger form's `task_engine` field: selection and resume, as `dag_run.conf["task_engine"]` takes them."""
+    names = {"type": ["array", "string", "null"], "items": {"type": "string"}}
+    return Param(
+        None,
+        type=["object", "null"],
+        title="Task Engine run options",
+        description=(
+            'Selection and resume, e.g. {"only": ["Extract"]}, {"from": "Load", "with_upstream": true}, '
+            '{"tags": ["nightly"]} or {"resume": "<dag run id>"}; empty runs every task'
+        ),
+        # Types only: unknown keys and bad names get the core's messages (with close matches) in the tasks.
+        properties={
+            "only": names, "from": names, "to": names, "tags": names,
+            "with_upstream": {"type": "boolean"},
+            "resume": {"type": ["boolean", "string", "null"]},
+        },
+    )
+
+
+def _with_run_options(pipeline: str, params: Any) -> dict[str, Any]:
+    """The DAG's params: the run options' field first, then the caller's (context keys of the trigger form)."""
+    params = dict(params or {})
+    if DAG_RUN_CONF_KEY in params:
+        raise AirflowAdapterError(
+            f"to_airflow_dag(params=...) for pipeline {pipeline!r}: {DAG_RUN_CONF_KEY!r} is the param of the run "
+            f"options (selection, resume); give your context key another name"
+        )
+    return {DAG_RUN_CONF_KEY: _run_options_param(), **params}
 
 
 def _checked_keys(pipeline: str, argument: str, mapping: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -701,11 +736,13 @@ class _AirflowAttempt:
     def _select_or_resume(self, ti: Any, airflow_context: Mapping[str, Any]) -> None:
         """Raise AirflowSkipException when the dag run's selection leaves this task out or a resume keeps it."""
         conf = getattr(airflow_context.get("dag_run"), "conf", None) or {}
-        if conf.get(DAG_RUN_CONF_KEY) is None:
+        # The trigger form's field, or a conf a caller sent without the form (the CLI, the REST API).
+        options = conf.get(DAG_RUN_CONF_KEY, (airflow_context.get("params") or {}).get(DAG_RUN_CONF_KEY))
+        if options is None:
             return
         name = self.definition.name
         try:
-            select, resume = parse_backend_options(conf[DAG_RUN_CONF_KEY], f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]")
+            select, resume = parse_backend_options(options, f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]")
             if select and self.pipeline is not None:
                 selected = self.pipeline.select(**select).validate()
                 if name in selected.excluded:

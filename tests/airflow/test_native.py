@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.airflow import EXECUTION_TIMEOUT_GRACE, to_airflow_dag
+from adapters.airflow import EXECUTION_TIMEOUT_GRACE, AirflowAdapterError, to_airflow_dag
 from adapters.airflow_dags import DagsConfigError, read_dags_config
-from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test
+from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_as_engine
 from task_engine_core import Pipeline, register, retries, timeout, wait_for_resource
 from task_engine_core.context import registered_hydrators, unregister_hydrator
 
@@ -110,10 +110,52 @@ def test_the_yaml_file_sets_each_pipelines_dag_settings(entry: Path) -> None:
     assert bag.dags["second"].task_dict["Load"].python_callable.fail_fast is True
     assert nightly.task_dict["Load"].python_callable.context_source.context_file == str(entry.parent / "context.yml")
     params = nightly.params
-    assert params.dump() == {"region": "eu", "batch": 500, "dry": False}
+    # The run options' field first (empty: every task runs), then the declared context keys.
+    assert params.dump() == {"task_engine": None, "region": "eu", "batch": 500, "dry": False}
     assert params.get_param("region").schema == {"type": "string"}
     assert params.get_param("region").description == "Which region to load"
     assert params.get_param("batch").schema == {"type": "integer"}
+
+
+def test_the_trigger_form_has_a_run_options_field_and_a_selection_given_there_runs(dags_folder: Path) -> None:
+    seen = dags_folder.parent / "context.json"
+    (dags_folder / "selected.py").write_text(textwrap.dedent(f"""
+        import json
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Pipeline
+
+        pipeline = Pipeline("selected")
+
+        def extract(context):
+            with open({str(seen)!r}, "w") as out:
+                json.dump(sorted(context.to_dict()), out)
+
+        pipeline.register(extract, name="Extract")
+        pipeline.register(lambda: None, name="Report", depends_on="Extract")
+        dag = to_airflow_dag(pipeline, params={{"region": "eu"}})
+    """))
+    dag = load_dag_bag(dags_folder).dags["selected"]
+    field = dag.params.get_param("task_engine")
+    assert (field.value, field.schema["type"], field.schema["title"]) == (None, ["object", "null"], "Task Engine run options")
+    assert set(field.schema["properties"]) == {"only", "from", "to", "tags", "with_upstream", "resume"}
+    # As the form sends it: the field's value in dag_run.conf; the run options are not context.
+    observed = run_dag_test_as_engine(dag, {"task_engine": {"only": ["Extract"]}})
+    assert observed == {"Extract": ("success", 1), "Report": ("not_run", 0)}
+    assert json.loads(seen.read_text()) == ["region"]
+    # The form refuses a wrong type before any task starts.
+    with pytest.raises(Exception, match="task_engine"):
+        dag.test(run_conf={"task_engine": {"with_upstream": "yes"}})
+
+
+def test_a_params_key_named_like_the_run_options_field_is_refused() -> None:
+    pipeline = Pipeline("clash")
+    pipeline.register(lambda: None, name="use")
+    with pytest.raises(AirflowAdapterError) as caught:
+        to_airflow_dag(pipeline, params={"task_engine": 1})
+    assert str(caught.value) == (
+        "to_airflow_dag(params=...) for pipeline 'clash': 'task_engine' is the param of the run options "
+        "(selection, resume); give your context key another name"
+    )
 
 
 @pytest.mark.parametrize(
