@@ -466,6 +466,8 @@ def _run_options_param() -> Param:
 
 def _with_run_options(pipeline: str, params: Any) -> dict[str, Any]:
     """The DAG's params: the run options' field first, then the caller's (context keys of the trigger form)."""
+    if hasattr(params, "get_param"):  # a ParamsDict: keep each Param (its type and description), not its value
+        params = {key: params.get_param(key) for key in params}
     params = dict(params or {})
     if DAG_RUN_CONF_KEY in params:
         raise AirflowAdapterError(

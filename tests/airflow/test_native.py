@@ -404,3 +404,15 @@ def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
     # each and time out at once: the deadline did not restart with them.
     assert len(times) - 2 >= 2, times
     assert len([t for t in times if t >= deadline]) == 3, times
+
+
+def test_params_given_as_a_params_dict_keep_their_types() -> None:
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamsDict
+
+    pipeline = Pipeline("typed")
+    pipeline.register(lambda: None, name="use")
+    dag = to_airflow_dag(pipeline, params=ParamsDict({"batch": Param(5, type="integer", description="rows")}))
+    batch = dag.params.get_param("batch")
+    assert (batch.value, batch.schema, batch.description) == (5, {"type": "integer"}, "rows")
+    assert list(dag.params) == ["task_engine", "batch"]
