@@ -2,13 +2,15 @@
 
 `dags/task_engine_dags.py` calls `expose_dags(globals(), folder)`. Each pipeline is loaded and
 compiled on its own: one that fails (import error, definition error, a bad setting) does not
-hide the others, and shows in Airflow as an import error of the entry file naming the pipeline
-and its target. The configuration file is validated before anything is imported; its messages
+hide the others, and shows in Airflow as an import error of `dags/task_engine_import_errors.py`
+(`raise_broken_pipelines`) naming the pipeline and its target; that file holds no DAG, so its
+error marks nothing stale. The configuration file is validated before anything is imported; its messages
 name the file, the pipeline and the key.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
 from collections.abc import Mapping, MutableMapping
@@ -23,18 +25,23 @@ from task_engine_core.backend import error_text, load_pipeline
 from .airflow import DAG, AirflowAdapterError, to_airflow_dag
 
 __all__ = [
+    "BrokenPipelinesError",
     "CONFIG_FILE_NAME",
     "DagsConfigError",
+    "ERRORS_FILE_NAME",
     "PipelineSettings",
+    "compile_pipelines",
     "configured_pipelines",
     "expose_dags",
+    "raise_broken_pipelines",
     "read_dags_config",
 ]
 
 CONFIG_FILE_NAME = "task_engine_dags.yml"
 """The per-pipeline configuration file the entry reads from its own folder."""
 _TARGETS_FILE_NAME = "task_engine_pipelines.txt"
-_BROKEN_DAG_ID = "task_engine_broken_pipelines"
+ERRORS_FILE_NAME = "task_engine_import_errors.py"
+"""The DAG folder's second file: it holds no DAG and fails to import while a pipeline is broken."""
 # Settings of one pipeline and the type(s) each accepts (checked before the DAG is built).
 _KEYS: dict[str, tuple[type, ...]] = {
     "target": (str,),
@@ -53,6 +60,7 @@ _KEYS: dict[str, tuple[type, ...]] = {
     "max_active_runs": (int,),
     "default_args": (dict,),
 }
+_log = logging.getLogger(__name__)
 _PARAM_KEYS = ("type", "default", "description", "enum", "minimum", "maximum")
 _PARAM_TYPES = ("string", "integer", "number", "boolean", "array", "object")
 
@@ -191,24 +199,18 @@ def configured_pipelines(folder: str | os.PathLike[str]) -> list[PipelineSetting
     return [PipelineSettings(None, str(examples / name)) for name in ("tasks", "jobs") if (examples / name).is_dir()]
 
 
-def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[str]) -> dict[str, DAG]:
-    """Compile every configured pipeline into `namespace` (a DAG file's globals); report broken ones to Airflow.
-
-    A pipeline that cannot be loaded or compiled is left out, and one placeholder DAG whose
-    validation fails carries every such error: Airflow records it as an import error of the
-    entry file while keeping the DAGs that did compile.
-    """
+def compile_pipelines(folder: str | os.PathLike[str]) -> tuple[dict[str, DAG], list[str]]:
+    """Compile every configured pipeline of a DAG folder on its own: (DAGs by id, one message per broken pipeline)."""
     try:
         settings = configured_pipelines(folder)
     except TaskEngineError as error:
-        namespace[_BROKEN_DAG_ID] = _BrokenPipelines([error_text(error)])
-        return {}
+        return {}, [error_text(error)]
     dags: dict[str, DAG] = {}
     problems: list[str] = []
     for entry in settings:
         try:
             pipeline = load_pipeline(entry.target)
-            # Not auto-registered: a DAG Airflow would refuse must not reach the bag beside its import error.
+            # Not auto-registered: only the DAGs the entry puts in its globals reach Airflow.
             dag = to_airflow_dag(pipeline, entry.dag_id, auto_register=False, **entry.options)
         except (TaskEngineError, TypeError) as error:
             problems.append(f"pipeline {entry.label!r} (target {entry.target!r}): {error_text(error)}")
@@ -233,23 +235,33 @@ def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[s
             )
             continue
         dags[dag.dag_id] = dag
-        # Airflow finds DAGs among the module's globals.
-        namespace[f"dag_{dag.dag_id}"] = dag
-    if problems:
-        namespace[_BROKEN_DAG_ID] = _BrokenPipelines(problems)
+    return dags, problems
+
+
+def expose_dags(namespace: MutableMapping[str, Any], folder: str | os.PathLike[str]) -> dict[str, DAG]:
+    """Put the DAG of every pipeline that compiles into `namespace` (a DAG file's globals); log the broken ones.
+
+    The broken ones are not an import error of this file: Airflow 3 marks every DAG of a file
+    with an import error stale and schedules none of them. `raise_broken_pipelines`, called by
+    the folder's second file, reports them.
+    """
+    dags, problems = compile_pipelines(folder)
+    for dag_id, dag in dags.items():
+        namespace[f"dag_{dag_id}"] = dag  # Airflow finds DAGs among the module's globals
+    for problem in problems:
+        _log.warning("Task Engine: %s (shown as an import error of %s)", problem, ERRORS_FILE_NAME)
     return dags
 
 
-class _BrokenPipelines(DAG):
-    """A DAG that never validates: Airflow turns its error into an import error of the entry file."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(dag_id=_BROKEN_DAG_ID, schedule=None)
-        self.problems = problems
-
-    def validate(self) -> None:
-        """Always refuse, with every broken pipeline in the message."""
-        raise AirflowAdapterError(
-            f"{len(self.problems)} Task Engine pipeline(s) could not be compiled; the others are unaffected:\n"
-            + "\n".join(f"- {problem}" for problem in self.problems)
+def raise_broken_pipelines(folder: str | os.PathLike[str]) -> None:
+    """Raise BrokenPipelinesError naming every pipeline of `folder` that does not compile: Airflow shows it as an import error."""
+    _, problems = compile_pipelines(folder)
+    if problems:
+        raise BrokenPipelinesError(
+            f"{len(problems)} Task Engine pipeline(s) could not be compiled; the others are scheduled as usual:\n"
+            + "\n".join(f"- {problem}" for problem in problems)
         )
+
+
+class BrokenPipelinesError(AirflowAdapterError):
+    """Pipelines of a DAG folder that do not compile; raised while Airflow parses the folder's errors file."""

@@ -12,9 +12,9 @@ loaded, in this order of preference, from:
 A target is what `python -m task_engine_core run` accepts: a module name, a `.py` file or a
 package folder (relative paths in the files are relative to the file). Each target becomes its
 own pipeline, so two pipelines may use the same task name. The DAG id is the pipeline's name
-unless the YAML file names it. A pipeline that fails to load does not hide the others: it shows
-as an import error of this file naming the pipeline. Parsing imports the pipeline modules only:
-no task code runs.
+unless the YAML file names it. A pipeline that fails to load does not hide the others: it is
+left out here and shows as an import error of `task_engine_import_errors.py` beside this file,
+naming the pipeline. Parsing imports the pipeline modules only: no task code runs.
 """
 
 from __future__ import annotations

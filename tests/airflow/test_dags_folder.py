@@ -10,6 +10,7 @@ import pytest
 from airflow_harness import REPO_ROOT, load_dag_bag, run_dag_test
 
 ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
+ERRORS_FILE = REPO_ROOT / "dags" / "task_engine_import_errors.py"
 
 # Two pipelines that both have a task called "Report"; Report.__init__ proves no task is
 # created while Airflow parses the folder, and perform_task records that it ran.
@@ -48,6 +49,7 @@ def copied_entry(tmp_path: Path) -> Path:
     folder = tmp_path / "dags"
     folder.mkdir()
     shutil.copy(ENTRY_FILE, folder)
+    shutil.copy(ERRORS_FILE, folder)
     (tmp_path / "first_pipeline.py").write_text(FIRST_PIPELINE)
     (tmp_path / "second_pipeline.py").write_text(SECOND_PIPELINE)
     return folder

@@ -20,6 +20,7 @@ from task_engine_core import Pipeline, register, retries, timeout, wait_for_reso
 from task_engine_core.context import registered_hydrators, unregister_hydrator
 
 ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
+ERRORS_FILE = REPO_ROOT / "dags" / "task_engine_import_errors.py"
 
 GOOD_PIPELINE = '''
 from task_engine_core import register
@@ -53,6 +54,7 @@ def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "dags"
     folder.mkdir()
     shutil.copy(ENTRY_FILE, folder)
+    shutil.copy(ERRORS_FILE, folder)
     (tmp_path / "good_pipeline.py").write_text(GOOD_PIPELINE)
     return folder
 
@@ -75,8 +77,10 @@ def test_a_broken_target_does_not_hide_the_others_and_is_an_import_error_naming_
     bag = load_dag_bag(entry)
 
     assert sorted(bag.dags) == ["good"]
-    [error] = bag.import_errors.values()
-    assert "2 Task Engine pipeline(s) could not be compiled; the others are unaffected" in error
+    # The error is the companion file's: Airflow 3 marks every DAG of a file with an import error stale.
+    [(path, error)] = bag.import_errors.items()
+    assert path.endswith("task_engine_import_errors.py")
+    assert "2 Task Engine pipeline(s) could not be compiled; the others are scheduled as usual" in error
     assert "pipeline 'broken' (target" in error and "broken_pipeline.py" in error
     assert "ModuleNotFoundError: No module named 'no_such_module_anywhere'" in error
     assert "pipeline 'missing'" in error and "no such file or folder" in error

@@ -97,6 +97,7 @@ def services(tmp_path: Path) -> Iterator[AirflowServices]:
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(REPO_ROOT / "dags" / "task_engine_dags.py", dags)
+    shutil.copy(REPO_ROOT / "dags" / "task_engine_import_errors.py", dags)
     (tmp_path / "fail_fast_pipeline.py").write_text(FAIL_FAST_PIPELINE)
     (tmp_path / "waiting_pipeline.py").write_text(WAITING_PIPELINE)
     (tmp_path / "broken_pipeline.py").write_text("import no_such_module_anywhere\n")
@@ -135,7 +136,7 @@ def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_
     )
     print(listed.stdout)
     [error] = json.loads(listed.stdout.strip().splitlines()[-1])
-    assert error["filepath"] == "task_engine_dags.py"
+    assert error["filepath"] == "task_engine_import_errors.py"
     assert "pipeline 'broken' (target" in error["error"] and "no_such_module_anywhere" in error["error"]
 
     runs = {dag_id: services.trigger(dag_id) for dag_id in ("jobs", "fail_fast")}
