@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ._dataflow import NO_INPUTS, TaskInputs
+from ._mapping import FanOut, items_of, ordered_results
 from .context import TaskContext, build_context
-from .errors import InvalidArgumentError, RunInterrupted
+from .errors import InvalidArgumentError, MapOverError, RunInterrupted
 from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
@@ -47,6 +49,8 @@ _RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
 _UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
+_INDEX_BITS = 32  # heap entries: rank << _INDEX_BITS | (1 + item index of a mapped task's instance)
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
 
 
 class PipelineExecutor:
@@ -96,6 +100,8 @@ class PipelineExecutor:
         self._start_lock = threading.Lock()
         self._live: dict[str, TaskResult] = {}
         self._abandoned = False
+        self._outputs: dict[str, Any] = {}
+        self._fan_outs: dict[str, FanOut] = {}
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -107,6 +113,7 @@ class PipelineExecutor:
         self._stop_reason = None
         self._live = {}
         self._abandoned = False
+        self._fan_outs = {}
         keys = self.priority_keys(validated)
         plan = planned_order(validated, keys)
         result = RunResult(
@@ -182,38 +189,73 @@ class PipelineExecutor:
         by_rank = [""] * len(rank)
         for name, place in rank.items():
             by_rank[place] = name
-        ready = [rank[name] for name in validated.order if not waiting[name]]
+        # A heap entry is the rank shifted left, plus 1 + the item index for an instance of a mapped
+        # task: instances keep their task's place in the start order, in item order among themselves.
+        ready = [rank[name] << _INDEX_BITS for name in validated.order if not waiting[name]]
         heapq.heapify(ready)
         definitions, policies, tasks = validated.definitions, validated.policies, result.tasks
+        upstream, mapped = validated.upstream, validated.mapped
         execute = self._execute
         run_id = result.run_id
         lock = self._loop_lock = threading.Condition(threading.Lock())
         running = 0
         ended = threading.Event()
+        outputs: dict[str, Any] = {}  # task -> output, only the non-None ones
+        fan_outs: dict[str, FanOut] = {}
+        self._outputs, self._fan_outs = outputs, fan_outs
 
         def loop(worker: str) -> None:
             nonlocal running
             with lock:
                 while True:
                     if ready and self._stop_reason is None:
-                        name = by_rank[heapq.heappop(ready)]
+                        entry = heapq.heappop(ready)
+                        name = by_rank[entry >> _INDEX_BITS]
+                        index = (entry & _INDEX_MASK) - 1
                         running += 1
                         lock.release()
                         try:
-                            task_result = execute(name, definitions[name], policies[name], context, run_id, worker)
+                            if index >= 0:
+                                fan = fan_outs[name]
+                                task_result = execute(
+                                    fan.names[index], definitions[name], policies[name], context, run_id, worker,
+                                    fan.inputs(index, outputs),
+                                )
+                            elif name in mapped:
+                                task_result = self._start_mapped(name, mapped[name], upstream[name], run_id, worker)
+                            else:
+                                parents = upstream[name]
+                                inputs = TaskInputs(name, parents, outputs) if parents else NO_INPUTS
+                                task_result = execute(
+                                    name, definitions[name], policies[name], context, run_id, worker, inputs
+                                )
                         finally:
                             lock.acquire()
                             running -= 1
                         if task_result is None or self._abandoned:
                             continue  # stopped before it started, or the run no longer waits for it
+                        if type(task_result) is FanOut:
+                            fan_outs[name] = task_result
+                            tasks.update(task_result.placeholders())
+                            for i in range(len(task_result.items)):
+                                heapq.heappush(ready, entry + 1 + i)
+                            lock.notify(len(task_result.items) - 1)  # this worker takes one itself
+                            continue
+                        if index >= 0:
+                            tasks[task_result.name] = task_result
+                            if not fan.record():
+                                continue
+                            task_result = self._close_mapped(fan, tasks)
                         tasks[name] = task_result
+                        if task_result.output is not None:
+                            outputs[name] = task_result.output
                         state = task_result.state
                         if state is _SUCCESS or state is _SKIPPED:  # is_done_ok, without enum hashing
                             released = 0
                             for child in downstream[name]:
                                 waiting[child] -= 1
                                 if not waiting[child]:
-                                    heapq.heappush(ready, rank[child])
+                                    heapq.heappush(ready, rank[child] << _INDEX_BITS)
                                     released += 1
                             if released > 1:
                                 lock.notify(released - 1)  # this worker takes one itself
@@ -227,7 +269,8 @@ class PipelineExecutor:
         if self.workers == 1:
             loop(threading.current_thread().name)
             return
-        for i in range(min(self.workers, len(waiting))):  # more threads than tasks would only idle
+        # More threads than tasks would only idle, unless a fan-out adds tasks at run time.
+        for i in range(self.workers if mapped else min(self.workers, len(waiting))):
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
@@ -240,6 +283,7 @@ class PipelineExecutor:
         context: TaskContext,
         run_id: str,
         worker: str,
+        inputs: Mapping[str, Any] = NO_INPUTS,
     ) -> TaskResult | None:
         """Run one task to its final state (attempts, retry delays, events); None if the run stopped first."""
         events = self.events
@@ -255,6 +299,7 @@ class PipelineExecutor:
         started = self.clock()
         try:
             task = definition.create()
+            task.inputs = inputs
             run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
             outcome, attempt = self._run_attempts(run, context)
             kind = outcome.kind
@@ -262,6 +307,7 @@ class PipelineExecutor:
             result.attempts = attempt
             result.error = outcome.error
             result.reason = outcome.reason
+            result.output = outcome.output
             if run.waits:
                 result.waits = dict(run.waits)
         except BaseException as error:  # noqa: BLE001 - a task's KeyboardInterrupt must not kill the worker
@@ -301,6 +347,52 @@ class PipelineExecutor:
                 self.sleep(outcome.delay)
             attempt += 1
 
+    def _start_mapped(
+        self, name: str, over: str, upstream: tuple[str, ...], run_id: str, worker: str
+    ) -> FanOut | TaskResult | None:
+        """Start mapped task `name`: its FanOut, or its final result when no instance is to run; None if stopped."""
+        events = self.events
+        with self._start_lock:
+            if self._stop_reason is not None:
+                return None
+            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
+            if events.wants(TaskStarted):
+                events.emit(TaskStarted(run_id, name, worker, time.time()))
+        started = self.clock()
+        assert self.result is not None
+        if self.result.tasks[over].state is _SKIPPED:
+            # Like a skipped upstream of an Airflow mapped task: nothing to map over, so skip too.
+            result.state = _SKIPPED
+            result.reason = f"upstream {over!r} was skipped: nothing to map over"
+        else:
+            try:
+                items = items_of(name, over, self._outputs.get(over))
+            except MapOverError as error:
+                result.state = _FAILED
+                result.error = error
+                result.reason = "its upstream's output is not a list"
+            else:
+                if items:
+                    return FanOut(result, over, upstream, items, started)
+                result.state = _SUCCESS
+                result.output = []
+        return self._finish_mapped(result, started)
+
+    def _close_mapped(self, fan: FanOut, tasks: Mapping[str, TaskResult]) -> TaskResult:
+        """Roll a mapped task up from its ended instances and report it finished."""
+        fan.roll_up(tasks, datetime.now(_UTC), None)
+        return self._finish_mapped(fan.result, fan.started)
+
+    def _finish_mapped(self, result: TaskResult, started: float) -> TaskResult:
+        result.end = result.end or datetime.now(_UTC)
+        result.duration = self.clock() - started
+        with self._start_lock:
+            if result.state is _FAILED and not self.keep_going:
+                self.request_stop(_FAILURE)
+        if self.events.wants(TaskFinished):
+            self.events.emit(TaskFinished(self.result.run_id if self.result else "", result.name, result))
+        return result
+
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
         lock = getattr(self, "_loop_lock", None) or threading.Condition()
@@ -323,6 +415,12 @@ class PipelineExecutor:
             self._live = {}
 
     def _finish(self, validated: ValidatedPipeline, result: RunResult, started: float) -> None:
+        fan_outs = self._fan_outs
+        for fan in fan_outs.values():
+            if fan.open:  # the run stopped before every instance ended: unstarted ones stay NOT_RUN
+                self._close_mapped(fan, result.tasks)
+        if fan_outs:
+            result.tasks = ordered_results(result.tasks, fan_outs)
         self._settle_unstarted(validated, result)
         result.end = _now()
         result.duration = self.clock() - started

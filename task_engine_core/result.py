@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .task import TaskState
 
@@ -24,6 +25,8 @@ class TaskResult:
     reason: str = ""
     waits: dict[str, float] = field(default_factory=dict)
     worker: str = ""
+    #: What perform_task (or the function) returned; for a mapped task, the instances' outputs in item order.
+    output: Any = None
 
     @property
     def waited(self) -> float:

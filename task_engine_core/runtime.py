@@ -42,6 +42,8 @@ class AttemptOutcome:
     error: BaseException | None = None
     delay: float = 0.0
     reason: str = ""
+    #: What perform_task returned (SUCCEEDED only): the task's output for its downstreams.
+    output: Any = None
 
     @property
     def is_final(self) -> bool:
@@ -113,9 +115,9 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
         for guard in policies.guards:
             guard.before_attempt(run)
         if policies.timeout is None:
-            run.task.perform_task()
+            output = run.task.perform_task()
         else:
-            _perform_with_timeout(run, attempt, policies.timeout)
+            output = _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
         return AttemptOutcome(OutcomeKind.SKIPPED, attempt, policies.max_attempts, skip, reason=str(skip))
     except Exception as error:
@@ -123,6 +125,8 @@ def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = 
         return _after_failure(run, attempt, error)
     finally:
         _CURRENT.reset(token)
+    if output is not None:
+        return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts, output=output)
     return _succeeded(attempt, policies.max_attempts)
 
 
@@ -140,14 +144,15 @@ def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
         )
 
 
-def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:
-    """Run perform_task in a daemon thread and stop waiting for it after `seconds`."""
+def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> Any:
+    """Run perform_task in a daemon thread and stop waiting for it after `seconds`; return its output."""
     outcome: list[BaseException | None] = []
+    returned: list[Any] = []
     context = contextvars.copy_context()  # the attempt thread sees current_task_run() too
 
     def target() -> None:
         try:
-            context.run(run.task.perform_task)
+            returned.append(context.run(run.task.perform_task))
             outcome.append(None)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
             outcome.append(error)
@@ -159,6 +164,7 @@ def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> None:
         raise TaskTimeoutError(run.name, seconds, attempt)
     if outcome and outcome[0] is not None:
         raise outcome[0]
+    return returned[0] if returned else None
 
 
 def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutcome:
