@@ -6,7 +6,8 @@ Each scenario is a module in `tests/conformance/scenarios/` that defines
 - `EXPECTED`: task name -> (TaskState, attempts) after a run,
 - `KEEP_GOING`: whether the run uses keep-going instead of fail-fast,
 
-and optionally `PARALLEL_SAFE = False` when the expected states assume tasks start one at a time
+and optionally `OUTPUTS` (task name -> the output every backend must give it) and
+`PARALLEL_SAFE = False` when the expected states assume tasks start one at a time
 (fail-fast with an independent branch: with several workers the branch may already be running).
 Backoff delays in scenarios are 0 s so every backend runs them quickly. A backend adapter runs a
 scenario its own way, collects {task: (state, attempts)}, and compares with `mismatches()`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from task_engine_core import Pipeline, TaskState
 
@@ -34,6 +36,16 @@ SCENARIOS: tuple[str, ...] = (
     "cross_module_jobs",
 )
 
+#: Scenarios that pass data between tasks and fan out at run time (`map_over=`).
+DATA_SCENARIOS: tuple[str, ...] = (
+    "outputs_diamond",
+    "fan_out_empty",
+    "fan_out_one",
+    "fan_out_fifty",
+    "fan_out_rate_limited",
+    "fan_out_keep_going",
+)
+
 Observed = dict[str, tuple[TaskState, int]]
 
 
@@ -47,6 +59,7 @@ class Scenario:
     expected: Observed
     keep_going: bool
     parallel_safe: bool
+    outputs: dict[str, Any] | None = None
 
     @property
     def module_name(self) -> str:
@@ -69,6 +82,7 @@ def load(name: str) -> Scenario:
         expected=dict(module.EXPECTED),
         keep_going=getattr(module, "KEEP_GOING", False),
         parallel_safe=getattr(module, "PARALLEL_SAFE", True),
+        outputs=getattr(module, "OUTPUTS", None),
     )
 
 
@@ -87,4 +101,16 @@ def mismatches(scenario: Scenario, observed: Observed) -> list[str]:
             )
     for task in observed.keys() - scenario.expected.keys():
         problems.append(f"{scenario.name}: unexpected task {task!r}")
+    return problems
+
+
+def output_mismatches(scenario: Scenario, observed: dict[str, Any]) -> list[str]:
+    """Differences between the outputs a backend observed (task -> output) and the scenario's OUTPUTS."""
+    if scenario.outputs is None:
+        return []
+    problems = []
+    for task, output in scenario.outputs.items():
+        got = observed.get(task)
+        if got != output:
+            problems.append(f"{scenario.name}: task {task!r} output {got!r}; expected {output!r}")
     return problems

@@ -6,7 +6,9 @@ import pytest
 
 from task_engine_core import PipelineExecutor
 
-from . import SCENARIOS, load, mismatches
+from . import DATA_SCENARIOS, SCENARIOS, load, mismatches, output_mismatches
+
+ALL = SCENARIOS + DATA_SCENARIOS
 
 
 def run_standalone(name: str, workers: int) -> dict:
@@ -18,17 +20,33 @@ def run_standalone(name: str, workers: int) -> dict:
     else:
         executor.run()
     assert executor.result is not None
-    return {name: (r.state, r.attempts) for name, r in executor.result.tasks.items()}
+    return {name: (r.state, r.attempts, r.output) for name, r in executor.result.tasks.items()}
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+def check(name: str, workers: int) -> None:
+    observed = run_standalone(name, workers)
+    scenario = load(name)
+    assert mismatches(scenario, {task: (state, attempts) for task, (state, attempts, _) in observed.items()}) == []
+    assert output_mismatches(scenario, {task: output for task, (_, _, output) in observed.items()}) == []
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_scenario_sequential(name):
-    assert mismatches(load(name), run_standalone(name, workers=1)) == []
+    check(name, workers=1)
 
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+@pytest.mark.parametrize("name", [n for n in ALL if load(n).parallel_safe])
 def test_scenario_on_threads(name):
-    assert mismatches(load(name), run_standalone(name, workers=4)) == []
+    check(name, workers=4)
+
+
+def test_output_mismatches_reports_a_wrong_output():
+    scenario = load("fan_out_one")
+    observed = dict(scenario.outputs)
+    observed["Poll"] = ["polled something else"]
+    assert output_mismatches(scenario, observed) == [
+        "fan_out_one: task 'Poll' output ['polled something else']; expected ['polled flaky']"
+    ]
 
 
 def test_mismatches_reports_a_wrong_state():

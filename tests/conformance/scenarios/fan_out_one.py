@@ -1,0 +1,8 @@
+"""Fan-out over one item, which fails its first attempt and succeeds on the retry."""
+
+from ._fan_out import FLAKY, expected, fan_out_pipeline, outputs
+
+ITEMS = [FLAKY]
+pipeline = fan_out_pipeline("fan_out_one", ITEMS)
+EXPECTED = expected(ITEMS)
+OUTPUTS = outputs(ITEMS)
