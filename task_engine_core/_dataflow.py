@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import itertools
 import reprlib
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -179,6 +180,20 @@ class _OutputRepr(reprlib.Repr):
         if isinstance(x, Secret):
             return MASK
         return super().repr1(x, level)
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        # reprlib sorts the keys; an output reads better in the order the task built it.
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
+            for key, value in itertools.islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
 
     def repr_str(self, x: str, level: int) -> str:
         return super().repr_str(mask_text(x), level)
