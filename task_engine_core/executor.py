@@ -236,6 +236,7 @@ class PipelineExecutor:
                             continue  # stopped before it started, or the run no longer waits for it
                         if type(task_result) is FanOut:
                             fan_outs[name] = task_result
+                            tasks[name] = task_result.result
                             tasks.update(task_result.placeholders())
                             for i in range(len(task_result.items)):
                                 heapq.heappush(ready, entry + 1 + i)
