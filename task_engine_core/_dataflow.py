@@ -60,6 +60,14 @@ class TaskInputs(Mapping[str, Any]):
             return self._outputs.get(name)
         raise UnknownInputError(self._task, name, self._upstream)
 
+    def arguments(self, names: Sequence[str]) -> dict[str, Any]:
+        """The inputs among `names` as keyword arguments (the per-call path of a function task)."""
+        upstream, get = self._upstream, self._outputs.get
+        arguments = {name: get(name) for name in names if name in upstream}
+        if self._mapped in arguments and self._item is not _NO_ITEM:
+            arguments[self._mapped] = self._item
+        return arguments
+
     def __contains__(self, name: object) -> bool:
         return name in self._upstream
 
@@ -156,10 +164,12 @@ def call_with_inputs(
     """Call `function` with `context=` and the upstream outputs its parameters name."""
     if plan.trivial:
         return function()
-    arguments: dict[str, Any] = {"context": context} if plan.context else {}
-    for name in plan.names:
-        if name in inputs:
-            arguments[name] = inputs[name]
+    if type(inputs) is TaskInputs:
+        arguments = inputs.arguments(plan.names)
+    else:
+        arguments = {name: inputs[name] for name in plan.names if name in inputs}
+    if plan.context:
+        arguments["context"] = context
     if plan.var_keyword:
         for name in inputs:
             arguments.setdefault(name, inputs[name])
