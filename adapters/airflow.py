@@ -34,7 +34,9 @@ from task_engine_core.context import (
     hydrate,
     register_hydrator,
 )
-from task_engine_core.errors import ContextError, HydrationError, MissingExtraError
+from task_engine_core._dataflow import TaskInputs
+from task_engine_core._mapping import instance_name, items_of
+from task_engine_core.errors import ContextError, HydrationError, MapOverError, MissingExtraError
 from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
 from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
 from task_engine_core.policies import TaskPolicies
@@ -43,6 +45,8 @@ from task_engine_core.reporters import ConsoleReporter
 from task_engine_core.result import TaskResult
 from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
 from task_engine_core.stats import StatsStore, configured_stats_path
+
+from ._xcom import DEFAULT_MAX_XCOM_BYTES, ITEM_KWARG, FileOutputStore, OutputStore, XComTransfer, item_kwargs
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
@@ -61,6 +65,8 @@ __all__ = [
     "AirflowAdapterError",
     "DEFAULT_CONTEXT_VARIABLE",
     "ENGINE_STATE_XCOM_KEY",
+    "FileOutputStore",
+    "OutputStore",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
     "expected_durations",
@@ -203,6 +209,8 @@ def to_airflow_dag(
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     keep_going: bool = False,
+    output_store: OutputStore | None = None,
+    max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -214,7 +222,9 @@ def to_airflow_dag(
     `dag_run.conf`, which win. `stats` (a statistics file or store; None: $TASK_ENGINE_STATS
     if set) turns recorded durations into priority weights. As standalone, the DAG is fail-fast:
     once a task of the run failed, no other task starts (it ends `skipped`, marked NOT_RUN);
-    `keep_going=True` lets independent branches run on.
+    `keep_going=True` lets independent branches run on. Outputs travel as XCom (`return_value`);
+    one larger than `max_xcom_bytes` once serialised goes to `output_store` (see
+    `FileOutputStore`); a task with `map_over=` becomes a mapped Airflow task (`expand`).
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
@@ -238,17 +248,25 @@ def to_airflow_dag(
     except Exception as error:
         raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
 
-    operators: dict[str, PythonOperator] = {}
+    transfer = XComTransfer(max_xcom_bytes, output_store)
+    mapped = validated.mapped
+    mapped_over = set(mapped.values())
+    operators: dict[str, Any] = {}
     with dag:
         for name in validated.order:
             definition = validated.definitions[name]
             policies = validated.policies[name]
+            over = mapped.get(name)
             try:
-                operator = PythonOperator(
+                attempt = _AirflowAttempt(
+                    definition, policies, context_source, None if keep_going else weights,
+                    _DataFlow(validated.upstream[name], mapped, over, name in mapped_over, transfer),
+                )
+                # A mapped task is a mapped Airflow task: one instance per item, shown as such in the UI.
+                factory = PythonOperator if over is None else PythonOperator.partial
+                operator = factory(
                     task_id=name,
-                    python_callable=_AirflowAttempt(
-                        definition, policies, context_source, None if keep_going else weights
-                    ),
+                    python_callable=attempt,
                     priority_weight=weights[name],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
@@ -257,6 +275,8 @@ def to_airflow_dag(
                     **_retry_arguments(policies),
                     **_pool_arguments(name, policies, pools),
                 )
+                if over is not None:
+                    operator = operator.expand(op_kwargs=operators[over].output.map(item_kwargs))
             except TaskEngineError:
                 raise
             except Exception as error:
@@ -320,6 +340,17 @@ class _AirflowContextSource:
         return context
 
 
+@dataclass(frozen=True)
+class _DataFlow:
+    """How one Airflow task gets its inputs and hands on its output."""
+
+    upstream: tuple[str, ...]
+    mapped: Mapping[str, str]  # every mapped task of the DAG -> the task it maps over
+    over: str | None  # the upstream this task maps over, if it is mapped
+    mapped_over: bool  # some task maps over this one's output
+    transfer: XComTransfer
+
+
 class _AirflowAttempt:
     """The python_callable of one Airflow task: one attempt through the core, outcome mapped to Airflow."""
 
@@ -329,7 +360,9 @@ class _AirflowAttempt:
         policies: TaskPolicies,
         context_source: _AirflowContextSource,
         fail_fast_weights: Mapping[str, int] | None = None,
+        data: _DataFlow | None = None,
     ) -> None:
+        self.data = data or _DataFlow((), {}, None, False, XComTransfer())
         self.definition = definition
         self.policies = policies
         self.context_source = context_source
@@ -338,9 +371,12 @@ class _AirflowAttempt:
         # PythonOperator shows the callable's name in the UI and logs.
         self.__name__ = definition.name
 
-    def __call__(self, **airflow_context: Any) -> None:
-        name = self.definition.name
+    def __call__(self, **airflow_context: Any) -> Any:
+        item = airflow_context.pop(ITEM_KWARG, None)
+        data = self.data
         ti = airflow_context["ti"]
+        # An instance of a mapped task is named as standalone: Poll[0], Poll[1], ...
+        name = self.definition.name if data.over is None else instance_name(self.definition.name, ti.map_index)
         if self.fail_fast_weights is not None:
             self._fail_fast(ti)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
@@ -354,8 +390,25 @@ class _AirflowAttempt:
         except ContextError as error:
             # As standalone, a context that cannot be built starts no attempt; retrying cannot fix it.
             raise AirflowFailException(f"Task Engine: task {name!r} did not start: {mask_secrets(error)}") from error
-        run = TaskRun(name, self.policies, self.definition.create(), run_id, events)
+        task = self.definition.create()
+        outputs = data.transfer.pull(ti, data.upstream, data.mapped)
+        task.inputs = (
+            TaskInputs(name, data.upstream, outputs, data.over, item) if data.over is not None
+            else TaskInputs(name, data.upstream, outputs)
+        )
+        run = TaskRun(name, self.policies, task, run_id, events)
         outcome = run_attempt(run, attempt, context)
+        output = outcome.output
+        if outcome.kind is OutcomeKind.SUCCEEDED and data.mapped_over:
+            # Airflow would refuse a non-list only when it pushes the XCom; say here which task maps over it.
+            mapper = next(task_name for task_name, over in data.mapped.items() if over == self.definition.name)
+            try:
+                output = items_of(mapper, self.definition.name, output)
+            except MapOverError as error:
+                outcome = AttemptOutcome(
+                    OutcomeKind.FAILED, attempt, outcome.max_attempts, error, reason="its output cannot be mapped over"
+                )
+                output = None
 
         if outcome.kind is OutcomeKind.RETRY:
             events.emit(
@@ -370,10 +423,14 @@ class _AirflowAttempt:
         result.error = outcome.error
         result.reason = outcome.reason
         result.waits = dict(run.waits)
+        result.output = output
         result.end = datetime.now(timezone.utc)
         result.duration = time.monotonic() - started
         events.emit(TaskFinished(run_id, name, result))
         if outcome.kind is OutcomeKind.SKIPPED:
+            if data.over is not None:
+                # Keeps the instance's place in the list its downstreams pull (None, as standalone).
+                ti.xcom_push(key="return_value", value=None)
             # Airflow shows these messages in its UI and logs: revealed secrets stay masked.
             raise AirflowSkipException(f"Task Engine skipped {name!r}: {outcome.reason}: {mask_secrets(outcome.error)}")
         if outcome.kind is OutcomeKind.FAILED:
@@ -382,6 +439,8 @@ class _AirflowAttempt:
                 f"Task Engine: task {name!r} failed on attempt {attempt} of {outcome.max_attempts} "
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
+        key = f"{ti.dag_id}/{ti.run_id}/{name}"
+        return data.transfer.to_xcom(name, output, key, mapped_over=data.mapped_over)
 
     def _fail_fast(self, ti: Any) -> None:
         """Raise unless this task may start now: no failed task in the run, no heavier task still waiting."""

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_harness import load_dag_bag, run_dag_test_as_engine, write_scenario_dag
+from airflow_harness import load_dag_bag, run_dag_test_as_engine, run_dag_test_with_outputs, write_scenario_dag
 from task_engine_core import PipelineExecutor
-from tests.conformance import SCENARIOS, load, mismatches
+from tests.conformance import DATA_SCENARIOS, SCENARIOS, load, mismatches, output_mismatches
 
 
 def run_scenario(folder: Path, name: str) -> dict[str, tuple[str, int]]:
@@ -21,6 +21,18 @@ def run_scenario(folder: Path, name: str) -> dict[str, tuple[str, int]]:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_on_airflow_matches_standalone(dags_folder: Path, name: str) -> None:
     assert mismatches(load(name), run_scenario(dags_folder, name)) == []
+
+
+@pytest.mark.parametrize("name", DATA_SCENARIOS)
+def test_data_scenario_on_airflow_matches_standalone(dags_folder: Path, name: str) -> None:
+    """Outputs through XCom, fan-out through dynamic task mapping: the same states, attempts and outputs."""
+    write_scenario_dag(dags_folder, name)
+    bag = load_dag_bag(dags_folder)
+    assert bag.import_errors == {}
+    states, outputs = run_dag_test_with_outputs(bag.dags[name])
+    scenario = load(name)
+    assert mismatches(scenario, states) == []
+    assert output_mismatches(scenario, outputs) == []
 
 
 def test_keep_going_dag_runs_the_independent_branch_of_the_fail_fast_scenario(dags_folder: Path) -> None:
