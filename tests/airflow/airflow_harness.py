@@ -114,11 +114,11 @@ def roll_up(engine: dict[str, tuple[str, int]], outputs: dict[str, object], task
 
     instances = sorted((name for name in engine if name.startswith(f"{task}[")), key=lambda n: int(n[len(task) + 1 : -1]))
     if not instances:
-        # Airflow marks a task mapped over an empty list skipped; the engine ends it SUCCESS with [].
-        assert engine.get(task) == ("skipped", 1) or engine.get(task) == ("skipped", 0), engine.get(task)
-        engine[task] = ("success", 0)
-        outputs[task] = []
-        return
+        if engine.get(task, ("", 0))[0] == "skipped":
+            # Airflow marks a task mapped over an empty list skipped; the engine ends it SUCCESS with [].
+            engine[task] = ("success", 0)
+            outputs[task] = []
+        return  # else it never expanded (its upstream failed): its own state stands
     engine.pop(task, None)
     state = roll_up_state([TaskState(engine[name][0]) for name in instances])
     engine[task] = (state.value, sum(engine[name][1] for name in instances))
