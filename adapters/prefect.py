@@ -204,7 +204,9 @@ class _PrefectExecutor(PipelineExecutor):
             run.policies = replace(run.policies, guards=(*run.policies.guards, _PrefectRateLimitGuard(mapped)))
         slot = _Slot(run, context)
         prefect_task = _prefect_task(slot)
-        upstream = [f for parent in self._upstream[run.name] if (f := self._futures.get(parent)) is not None]
+        # An instance of a mapped task (Poll[0]) is not in the graph: its upstreams finished before its task fanned out.
+        parents = self._upstream.get(run.name, ())
+        upstream = [f for parent in parents if (f := self._futures.get(parent)) is not None]
         # wait_for on finished futures costs nothing and draws the dependency in Prefect's UI.
         submit = partial(prefect_task.submit, wait_for=upstream or None)
         future = submit() if FlowRunContext.get() is not None else self._prefect_context.copy().run(submit)

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import SCENARIOS, load, mismatches
+from tests.conformance import DATA_SCENARIOS, SCENARIOS, load, mismatches, output_mismatches
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -41,8 +41,9 @@ def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
     return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
 
 
-def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any) -> None:
-    started = {task: value for task, value in observed.items() if value[1] > 0}
+def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any, mapped: frozenset[str] = frozenset()) -> None:
+    # A mapped task is the roll-up of its instances; each instance (Poll[0], ...) is a Prefect task run.
+    started = {task: value for task, value in observed.items() if value[1] > 0 and task not in mapped}
     runs = task_runs(flow_state.state_details.flow_run_id, len(started))
     assert sorted(runs) == sorted(started), "only started tasks become Prefect task runs"
     for task, (state, attempts) in started.items():
@@ -72,3 +73,20 @@ def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
     assert observed == run_standalone(name)
     # Submitted from the core's worker threads, the task runs still belong to this flow run.
     check_prefect_record(flow_state, observed, task_runs)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+@pytest.mark.parametrize("name", DATA_SCENARIOS)
+def test_data_scenario(name: str, workers: int, task_runs: Any) -> None:
+    """Outputs and fan-out on Prefect: the same states, attempts and outputs; one task run per instance."""
+    scenario = load(name)
+    flow = to_prefect_flow(scenario.pipeline, max_workers=workers, keep_going=scenario.keep_going, reporters=[])
+    state = flow(return_state=True)
+    assert state.is_failed() is scenario.fails, state
+    result = last_result(flow)
+    assert result is not None
+    observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
+    assert mismatches(scenario, observed) == []
+    assert output_mismatches(scenario, {task: r.output for task, r in result.tasks.items()}) == []
+    mapped = frozenset(scenario.pipeline.validate().mapped)
+    check_prefect_record(state, observed, task_runs, mapped)
