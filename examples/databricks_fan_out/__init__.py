@@ -13,12 +13,12 @@ first poll of run 1003 with 429, and only that instance retries. The workspace r
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from examples._local_http import reply, serve
 from task_engine_core import RateLimit, rate_limit, register, set_rate_limit
 from task_engine_core.runtime import current_task_run
 from task_engine_core.sensible_defaults import SensibleDefaultsRequests
@@ -45,19 +45,7 @@ class Workspace:
         self._lock = threading.Lock()
 
     def start(self) -> str:
-        workspace = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                workspace.handle(self)
-
-            def log_message(self, *args: object) -> None:
-                pass  # keep the example's output to the pipeline's lines
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.host = f"http://127.0.0.1:{server.server_port}"
+        self.host = serve(self.handle)
         return self.host
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -82,16 +70,7 @@ class Workspace:
                 return self.reply(handler, 200, {"run_id": run_id, "state": state})
             return self.reply(handler, 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no {url.path}"})
 
-    @staticmethod
-    def reply(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(payload)
+    reply = staticmethod(reply)
 
 
 WORKSPACE = Workspace()

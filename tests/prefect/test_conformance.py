@@ -31,13 +31,19 @@ def run_standalone(name: str) -> Observed:
     return {task: (r.state, r.attempts) for task, r in executor.result.tasks.items()}
 
 
-def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
+def run_flow(name: str, max_workers: int) -> tuple[Any, Any]:
+    """Run scenario `name` as a Prefect flow; return the engine's RunResult and the flow's state."""
     scenario = load(name)
     flow = to_prefect_flow(scenario.pipeline, max_workers=max_workers, keep_going=scenario.keep_going, reporters=[])
     state = flow(return_state=True)
     assert state.is_failed() is scenario.fails, state
     result = last_result(flow)
     assert result is not None
+    return result, state
+
+
+def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
+    result, state = run_flow(name, max_workers)
     return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
 
 
@@ -80,11 +86,7 @@ def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
 def test_data_scenario(name: str, workers: int, task_runs: Any) -> None:
     """Outputs and fan-out on Prefect: the same states, attempts and outputs; one task run per instance."""
     scenario = load(name)
-    flow = to_prefect_flow(scenario.pipeline, max_workers=workers, keep_going=scenario.keep_going, reporters=[])
-    state = flow(return_state=True)
-    assert state.is_failed() is scenario.fails, state
-    result = last_result(flow)
-    assert result is not None
+    result, state = run_flow(name, workers)
     observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
     assert mismatches(scenario, observed) == []
     assert output_mismatches(scenario, {task: r.output for task, r in result.tasks.items()}) == []
