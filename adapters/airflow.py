@@ -1,12 +1,18 @@
 """Compile a pipeline into an Apache Airflow 3 DAG: one PythonOperator per task, the same semantics.
 
-Every Airflow task runs exactly one attempt of its engine task through
-`task_engine_core.runtime.run_attempt` (the function the standalone executor uses) and maps the
-outcome onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose);
-`AirflowFailException` when the core gives up early; `AirflowSkipException` for a skipped task.
-Fail-fast is emulated: unless `keep_going=True`, a task whose dag run already holds a failed task
-does not run (`AirflowSkipException`, marked NOT_RUN in the XCom `ENGINE_STATE_XCOM_KEY`), and a
-ready task lets heavier ready tasks of its run start first, as the core's start order does.
+Every Airflow try runs exactly one attempt of its engine task through the core's `TaskLifecycle`
+(the object the standalone executor uses, see `task_engine_core.backend`) and maps the outcome
+onto Airflow: success; a retry (Airflow's own retries, with the delay the core chose, handed to
+Airflow to wait out); `AirflowFailException` when the core gives up early; `AirflowSkipException`
+for a skipped task. Each try reports to the core's default listeners (console, registered
+reporters, statistics per task when a statistics file is configured, tracing when configured).
+Fail-fast is the core's `may_start`: unless `keep_going=True`, a task that has not started yet
+does not run once its dag run holds a failed task (`AirflowSkipException`, marked NOT_RUN in the
+XCom `ENGINE_STATE_XCOM_KEY`); a task whose first attempt ran finishes its retries. Start order
+among ready tasks is Airflow's own `priority_weight`, set from the core's priority order.
+Selection and resume come from `dag_run.conf["task_engine"]` (`DAG_RUN_CONF_KEY`): a left-out
+task ends `skipped` (marked NOT_RUN), a task kept from the resumed dag run ends `skipped` marked
+with the state it keeps; neither blocks its children (trigger rule none_failed).
 Choose this over the standalone executor when the pipeline should be scheduled, retried and
 monitored by an existing Airflow deployment.
 """
@@ -17,40 +23,70 @@ import contextvars
 import logging
 import os
 import socket
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_secrets
-from task_engine_core.context import (
+from task_engine_core import (
+    ContextError,
+    EventBus,
+    HydrationError,
+    MapOverError,
+    MissingExtraError,
+    OutputTransferError,
+    Pipeline,
+    Secret,
+    StatsStore,
+    TaskEngineError,
+    TaskState,
+    default_pipeline,
+    hydrate,
+    mask_secrets,
+    register_hydrator,
+)
+from task_engine_core.backend import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
+    AttemptOutcome,
+    GroupPlan,
     Hydrated,
     HydrationRequest,
+    OutcomeKind,
+    TaskDefinition,
+    TaskLifecycle,
+    TaskInputs,
+    TaskPolicies,
+    UnavailableOutput,
+    ValidatedPipeline,
+    check_inputs_available,
+    instance_name,
+    items_of,
+    open_stats_store,
+    configured_tracing,
     deep_merge,
-    hydrate,
-    register_hydrator,
+    default_listeners,
+    error_text,
+    group_pipeline,
+    may_start,
+    parse_backend_options,
+    plan_groups,
+    priority_keys,
+    run_group,
+    trace_id_for,
+    unavailable_output,
+    worst_state,
 )
-from task_engine_core._dataflow import TaskInputs
-from task_engine_core._mapping import instance_name, items_of
-from task_engine_core.errors import ContextError, HydrationError, MapOverError, MissingExtraError
-from task_engine_core.events import EventBus, RetryScheduled, TaskFinished, TaskStarted
-from task_engine_core.pipeline import TaskDefinition, ValidatedPipeline, default_pipeline
-from task_engine_core.policies import TaskPolicies
-from task_engine_core.priority import priority_keys
-from task_engine_core.reporters import ConsoleReporter
-from task_engine_core.result import TaskResult
-from task_engine_core.runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from task_engine_core.stats import StatsStore, configured_stats_path
+
+#: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
+DAG_PARSE_STATS_TIMEOUT = 2.0
 
 from ._xcom import DEFAULT_MAX_XCOM_BYTES, ITEM_KWARG, FileOutputStore, OutputStore, XComTransfer, item_kwargs
 
 try:
     from airflow.sdk import DAG, RetryDecision, RetryPolicy, TriggerRule, Variable
-    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
     raise MissingExtraError("apache-airflow", "airflow", "adapters.airflow") from _error
@@ -63,9 +99,12 @@ __all__ = [
     "AIRFLOW_PARAMS_ORDER",
     "AIRFLOW_VARIABLE_ORDER",
     "AirflowAdapterError",
+    "DAG_RUN_CONF_KEY",
     "DEFAULT_CONTEXT_VARIABLE",
+    "ENGINE_RESUMED_XCOM_KEY",
     "ENGINE_STATE_XCOM_KEY",
     "FileOutputStore",
+    "GROUP_STATES_XCOM_KEY",
     "OutputStore",
     "airflow_params_hydrator",
     "airflow_variable_hydrator",
@@ -78,7 +117,17 @@ DEFAULT_CONTEXT_VARIABLE = "task_engine_context"
 """The Airflow Variable (a JSON object) whose keys are merged into every task's context."""
 
 ENGINE_STATE_XCOM_KEY = "task_engine_state"
-"""XCom key holding "not_run" on a task that fail-fast kept from running (Airflow shows it `skipped`)."""
+"""XCom key holding the engine state of a task the adapter ended `skipped` without an attempt:
+"not_run" (fail-fast, or left out by a selection), or "success" / "skipped" (kept by a resume)."""
+
+ENGINE_RESUMED_XCOM_KEY = "task_engine_resumed_from"
+"""XCom key holding the dag run id whose result a resumed task kept (the run that did the work)."""
+
+DAG_RUN_CONF_KEY = "task_engine"
+"""The dag_run.conf key of selection and resume: `{"only": [...], "from": ..., "resume": "<run id>"}`."""
+
+GROUP_STATES_XCOM_KEY = "task_engine_group"
+"""XCom key of a task group's Airflow task: {task: {"state", "attempts", "reason"}} for every task inside it."""
 
 AIRFLOW_VARIABLE_ORDER = (DEFAULT_ORDER + ENVIRONMENT_ORDER) / 2
 """Chain position of the Variable hydrator: over the file and default hydrators, under the environment."""
@@ -93,8 +142,6 @@ _DAG_DEFAULTS: dict[str, Any] = {
     "tags": ["task-engine"],
 }
 _log = logging.getLogger(__name__)
-# How long a fail-fast task waits before it looks again whether heavier ready tasks have started.
-_PRIORITY_WAIT = timedelta(seconds=1)
 # Set on the error that asks for a retry, read back by the retry policy in the same process.
 _DELAY_ATTRIBUTE = "__task_engine_retry_delay__"
 
@@ -183,21 +230,23 @@ def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float]
 
 
 def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str) -> dict[str, float] | None:
-    """Recorded durations of `pipeline_name` from `stats` (a file path or StatsStore); None without.
+    """Recorded durations of `pipeline_name` from `stats` (a file path, postgresql:// URL or StatsStore); None without.
 
-    `stats=None` reads the file named by TASK_ENGINE_STATS if that is set; never the working
+    `stats=None` reads the store named by TASK_ENGINE_STATS if that is set; never the working
     directory's default file, as the dag-processor's working directory is arbitrary and parsing
     must not create files. `stats=False` means no statistics.
     """
-    if stats is False:
+    # A short connect timeout: the dag-processor parses every file in a loop, and a PostgreSQL
+    # store that is down must cost a parse seconds and one StatsWarning, never the DAG.
+    store = open_stats_store(stats, use_default=False, connect_timeout=DAG_PARSE_STATS_TIMEOUT)
+    if store is None:
         return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        if path is None or is_default:
-            return None
-        stats = path
-    store = stats if isinstance(stats, StatsStore) else StatsStore(stats)
     return store.expected_durations(pipeline_name) or None
+
+
+def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
+    """The store `stats` names; None/True: $TASK_ENGINE_STATS only (never a working-directory default)."""
+    return open_stats_store(stats, use_default=False)
 
 
 def to_airflow_dag(
@@ -209,6 +258,7 @@ def to_airflow_dag(
     context_variable: str | None = DEFAULT_CONTEXT_VARIABLE,
     stats: StatsStore | str | os.PathLike[str] | bool | None = None,
     keep_going: bool = False,
+    groups: Mapping[str, Sequence[str]] | None = None,
     output_store: OutputStore | None = None,
     max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
     **dag_kwargs: Any,
@@ -220,16 +270,28 @@ def to_airflow_dag(
     `context_file` (else `task_engine.yml` in the worker's working directory), your hydrators,
     the Airflow Variable `context_variable`, the environment, then the DAG params and the run's
     `dag_run.conf`, which win. `stats` (a statistics file or store; None: $TASK_ENGINE_STATS
-    if set) turns recorded durations into priority weights. As standalone, the DAG is fail-fast:
-    once a task of the run failed, no other task starts (it ends `skipped`, marked NOT_RUN);
-    `keep_going=True` lets independent branches run on. Outputs travel as XCom (`return_value`);
-    one larger than `max_xcom_bytes` once serialised goes to `output_store` (see
-    `FileOutputStore`); a task with `map_over=` becomes a mapped Airflow task (`expand`).
+    if set) turns recorded durations into priority weights, and every try records its task
+    there (one `runs` row per dag run, one `task_runs` row per task). As standalone, the DAG is
+    fail-fast: once a task of the run failed, no task that has not started starts (it ends
+    `skipped`, marked NOT_RUN); `keep_going=True` lets independent branches run on.
+
+    `groups` (group name -> task names) runs each connected group as one Airflow task named after
+    the group, through the standalone executor inside it: the tasks keep their retries, events,
+    statistics and spans, the Airflow task ends in the worst state inside it, and the inner states
+    are logged and pushed as the XCom `GROUP_STATES_XCOM_KEY`.
+
+    Outputs travel as XCom (`return_value`); one larger than `max_xcom_bytes` once serialised goes
+    to `output_store` (see `FileOutputStore`); a task with `map_over=` becomes a mapped Airflow
+    task (`expand`), one Airflow task instance per item. Inside a group outputs pass in memory;
+    a mapped task and the task it maps over are in the same group or in none.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
+    plan = plan_groups(validated, groups)
     dag_id = dag_id or pipeline.name
-    weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    task_weights = priority_weights(validated, expected_durations(stats, pipeline.name))
+    # A group starts as early as its heaviest task would.
+    weights = {unit: max(task_weights[name] for name in plan.members[unit]) for unit in plan.units}
     context_source = _AirflowContextSource(
         None if context_file is None else os.fspath(context_file), context_variable
     )
@@ -250,45 +312,69 @@ def to_airflow_dag(
 
     transfer = XComTransfer(max_xcom_bytes, output_store)
     mapped = validated.mapped
-    mapped_over = set(mapped.values())
     operators: dict[str, Any] = {}
     with dag:
-        for name in validated.order:
-            definition = validated.definitions[name]
-            policies = validated.policies[name]
-            over = mapped.get(name)
+        for unit in plan.units:
+            # A mapped task is a mapped Airflow task: one instance per item, shown as such in the UI.
+            over = None if plan.is_group(unit) else mapped.get(unit)
             try:
-                attempt = _AirflowAttempt(
-                    definition, policies, context_source, None if keep_going else weights,
-                    _DataFlow(validated.upstream[name], mapped, over, name in mapped_over, transfer),
-                )
-                # A mapped task is a mapped Airflow task: one instance per item, shown as such in the UI.
                 factory = PythonOperator if over is None else PythonOperator.partial
                 operator = factory(
-                    task_id=name,
-                    python_callable=attempt,
-                    priority_weight=weights[name],
+                    task_id=unit,
+                    python_callable=_unit_callable(
+                        validated, plan, unit, context_source, keep_going, stats, pipeline, transfer
+                    ),
+                    priority_weight=weights[unit],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
                     # parent succeeded or was skipped, which is exactly Airflow's none_failed.
                     trigger_rule=TriggerRule.NONE_FAILED,
-                    **_retry_arguments(policies),
-                    **_pool_arguments(name, policies, pools),
+                    **_unit_arguments(validated, plan, unit, pools),
                 )
                 if over is not None:
                     operator = operator.expand(op_kwargs=operators[over].output.map(item_kwargs))
             except TaskEngineError:
                 raise
             except Exception as error:
+                kind = "task group" if plan.is_group(unit) else "task"
                 raise AirflowAdapterError(
-                    f"cannot turn task {name!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
+                    f"cannot turn {kind} {unit!r} of pipeline {pipeline.name!r} into an Airflow task: {error}"
                 ) from error
-            parents = validated.upstream[name]
+            parents = plan.upstream[unit]
             if parents:
                 # One call per task, not per edge: each call hashes the whole DAG.
                 operator.set_upstream([operators[parent] for parent in parents])
-            operators[name] = operator
+            operators[unit] = operator
     return dag
+
+
+def _unit_callable(
+    validated: ValidatedPipeline,
+    plan: GroupPlan,
+    unit: str,
+    context_source: _AirflowContextSource,
+    keep_going: bool,
+    stats: StatsStore | str | os.PathLike[str] | bool | None,
+    pipeline: Pipeline | None = None,
+    transfer: XComTransfer | None = None,
+) -> Any:
+    if plan.is_group(unit):
+        return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, stats)
+    return _AirflowAttempt(
+        validated.definitions[unit], validated.policies[unit], context_source, validated, fail_fast=not keep_going,
+        stats=stats, pipeline=pipeline, data=_data_flow(validated, plan, unit, transfer or XComTransfer()),
+    )
+
+
+def _unit_arguments(
+    validated: ValidatedPipeline, plan: GroupPlan, unit: str, pools: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """Retries and pool of one Airflow task: a task's own, or for a group none (its executor retries) and its tasks' pool."""
+    if not plan.is_group(unit):
+        return {**_retry_arguments(validated.policies[unit]), **_pool_arguments(unit, validated.policies[unit], pools)}
+    keys = tuple(key for name in plan.members[unit] for key in validated.policies[name].rate_limit_keys)
+    # Explicit: Airflow's default_task_retries must not re-run a group whose tasks already used their attempts.
+    return {"retries": 0, **_pool_arguments(unit, TaskPolicies(rate_limit_keys=keys), pools)}
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
@@ -347,88 +433,163 @@ class _DataFlow:
     upstream: tuple[str, ...]
     mapped: Mapping[str, str]  # every mapped task of the DAG -> the task it maps over
     over: str | None  # the upstream this task maps over, if it is mapped
-    mapped_over: bool  # some task maps over this one's output
+    mapper: str | None  # a task that maps over this one's output
     transfer: XComTransfer
+    #: Upstreams inside a task group: their outputs stay in the group's standalone run.
+    unavailable: Mapping[str, UnavailableOutput]
+
+
+def _data_flow(validated: ValidatedPipeline, plan: GroupPlan, name: str, transfer: XComTransfer) -> _DataFlow:
+    """The _DataFlow of task `name` (not in a group); raise AirflowAdapterError for data that cannot leave a group."""
+    upstream = validated.upstream[name]
+    over = validated.mapped.get(name)
+    mapper = next((task for task, source in validated.mapped.items() if source == name), None)
+    unavailable = {
+        parent: UnavailableOutput(
+            f"runs inside the Airflow task group {plan.unit_of[parent]!r}",
+            f"put {name!r} in that group too, or {parent!r} in none",
+        )
+        for parent in upstream
+        if plan.is_group(plan.unit_of[parent])
+    }
+    if mapper is not None and plan.is_group(plan.unit_of[mapper]):
+        raise AirflowAdapterError(
+            f"task {mapper!r} maps over the output of {name!r}, but only {mapper!r} is in the task group "
+            f"{plan.unit_of[mapper]!r}: put both in the group, or neither"
+        )
+    try:
+        check_inputs_available(
+            name, validated.definitions[name].target if validated.definitions[name].is_function else None, over,
+            unavailable,
+        )
+    except TaskEngineError as error:
+        raise AirflowAdapterError(f"cannot compile pipeline {validated.name!r} for Airflow: {error}") from error
+    return _DataFlow(upstream, validated.mapped, over, mapper, transfer, unavailable)
 
 
 class _AirflowAttempt:
-    """The python_callable of one Airflow task: one attempt through the core, outcome mapped to Airflow."""
+    """The python_callable of one Airflow task: one step of the core's TaskLifecycle per Airflow try."""
 
     def __init__(
         self,
         definition: TaskDefinition,
         policies: TaskPolicies,
         context_source: _AirflowContextSource,
-        fail_fast_weights: Mapping[str, int] | None = None,
+        validated: ValidatedPipeline,
+        *,
+        fail_fast: bool = True,
+        stats: StatsStore | str | os.PathLike[str] | bool | None = None,
+        pipeline: Pipeline | None = None,
         data: _DataFlow | None = None,
     ) -> None:
-        self.data = data or _DataFlow((), {}, None, False, XComTransfer())
+        self.data = data or _DataFlow((), {}, None, None, XComTransfer(), {})
         self.definition = definition
+        # The whole pipeline, to resolve a dag run's selection (names, tags, from / to).
+        self.pipeline = pipeline
         self.policies = policies
         self.context_source = context_source
-        # Fail-fast when set: the priority weight of every task of the DAG (one shared dict).
-        self.fail_fast_weights = fail_fast_weights
+        self.validated = validated
+        self.fail_fast = fail_fast
+        self.stats = stats
+        # (dag id, run id) -> clock when a try in this process handed a retry delay to Airflow
+        # (dag.test() runs every try in one process; a real worker starts a new one per try).
+        self._handed_off: dict[tuple[str, str], float] = {}
         # PythonOperator shows the callable's name in the UI and logs.
         self.__name__ = definition.name
 
     def __call__(self, **airflow_context: Any) -> Any:
         item = airflow_context.pop(ITEM_KWARG, None)
-        data = self.data
         ti = airflow_context["ti"]
+        data = self.data
         # An instance of a mapped task is named as standalone: Poll[0], Poll[1], ...
         name = self.definition.name if data.over is None else instance_name(self.definition.name, ti.map_index)
-        if self.fail_fast_weights is not None:
-            self._fail_fast(ti)
+        unavailable = self._select_or_resume(ti, airflow_context)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
+        if self.fail_fast:
+            self._fail_fast(ti, attempt)
         run_id = str(airflow_context.get("run_id") or "")
-        events = EventBus([ConsoleReporter()])
-        result = TaskResult(name, worker=socket.gethostname(), start=datetime.now(timezone.utc))
-        started = time.monotonic()
-        events.emit(TaskStarted(run_id, name, result.worker, time.time()))
+        tracing = configured_tracing()
+        # One trace per dag run: every try of every task derives the same id from the run.
+        trace_id = trace_id_for(f"airflow dag run {ti.dag_id} {run_id}") if tracing is not None else None
+        events = EventBus(
+            default_listeners(
+                tracing=tracing, stats_store=_stats_store(self.stats), per_task_stats=(self.validated, trace_id)
+            )
+        )
+        lifecycle = TaskLifecycle(
+            self.definition, self.policies, run_id, events, worker=socket.gethostname(), trace_id=trace_id,
+            name=name, inputs=self._inputs(name, ti, item, unavailable),
+        )
         try:
-            context = self.context_source.hydrate(airflow_context)
+            return self._try(lifecycle, attempt, (str(ti.dag_id), run_id), airflow_context)
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # type: ignore[attr-defined]
+
+    def _inputs(self, name: str, ti: Any, item: Any, unavailable: Mapping[str, UnavailableOutput]) -> TaskInputs:
+        """The task's inputs: its upstreams' outputs from XCom (its item, for an instance of a mapped task)."""
+        data = self.data
+        if data.upstream and (unavailable or data.unavailable):
+            unavailable = {**data.unavailable, **unavailable}
+            try:
+                check_inputs_available(
+                    name, self.definition.target if self.definition.is_function else None, data.over, unavailable
+                )
+            except TaskEngineError as error:
+                # As standalone, the run is refused before the task starts: retrying cannot fix it.
+                raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
+        outputs: dict[str, Any] = data.transfer.pull(ti, [p for p in data.upstream if p not in unavailable], data.mapped)
+        outputs.update((parent, unavailable[parent]) for parent in data.upstream if parent in unavailable)
+        if data.over is None:
+            return TaskInputs(name, data.upstream, outputs)
+        return TaskInputs(name, data.upstream, outputs, data.over, item)
+
+    def _hand_on(self, name: str, outcome: AttemptOutcome, key: str) -> tuple[AttemptOutcome, Any]:
+        """The XCom value of a succeeded attempt's output; a FAILED outcome when XCom cannot carry it on."""
+        data = self.data
+        output = outcome.output
+        try:
+            if data.mapper is not None:
+                # Airflow would refuse a non-list only when it expands; say here which task maps over it.
+                output = items_of(data.mapper, name, output)
+            xcom = data.transfer.to_xcom(name, output, key, mapped_over=data.mapper is not None)
+        except (MapOverError, OutputTransferError) as error:
+            reason = "its output cannot be mapped over" if isinstance(error, MapOverError) else "its output cannot go by XCom"
+            return AttemptOutcome(OutcomeKind.FAILED, outcome.attempt, outcome.max_attempts, error, reason=reason), None
+        return (outcome if output is outcome.output else replace(outcome, output=output)), xcom
+
+    def _try(
+        self, lifecycle: TaskLifecycle, attempt: int, run_key: tuple[str, str], airflow_context: Mapping[str, Any]
+    ) -> Any:
+        name = lifecycle.name
+        ti = airflow_context["ti"]
+        lifecycle.start()  # every try starts the task on its worker: listeners there hear it begin
+        if attempt > 1:
+            handed = self._handed_off.pop(run_key, None)
+            # Airflow waited at least the delay the core chose; measured when that try ran here.
+            waited = lifecycle.clock() - handed if handed is not None else self.policies.backoff.base_delay(attempt - 1)
+            lifecycle.resume(attempt, waited)
+        try:
+            lifecycle.context = self.context_source.hydrate(airflow_context)
         except ContextError as error:
             # As standalone, a context that cannot be built starts no attempt; retrying cannot fix it.
             raise AirflowFailException(f"Task Engine: task {name!r} did not start: {mask_secrets(error)}") from error
-        task = self.definition.create()
-        outputs = data.transfer.pull(ti, data.upstream, data.mapped)
-        task.inputs = (
-            TaskInputs(name, data.upstream, outputs, data.over, item) if data.over is not None
-            else TaskInputs(name, data.upstream, outputs)
-        )
-        run = TaskRun(name, self.policies, task, run_id, events)
-        outcome = run_attempt(run, attempt, context)
-        output = outcome.output
-        if outcome.kind is OutcomeKind.SUCCEEDED and data.mapped_over:
-            # Airflow would refuse a non-list only when it pushes the XCom; say here which task maps over it.
-            mapper = next(task_name for task_name, over in data.mapped.items() if over == self.definition.name)
-            try:
-                output = items_of(mapper, self.definition.name, output)
-            except MapOverError as error:
-                outcome = AttemptOutcome(
-                    OutcomeKind.FAILED, attempt, outcome.max_attempts, error, reason="its output cannot be mapped over"
-                )
-                output = None
+        outcome = lifecycle.attempt(attempt)
+        xcom = None
+        if outcome.kind is OutcomeKind.SUCCEEDED:
+            outcome, xcom = self._hand_on(lifecycle.name, outcome, f"{ti.dag_id}/{ti.run_id}/{lifecycle.name}")
 
         if outcome.kind is OutcomeKind.RETRY:
-            events.emit(
-                RetryScheduled(run_id, name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason)
-            )
+            lifecycle.retry_handed_off(outcome)
+            self._handed_off[run_key] = lifecycle.clock()
             _attach_delay(outcome)
             assert outcome.error is not None
             raise outcome.error
 
-        result.state = _FINAL_STATE[outcome.kind]
-        result.attempts = attempt
-        result.error = outcome.error
-        result.reason = outcome.reason
-        result.waits = dict(run.waits)
-        result.output = output
-        result.end = datetime.now(timezone.utc)
-        result.duration = time.monotonic() - started
-        events.emit(TaskFinished(run_id, name, result))
+        lifecycle.conclude(outcome)
+        lifecycle.finish()
         if outcome.kind is OutcomeKind.SKIPPED:
-            if data.over is not None:
+            if self.data.over is not None:
                 # Keeps the instance's place in the list its downstreams pull (None, as standalone).
                 ti.xcom_push(key="return_value", value=None)
             # Airflow shows these messages in its UI and logs: revealed secrets stay masked.
@@ -439,47 +600,163 @@ class _AirflowAttempt:
                 f"Task Engine: task {name!r} failed on attempt {attempt} of {outcome.max_attempts} "
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
-        key = f"{ti.dag_id}/{ti.run_id}/{name}"
-        return data.transfer.to_xcom(name, output, key, mapped_over=data.mapped_over)
+        return xcom
 
-    def _fail_fast(self, ti: Any) -> None:
-        """Raise unless this task may start now: no failed task in the run, no heavier task still waiting."""
+    def _select_or_resume(self, ti: Any, airflow_context: Mapping[str, Any]) -> dict[str, UnavailableOutput]:
+        """Raise AirflowSkipException when the dag run's selection leaves this task out or a resume keeps it.
+
+        Otherwise return the upstreams that do not run in this dag run (left out, kept), whose
+        outputs this task cannot read.
+        """
+        conf = getattr(airflow_context.get("dag_run"), "conf", None) or {}
+        if conf.get(DAG_RUN_CONF_KEY) is None:
+            return {}
         name = self.definition.name
-        # Tasks have no database access in Airflow 3: the task SDK asks the API server.
-        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        if failed:
-            # Airflow has no "never started" state a task can give itself: it ends skipped, and
-            # the XCom tells it apart from a skip the core decided.
-            message = (
-                f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
-                f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
-            )
-            _log.warning(message)
-            ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
-            raise AirflowSkipException(message)
-        weights = self.fail_fast_weights
-        assert weights is not None
-        ahead = sorted(
-            task for task, state in states.items() if state == "scheduled" and weights.get(task, 0) > weights[name]
-        )
-        if ahead:
-            # As standalone, ready tasks start in priority order, so a failure of a heavier ready
-            # task keeps this one from starting (dag.test() runs ready tasks in arbitrary order).
-            _log.info(
-                "Task Engine: %r waits for the heavier ready task(s) %s to start first", name, ", ".join(map(repr, ahead))
-            )
-            raise AirflowRescheduleException(datetime.now(timezone.utc) + _PRIORITY_WAIT)
+        unavailable: dict[str, UnavailableOutput] = {}
+        try:
+            select, resume = parse_backend_options(conf[DAG_RUN_CONF_KEY], f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]")
+            if select and self.pipeline is not None:
+                selected = self.pipeline.select(**select).validate()
+                if name in selected.excluded:
+                    ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+                    raise AirflowSkipException(f"Task Engine did not run {name!r}: not selected ({selected.selection})")
+                for parent in self.data.upstream:
+                    if parent in selected.excluded:
+                        unavailable[parent] = unavailable_output(parent, None, selected.selection)
+            if resume is True:
+                raise AirflowAdapterError(
+                    f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]['resume'] is true, but on Airflow the dag run to resume must be "
+                    f"named: give its run id (airflow dags list-runs {ti.dag_id})"
+                )
+        except TaskEngineError as error:
+            # Every task of the dag run fails alike: a wrong name or option is not worth a retry.
+            raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
+        if resume:
+            kept = _kept_from(ti, name, resume)
+            if kept is not None:
+                state, origin = kept
+                ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=state.value)
+                ti.xcom_push(key=ENGINE_RESUMED_XCOM_KEY, value=origin)
+                raise AirflowSkipException(
+                    f"Task Engine kept {name!r}: it ended {state.value} in dag run {origin!r} (resumed run {resume!r})"
+                )
+            for parent in self.data.upstream:
+                if parent not in unavailable and (kept := _kept_from(ti, parent, resume)) is not None:
+                    unavailable[parent] = unavailable_output(parent, kept[1], "")
+        return unavailable
+
+    def _fail_fast(self, ti: Any, attempt: int) -> None:
+        """Raise unless the core's `may_start` lets this try run: no failed task in the run, or already started."""
+        if attempt > 1:
+            return  # started: it finishes its retries, as standalone (no states query needed)
+        _refuse_after_a_failure(self.definition.name, ti)
 
     def __repr__(self) -> str:
         return f"<Task Engine attempt of {self.definition.name!r}>"
 
 
-_FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
-    OutcomeKind.FAILED: TaskState.FAILED,
-    OutcomeKind.SKIPPED: TaskState.SKIPPED,
-}
+def _kept_from(ti: Any, name: str, resumed: str) -> tuple[TaskState, str] | None:
+    """(state, dag run id) when task `name` ended success or skipped in dag run `resumed`; else None.
+
+    Airflow's own record of that dag run decides: `success`, or `skipped` without the adapter's
+    NOT_RUN mark (a skip the core decided); a task that run kept in turn names its origin.
+    """
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[resumed]).get(resumed, {})
+    if not states:
+        raise AirflowFailException(
+            f"Task Engine: cannot resume dag run {resumed!r} of DAG {ti.dag_id!r}: no such dag run; give a run id "
+            f"from: airflow dags list-runs {ti.dag_id}"
+        )
+    state = states.get(name)
+    if state not in ("success", "skipped"):
+        return None
+    marked = ti.xcom_pull(task_ids=name, key=ENGINE_STATE_XCOM_KEY, run_id=resumed)
+    origin = ti.xcom_pull(task_ids=name, key=ENGINE_RESUMED_XCOM_KEY, run_id=resumed) or resumed
+    if marked is None:
+        return (TaskState.SUCCESS if state == "success" else TaskState.SKIPPED), resumed
+    if marked in (TaskState.SUCCESS.value, TaskState.SKIPPED.value):
+        return TaskState(marked), origin
+    return None  # not run there (fail-fast or not selected): it runs now
+def _refuse_after_a_failure(name: str, ti: Any) -> None:
+    """Raise AirflowSkipException (marked NOT_RUN) when the dag run already holds a failed task."""
+    # Tasks have no database access in Airflow 3: the task SDK asks the API server.
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    if may_start(started=False, failed=bool(failed), keep_going=False):
+        return
+    # Airflow has no "never started" state a task can give itself: it ends skipped, and
+    # the XCom tells it apart from a skip the core decided.
+    message = (
+        f"Task Engine did not run {name!r}: task {', '.join(map(repr, failed))} of this dag run "
+        f"failed and the DAG is fail-fast (to_airflow_dag(keep_going=True) runs independent branches on)"
+    )
+    _log.warning(message)
+    ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
+    raise AirflowSkipException(message)
+
+
+class _AirflowGroup:
+    """The python_callable of a task group: its tasks run by the standalone executor inside one Airflow try."""
+
+    def __init__(
+        self,
+        name: str,
+        pipeline: Pipeline,
+        context_source: _AirflowContextSource,
+        keep_going: bool,
+        stats: StatsStore | str | os.PathLike[str] | bool | None,
+    ) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.context_source = context_source
+        self.keep_going = keep_going
+        self.stats = stats
+        self.__name__ = name
+
+    def __call__(self, **airflow_context: Any) -> None:
+        ti = airflow_context["ti"]
+        if not self.keep_going:
+            _refuse_after_a_failure(self.name, ti)
+        try:
+            context = self.context_source.hydrate(airflow_context)
+        except ContextError as error:
+            raise AirflowFailException(f"Task Engine: task group {self.name!r} did not start: {mask_secrets(error)}") from error
+        tracing = configured_tracing()
+        try:
+            result = run_group(
+                self.pipeline,
+                context=context,
+                keep_going=self.keep_going,
+                listeners=[tracing] if tracing is not None else [],
+                # As for a single task: the configured statistics store, never the worker's working directory.
+                stats=_stats_store(self.stats) or False,
+            )
+        finally:
+            if tracing is not None:
+                tracing.shutdown()  # type: ignore[attr-defined]
+        inner = {
+            name: {"state": r.state.value, "attempts": r.attempts, "reason": mask_secrets(r.reason)}
+            for name, r in result.tasks.items()
+        }
+        ti.xcom_push(key=GROUP_STATES_XCOM_KEY, value=inner)
+        for name, r in result.tasks.items():
+            _log.info("Task Engine group %r: %r ended %s after %d attempt(s)", self.name, name, r.state.value, r.attempts)
+        worst = worst_state([r.state.value for r in result.tasks.values()])
+        if worst == TaskState.SUCCESS.value:
+            return
+        if worst == TaskState.SKIPPED.value:
+            skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
+            raise AirflowSkipException(f"Task Engine group {self.name!r}: {', '.join(map(repr, skipped))} skipped")
+        failed = result.failed
+        detail = "; ".join(
+            f"task {r.name!r} failed after {r.attempts} attempt(s): {type(r.error).__name__}: {mask_secrets(error_text(r.error))}"
+            for r in failed
+        ) or f"tasks ended {worst}"
+        # The tasks inside already used their attempts: Airflow must not try the group again.
+        raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (failed[0].error if failed else None)
+
+    def __repr__(self) -> str:
+        return f"<Task Engine group {self.name!r}>"
 
 
 def _attempt_number(try_number: int, max_tries: int | None, retries: int) -> int:

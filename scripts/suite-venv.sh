@@ -1,19 +1,56 @@
 #!/usr/bin/env bash
-# Create or refresh the virtualenv of one adapter's test suite: `scripts/suite-venv.sh airflow|prefect`.
-# Airflow 3.3 and Prefect 3.9 cannot share one environment, so each suite gets .venvs/<suite>,
-# built from tests/<suite>/requirements.txt (and tests/<suite>/constraints.txt when present).
-# It is rebuilt only when those files change; when only pyproject.toml changed, just the project
-# is reinstalled, pinned to what the environment already has.
+# Create or refresh the virtualenv of one test suite: `scripts/suite-venv.sh core|airflow|prefect`.
+# Every suite runs in a virtualenv of its own under .venvs/ (the global interpreter is never
+# installed into: Debian and Ubuntu mark it externally managed, PEP 668). Airflow 3.3 and Prefect
+# 3.9 cannot share one environment, so each adapter suite gets .venvs/<suite>, built from
+# tests/<suite>/requirements.txt (and tests/<suite>/constraints.txt when present); `core` is the
+# project with its `test` extra. It is rebuilt only when those files change; when only
+# pyproject.toml changed, an adapter suite's project is reinstalled, pinned to what it already has.
 set -euo pipefail
 
-suite="${1:?usage: scripts/suite-venv.sh airflow|prefect}"
+suite="${1:?usage: scripts/suite-venv.sh core|airflow|prefect}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venvs/$suite"
-requirements="$root/tests/$suite/requirements.txt"
-constraints="$root/tests/$suite/constraints.txt"
 python="${PYTHON:-python3}"
 pip_quiet=(--quiet --disable-pip-version-check)
 
+# Debian's python3 ships without venv/ensurepip (they are the python3-venv package): install it.
+ensure_venv_module() {
+    if "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "suite-venv: $python has no venv/ensurepip; installing python3-venv (apt)"
+    local sudo=()
+    [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq python3-venv >/dev/null
+}
+
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+env_stamp="$venv/.requirements-hash"
+project_stamp="$venv/.project-hash"
+start=$SECONDS
+
+if [[ "$suite" == core ]]; then
+    # The core suite's environment is the project's own `test` extra: pyproject.toml is its only input.
+    wanted="$(hash_of "$root/pyproject.toml")"
+    if [[ -x "$venv/bin/python" && -f "$project_stamp" && "$(cat "$project_stamp")" == "$wanted" ]]; then
+        echo "suite-venv: $venv is up to date"
+        exit 0
+    fi
+    echo "suite-venv: building $venv"
+    ensure_venv_module
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install "${pip_quiet[@]}" --upgrade pip
+    "$venv/bin/python" -m pip install "${pip_quiet[@]}" -e "$root[test]"
+    echo "$wanted" > "$project_stamp"
+    echo "suite-venv: $venv ready in $((SECONDS - start)) s"
+    exit 0
+fi
+
+requirements="$root/tests/$suite/requirements.txt"
+constraints="$root/tests/$suite/constraints.txt"
 [[ -f "$requirements" ]] || { echo "suite-venv: no $requirements" >&2; exit 2; }
 env_files=("$requirements")
 env_constraint=()
@@ -21,12 +58,8 @@ if [[ -f "$constraints" ]]; then
     env_files+=("$constraints")
     env_constraint=(--constraint "$constraints")
 fi
-hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 wanted_env="$(hash_of "${env_files[@]}")"
 wanted_project="$(hash_of "$root/pyproject.toml")"
-env_stamp="$venv/.requirements-hash"
-project_stamp="$venv/.project-hash"
-start=$SECONDS
 
 if [[ -x "$venv/bin/python" && -f "$env_stamp" && "$(cat "$env_stamp")" == "$wanted_env" ]]; then
     if [[ -f "$project_stamp" && "$(cat "$project_stamp")" == "$wanted_project" ]]; then
@@ -35,6 +68,7 @@ if [[ -x "$venv/bin/python" && -f "$env_stamp" && "$(cat "$env_stamp")" == "$wan
     fi
 else
     echo "suite-venv: building $venv"
+    ensure_venv_module
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install "${pip_quiet[@]}" --upgrade pip

@@ -4,6 +4,8 @@ Importing this package loads the standard library only.
 """
 
 from ._secrets import Secret, mask_secrets
+from .attempt import AttemptState, HandlerDecision
+from ._version import __version__
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
@@ -13,8 +15,10 @@ from .errors import (
     DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
+    EmptySelectionError,
     HydrationError,
     InputParameterError,
+    InputUnavailableError,
     InvalidArgumentError,
     MapOverError,
     MissingExtraError,
@@ -22,8 +26,11 @@ from .errors import (
     OutputPathError,
     OutputTransferError,
     RateLimitError,
+    RateLimitStoreError,
     RateLimitTimeoutError,
     ResourceTimeoutError,
+    ResumeError,
+    RunHistoryError,
     RunInterrupted,
     SkipTask,
     TargetError,
@@ -32,9 +39,11 @@ from .errors import (
     UnknownDependencyError,
     UnknownInputError,
     UnknownRateLimitKeyError,
+    UnknownRunError,
+    UnknownSelectionError,
 )
 from .events import EventBus
-from .executor import PipelineExecutor
+from .executor import PipelineExecutor, RunPlan
 from .pipeline import Pipeline, default_pipeline, register
 from .policies import (
     Backoff,
@@ -44,16 +53,20 @@ from .policies import (
     rate_limited,
     retries,
     set_rate_limit,
+    set_rate_limit_store,
     skippable,
     timeout,
     wait_for_resource,
 )
 from .reporters import ConsoleReporter, Reporter, register_reporter
 from .result import RunResult, TaskResult
-from .stats import StatsStore, StatsWarning
+from .selection import SelectOptions
+from .stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
 from .task import FunctionTask, Task, TaskState
 
 __all__ = [
+    "AttemptState",
+    "__version__",
     "Backoff",
     "ConsoleReporter",
     "ContextError",
@@ -63,12 +76,15 @@ __all__ = [
     "DefinitionError",
     "DuplicateTaskError",
     "EmptyPipelineError",
+    "EmptySelectionError",
     "EventBus",
     "FunctionTask",
+    "HandlerDecision",
     "Hydrated",
     "HydrationError",
     "HydrationRequest",
     "InputParameterError",
+    "InputUnavailableError",
     "InvalidArgumentError",
     "MapOverError",
     "MissingExtraError",
@@ -79,13 +95,20 @@ __all__ = [
     "PipelineExecutor",
     "RateLimit",
     "RateLimitError",
+    "RateLimitStoreError",
     "RateLimitTimeoutError",
     "RateLimiter",
+    "RecordedRun",
+    "RecordedTask",
     "Reporter",
     "ResourceTimeoutError",
+    "ResumeError",
+    "RunHistoryError",
     "RunInterrupted",
+    "RunPlan",
     "RunResult",
     "Secret",
+    "SelectOptions",
     "SkipTask",
     "StatsStore",
     "StatsWarning",
@@ -99,6 +122,8 @@ __all__ = [
     "UnknownDependencyError",
     "UnknownInputError",
     "UnknownRateLimitKeyError",
+    "UnknownRunError",
+    "UnknownSelectionError",
     "default_pipeline",
     "hydrate",
     "mask_secrets",
@@ -109,6 +134,7 @@ __all__ = [
     "register_reporter",
     "retries",
     "set_rate_limit",
+    "set_rate_limit_store",
     "skippable",
     "timeout",
     "wait_for_resource",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+import warnings
 from typing import Any
 
 from .events import Listener
@@ -61,12 +61,14 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
     except ImportError:
         return {}
     try:
-        path = Path(args.stats) if getattr(args, "stats", None) else stats.default_stats_path()
-        if not path.is_file():
+        store = stats.open_stats_store(getattr(args, "stats", None) or None, connect_timeout=2.0)
+        if store is None or not store.exists():
             return {}
-        store = stats.StatsStore(path)
         try:
-            return dict(store.expected_durations(pipeline.name))
+            # The run's own read of the same file says it once when the file cannot be read.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", stats.StatsWarning)
+                return dict(store.expected_durations(pipeline.name))
         finally:
             store.close()
     except Exception:  # noqa: BLE001 - an ETA is a nicety; a broken stats file must not stop a run
@@ -74,7 +76,7 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
 
 
 def build_run_reporters(args: argparse.Namespace, pipeline: Pipeline) -> tuple[list[Listener], Any]:
-    """The listeners of a CLI run and the tracing listener (or None); tracing comes first."""
+    """The reporters of a CLI run (the executor adds the rest through `backend.default_listeners`) and the tracing listener or None."""
     from .telemetry import tracing_from_environment
 
     tracing = tracing_from_environment(args.trace)

@@ -19,14 +19,68 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._secrets import MASK, Secret, mask_text
-from .errors import InputParameterError, UnknownInputError
+from .errors import InputParameterError, InputUnavailableError, UnknownInputError
 
 __all__ = [
     "TaskInputs", "NO_INPUTS", "ParameterPlan", "parameter_plan", "check_parameters", "call_with_inputs",
-    "output_text",
+    "output_text", "UnavailableOutput", "unavailable_output", "check_inputs_available",
 ]
 
 _NO_ITEM: Any = object()
+
+
+class UnavailableOutput:
+    """Stands in a run's outputs for an upstream that does not run in it (kept by a resume, left out).
+
+    Reading it through `TaskInputs` raises InputUnavailableError: silently handing the task None
+    would let it compute from nothing.
+    """
+
+    __slots__ = ("why", "action")
+
+    def __init__(self, why: str, action: str) -> None:
+        self.why = why  # completes "'Extract' ...": "was kept from run 1a2b by --resume"
+        self.action = action  # what the user can do instead
+
+    def error(self, task: str, upstream: str) -> InputUnavailableError:
+        """The error for `task` reading this output of `upstream`."""
+        return InputUnavailableError(task, upstream, self.why, self.action)
+
+    def __repr__(self) -> str:
+        return f"<output not available: {self.why}>"
+
+
+def unavailable_output(task: str, resumed_from: str | None, selection: str) -> UnavailableOutput:
+    """The output of `task`, which does not run here: kept from run `resumed_from`, else left out by `selection`."""
+    if resumed_from is not None:
+        return UnavailableOutput(
+            f"was kept from run {resumed_from} by --resume", f"run {task!r} again too: start a run that does not resume"
+        )
+    return UnavailableOutput(
+        f"is left out by the selection ({selection})", f"select {task!r} too: add --with-upstream, or name it"
+    )
+
+
+def check_inputs_available(
+    task: str, function: Callable[..., Any] | None, over: str | None, unavailable: Mapping[str, UnavailableOutput]
+) -> None:
+    """Raise InputUnavailableError when `task` is sure to read an output in `unavailable` (before anything runs).
+
+    Sure means: it maps over that upstream (`over`), or it is a function task (`function`) with a
+    parameter named after it (or **kwargs). A Task subclass reads `self.inputs` at run time, so
+    it gets the same error when it reads one.
+    """
+    if not unavailable:
+        return
+    if over is not None and over in unavailable:
+        raise unavailable[over].error(task, over)
+    if function is None:
+        return
+    plan = parameter_plan(function)
+    names = unavailable if plan.var_keyword else plan.names
+    for name in names:
+        if name in unavailable:
+            raise unavailable[name].error(task, name)
 
 
 class TaskInputs(Mapping[str, Any]):
@@ -57,7 +111,10 @@ class TaskInputs(Mapping[str, Any]):
         if name == self._mapped and self._item is not _NO_ITEM:
             return self._item
         if name in self._upstream:
-            return self._outputs.get(name)
+            value = self._outputs.get(name)
+            if type(value) is UnavailableOutput:
+                raise value.error(self._task, name)
+            return value
         raise UnknownInputError(self._task, name, self._upstream)
 
     def arguments(self, names: Sequence[str]) -> dict[str, Any]:
@@ -66,6 +123,9 @@ class TaskInputs(Mapping[str, Any]):
         arguments = {name: get(name) for name in names if name in upstream}
         if self._mapped in arguments and self._item is not _NO_ITEM:
             arguments[self._mapped] = self._item
+        for name, value in arguments.items():
+            if type(value) is UnavailableOutput:
+                raise value.error(self._task, name)
         return arguments
 
     def __contains__(self, name: object) -> bool:

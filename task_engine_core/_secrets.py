@@ -2,12 +2,15 @@
 
 A `Secret` wraps a value from the context (`!secret`, `!env NAME`, or a hydrator's mark). Its repr
 and str are `***`; `.reveal()` returns the value. Every revealed text of three characters or more
-is also remembered, so `mask_text` (used by the console reporter, the CLI and a logging record
-factory) can replace it wherever it turns up inside other text, such as an error message.
+is also remembered, with the escaped forms Python commonly renders it in (`repr()` / `!r` with
+doubled backslashes, `json.dumps`, `ascii()`, a container's repr, the repr of its UTF-8 bytes), so
+`mask_text` — the one masking function, used by every reporter, the CLI, statistics, telemetry
+and a logging record factory — can replace it wherever it turns up inside other text.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -69,6 +72,27 @@ def is_secret(value: object) -> bool:
     return isinstance(value, Secret)
 
 
+def _escaped_once(text: str) -> set[str]:
+    """The forms `text` takes inside the escaped renderings a Python program commonly produces."""
+    forms = {
+        repr(text)[1:-1],                       # repr(), {x!r}, %r, a container's repr (quotes chosen by Python)
+        repr(text + "'\"")[1:-3],              # ... the same inside a repr that had to escape its quotes
+        ascii(text)[1:-1],                      # ascii(): non-ASCII as \xe9 / \u20ac
+        json.dumps(text)[1:-1],                 # json.dumps (ensure_ascii, the default)
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        repr(text.encode("utf-8", "surrogateescape"))[2:-1],  # repr of the encoded bytes: b'caf\xc3\xa9'
+    }
+    forms.discard(text)
+    return forms
+
+
+def _renderings(text: str) -> set[str]:
+    """`text` and its escaped forms, escaped up to twice (a repr of an error whose message holds a repr)."""
+    once = _escaped_once(text)
+    twice = {form for escaped in once for form in _escaped_once(escaped)}
+    return {text} | once | twice
+
+
 def _remember(value: Any) -> None:
     text = str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
     if text is None or len(text) < _MIN_MASKED_LENGTH:
@@ -76,13 +100,13 @@ def _remember(value: Any) -> None:
     global _known_longest_first
     with _known_lock:
         if text not in _known:
-            _known.add(text)
+            _known.update(_renderings(text))
             _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
     install_log_masking()
 
 
 def mask_text(text: str) -> str:
-    """`text` with every known secret value replaced by `***`."""
+    """`text` with every known secret value replaced by `***`, also where it appears escaped (repr, json, ascii)."""
     secrets = _known_longest_first
     if not secrets or not text:
         return text

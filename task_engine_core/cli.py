@@ -1,4 +1,4 @@
-"""The command line: `python -m task_engine_core run|list|graph|stats TARGET ...`.
+"""The command line: `python -m task_engine_core run|list|graph|stats|runs|check TARGET ...`.
 
 Exit codes: 0 success; 1 a task failed; 2 a mistake in the command, the pipeline definition
 or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SIGTERM.
@@ -7,14 +7,24 @@ or its configuration (a message, no traceback); 130 / 143 stopped by SIGINT / SI
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from pathlib import Path
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._cli_history import (
+    add_runs_command,
+    add_selection_arguments,
+    print_plan,
+    print_resumed,
+    resume_from_arguments,
+    seconds_text,
+    selection_from_arguments,
+    stats_path_of,
+)
 from ._cli_reporting import (
     add_graph_command,
     add_run_reporting_arguments,
@@ -22,20 +32,24 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
+from ._check import BACKENDS, CheckTarget, check_pipeline, configured_rate_limit_store, findings_document, format_findings
 from ._secrets import error_text, mask_text
-from .errors import RunInterrupted, TaskEngineError
+from ._streams import prefix_task_output, protect_stdout
+from ._version import __version__
+from .context import build_context
+from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
 from .policies.resource import ResourceGuard
+from .reporters.progress import format_run_totals
 from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
     STATS_ENVIRONMENT_VARIABLE,
-    StatsStore,
     StatsWarning,
     TaskSummary,
-    configured_stats_path,
+    open_stats_store,
 )
 
 __all__ = ["main", "build_parser", "format_summaries"]
@@ -71,12 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 a task failed, 2 a definition or usage error, "
         "130/143 interrupted by SIGINT/SIGTERM.",
     )
+    parser.add_argument("--version", action="version", version=f"task-engine {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a pipeline", description="Run every task of TARGET's pipeline.")
     run.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
     run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
+    run.add_argument("--prefix-output", action="store_true", help="start every line a task prints with [TaskName] (useful with --workers)")
     run.add_argument("--plan", action="store_true", help="print the plan line before running")
     run.add_argument(
         "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
@@ -88,25 +104,88 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start ready tasks in registration order (ignore recorded durations and explicit priorities)",
     )
+    add_selection_arguments(run)
     run.set_defaults(handler=_run)
 
     stats = commands.add_parser(
         "stats", help="print recorded runtime statistics", description="Print per-task statistics of TARGET's pipeline."
     )
     stats.add_argument("target", metavar="TARGET", help=TARGET_HELP)
-    stats.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    stats.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     stats.set_defaults(handler=_stats)
 
     listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
     add_graph_command(commands, TARGET_HELP)
+    add_runs_command(commands, TARGET_HELP, f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    _add_check_command(commands)
     return parser
+
+
+def _add_check_command(commands: Any) -> None:
+    check = commands.add_parser(
+        "check",
+        help="list where the pipeline behaves differently on a backend",
+        description="List every place where TARGET's pipeline will not behave on BACKEND as it does standalone "
+        "on one process, with the task, the reason and what to do. Exit 0: nothing to report; 1: differences "
+        "found; 2: a definition or usage error.",
+    )
+    check.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    check.add_argument("--backend", required=True, choices=BACKENDS, help="where the pipeline will run")
+    check.add_argument("--json", action="store_true", help="print the findings as one JSON document")
+    check.add_argument(
+        "--workers", type=_positive_int, help="standalone worker threads, or Prefect's max_workers (default 1 / 4)"
+    )
+    check.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="KEY=POOL",
+        help="a rate-limit key mapped to an Airflow pool, as in to_airflow_dag(pools=...); repeatable",
+    )
+    check.add_argument("--dag-test", action="store_true", help="the DAG is verified with dag.test() before deploying")
+    check.add_argument(
+        "--prefect-workers",
+        choices=("process", "in-process"),
+        default="process",
+        help="process (default): each flow run in a process of its own (work pools, serve); in-process: flow() calls",
+    )
+    check.add_argument("--context", metavar="PATH", help="context YAML file (read for rate_limit_store:)")
+    check.set_defaults(handler=_check)
+
+
+def _pool_mapping(entries: Sequence[str]) -> dict[str, str]:
+    pools: dict[str, str] = {}
+    for entry in entries:
+        key, sep, pool = entry.rpartition("=")
+        if not sep or not key or not pool:
+            raise InvalidArgumentError(f"--pool {entry!r}: write KEY=POOL, e.g. --pool /jobs/runs/get=databricks_runs_get")
+        pools[key] = pool
+    return pools
+
+
+def _check(args: argparse.Namespace) -> int:
+    validated = _load(args.target).validate()
+    target = CheckTarget(
+        backend=args.backend,
+        workers=args.workers,
+        pools=_pool_mapping(args.pool),
+        rate_limit_store=configured_rate_limit_store(build_context(args.context)),
+        prefect_workers=args.prefect_workers,
+        dag_test=args.dag_test,
+    )
+    findings = check_pipeline(validated, target)
+    if args.json:
+        print(json.dumps(findings_document(validated.name, target, findings), indent=2))
+    else:
+        print(format_findings(validated.name, target, findings))
+    return EXIT_TASK_FAILED if findings else EXIT_OK
 
 
 def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stats", metavar="PATH", help=f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    where.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
     where.add_argument("--no-stats", action="store_true", help="neither read nor write runtime statistics")
 
 
@@ -142,33 +221,42 @@ def _load(target: str) -> Pipeline:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_paths(args)  # before any task starts
+    protect_stdout()  # `run ... | head`: a closed reader is not a task's failure
+    if args.prefix_output:
+        prefix_task_output()
     try:
         pipeline = _load(args.target)
     except KeyboardInterrupt:  # Ctrl-C during a slow import
         return _interrupted_before_the_run()
-    reporters, tracing = build_run_reporters(args, pipeline)
     stats = False if args.no_stats else args.stats  # None: $TASK_ENGINE_STATS or the default file
-    executor = PipelineExecutor(
-        pipeline,
+    options: dict[str, Any] = dict(
         workers=args.workers,
         context=args.context,
         keep_going=args.keep_going,
-        reporters=reporters,
         stats=stats,
         priority=not args.no_priority,
+        select=selection_from_arguments(args),
+        resume=resume_from_arguments(args),
     )
+    if args.dry_run:  # no reporters: a trace or report file must not be started
+        executor = PipelineExecutor(pipeline, reporters=[], **options)
+        print_plan(executor.plan(), args.workers, executor.stats_store)
+        return EXIT_OK
+    reporters, tracing = build_run_reporters(args, pipeline)
+    executor = PipelineExecutor(pipeline, reporters=reporters, **options)
     try:
         executor.run()
     except RunInterrupted as interrupted:
         print(f"interrupted: {interrupted}", file=sys.stderr)
+        _print_totals(executor, args)
         return exit_code_for_signal(executor.result.interrupted if executor.result else None)
     except TaskEngineError:
         if executor.result is None:
             raise  # a definition error before any task started
-        return _report_failure(executor)
+        return _report_failure(executor, args)
     except BaseException as error:
         if executor.result is not None and executor.result.failed:
-            return _report_failure(executor)  # a task's own KeyboardInterrupt, SystemExit, ...
+            return _report_failure(executor, args)  # a task's own KeyboardInterrupt, SystemExit, ...
         if not isinstance(error, KeyboardInterrupt):
             raise
         if executor.result is None:  # Ctrl-C while the context was read
@@ -182,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
         return exit_code_for_signal("SIGINT")
     finally:
         finish_run_reporting(tracing, executor.result)
+        print_resumed(executor.result)
     return EXIT_OK
 
 
@@ -190,11 +279,19 @@ def _interrupted_before_the_run() -> int:
     return exit_code_for_signal("SIGINT")
 
 
-def _report_failure(executor: PipelineExecutor) -> int:
+def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
+    # Which tasks then did not run: the last line of every failed or interrupted run (--progress
+    # prints the same line itself).
+    if executor.result is not None and not getattr(args, "progress", False):
+        print(format_run_totals(executor.result), file=sys.stderr)
+
+
+def _report_failure(executor: PipelineExecutor, args: argparse.Namespace) -> int:
     assert executor.result is not None
     failed = executor.result.failed
     first = min(failed, key=lambda r: r.end) if failed else None
     if first is None or first.error is None:
+        _print_totals(executor, args)
         return EXIT_TASK_FAILED
     others = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
     message = error_text(first.error)
@@ -202,6 +299,7 @@ def _report_failure(executor: PipelineExecutor) -> int:
     print(f"task {first.name!r} failed after {first.attempts} attempt(s): {error}{others}", file=sys.stderr)
     # Secret values revealed to a client can come back inside its error message.
     print(mask_text("".join(traceback.format_exception(first.error))), end="", file=sys.stderr)
+    _print_totals(executor, args)
     return EXIT_TASK_FAILED
 
 
@@ -220,6 +318,8 @@ def _list(args: argparse.Namespace) -> int:
         if policies.priority is not None:
             parts.append(f"priority={policies.priority:g}")
         parts.extend(f"rate_limit={key}" for key in policies.rate_limit_keys)
+        if validated.definitions[name].tags:
+            parts.append(f"tags={','.join(validated.definitions[name].tags)}")
         parts.extend(
             f"wait_for_resource={guard.name}(timeout {guard.timeout:g}s)"
             for guard in policies.guards
@@ -232,16 +332,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     validated = _load(args.target).validate()
-    path = Path(args.stats) if args.stats else configured_stats_path()[0]
-    if path is None:
+    store = open_stats_store(args.stats or None)
+    if store is None:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
         return EXIT_OK
-    if not path.is_file():
-        print(f"no statistics at {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+    if not store.exists():
+        print(f"no statistics at {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
         return EXIT_OK
-    store = StatsStore(path)
     runs = store.run_count(validated.name)
-    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {str(path)!r}")
+    print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {store.location!r}")
     print(format_summaries(store.summaries(validated.name, validated.registration_order)))
     return EXIT_OK
 
@@ -253,11 +352,11 @@ def format_summaries(summaries: Sequence[TaskSummary]) -> str:
         (
             s.task,
             str(s.runs),
-            _seconds(s.mean),
-            _seconds(s.p50),
-            _seconds(s.p95),
+            seconds_text(s.mean),
+            seconds_text(s.p50),
+            seconds_text(s.p95),
             f"{s.failure_rate:.0%}" if s.failure_rate is not None else "-",
-            _seconds(s.mean_waited),
+            seconds_text(s.mean_waited),
         )
         for s in summaries
     ]
@@ -269,7 +368,3 @@ def format_summaries(summaries: Sequence[TaskSummary]) -> str:
     return "\n".join(lines)
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}s" if value >= 0.1 else f"{value * 1000:.1f}ms"

@@ -419,6 +419,19 @@ def _yaml_loader() -> Any:
 
 #: How many values a context file may expand to through YAML aliases (`&a` ... `*a`).
 MAX_ALIASED_VALUES = 100_000
+#: How deeply a context file's mappings and lists may nest: far beyond any real configuration, and
+#: low enough that freezing, merging, masking and reporting the context never exhaust Python's stack.
+MAX_CONTEXT_DEPTH = 100
+
+
+def _too_deep(path: Path, line: int | None) -> ContextFileError:
+    where = f", line {line}" if line is not None else ""
+    return ContextFileError(
+        f"context file '{path}'{where}: its mappings and lists nest more than {MAX_CONTEXT_DEPTH} levels deep; "
+        f"flatten the structure (a context holds configuration, not deep data)",
+        str(path),
+        line,
+    )
 
 
 def _check_expansion(root: Any, path: Path) -> None:
@@ -430,7 +443,7 @@ def _check_expansion(root: Any, path: Path) -> None:
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
-    def size(node: Any) -> int:
+    def size(node: Any, depth: int = 1) -> int:
         if id(node) in open_nodes:
             raise ContextFileError(
                 f"context file '{path}', line {node.start_mark.line + 1}: a value contains an alias of itself "
@@ -442,9 +455,11 @@ def _check_expansion(root: Any, path: Path) -> None:
         if known is not None:
             return known
         open_nodes.add(id(node))
-        if isinstance(node.value, list):
+        if isinstance(node.value, list):  # a mapping or a sequence: one level deeper
+            if depth > MAX_CONTEXT_DEPTH:
+                raise _too_deep(path, node.start_mark.line + 1)
             children = (item for pair in node.value for item in (pair if isinstance(pair, tuple) else (pair,)))
-            total = 1 + sum(size(child) for child in children)
+            total = 1 + sum(size(child, depth + 1) for child in children)
         else:
             total = 1
         open_nodes.discard(id(node))
@@ -486,6 +501,8 @@ def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str
         data = loader.construct_document(node) if node is not None else None
     except _Refused as refused:
         raise ContextFileError(f"context file '{path}', line {refused.line}: {refused}", str(path), refused.line) from None
+    except RecursionError:  # PyYAML's parser recurses per level: thousands of levels end here
+        raise _too_deep(path, None) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -27,14 +27,26 @@ class DuplicateTaskError(DefinitionError):
 class UnknownDependencyError(DefinitionError):
     """A task depends on a task that is not registered in its pipeline."""
 
-    def __init__(self, task: str, dependency: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, task: str, dependency: str, suggestions: Sequence[str] = (), hint: str | None = None) -> None:
         self.task = task
         self.dependency = dependency
         self.suggestions = tuple(suggestions)
-        hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else (
-            "; register it in the same pipeline or fix the name"
-        )
+        if hint is None:
+            hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else (
+                "; register it in the same pipeline or fix the name"
+            )
         super().__init__(f"task {task!r} depends on unknown task {dependency!r}{hint}")
+
+    @classmethod
+    def not_registered(cls, task: str, target: object, pipeline: str) -> UnknownDependencyError:
+        """A dependency given as a class or function that is not registered in this pipeline."""
+        name = getattr(target, "__name__", repr(target))
+        where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', name)}"
+        return cls(task, name, hint=(
+            f" ({where}): that class or function is not registered in pipeline {pipeline!r}, and a class "
+            f"or function dependency means that very object, never a local task of the same name; "
+            f"register it in this pipeline, or depend on a local task by its name (depends_on={name!r})"
+        ))
 
 
 class CycleError(DefinitionError):
@@ -69,6 +81,47 @@ class EmptyPipelineError(DefinitionError):
         super().__init__(
             f"pipeline {pipeline!r} has no tasks; decorate a Task subclass or function with @register"
         )
+
+
+class UnknownSelectionError(DefinitionError, LookupError):
+    """A selection (`--only`, `--from`, `--to`, `--tags`) names a task or tag the pipeline lacks."""
+
+    def __init__(self, option: str, pattern: str, kind: str, pipeline: str, known: Sequence[str]) -> None:
+        self.option = option
+        self.pattern = pattern
+        self.kind = kind
+        self.suggestions = tuple(closest_names(pattern, known))
+        if self.suggestions:
+            hint = f"did you mean {' or '.join(repr(s) for s in self.suggestions)}?"
+        elif known:
+            shown = ", ".join(list(known)[:10]) + (", ..." if len(known) > 10 else "")
+            hint = f"its {kind}s: {shown}"
+        else:
+            hint = f"no task of it has {kind}s; add them with @register(tags=[...])"
+        super().__init__(f"--{option} {pattern!r}: pipeline {pipeline!r} has no {kind} matching it; {hint}")
+
+
+class EmptySelectionError(DefinitionError):
+    """A selection whose criteria (which intersect) leave no task to run."""
+
+    def __init__(self, pipeline: str, selection: str) -> None:
+        self.selection = selection
+        super().__init__(
+            f"{selection} selects no task of pipeline {pipeline!r}: the criteria must all hold (they intersect); "
+            f"drop one, or list the tasks with: python -m task_engine_core list TARGET"
+        )
+
+
+class RunHistoryError(TaskEngineError):
+    """A recorded run cannot be found or used (`runs TARGET RUN_ID`, `--resume`)."""
+
+
+class UnknownRunError(RunHistoryError, LookupError):
+    """No recorded run of the pipeline has this id (or the prefix is ambiguous)."""
+
+
+class ResumeError(RunHistoryError):
+    """A run cannot be resumed: statistics are off, or the pipeline changed since that run."""
 
 
 class ContextError(TaskEngineError):
@@ -245,6 +298,23 @@ class RateLimitTimeoutError(RateLimitError, TimeoutError):
         )
 
 
+class RateLimitStoreError(RateLimitError, ConnectionError):
+    """The shared rate-limit store could not be reached or used; no token was taken, so retrying is safe."""
+
+    #: The attempt took no token: trying again later (the task's retries) cannot exceed the limit.
+    retryable = True
+
+    def __init__(self, store: str, key: str, detail: str) -> None:
+        self.store = store
+        self.key = key
+        self.detail = detail
+        super().__init__(
+            f"rate-limit store {store} could not be used for key {key!r} ({detail}); no token was taken, so "
+            f"this attempt fails rather than exceed the limit (the task's retries apply); check that the store "
+            f"is running and reachable, or choose another with TASK_ENGINE_RATE_LIMIT_STORE"
+        )
+
+
 class ResourceTimeoutError(TaskEngineError, TimeoutError):
     """A resource was not ready before the wait_for_resource timeout (counted from the first poll)."""
 
@@ -308,6 +378,21 @@ class UnknownInputError(TaskEngineError, KeyError):
         )
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0])
+
+
+class InputUnavailableError(TaskEngineError, LookupError):
+    """A task that runs needs the output of an upstream that does not run in this run (kept by a resume, left out)."""
+
+    def __init__(self, task: str, upstream: str, why: str, action: str) -> None:
+        self.task = task
+        self.upstream = upstream
+        super().__init__(
+            f"task {task!r} reads the output of {upstream!r}, which this run does not have: {upstream!r} {why}, "
+            f"and outputs are not kept between runs\n{action}"
+        )
+
+    def __str__(self) -> str:  # LookupError's str would be the repr of the message
         return str(self.args[0])
 
 

@@ -50,16 +50,22 @@ class RunStarted(Event):
     upstream: dict[str, tuple[str, ...]] = field(default_factory=dict)
     workers: int = 1
     time: float = 0.0
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
 class TaskStarted(Event):
-    """A task left the ready queue and starts its first attempt on `worker`."""
+    """A task left the ready queue and starts its first attempt on `worker`.
+
+    `trace_id` is set where the run's RunStarted is not seen in this process (an Airflow try):
+    the trace the task's span joins.
+    """
 
     hook: ClassVar[str] = "on_task_started"
     task: str
     worker: str = ""
     time: float = 0.0
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,14 @@ class RunFinished(Event):
 
 
 class EventBus:
-    """Delivers events to listeners in subscription order; a listener that raises is logged only."""
+    """Delivers events to listeners in subscription order; a listener that raises is logged only.
+
+    Delivery is synchronous: `emit` calls every listener on the thread that emits, before it
+    returns. Run events come from the thread that runs the run; a task's events (TaskStarted to
+    TaskFinished, its attempts and waits) all come from the one thread that runs that task's
+    attempts, so a listener may keep per-task thread state (the tracing listener's current span).
+    Listeners must not change events or results: they observe.
+    """
 
     def __init__(self, listeners: tuple[Listener, ...] | list[Listener] = ()) -> None:
         self._listeners: list[Listener] = list(listeners)

@@ -15,42 +15,59 @@ import signal
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ._dataflow import NO_INPUTS, TaskInputs
+from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
 from ._mapping import FanOut, items_of, ordered_results
 from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, MapOverError, RunInterrupted
-from .events import EventBus, Listener, RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted
+from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
+from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
-from .reporters import ConsoleReporter
-from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
-from .runtime import AttemptOutcome, OutcomeKind, TaskRun, run_attempt
-from .stats import StatsRecorder, StatsStore, configured_stats_path
+from ._lifecycle import TaskLifecycle, may_start
+from .backend import default_listeners, resolve_stats_store, settle_trace_id
+from .stats import StatsStore
+from .resume import ResumePoint, find_resume_point
+from .selection import SelectOptions, check_select_options
 from .task import TaskState
 
-__all__ = ["PipelineExecutor"]
+__all__ = ["PipelineExecutor", "RunPlan"]
 
-_FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
-    OutcomeKind.FAILED: TaskState.FAILED,
-    OutcomeKind.SKIPPED: TaskState.SKIPPED,
-}
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
-_RETRY, _SUCCEEDED = OutcomeKind.RETRY, OutcomeKind.SUCCEEDED
 _UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+# A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
+# send SIGTERM to the child and again to its process group. The same signal again within this many
+# seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
+_REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
 _INDEX_BITS = 32  # heap entries: rank << _INDEX_BITS | (1 + item index of a mapped task's instance)
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do, decided before any task starts (`PipelineExecutor.plan()`, `--dry-run`)."""
+
+    pipeline: ValidatedPipeline
+    #: Every task in the order one worker would start them (kept and left-out tasks included).
+    order: tuple[str, ...]
+    #: The tasks that would run, in that order.
+    to_run: tuple[str, ...]
+    #: Tasks that do not run, with the result they get: left out by the selection, or resumed.
+    carried: dict[str, TaskResult]
+    resumed_from: str | None
+    context: TaskContext
 
 
 class PipelineExecutor:
@@ -61,7 +78,12 @@ class PipelineExecutor:
     the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
     by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path.
+    critical path. `select` (the keyword arguments of `Pipeline.select`) runs part of the pipeline;
+    `resume` (True: the latest recorded run, or a run id) keeps what ended SUCCESS or SKIPPED there.
+    `run_task` is for backends (see `task_engine_core.backend`): it runs one
+    allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
+    With `raise_on_failure=False`, `run()` returns the result of a failed or
+    interrupted run instead of raising (check `result.failed` / `result.interrupted`).
     """
 
     def __init__(
@@ -79,9 +101,20 @@ class PipelineExecutor:
         handle_signals: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         priority: bool = True,
+        select: SelectOptions | None = None,
+        resume: str | bool = False,
+        run_task: Callable[[TaskLifecycle], object] | None = None,
+        trace_id: str | None = None,
+        raise_on_failure: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
+        self.select = check_select_options(select) if select is not None else None
+        if not (resume is True or resume is False or resume is None or (isinstance(resume, str) and resume.strip())):
+            raise InvalidArgumentError(
+                f"resume={resume!r}: pass True (the latest recorded run), a run id, or False"
+            )
+        self.resume = resume.strip() if isinstance(resume, str) else bool(resume)
         self.pipeline = pipeline
         self.workers = workers
         self.context = context
@@ -90,11 +123,15 @@ class PipelineExecutor:
         self.sleep = sleep
         self.handle_signals = handle_signals
         self.priority = bool(priority)
-        self.stats_store = _stats_store(stats)
-        chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-        recorder = [StatsRecorder(self.stats_store)] if self.stats_store is not None else []
-        # The recorder listens last, so reporters have printed before the statistics are written.
-        self.events = EventBus([*chosen, *registered_reporters(), *listeners, *recorder])
+        #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
+        self.run_task = run_task
+        self.raise_on_failure = bool(raise_on_failure)
+        self.stats_store = resolve_stats_store(stats)
+        #: The run's trace id when a backend propagates one (e.g. derived from its run id).
+        self.trace_id = trace_id
+        self.events = EventBus(
+            default_listeners(reporters, listeners=listeners, stats_store=self.stats_store, show_plan=show_plan)
+        )
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
         self._start_lock = threading.Lock()
@@ -107,29 +144,47 @@ class PipelineExecutor:
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
-        validated = pipeline.validate()
-        context = self._build_context()
-        self._configure_rate_limits(validated, context)
+        loading = loading_target()
+        if loading is not None:
+            # The module is being imported by the CLI (or a DAG / flow entry), which runs the
+            # pipeline itself once the import is done: running it here too would run it twice.
+            warnings.warn(
+                f"PipelineExecutor().run() was called while {loading!r} is being imported to be run; "
+                f"this call is skipped, as the pipeline runs once the import is done. Put it under "
+                f'`if __name__ == "__main__":` to silence this warning (`python {loading}` still runs it)',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return RunResult(run_id="", pipeline=pipeline.name, tasks={}, workers=self.workers)
+        run_plan, keys = self._prepare()
+        validated, plan, carried, context = run_plan.pipeline, run_plan.order, run_plan.carried, run_plan.context
         self._stop_reason = None
         self._live = {}
         self._abandoned = False
         self._fan_outs = {}
-        keys = self.priority_keys(validated)
-        plan = planned_order(validated, keys)
         result = RunResult(
             run_id=uuid.uuid4().hex,
             pipeline=validated.name,
-            tasks={name: TaskResult(name) for name in plan},
+            tasks={name: carried.get(name) or TaskResult(name) for name in plan},
             start=_now(),
             workers=self.workers,
+            resumed_from=run_plan.resumed_from,
+            selection=validated.selection,
         )
         self.result = result
+        # Settled here, before any listener hears of the run: listeners read it and never set it.
+        result.trace_id = settle_trace_id(self.events.listeners, self.trace_id)
         started = self.clock()
-        self.events.emit(RunStarted(result.run_id, validated.name, plan, validated.upstream, self.workers, time.time()))
+        self.events.emit(
+            RunStarted(
+                result.run_id, validated.name, run_plan.to_run, validated.upstream, self.workers, time.time(),
+                result.trace_id,
+            )
+        )
         guard = self._signals_handled()
         with guard:
             try:
-                self._schedule(validated, keys, context, result)
+                self._schedule(validated, keys, context, result, carried)
             except KeyboardInterrupt:
                 # A second Ctrl-C (or one without our handler): stop waiting for running tasks.
                 self._stop_reason = self._stop_reason if self._stop_reason in _SIGNAL_EXIT else "SIGINT"
@@ -141,8 +196,40 @@ class PipelineExecutor:
             # statistics or a report short (every task has its final state already).
             guard.finishing = True
             self._finish(validated, result, started)
-        self._raise_for(result)
+        if self.raise_on_failure:
+            self._raise_for(result)
         return result
+
+    def plan(self) -> RunPlan:
+        """Check and plan a run (definition, context, rate-limit keys, selection, resume); runs and writes nothing."""
+        store = self.stats_store
+        self.stats_store = store.reader() if store is not None else None
+        try:
+            return self._prepare()[0]
+        finally:
+            self.stats_store = store
+
+    def _prepare(self) -> tuple[RunPlan, dict[str, PriorityKey]]:
+        pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        if self.select:
+            pipeline = pipeline.select(**self.select)
+        validated = pipeline.validate()
+        context = self._build_context()
+        self._configure_rate_limits(validated, context)
+        point = self._resume_point(validated)
+        carried = _carried_results(validated, point)
+        _check_inputs_available(validated, carried)
+        keys = self.priority_keys(validated)
+        order = tuple(planned_order(validated, keys))
+        to_run = tuple(name for name in order if name not in carried)
+        resumed_from = point.run_id if point is not None else None
+        return RunPlan(validated, order, to_run, carried, resumed_from, context), keys
+
+    def _resume_point(self, validated: ValidatedPipeline) -> ResumePoint | None:
+        if self.resume is False:
+            return None
+        run_id = None if self.resume is True else self.resume
+        return find_resume_point(self.stats_store, validated.name, validated.upstream, run_id)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Start no new task; running tasks finish and the run ends with what it has."""
@@ -173,7 +260,12 @@ class PipelineExecutor:
 
     # -- scheduling ---------------------------------------------------------------------------
     def _schedule(
-        self, validated: ValidatedPipeline, keys: Mapping[str, PriorityKey], context: TaskContext, result: RunResult
+        self,
+        validated: ValidatedPipeline,
+        keys: Mapping[str, PriorityKey],
+        context: TaskContext,
+        result: RunResult,
+        carried: Mapping[str, TaskResult] = {},  # noqa: B006 - read only
     ) -> None:
         """The one scheduling loop: each worker takes the best ready task, runs it, releases its children.
 
@@ -181,7 +273,13 @@ class PipelineExecutor:
         it and they share the ready heap under one lock. No task is handed from thread to thread,
         so a chain runs on one thread without a context switch per task.
         """
-        waiting = {name: len(parents) for name, parents in validated.upstream.items()}
+        # Left-out and resumed tasks never start (more parents than exist: never released) and
+        # count as done for their dependents.
+        never = len(validated.upstream) + 1
+        waiting = {
+            name: never if name in carried else sum(1 for parent in parents if parent not in carried)
+            for name, parents in validated.upstream.items()
+        } if carried else {name: len(parents) for name, parents in validated.upstream.items()}
         downstream = downstream_map(validated.upstream)
         # The heap holds each task's rank in the start preference: ints compare much faster than
         # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
@@ -200,7 +298,11 @@ class PipelineExecutor:
         lock = self._loop_lock = threading.Condition(threading.Lock())
         running = 0
         ended = threading.Event()
-        outputs: dict[str, Any] = {}  # task -> output, only the non-None ones
+        # Task -> output, only the non-None ones; a task that does not run here cannot hand one on.
+        outputs: dict[str, Any] = {
+            name: unavailable_output(name, carried_result.resumed_from, validated.selection)
+            for name, carried_result in carried.items()
+        }
         fan_outs: dict[str, FanOut] = {}
         self._outputs, self._fan_outs = outputs, fan_outs
 
@@ -271,7 +373,7 @@ class PipelineExecutor:
             loop(threading.current_thread().name)
             return
         # More threads than tasks would only idle, unless a fan-out adds tasks at run time.
-        for i in range(self.workers if mapped else min(self.workers, len(waiting))):
+        for i in range(self.workers if validated.mapped else max(1, min(self.workers, len(waiting) - len(carried)))):
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
@@ -286,67 +388,48 @@ class PipelineExecutor:
         worker: str,
         inputs: Mapping[str, Any] = NO_INPUTS,
     ) -> TaskResult | None:
-        """Run one task to its final state (attempts, retry delays, events); None if the run stopped first."""
-        events = self.events
+        """Run one task's lifecycle to its final state; None if the run stopped before it could start."""
+        lifecycle = TaskLifecycle(
+            definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock,
+            sleep=self.sleep, settled=self._settled, name=name, inputs=inputs,
+        )
+        runner = self.run_task
         with self._start_lock:
             # Checked under the lock that also sets a failure's stop: no task starts after a
             # failed task's TaskFinished.
-            if self._stop_reason is not None:
+            if not self._may_start_now():
                 return None
-            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
-            self._live[name] = result
-            if events.wants(TaskStarted):
-                events.emit(TaskStarted(run_id, name, worker, time.time()))
-        started = self.clock()
-        try:
-            task = definition.create()
-            task.inputs = inputs
-            run = TaskRun(name, policies, task, run_id, events, self.clock, self.sleep)
-            outcome, attempt = self._run_attempts(run, context)
-            kind = outcome.kind
-            result.state = _FINAL_STATE[kind] if kind is not _SUCCEEDED else _SUCCESS
-            result.attempts = attempt
-            result.error = outcome.error
-            result.reason = outcome.reason
-            result.output = outcome.output
-            if run.waits:
-                result.waits = dict(run.waits)
-        except BaseException as error:  # noqa: BLE001 - a task's KeyboardInterrupt must not kill the worker
-            result.state = _FAILED
-            result.attempts = max(result.attempts, 1)
-            result.error = error
-            result.reason = f"{type(error).__name__} escaped the task"
-            if not isinstance(error, Exception):
-                self.request_stop(type(error).__name__)
-        result.end = datetime.now(_UTC)
-        result.duration = self.clock() - started
+            self._live[name] = lifecycle.result
+            if runner is None:
+                lifecycle.start()
+        if runner is None:
+            lifecycle.run_to_end()
+        else:
+            try:
+                runner(lifecycle)
+            except BaseException as error:  # noqa: BLE001 - the backend's own failure is the task's
+                if not lifecycle.finished:
+                    lifecycle.fail(error)
+        if not lifecycle.finished:
+            lifecycle.finish()
+        return lifecycle.result
+
+    def _may_start_now(self) -> bool:
+        """May a task that has not started start now (call with `_start_lock` held)?"""
+        reason = self._stop_reason
+        return reason is None or may_start(
+            started=False, failed=reason == _FAILURE, keep_going=self.keep_going, stopping=reason != _FAILURE
+        )
+
+    def _settled(self, lifecycle: TaskLifecycle) -> None:
+        """A task has its final result (TaskFinished follows): stop the run on a failure or an escaped signal."""
+        escaped = lifecycle.escaped
+        if escaped is not None and not isinstance(escaped, Exception):
+            self.request_stop(type(escaped).__name__)
         with self._start_lock:
-            self._live.pop(name, None)
-            if result.state is _FAILED and not self.keep_going:
+            self._live.pop(lifecycle.result.name, None)
+            if lifecycle.result.state is _FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
-        if events.wants(TaskFinished):
-            events.emit(TaskFinished(run_id, name, result))
-        return result
-
-    def _run_attempts(self, run: TaskRun, context: TaskContext) -> tuple[AttemptOutcome, int]:
-        """Run attempts of one task until the outcome is final; return it and the number of attempts.
-
-        The seam for backends that run the attempts elsewhere (the Prefect adapter runs them as
-        one Prefect task run); everything around it (start check, events, result) stays here.
-        """
-        attempt = 1
-        while True:
-            outcome = run_attempt(run, attempt, context)
-            if outcome.kind is not _RETRY:
-                return outcome, attempt
-            self.events.emit(
-                RetryScheduled(
-                    run.run_id, run.name, attempt + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
-                )
-            )
-            with run.waiting("retry", run.name, outcome.delay):
-                self.sleep(outcome.delay)
-            attempt += 1
 
     def _start_mapped(
         self, name: str, over: str, upstream: tuple[str, ...], run_id: str, worker: str
@@ -354,11 +437,11 @@ class PipelineExecutor:
         """Start mapped task `name`: its FanOut, or its final result when no instance is to run; None if stopped."""
         events = self.events
         with self._start_lock:
-            if self._stop_reason is not None:
+            if not self._may_start_now():
                 return None
             result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
             if events.wants(TaskStarted):
-                events.emit(TaskStarted(run_id, name, worker, time.time()))
+                events.emit(TaskStarted(run_id, name, worker, time.time(), self.trace_id))
         started = self.clock()
         assert self.result is not None
         if self.result.tasks[over].state is _SKIPPED:
@@ -434,7 +517,7 @@ class PipelineExecutor:
         tasks = result.tasks
         for name in validated.order:  # upstreams first, so a block propagates down the graph
             task_result = tasks[name]
-            if task_result.start is None:
+            if task_result.start is None and not (task_result.excluded or task_result.resumed_from):
                 upstream_failed = any(tasks[parent].state in blocked for parent in validated.upstream[name])
                 task_result.state = TaskState.UPSTREAM_FAILED if upstream_failed else TaskState.NOT_RUN
 
@@ -462,19 +545,36 @@ class PipelineExecutor:
         return _SignalGuard(self if self.handle_signals else None)
 
 
-def _stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
-    if stats is False:
-        return None
-    if stats is None or stats is True:
-        path, is_default = configured_stats_path()
-        return StatsStore(path, create_directory=is_default) if path is not None else None
-    if isinstance(stats, StatsStore):
-        return stats
-    if isinstance(stats, (str, os.PathLike)) and str(stats):
-        return StatsStore(stats)
-    raise InvalidArgumentError(
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
-    )
+def _carried_results(validated: ValidatedPipeline, point: ResumePoint | None) -> dict[str, TaskResult]:
+    """The results of tasks that will not start: left out by the selection, or kept from `point`."""
+    carried = {
+        name: TaskResult(name, TaskState.NOT_RUN, excluded=True, reason=f"not selected ({validated.selection})")
+        for name in validated.excluded
+    }
+    if point is not None:
+        for name, (state, origin) in point.kept.items():
+            if name not in carried:
+                carried[name] = TaskResult(
+                    name, state, resumed_from=origin, reason=f"resumed: ended {state.value} in run {origin}"
+                )
+    return carried
+
+
+def _check_inputs_available(validated: ValidatedPipeline, carried: Mapping[str, TaskResult]) -> None:
+    """Refuse a run in which a task that runs is sure to read the output of one that does not (see README)."""
+    if not carried:
+        return
+    unavailable = {name: unavailable_output(name, result.resumed_from, validated.selection) for name, result in carried.items()}
+    for name in validated.order:
+        if name in carried:
+            continue
+        parents = [parent for parent in validated.upstream[name] if parent in unavailable]
+        if parents:
+            definition = validated.definitions[name]
+            check_inputs_available(
+                name, definition.target if definition.is_function else None, validated.mapped.get(name),
+                {parent: unavailable[parent] for parent in parents},
+            )
 
 
 class _SignalGuard:
@@ -486,6 +586,7 @@ class _SignalGuard:
         self.installed = False
         self.finishing = False
         self._signalled_while_finishing = False
+        self._last_signal: tuple[str, float] | None = None
 
     def __enter__(self) -> _SignalGuard:
         if self.executor is None or threading.current_thread() is not threading.main_thread():
@@ -498,6 +599,10 @@ class _SignalGuard:
     def _handle(self, signum: int, frame: Any) -> None:
         assert self.executor is not None
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        last, self._last_signal = self._last_signal, (name, now)
+        if last is not None and last[0] == name and now - last[1] < _REPEAT_WINDOW.get(name, 0.0):
+            return  # the supervisor's copy of the signal just handled: one request, not a second
         if self.finishing:
             # The run is over and its results are being written: let that finish; a second
             # signal means the user will not wait for it.

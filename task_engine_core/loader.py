@@ -8,6 +8,8 @@ import os
 import pkgutil
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -15,7 +17,25 @@ from ._secrets import error_text
 from .errors import TargetError
 from .pipeline import Pipeline
 
-__all__ = ["load_pipeline"]
+__all__ = ["load_pipeline", "loading_target"]
+
+# The targets being imported right now (innermost last): a module that runs its own pipeline at
+# import time (`PipelineExecutor().run()` outside `if __name__ == "__main__":`) is told, not obeyed.
+_LOADING: list[str] = []
+
+
+def loading_target() -> str | None:
+    """The CLI / DAG-folder target whose module is being imported now, or None."""
+    return _LOADING[-1] if _LOADING else None
+
+
+@contextmanager
+def _importing(target: str) -> Iterator[None]:
+    _LOADING.append(target)
+    try:
+        yield
+    finally:
+        _LOADING.pop()
 
 
 def load_pipeline(target: str) -> Pipeline:
@@ -26,6 +46,11 @@ def load_pipeline(target: str) -> Pipeline:
     object (and registers into it) gives that pipeline instead; `module:attribute` (or
     `file.py:attribute`) names one such object explicitly.
     """
+    with _importing(target):
+        return _load(target)
+
+
+def _load(target: str) -> Pipeline:
     source, sep, attribute = target.rpartition(":")
     if sep and source and attribute.isidentifier():
         return _load_attribute(source, attribute, target)

@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
+from ._runnable import check_runnable
 from .errors import (
     DuplicateTaskError,
     EmptyPipelineError,
+    EmptySelectionError,
     InvalidArgumentError,
     NotATaskError,
     UnknownDependencyError,
@@ -20,6 +22,7 @@ from ._dataflow import check_parameters
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
 from .policies._store import settings_version
+from .selection import check_select_options, describe_selection, normalise_tags, resolve_selection
 from .task import FunctionTask, Task
 
 __all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
@@ -32,7 +35,7 @@ class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
     __slots__ = (
-        "name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "map_over", "_resolved"
+        "name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "map_over", "_resolved"
     )
 
     def __init__(
@@ -43,9 +46,11 @@ class TaskDefinition:
         index: int,
         explicit_priority: float | None,
         pipeline_name: str,
+        tags: tuple[str, ...] = (),
         map_over: DependencyRef | None = None,
     ) -> None:
         self.name = name
+        self.tags = tags
         self.target = target
         self.depends_on = depends_on
         self.index = index
@@ -92,6 +97,10 @@ class ValidatedPipeline:
     definitions: dict[str, TaskDefinition]
     upstream: dict[str, tuple[str, ...]]
     policies: dict[str, TaskPolicies]
+    #: Tasks a selection left out: they do not run and do not block (see `Pipeline.select`).
+    excluded: frozenset[str] = frozenset()
+    #: The selection as CLI flags (`--only A,B`); '' when every task is selected.
+    selection: str = ""
     #: Mapped task -> the upstream whose output it fans out over (`@register(map_over=...)`).
     mapped: dict[str, str] = field(default_factory=dict)
 
@@ -111,6 +120,9 @@ class Pipeline:
         self._definitions: dict[str, TaskDefinition] = {}
         self._names_by_target: dict[int, str] = {}
         self._lock = threading.Lock()
+        # Set on the copies `select` returns: the chosen tasks and the selection's description.
+        self._selected: tuple[str, ...] | None = None
+        self._selection = ""
 
     # -- registration -------------------------------------------------------------------
     @overload
@@ -123,6 +135,7 @@ class Pipeline:
         depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
         name: str | None = None,
         priority: float | None = None,
+        tags: str | Sequence[str] | None = None,
         map_over: DependencyRef | None = None,
     ) -> Callable[[T], T]: ...
 
@@ -133,10 +146,12 @@ class Pipeline:
         depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
         name: str | None = None,
         priority: float | None = None,
+        tags: str | Sequence[str] | None = None,
         map_over: DependencyRef | None = None,
     ) -> T | Callable[[T], T]:
         """Register a Task subclass or a function; bare (`@register`) or called (`@register(...)`)."""
         dependencies = _normalise_dependencies(depends_on)
+        task_tags = normalise_tags(tags)
         if map_over is not None:
             if isinstance(map_over, (list, tuple)):
                 raise InvalidArgumentError(
@@ -151,7 +166,7 @@ class Pipeline:
             raise InvalidArgumentError(f"@register(priority=...) must be a number, not {priority!r}")
 
         def decorate(inner: T) -> T:
-            self.add(inner, depends_on=dependencies, name=name, priority=priority, map_over=map_over)
+            self.add(inner, depends_on=dependencies, name=name, priority=priority, tags=task_tags, map_over=map_over)
             return inner
 
         if target is None:
@@ -169,16 +184,24 @@ class Pipeline:
         depends_on: Sequence[DependencyRef] = (),
         name: str | None = None,
         priority: float | None = None,
+        tags: str | Sequence[str] | None = None,
         map_over: DependencyRef | None = None,
     ) -> TaskDefinition:
         """Register `target` without decorator syntax; returns its definition."""
         _check_task(target)
         task_name = name or target.__name__
+        task_tags = normalise_tags(tags)
+        if self._selected is not None:
+            raise InvalidArgumentError(
+                f"pipeline {self.name!r} here is a selection ({self._selection}) and cannot gain tasks; "
+                f"register {task_name!r} into the pipeline it was selected from"
+            )
         with self._lock:
             if task_name in self._definitions:
                 raise DuplicateTaskError(task_name, self.name)
             definition = TaskDefinition(
-                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name, map_over
+                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name, task_tags,
+                map_over,
             )
             self._definitions[task_name] = definition
             self._names_by_target.setdefault(id(target), task_name)
@@ -228,16 +251,68 @@ class Pipeline:
             if definition.is_function:
                 # `def transform(extract):` must fail here, before anything runs, not as a TypeError later.
                 check_parameters(name, definition.target, upstream[name])
-        return ValidatedPipeline(self.name, tuple(order), definitions, upstream, policies, mapped)
+        excluded = frozenset() if self._selected is None else frozenset(names).difference(self._selected)
+        return ValidatedPipeline(
+            self.name, tuple(order), definitions, upstream, policies, excluded, self._selection, mapped
+        )
 
     def _resolve_one(self, definition: TaskDefinition, ref: DependencyRef) -> str:
         if isinstance(ref, str):
             dependency = ref
         else:
-            dependency = self._names_by_target.get(id(ref)) or getattr(ref, "__name__", repr(ref))
+            # A class or function means that very object: never a local task that shares its name.
+            registered = self._names_by_target.get(id(ref))
+            if registered is None:
+                raise UnknownDependencyError.not_registered(definition.name, ref, self.name)
+            dependency = registered
         if dependency not in self._definitions:
             raise UnknownDependencyError(definition.name, dependency, closest_names(dependency, self._definitions))
         return dependency
+
+    def select(
+        self,
+        only: str | Sequence[str] | None = None,
+        from_: str | Sequence[str] | None = None,
+        to: str | Sequence[str] | None = None,
+        tags: str | Sequence[str] | None = None,
+        with_upstream: bool = False,
+        *,
+        from_tasks: str | Sequence[str] | None = None,
+    ) -> Pipeline:
+        """A new pipeline that runs only the selected tasks (this one is unchanged); see `selection`.
+
+        `only`: just these; `from_` (or `from_tasks`): these and everything downstream; `to`: these
+        and everything they need; `tags`: tasks with one of these tags. Names and tags may be
+        glob patterns; criteria intersect; `with_upstream` adds what the chosen tasks need.
+        Left-out tasks stay in the graph, do not run and do not block their dependents.
+        """
+        if from_ is not None and from_tasks is not None:
+            raise InvalidArgumentError("select() got both from_= and from_tasks=; they are the same option, give one")
+        options = check_select_options(
+            {"only": only, "from_": from_ if from_ is not None else from_tasks, "to": to, "tags": tags,
+             "with_upstream": with_upstream}
+        )
+        validated = self.validate()
+        tags_of = {name: definition.tags for name, definition in validated.definitions.items()}
+        chosen = resolve_selection(validated.name, validated.order, validated.upstream, tags_of, options)
+        description = describe_selection(options)
+        if self._selected is not None:  # selecting from a selection narrows it further
+            kept = set(self._selected)
+            chosen = tuple(name for name in chosen if name in kept)
+            description = f"{self._selection} {description}".strip()
+            if not chosen:
+                raise EmptySelectionError(self.name, description)
+        selected = Pipeline(self.name)
+        selected._definitions = dict(self._definitions)
+        selected._names_by_target = dict(self._names_by_target)
+        selected._selected = chosen
+        selected._selection = description
+        return selected
+
+    @property
+    def selection(self) -> str:
+        """How this pipeline was selected, as CLI flags (`--only A,B`); '' for a whole pipeline."""
+        return self._selection
 
     def _resolve(self, definition: TaskDefinition) -> tuple[str, ...]:
         resolved: list[str] = []
@@ -268,9 +343,9 @@ def _check_task(target: object) -> None:
             raise NotATaskError(target)
         if target.perform_task is Task.perform_task:
             raise NotATaskError(target, reason="which does not override perform_task(); define perform_task(self)")
-        return
     if not callable(target) or not hasattr(target, "__name__"):
         raise NotATaskError(target)
+    check_runnable(target)
 
 
 def _normalise_dependencies(depends_on: object) -> tuple[DependencyRef, ...]:
@@ -308,6 +383,7 @@ def register(
     depends_on: DependencyRef | Sequence[DependencyRef] | None = None,
     name: str | None = None,
     priority: float | None = None,
+    tags: str | Sequence[str] | None = None,
     map_over: DependencyRef | None = None,
 ) -> Callable[[T], T]: ...
 

@@ -25,6 +25,10 @@ class TaskResult:
     reason: str = ""
     waits: dict[str, float] = field(default_factory=dict)
     worker: str = ""
+    #: True for a task a selection left out: NOT_RUN, and it did not block its dependents.
+    excluded: bool = False
+    #: The run whose SUCCESS / SKIPPED this task kept instead of running again (`--resume`).
+    resumed_from: str | None = None
     #: What perform_task (or the function) returned; for a mapped task, the instances' outputs in item order.
     output: Any = None
 
@@ -47,11 +51,15 @@ class RunResult:
     workers: int = 1
     interrupted: str | None = None
     trace_id: str | None = None
+    #: The run this one resumed (`--resume`), or None.
+    resumed_from: str | None = None
+    #: The selection as CLI flags (`--only A,B`); '' when every task was selected.
+    selection: str = ""
 
     @property
     def succeeded(self) -> bool:
         """True when no task failed, none was blocked and the run was not interrupted."""
-        return self.interrupted is None and all(r.state.is_done_ok for r in self.tasks.values())
+        return self.interrupted is None and all(r.state.is_done_ok or r.excluded for r in self.tasks.values())
 
     @property
     def failed(self) -> list[TaskResult]:

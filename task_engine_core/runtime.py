@@ -6,21 +6,22 @@ act on its AttemptOutcome; none of them re-implements retry or skip decisions.
 
 from __future__ import annotations
 
-import contextvars
 import enum
+import inspect
+import math
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from .attempt import AttemptState, HandlerDecision
+from . import _streams
+from ._runnable import is_awaitable, run_awaitable
 from .errors import SkipTask, TaskTimeoutError
-from .events import AttemptFailed, AttemptStarted, Event, EventBus, WaitFinished, WaitStarted
-from .policies import TaskPolicies
-from .task import Task
+from .events import AttemptFailed, AttemptStarted
 
-__all__ = ["OutcomeKind", "AttemptOutcome", "TaskRun", "run_attempt", "current_task_run"]
+__all__ = ["OutcomeKind", "AttemptOutcome", "AttemptState", "HandlerDecision", "TaskRun", "run_attempt"]
 
 
 class OutcomeKind(enum.Enum):
@@ -51,80 +52,33 @@ class AttemptOutcome:
         return self.kind is not OutcomeKind.RETRY
 
 
-@dataclass
-class TaskRun:
-    """The state of one task in one run, shared by its attempts: identity, events, waits."""
-
-    name: str
-    policies: TaskPolicies
-    task: Task
-    run_id: str = ""
-    events: EventBus = field(default_factory=EventBus)
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    attempt: int = 0
-    waits: dict[str, float] = field(default_factory=dict)
-    first_poll: dict[str, float] = field(default_factory=dict)
-    explanation: str = ""
-
-    def explain(self, reason: str) -> None:
-        """Say why `retry_handler` decided as it did; the reason goes into RetryScheduled and TaskResult."""
-        self.explanation = reason
-
-    def emit(self, event: Event) -> None:
-        """Send an event of this task to the run's listeners."""
-        self.events.emit(event)
-
-    def record_wait(self, reason: str, seconds: float) -> None:
-        """Add `seconds` to the time this task spent waiting for `reason`."""
-        self.waits[reason] = self.waits.get(reason, 0.0) + seconds
-
-    @contextmanager
-    def waiting(self, reason: str, key: str, seconds: float | None = None, message: str = "") -> Iterator[None]:
-        """Report and record a blocking wait around the block (rate limit, resource, retry)."""
-        self.emit(WaitStarted(self.run_id, self.name, reason, key, seconds, message))
-        started = self.clock()
-        ok = False
-        try:
-            yield
-            ok = True
-        finally:
-            waited = self.clock() - started
-            self.record_wait(reason, waited)
-            self.emit(WaitFinished(self.run_id, self.name, reason, key, waited, ok))
+#: The name this state had before it was typed and shared with guards, backoff and handlers.
+TaskRun = AttemptState
 
 
-_CURRENT: contextvars.ContextVar[TaskRun | None] = contextvars.ContextVar("task_engine_run", default=None)
-
-
-def current_task_run() -> TaskRun | None:
-    """The TaskRun of the task executing in this thread, or None outside a task."""
-    return _CURRENT.get()
-
-
-def run_attempt(run: TaskRun, attempt: int, context: Mapping[str, Any] | None = None) -> AttemptOutcome:
+def run_attempt(run: AttemptState, attempt: int, context: Mapping[str, Any] | None = None) -> AttemptOutcome:
     """Run attempt number `attempt` of `run.task`: guards, then perform_task; decide what follows."""
     policies = run.policies
     run.attempt = attempt
+    task = run.task
     if context is not None:
-        run.task.context = context
+        task.context = run.context = context
+    if run.started is None:
+        run.started = run.clock()
+    task.attempt_state = run
     if run.events.wants(AttemptStarted):
         run.emit(AttemptStarted(run.run_id, run.name, attempt, policies.max_attempts))
-    token = _CURRENT.set(run)
     try:
-        for guard in policies.guards:
-            guard.before_attempt(run)
         if policies.timeout is None:
-            output = run.task.perform_task()
+            output = _guarded_perform(run)
         else:
             output = _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
         return AttemptOutcome(OutcomeKind.SKIPPED, attempt, policies.max_attempts, skip, reason=str(skip))
     except Exception as error:
+        run.last_error = error
         run.emit(AttemptFailed(run.run_id, run.name, attempt, policies.max_attempts, error))
         return _after_failure(run, attempt, error)
-    finally:
-        _CURRENT.reset(token)
     if output is not None:
         return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts, output=output)
     return _succeeded(attempt, policies.max_attempts)
@@ -144,15 +98,37 @@ def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
         )
 
 
-def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> Any:
-    """Run perform_task in a daemon thread and stop waiting for it after `seconds`; return its output."""
+def _guarded_perform(run: AttemptState) -> Any:
+    """One attempt's body: the guards (`@wait_for_resource` checks), then perform_task; return its output."""
+    if _streams.prefixing:
+        _streams.set_printing_task(run.name)
+        try:
+            return _perform(run)
+        finally:
+            _streams.set_printing_task(None)
+    return _perform(run)
+
+
+def _perform(run: AttemptState) -> Any:
+    for guard in run.policies.guards:
+        guard.before_attempt(run)
+    if is_awaitable(output := run.task.perform_task()):  # async def: run it on this thread's event loop
+        return run_awaitable(output)
+    return output
+
+
+def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> Any:
+    """Run the guards and perform_task in a daemon thread and stop waiting for them after `seconds`; return the output.
+
+    The guards are inside: a timeout bounds the whole attempt, so a readiness check that blocks
+    (or never returns) cannot outlast it.
+    """
     outcome: list[BaseException | None] = []
     returned: list[Any] = []
-    context = contextvars.copy_context()  # the attempt thread sees current_task_run() too
 
     def target() -> None:
         try:
-            returned.append(context.run(run.task.perform_task))
+            returned.append(_guarded_perform(run))
             outcome.append(None)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
             outcome.append(error)
@@ -167,7 +143,7 @@ def _perform_with_timeout(run: TaskRun, attempt: int, seconds: float) -> Any:
     return returned[0] if returned else None
 
 
-def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutcome:
+def _after_failure(run: AttemptState, attempt: int, error: Exception) -> AttemptOutcome:
     policies = run.policies
     limit = policies.max_attempts
 
@@ -177,21 +153,50 @@ def _after_failure(run: TaskRun, attempt: int, error: Exception) -> AttemptOutco
 
     if attempt >= limit:
         return give_up("no attempts left" if limit > 1 else "no retries configured")
-    run.explanation = ""
+    handler = run.task.retry_handler
     try:
-        decision = run.task.retry_handler(error)
+        decision = handler(error, run) if _takes_state(handler) else handler(error)
     except Exception as handler_error:
         handler_error.__context__ = error
         return give_up(f"retry_handler raised {type(handler_error).__name__}", handler_error)
-    explained = run.explanation
+    reason = ""
+    if isinstance(decision, HandlerDecision):
+        reason = decision.reason
+        if not decision.retry:
+            return give_up(reason or "retry_handler declined to retry")
+        decision = True if decision.delay is None else decision.delay
     if decision is None or decision is False:
-        return give_up(explained or "retry_handler declined to retry")
+        return give_up("retry_handler declined to retry")
     if decision is True:
-        delay = policies.backoff.delay(attempt)
-    elif isinstance(decision, (int, float)) and decision >= 0:
+        delay = policies.backoff.delay_for(run)
+    elif isinstance(decision, (int, float)) and math.isfinite(decision) and decision >= 0:
         delay = float(decision)
-    else:
+    else:  # NaN and infinity too: the task's own failure, not a library error from a sleep
         return give_up(f"retry_handler returned {decision!r}; expected True, False or seconds >= 0")
     return AttemptOutcome(
-        OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason=explained or "retry_handler asked to retry"
+        OutcomeKind.RETRY, attempt, limit, error, delay=delay, reason=reason or "retry_handler asked to retry"
     )
+
+
+_TAKES_STATE: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
+def _takes_state(handler: Callable[..., Any]) -> bool:
+    """True when a bound retry_handler accepts a second positional argument (the AttemptState)."""
+    function = getattr(handler, "__func__", handler)
+    try:
+        return _TAKES_STATE[function]
+    except (KeyError, TypeError):
+        pass
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        takes = False
+    else:
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes = len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    try:
+        _TAKES_STATE[function] = takes
+    except TypeError:
+        pass  # not weak-referenceable: decided again next time
+    return takes

@@ -3,8 +3,8 @@
 Extend `SensibleDefaultsRequests` instead of `Task` when a task talks to an HTTP API. The task gets
 `self.session` (a `requests.Session` with connect/read timeouts that raises on error statuses) and a
 `retry_handler` that decides per status code or failure kind. The retry loop stays the core's: the
-handler only answers False or a number of seconds, and explains itself through `TaskRun.explain`, so
-the decision shows up in `RetryScheduled.reason` and `TaskResult.reason` on every backend.
+handler receives the AttemptState and answers a `HandlerDecision` (retry after seconds, or give up)
+with its reason, so the decision shows up in `RetryScheduled.reason` and `TaskResult.reason` on every backend.
 
 Importing this module loads the standard library only; `requests` is imported on first use
 (install it with `pip install 'task-engine[http]'`).
@@ -32,8 +32,8 @@ from .errors import (
     MissingExtraError,
 )
 from .policies import Backoff, RetryPolicy, attach, stored_settings
-from .runtime import current_task_run
-from .task import RetryDecision, Task
+from .attempt import AttemptState, HandlerDecision
+from .task import Task
 
 __all__ = [
     "NO_RETRY",
@@ -126,15 +126,15 @@ class SensibleDefaultsRequests(Task):
         return None
 
     # -- deciding -------------------------------------------------------------------------------
-    def retry_handler(self, error: Exception) -> RetryDecision:
+    def retry_handler(self, error: Exception, state: AttemptState | None = None) -> HandlerDecision:
         """Decide by the failure's rule; the reason is reported in RetryScheduled and TaskResult.reason."""
-        run = current_task_run()
+        run = state if state is not None else self.attempt_state
         attempt = run.attempt if run is not None else 1
-        max_attempts = run.policies.max_attempts if run is not None else self.default_attempts()
+        max_attempts = run.max_attempts if run is not None else self.default_attempts()
         decision, reason = self.decide(error, attempt, max_attempts)
-        if run is not None:
-            run.explain(reason)
-        return decision
+        if decision is False or decision is None:
+            return HandlerDecision.give_up(reason)
+        return HandlerDecision.retry_after(None if decision is True else float(decision), reason)
 
     def decide(self, error: BaseException, attempt: int, max_attempts: int) -> tuple[float | bool, str]:
         """After failed attempt `attempt`: (False or seconds to wait, the reason in words)."""
@@ -397,12 +397,14 @@ def _session_class() -> type:
 
             with ExitStack() as stack:
                 for key, tokens, timeout, limiter in limits:
-                    stack.enter_context(rate_limited(key, tokens, timeout=timeout, limiter=limiter))
+                    stack.enter_context(
+                        rate_limited(key, tokens, timeout=timeout, limiter=limiter, attempt=self.task.attempt_state)
+                    )
                 yield
 
         def _limits_for(self, method: str, url: str, extra_key: str | None) -> list[tuple[str, float, Any, Any]]:
             """(key, tokens, timeout, limiter) to take now: @rate_limit keys, the task's key, the call's key."""
-            run = current_task_run()
+            run = self.task.attempt_state
             limits: list[tuple[str, float, Any, Any]] = []
             covered: set[str] = set()
             if run is not None:

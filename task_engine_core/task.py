@@ -12,7 +12,7 @@ from ._dataflow import NO_INPUTS, call_with_inputs, parameter_plan
 __all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
 
 #: What `retry_handler` may answer: False/None = give up, True = retry after the backoff,
-#: a number = retry after that many seconds.
+#: a number = retry after that many seconds; a `HandlerDecision` says the same with a reason.
 RetryDecision = bool | float | int | None
 
 
@@ -36,15 +36,21 @@ class Task:
 
     #: The run's read-only TaskContext; the executor sets it before the first attempt.
     context: Mapping[str, Any] = {}
-    #: Outputs of the upstream tasks by name (read-only); the executor sets it before the first attempt.
+    #: Outputs of the upstream tasks by name (read-only); the lifecycle sets it before the first attempt.
     inputs: Mapping[str, Any] = NO_INPUTS
+    #: The AttemptState of the running attempt (attempt number, waits, ...); set before each attempt.
+    attempt_state: Any = None
 
     def perform_task(self) -> Any:
         """Do the work; return the task's output (None for none), or raise to fail this attempt."""
         raise TypeError(f"{type(self).__name__} does not override perform_task()")
 
     def retry_handler(self, error: Exception) -> RetryDecision:
-        """Decide after a failed attempt: False = give up, True = retry, a number = retry after it."""
+        """Decide after a failed attempt: False = give up, True = retry, a number = retry after it.
+
+        An override may take a second parameter, `retry_handler(self, error, state)`: it then
+        receives the AttemptState and may return a `HandlerDecision` carrying the reason.
+        """
         return False
 
     def __repr__(self) -> str:

@@ -2,7 +2,6 @@
 # Install everything the tests need, then run every suite. `.ci/run` runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
 status=0
 
 # --- reporters and telemetry: a real browser, Graphviz and Mermaid for the report/graph tests ---
@@ -17,9 +16,24 @@ if [ ! -f tests/js/node_modules/mermaid/dist/mermaid.min.js ]; then
 fi
 # --- end reporters and telemetry ---
 
-echo "== core: install and test"
-"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test]'
-"$PYTHON" -m pytest -q -p no:cacheprovider tests || status=1
+# --- shared stores: redis-server (rate limits) and PostgreSQL 15 (statistics, Airflow metadata) ---
+echo "== stores: redis-server and postgresql (apt)"
+if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null \
+        || echo "apt-get could not install redis-server/postgresql: the shared-store tests will skip"
+fi
+# --- end shared stores ---
+
+# --- core: its own virtualenv (.venvs/core, the project with its `test` extra); the global
+#     interpreter is never installed into (PEP 668 marks Debian's and Ubuntu's as externally managed).
+echo "== core: virtualenv (.venvs/core) and tests"
+if bash scripts/suite-venv.sh core; then
+    .venvs/core/bin/python -m pytest -q -p no:cacheprovider tests || status=1
+else
+    echo "core: building .venvs/core failed"
+    status=1
+fi
+# --- end of the core block
 
 # --- Airflow adapter (tests/airflow): its own virtualenv, as Airflow 3.3 and Prefect 3.9 cannot share one.
 echo "== airflow: virtualenv (.venvs/airflow) and tests"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -45,7 +46,8 @@ def test_failed_task_exits_1_with_a_summary_then_the_traceback(tmp_path):
     lines = done.stderr.splitlines()
     assert lines[0] == "task 'extract' failed after 1 attempt(s): ValueError: Error 401"
     assert lines[1] == "Traceback (most recent call last):"
-    assert lines[-2:] == ["ValueError: Error 401", "Task Engine: task 'extract' failed on attempt 1 (no retries configured)"]
+    assert lines[-3:-1] == ["ValueError: Error 401", "Task Engine: task 'extract' failed on attempt 1 (no retries configured)"]
+    assert re.fullmatch(r"run finished in \d+\.\d\d s: 1 failed", lines[-1])  # which tasks then did not run
 
 
 def test_definition_error_exits_2_without_traceback(tmp_path):
@@ -131,3 +133,42 @@ def test_syntax_and_import_errors_in_the_users_module_exit_2_naming_file_and_lin
     assert done.returncode == 2 and done.stderr == (
         f"error: cannot load {str(missing)!r}: ModuleNotFoundError: No module named 'not_installed_lib' at {missing}, line 2\n"
     )
+
+
+def test_version_prints_the_installed_version_and_exits_0():
+    import subprocess
+    import sys
+
+    import task_engine_core
+
+    done = subprocess.run([sys.executable, "-m", "task_engine_core", "--version"], capture_output=True, text=True,
+                          cwd=Path(task_engine_core.__file__).parents[1])
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"task-engine {task_engine_core.__version__}\n", "")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", task_engine_core.__version__)
+
+
+def test_prefix_output_names_the_task_on_each_line_it_prints(tmp_path):
+    file = tmp_path / "talkers.py"
+    file.write_text(textwrap.dedent("""
+        import sys
+        from task_engine_core import register
+
+        @register
+        def one():
+            print("one says", 1)
+            sys.stdout.write("partial ")
+            sys.stdout.write("line\\nand more\\n")
+
+        @register
+        def two():
+            print("two says", 2)
+    """))
+    done = cli("run", str(file), "--workers", "2", "--prefix-output", "--no-stats", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(line for line in lines if not line.startswith("Executing ")) == [
+        "[one] and more", "[one] one says 1", "[one] partial line", "[two] two says 2",
+    ]
+    assert sorted(line for line in lines if line.startswith("Executing ")) == ["Executing one", "Executing two"]
+    plain = cli("run", str(file), "--workers", "2", "--no-stats", cwd=tmp_path)  # off by default
+    assert "one says 1" in plain.stdout.splitlines()

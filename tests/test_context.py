@@ -535,3 +535,25 @@ def test_a_context_with_secrets_survives_pickle_and_deepcopy(tmp_path):
         assert clone == context and clone.sources == context.sources
         assert clone["api"]["token"].reveal() == "pickled-token-1"
         assert isinstance(clone["api"], TaskContext)
+
+
+def test_a_context_nested_up_to_the_limit_works_in_every_output(tmp_path):
+    from task_engine_core import Pipeline, PipelineExecutor
+    from task_engine_core.context import MAX_CONTEXT_DEPTH
+    from task_engine_core.reporters import HtmlRunReport, JsonRunSummary
+
+    depth = MAX_CONTEXT_DEPTH
+    (tmp_path / "deep.yml").write_text("".join("  " * i + f"k{i}:\n" for i in range(depth - 1)) + "  " * (depth - 1) + "v: 1\n")
+    p = Pipeline("deep")
+    seen = []
+
+    @p.register
+    def reads(context):
+        node = context
+        for i in range(depth - 1):
+            node = node[f"k{i}"]
+        seen.append(node["v"])
+
+    reporters = [HtmlRunReport(tmp_path / "r.html"), JsonRunSummary(tmp_path / "r.json")]
+    PipelineExecutor(p, context=tmp_path / "deep.yml", reporters=reporters, stats=False).run()
+    assert seen == [1] and (tmp_path / "r.html").stat().st_size and (tmp_path / "r.json").stat().st_size

@@ -238,3 +238,112 @@ def test_outputs_on_threads_match_sequential():
     sequential = run(build()).tasks["step19"].output
     threaded = run(build(), workers=4).tasks["step19"].output
     assert sequential == threaded == 10 + sum(range(20))
+
+
+def resumable(broken: dict) -> Pipeline:
+    """extract -> load(extract) -> Publish (reads nothing); load fails while broken["load"]."""
+    pipeline = Pipeline("resume_outputs")
+
+    @pipeline.register
+    def extract():
+        return [1, 2, 3]
+
+    @pipeline.register(depends_on=extract)
+    def load(extract):
+        if broken["load"]:
+            raise ConnectionError("warehouse down")
+        return sum(extract)
+
+    @pipeline.register(depends_on=load)
+    class Publish(Task):
+        def perform_task(self):
+            return "published"
+
+    return pipeline
+
+
+def test_a_resume_that_would_hand_a_task_a_kept_output_is_refused_naming_both_tasks(tmp_path):
+    broken = {"load": True}
+    pipeline = resumable(broken)
+    stats = tmp_path / "stats.sqlite3"
+    first = PipelineExecutor(pipeline, reporters=[], stats=stats)
+    with pytest.raises(ConnectionError):
+        first.run()
+    broken["load"] = False
+    with pytest.raises(TaskEngineError) as refused:
+        PipelineExecutor(pipeline, reporters=[], stats=stats, resume=True).run()
+    assert str(refused.value) == (
+        f"task 'load' reads the output of 'extract', which this run does not have: 'extract' was kept from run "
+        f"{first.result.run_id} by --resume, and outputs are not kept between runs\n"
+        f"run 'extract' again too: start a run that does not resume"
+    )
+    # Refused before anything ran: a run without resume then does all of it.
+    result = PipelineExecutor(pipeline, reporters=[], stats=stats).run()
+    assert result.tasks["load"].output == 6
+
+
+def test_a_resume_keeps_tasks_whose_outputs_nobody_that_runs_again_reads(tmp_path):
+    broken = {"load": False}
+    pipeline = resumable(broken)
+    stats = tmp_path / "stats.sqlite3"
+
+    @pipeline.register(depends_on="Publish")
+    def announce(Publish):
+        if broken.get("announce", True):
+            broken["announce"] = False
+            raise RuntimeError("mail server down")
+        return f"announced {Publish}"
+
+    with pytest.raises(RuntimeError):
+        PipelineExecutor(pipeline, reporters=[], stats=stats).run()
+    with pytest.raises(TaskEngineError, match="task 'announce' reads the output of 'Publish'"):
+        PipelineExecutor(pipeline, reporters=[], stats=stats, resume=True).run()
+
+
+def test_a_task_subclass_reading_a_kept_output_fails_with_the_same_message(tmp_path):
+    pipeline = Pipeline("resume_task_reads")
+    fail = {"Report": True}
+
+    @pipeline.register
+    def source():
+        return "rows"
+
+    @pipeline.register(depends_on=source)
+    class Report(Task):
+        def perform_task(self):
+            if fail["Report"]:
+                raise RuntimeError("first run fails")
+            return self.inputs["source"]
+
+    @pipeline.register(depends_on=source)
+    class Count(Task):
+        def perform_task(self):
+            if fail["Report"]:
+                raise RuntimeError("first run fails")
+            return 1  # reads nothing: resuming it is fine
+
+    stats = tmp_path / "stats.sqlite3"
+    with pytest.raises(RuntimeError):
+        PipelineExecutor(pipeline, reporters=[], stats=stats, keep_going=True).run()
+    fail["Report"] = False
+    executor = PipelineExecutor(pipeline, reporters=[], stats=stats, resume=True, keep_going=True, raise_on_failure=False)
+    result = executor.run()
+    assert result.tasks["source"].resumed_from is not None
+    assert result.tasks["Count"].state is TaskState.SUCCESS
+    report = result.tasks["Report"]
+    assert report.state is TaskState.FAILED
+    assert str(report.error).startswith("task 'Report' reads the output of 'source', which this run does not have")
+
+
+def test_a_selection_that_leaves_out_a_task_whose_output_is_read_is_refused():
+    pipeline = resumable({"load": False})
+    with pytest.raises(TaskEngineError) as refused:
+        run(pipeline, select={"only": "load"})
+    assert str(refused.value) == (
+        "task 'load' reads the output of 'extract', which this run does not have: 'extract' is left out by the "
+        "selection (--only load), and outputs are not kept between runs\n"
+        "select 'extract' too: add --with-upstream, or name it"
+    )
+    result = run(pipeline, select={"only": "load", "with_upstream": True})
+    assert result.tasks["load"].output == 6
+    assert result.tasks["Publish"].excluded

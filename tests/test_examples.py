@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,31 @@ def test_databricks_fan_out_example_polls_each_run_through_the_rate_limit(tmp_pa
     assert tasks["Report"]["output"] == "{'failed': [1002], 'running': [1004]}"
     # Five polls plus one retry at 4 per second with a burst of 2: some instance waited for a token.
     assert sum(task["waits"].get("rate_limit", 0.0) for name, task in tasks.items() if name.startswith("PollRun[")) > 0
+
+
+def _runnable_readme_samples() -> list[tuple[int, str]]:
+    """Every ```python block of the README preceded by a `<!-- runnable -->` line, with its line number."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    samples = []
+    for number, line in enumerate(lines):
+        if line.strip() == "<!-- runnable -->":
+            assert lines[number + 1] == "```python", f"README.md:{number + 1}: the runnable mark must precede a ```python block"
+            end = lines.index("```", number + 2)
+            samples.append((number + 3, "\n".join(lines[number + 2 : end]) + "\n"))
+    return samples
+
+
+SAMPLES = _runnable_readme_samples()
+
+
+def test_the_readme_marks_samples_as_runnable():
+    assert len(SAMPLES) >= 2
+
+
+@pytest.mark.parametrize(("line", "code"), SAMPLES, ids=[f"README.md:{line}" for line, _ in SAMPLES])
+def test_every_runnable_readme_sample_runs_as_shown(tmp_path, line, code):
+    (tmp_path / "sample.py").write_text(code, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TASK_ENGINE_STATS="off")
+    done = subprocess.run([sys.executable, "sample.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"README.md:{line}\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr

@@ -345,3 +345,21 @@ def test_a_task_raising_keyboard_interrupt_fails_and_stops_new_starts():
     with pytest.raises(KeyboardInterrupt):
         executor.run()
     assert states(executor.result) == {"interrupts": (TaskState.FAILED, 1), "next": (TaskState.NOT_RUN, 0)}
+
+
+def test_raise_on_failure_false_returns_the_result_of_a_failed_run():
+    p = Pipeline("quiet_failure")
+
+    @p.register
+    def breaks():
+        raise LookupError("missing row")
+
+    @p.register(depends_on=breaks)
+    def after():
+        pass
+
+    executor = PipelineExecutor(p, reporters=[], stats=False, raise_on_failure=False)
+    result = executor.run()
+    assert result is executor.result and not result.succeeded
+    assert result.states() == {"breaks": TaskState.FAILED, "after": TaskState.UPSTREAM_FAILED}
+    assert str(result.tasks["breaks"].error) == "missing row"

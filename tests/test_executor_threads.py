@@ -422,3 +422,18 @@ def test_without_signal_handlers_a_keyboard_interrupt_is_re_raised_after_settlin
     assert executor.result.tasks["interrupting"].reason == "abandoned: the run was interrupted while it ran"
     assert executor.result.interrupted == "SIGINT"
     assert type(finished[-1]).__name__ == "RunFinished"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_signal_repeated_by_a_supervisor_is_one_request(tmp_path: Path, workers: int) -> None:
+    # What GNU `timeout` does: SIGTERM to the child, then to its process group (the child again).
+    process, marks, database = start_cli(tmp_path, workers, slow=1.5)
+    os.kill(process.pid, signal.SIGTERM)
+    time.sleep(0.05)  # the copy arrives after the first was handled (two at once Python merges into one)
+    os.kill(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert (marks / "slow.done").exists()  # the running task was let finish
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT task, state FROM task_runs ORDER BY task").fetchall()
+    assert rows == [("after", "not_run"), ("slow", "success")]

@@ -249,3 +249,105 @@ def test_empty_pipeline():
 def test_pipeline_name_must_be_a_string():
     with pytest.raises(InvalidArgumentError, match=r"^Pipeline name must be a non-empty string, not ''$"):
         Pipeline("")
+
+
+def test_a_class_dependency_never_binds_to_a_same_named_local_task():
+    other, here = Pipeline("other"), Pipeline("here")
+    Extract = other.register(make("Extract"))
+    here.register(make("Extract"))  # same name, unrelated class
+    here.register(depends_on=Extract)(make("Load"))
+    with pytest.raises(UnknownDependencyError) as info:
+        here.validate()
+    assert str(info.value) == (
+        f"task 'Load' depends on unknown task 'Extract' ({Extract.__module__}.{Extract.__qualname__}): that class "
+        "or function is not registered in pipeline 'here', and a class or function dependency means that very "
+        "object, never a local task of the same name; register it in this pipeline, or depend on a local task "
+        "by its name (depends_on='Extract')"
+    )
+
+
+def test_a_function_dependency_of_another_pipeline_is_refused_too():
+    other, here = Pipeline("other"), Pipeline("here")
+
+    @other.register
+    def extract():
+        pass
+
+    here.add(lambda: None, name="extract")
+    here.register(depends_on=extract)(make("Load"))
+    with pytest.raises(UnknownDependencyError, match=r"^task 'Load' depends on unknown task 'extract' \("):
+        here.validate()
+
+
+def _generator_function():
+    yield 1
+
+
+async def _async_generator_function():
+    yield 1
+
+
+class _GeneratorTask(Task):
+    def perform_task(self):
+        yield "never runs"
+
+
+class _NeedsArguments(Task):
+    def __init__(self, url, *, token, retries_=3):
+        self.url = url
+
+    def perform_task(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    "target, reason",
+    [
+        (_generator_function, "which is a generator function: a generator cannot be run as a task"),
+        (_async_generator_function, "which is a generator function: a generator cannot be run as a task"),
+        (_GeneratorTask, "whose perform_task is a generator function: a generator cannot be run as a task"),
+        (_NeedsArguments, "whose __init__ needs 'url', 'token', but the engine creates each task with no arguments; "
+                          "give them defaults, or read settings from self.context in perform_task"),
+    ],
+    ids=["generator", "async-generator", "generator-perform_task", "init-needs-arguments"],
+)
+def test_what_cannot_be_run_is_a_definition_error_at_registration(target, reason):
+    p = Pipeline("unrunnable")
+    with pytest.raises(NotATaskError) as info:
+        p.register(target)
+    assert str(info.value).startswith(f"@register got {target!r}, {reason}")
+    assert len(p) == 0
+
+
+def test_async_tasks_run_their_bodies_on_an_event_loop_of_their_worker():
+    import asyncio
+    import threading
+
+    from task_engine_core import PipelineExecutor, TaskState, retries
+
+    p = Pipeline("coroutines")
+    ran: list[tuple[str, str, int]] = []
+
+    @p.register
+    class Fetch(Task):
+        async def perform_task(self):
+            await asyncio.sleep(0)
+            ran.append(("Fetch", threading.current_thread().name, id(asyncio.get_running_loop())))
+
+    @p.register(depends_on=Fetch)
+    @retries(2, backoff=0)
+    async def store(context):
+        await asyncio.sleep(0)
+        ran.append(("store", threading.current_thread().name, id(asyncio.get_running_loop())))
+        if len(ran) == 2:
+            raise ConnectionError("first try fails")
+
+    result = PipelineExecutor(p, reporters=[], stats=False, workers=2).run()
+    assert {n: (r.state, r.attempts) for n, r in result.tasks.items()} == {
+        "Fetch": (TaskState.SUCCESS, 1), "store": (TaskState.SUCCESS, 2),
+    }
+    assert [name for name, _, _ in ran] == ["Fetch", "store", "store"]
+    by_thread = {}
+    for _, thread, loop in ran:  # one loop per worker thread, kept for its later tasks
+        by_thread.setdefault(thread, set()).add(loop)
+    assert all(len(loops) == 1 for loops in by_thread.values())

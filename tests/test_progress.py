@@ -195,3 +195,44 @@ def test_terminal_status_line_refreshes_while_a_task_runs() -> None:
     assert redrawn.is_set()
     assert out.getvalue().count("\r\x1b[K0/1 done | running 1") >= 4
     assert reporter._ticker is None  # stopped at the end of the run
+
+
+def test_a_wait_line_reads_as_its_message_and_short_waits_get_none() -> None:
+    out = io.StringIO()
+    reporter = ProgressReporter(out, refresh=None)
+    reporter(RunStarted("r", "p", ("Poll",), {}, workers=1))
+    reporter(WaitStarted("r", "Poll", "rate_limit", "/jobs/runs/get", 0.8, "waiting 0.8 s for '/jobs/runs/get'"))
+    reporter(WaitStarted("r", "Poll", "rate_limit", "/jobs/runs/get", 0.03, "waiting 0.0 s for '/jobs/runs/get'"))
+    reporter(WaitStarted("r", "Poll", "resource", "warehouse", None, ""))
+    assert out.getvalue().splitlines()[1:] == [
+        "[0/1] Poll waiting 0.8 s for '/jobs/runs/get'",  # was: "waiting for waiting 0.8 s ..."
+        "[0/1] Poll waiting for resource 'warehouse'",
+    ]
+
+
+def test_eta_follows_the_critical_path_of_a_chain() -> None:
+    clock = FakeClock(start=100.0)
+    chain = ("A", "B", "C", "D")
+    reporter = ProgressReporter(io.StringIO(), expected=dict.fromkeys(chain, 1.0), refresh=None, clock=clock)
+    reporter(RunStarted("r", "p", chain, {"A": (), "B": ("A",), "C": ("B",), "D": ("C",)}, workers=4))
+    assert reporter.eta() == 4.0  # one after another, however many workers (was: 1.0)
+    reporter(TaskStarted("r", "A", "w1"))
+    clock.advance(0.5)
+    assert reporter.eta() == 3.5
+
+
+def test_a_tasks_print_on_a_terminal_starts_on_a_line_of_its_own() -> None:
+    import contextlib
+
+    clock, out = FakeClock(start=100.0), io.StringIO()
+    pipeline = Pipeline("printing")
+
+    @pipeline.register
+    def talks() -> None:
+        print("hello from the task")
+
+    with contextlib.redirect_stdout(out):  # the terminal: task output and status line share it
+        run_with(ProgressReporter(out, tty=True, refresh=None, clock=clock), clock, pipeline)
+        assert sys.stdout is out  # the status-clearing stream is gone after the run
+    text = out.getvalue()
+    assert "\r\x1b[Khello from the task\n" in text and "elapsed 0:00hello" not in text

@@ -230,11 +230,12 @@ def test_waits_inside_tasks_are_reported_and_recorded(limiter, clock):
             pass
 
     @pipeline.register(depends_on=First)
-    def second():
-        with rate_limited(KEY, limiter=limiter):
-            pass
-        with rate_limited(KEY, limiter=limiter):
-            pass
+    class second(Task):
+        def perform_task(self):
+            with rate_limited(KEY, limiter=limiter, attempt=self.attempt_state):
+                pass
+            with rate_limited(KEY, limiter=limiter, attempt=self.attempt_state):
+                pass
 
     _, result, events = _run(pipeline, clock)
     started = [e for e in events if isinstance(e, WaitStarted)]
@@ -359,10 +360,11 @@ def test_console_reporter_prints_waits_above_its_threshold(limiter, clock):
     pipeline = Pipeline("console")
 
     @pipeline.register
-    def poll():
-        for _ in range(3):
-            with rate_limited(KEY, limiter=limiter):
-                pass
+    class poll(Task):
+        def perform_task(self):
+            for _ in range(3):
+                with rate_limited(KEY, limiter=limiter, attempt=self.attempt_state):
+                    pass
 
     out = io.StringIO()
     PipelineExecutor(

@@ -150,11 +150,26 @@ CONTEXT_ERRORS = [
         "rate_limits:\n  api: {{rate: 5, burst: 0.5}}\n",
         "context key rate_limits.api: RateLimit('api', burst=0.5): burst must be a finite number >= 1",
     ),
+    (  # about 300 levels: was a RecursionError traceback and exit 1
+        "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v: 1\n",
+        "context file '{dir}/ctx.yml', line 101: its mappings and lists nest more than 100 levels deep; flatten "
+        "the structure (a context holds configuration, not deep data)",
+    ),
+    (
+        "a: " + "{{x: " * 300 + "1" + "}}" * 300 + "\n",
+        "context file '{dir}/ctx.yml', line 1: its mappings and lists nest more than 100 levels deep; flatten "
+        "the structure (a context holds configuration, not deep data)",
+    ),
+    (  # so deep that PyYAML's own parser runs out of stack
+        "a: " + "[" * 5000 + "1" + "]" * 5000 + "\n",
+        "context file '{dir}/ctx.yml': its mappings and lists nest more than 100 levels deep; flatten "
+        "the structure (a context holds configuration, not deep data)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "alias-bomb", "recursive-alias", "burst"]
+    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "alias-bomb", "recursive-alias", "burst", "deep-300", "deep-flow-300", "deep-5000"]
 )
 def test_a_bad_context_file_exits_2_before_anything_happens(tmp_path: Path, text: str | None, message: str) -> None:
     write(tmp_path / "pipe.py", TASK)
@@ -296,7 +311,9 @@ def test_a_base_exception_in_a_worker_thread_keeps_the_other_results(tmp_path: P
     assert done.returncode == 1, done.stderr
     assert sorted(done.stdout.splitlines()) == ["Executing bad", "Executing slow", "slow done"]  # no new start
     assert done.stderr.splitlines()[0] == f"task 'bad' failed after 1 attempt(s): {shown}"
-    assert done.stderr.splitlines()[-1] == f"Task Engine: task 'bad' failed on attempt 1 ({name} escaped the task)"
+    assert done.stderr.splitlines()[-2] == f"Task Engine: task 'bad' failed on attempt 1 ({name} escaped the task)"
+    totals = re.fullmatch(rf"run interrupted by {name} in \d+\.\d\d s: (.*)", done.stderr.splitlines()[-1])
+    assert totals and sorted(totals[1].split(", ")) == ["1 failed", "1 not_run", "1 success", "1 upstream_failed"]
     assert rows(database, "SELECT task, state, error_type FROM task_runs ORDER BY task") == [
         ("after_bad", "upstream_failed", None),
         ("after_slow", "not_run", None),
@@ -507,10 +524,11 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     name = signal.Signals(signum).name
     assert process.returncode == code, err
     assert sorted(p.name for p in marks.iterdir()) == sorted(f"slow{i}.{s}" for i in range(3) for s in ("started", "done"))
-    assert err == (
+    assert err.splitlines()[0] == (
         f"interrupted: run {rows(database, 'SELECT run_id FROM runs')[0][0]} of pipeline 'stoppable' stopped by "
-        f"{name}; finished tasks kept their results\n"
+        f"{name}; finished tasks kept their results"
     )
+    assert re.fullmatch(rf"run interrupted by {name} in \d+\.\d\d s: 3 success, 3 not_run\n", err.split("\n", 1)[1])
     assert dict(rows(database, "SELECT task, state FROM task_runs")) == {
         **{f"slow{i}": "success" for i in range(3)}, **{f"next{i}": "not_run" for i in range(3)}
     }
@@ -637,8 +655,7 @@ def test_four_cli_runs_recording_into_one_database_at_once_lose_no_row(tmp_path:
 # -- security ---------------------------------------------------------------------------------------------------------
 SECRET_PIPELINE = """
 import logging, os
-from task_engine_core import SkipTask, Task, register, retries
-from task_engine_core.runtime import current_task_run
+from task_engine_core import HandlerDecision, SkipTask, Task, register, retries
 
 logging.basicConfig(filename=os.environ["APP_LOG"], level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
 log = logging.getLogger("app")
@@ -668,9 +685,8 @@ class Explains(Task):
             log.exception("request failed")
             raise
 
-    def retry_handler(self, error):
-        current_task_run().explain(f"gave up on {self.context['api']['token'].reveal()}")
-        return False
+    def retry_handler(self, error, state):
+        return HandlerDecision.give_up(f"gave up on {self.context['api']['token'].reveal()}")
 """
 
 TOKEN, PASSWORD = "tok-SECRET-1111", "pw-SECRET-2222"
@@ -717,3 +733,248 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
     assert "no rows for password ***" in database and "gave up on ***" in database
     assert "nothing_new skipped in " in progress.stderr and ": SkipTask: no rows for password ***" in progress.stderr
 
+
+
+ESCAPED_SECRET_PIPELINE = """
+import json, logging, os
+from task_engine_core import SkipTask, register
+
+logging.basicConfig(filename=os.environ["APP_LOG"], level=logging.INFO, format="%(levelname)s %(message)s")
+log = logging.getLogger("app")
+
+
+@register
+def with_repr(context):
+    params = {"token": context["api"]["token"].reveal(), "n": 1}
+    log.warning("params %r", params)
+    raise ValueError(f"bad params {params!r}")
+
+
+@register
+def with_json(context):
+    raise SkipTask("payload " + json.dumps({"token": context["api"]["token"].reveal()}))
+
+
+@register
+def with_ascii(context):
+    token = context["api"]["token"].reveal()
+    log.warning("ascii: %s list: %s", ascii(token), [token])
+    raise RuntimeError(f"rejected {ascii(token)} / {[token]}")
+"""
+
+# A backslash, a double quote, a tab and non-ASCII: each is escaped by repr, json.dumps or ascii.
+ESCAPED_TOKEN = 'in\\SECRET"\t\u00e9\u20acX'
+
+
+def test_escaped_renderings_of_a_secret_reach_no_output_channel(tmp_path: Path) -> None:
+    import html
+
+    write(tmp_path / "escaped_pipe.py", ESCAPED_SECRET_PIPELINE)
+    (tmp_path / "ctx.yml").write_text(f"api:\n  token: !secret {json.dumps(ESCAPED_TOKEN)}\n", encoding="utf-8")
+    done = cli(
+        tmp_path, "escaped_pipe.py", "--context", "ctx.yml", "--keep-going",
+        "--report", "run.html", "--json", "run.json", "--trace", "trace.jsonl", "--no-stats",
+        APP_LOG="app.log", PYTHONIOENCODING="utf-8",
+    )
+    assert done.returncode == 1, done.stderr
+    channels = {  # a task's own print is its own output, not masked (as in Airflow's and Prefect's logs)
+        "stderr": done.stderr,
+        "log file": (tmp_path / "app.log").read_text(encoding="utf-8"),
+        "html": html.unescape((tmp_path / "run.html").read_text(encoding="utf-8")),
+        "json": (tmp_path / "run.json").read_text(encoding="utf-8"),
+        "trace": (tmp_path / "trace.jsonl").read_text(encoding="utf-8"),
+    }
+    for channel, text in channels.items():
+        assert "SECRET" not in text, (channel, [line for line in text.splitlines() if "SECRET" in line])
+    # The texts that held the secret are there, masked.
+    assert "ascii: '***' list: ['***']" in channels["log file"]
+    assert "bad params {'token': '***', 'n': 1}" in done.stderr
+    assert "payload {\\\"token\\\": \\\"***\\\"}" in channels["json"] and "rejected '***' / ['***']" in channels["html"]
+    assert "params {'token': '***', 'n': 1}" in channels["log file"]
+
+
+SURROGATE_PIPELINE = """
+import logging
+from task_engine_core import SkipTask, register
+
+@register
+def lists():
+    name = b"caf\\xff.txt".decode("utf-8", "surrogateescape")  # what os.listdir() gives for it
+    logging.getLogger("app").warning("found %s", name)
+    raise SkipTask("odd file " + name)
+
+@register(depends_on=lists)
+def after():
+    print("after ran")
+"""
+
+
+def test_a_lone_surrogate_in_a_skip_reason_costs_no_output(tmp_path: Path) -> None:
+    write(tmp_path / "sur_pipe.py", SURROGATE_PIPELINE)
+    done = cli(
+        tmp_path, "sur_pipe.py", "--json", "run.json", "--report", "run.html", "--trace", "trace.jsonl",
+        "--stats", "stats.sqlite3", PYTHONIOENCODING="utf-8",  # a strict standard output, as a pipe often is
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "Skipping task due to error: odd file caf\\udcff.txt" in done.stdout and "after ran" in done.stdout
+    summary = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    # JSON's own \udcff escape: a reader gets the very text the task gave
+    assert {task["name"]: task["reason"] for task in summary["tasks"]}["lists"] == "odd file caf\udcff.txt"
+    assert "odd file caf\\udcff.txt" in (tmp_path / "run.html").read_text(encoding="utf-8")
+    spans = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {row["name"] for row in spans if row["type"] == "span"} >= {"task lists", "task after"}
+    assert rows(tmp_path / "stats.sqlite3", "SELECT task, reason FROM task_runs ORDER BY task") == [
+        ("after", None), ("lists", "odd file caf\\udcff.txt"),
+    ]
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_report_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    import resource
+
+    def small_file_limit() -> None:  # the HTML report is larger than this; the JSON summary is not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2500, 2500))
+
+    write(tmp_path / "only.py", TASK)
+    done = subprocess.run(
+        [sys.executable, "-m", "task_engine_core", "run", "only.py", "--json", "run.json", "--report", "run.html", "--no-stats"],
+        cwd=tmp_path, env=environment(tmp_path, PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True,
+        timeout=120, preexec_fn=small_file_limit,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "File too large" in done.stderr  # the write did fail
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["only.py", "run.json"]
+
+
+LOCKER = """
+import os, sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+connection.execute("BEGIN EXCLUSIVE")
+connection.execute("DELETE FROM runs WHERE 0")
+print("locked", flush=True)
+for _ in range(600):  # 30 s at most
+    if os.path.exists(sys.argv[2]):
+        print("released by the task", flush=True)
+        break
+    time.sleep(0.05)
+else:
+    print("released after 30 s", flush=True)
+connection.execute("COMMIT")
+connection.close()
+"""
+
+
+def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: Path) -> None:
+    write(tmp_path / "pipe.py", """
+        from pathlib import Path
+        from task_engine_core import register
+
+        @register
+        def first():
+            Path("release").touch()  # only a task that started while the lock is held can end it early
+            print("first ran")
+
+        @register
+        def second():
+            print("second ran")
+    """)
+    assert cli(tmp_path, "pipe.py", "--stats", "stats.sqlite3").returncode == 0  # a database with history
+    (tmp_path / "release").unlink()
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(tmp_path / "stats.sqlite3"), str(tmp_path / "release")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert locker.stdout.readline() == "locked\n"
+        done = cli(tmp_path, "pipe.py", "--stats", "stats.sqlite3")
+        released = locker.stdout.readline()
+    finally:
+        locker.kill() if locker.poll() is None else None
+        locker.wait()
+    assert released == "released by the task\n", (done.stdout, done.stderr)
+    assert done.returncode == 0 and done.stdout.splitlines() == ["Executing first", "first ran", "Executing second", "second ran"], done.stderr
+    assert done.stderr.splitlines()[0] == (
+        "warning: statistics file 'stats.sqlite3': database is locked (SQLITE_BUSY); expected durations are "
+        "unavailable; ready tasks start in registration order"
+    )
+    assert done.stderr.count("warning:") == 1
+    assert rows(tmp_path / "stats.sqlite3", "SELECT count(*) FROM runs") == [(2,)]  # written once the lock went
+
+
+def test_a_reader_that_closes_standard_output_is_not_a_task_failure(tmp_path: Path) -> None:
+    write(tmp_path / "noisy.py", """
+        from task_engine_core import register
+
+        @register
+        def noisy():
+            for i in range(50_000):
+                print("line", i)
+
+        @register(depends_on=noisy)
+        def after():
+            print("after ran")
+    """)
+    process = subprocess.Popen(  # what `... run noisy.py | head -2` does
+        [sys.executable, "-m", "task_engine_core", "run", "noisy.py", "--json", "run.json", "--no-stats"],
+        cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert [process.stdout.readline(), process.stdout.readline()] == ["Executing noisy\n", "line 0\n"]
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 0, err
+    assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert {t["name"]: (t["state"], t["error"]) for t in summary["tasks"]} == {
+        "noisy": ("success", None), "after": ("success", None),
+    }
+
+
+def test_a_failed_run_ends_with_one_line_of_task_states(tmp_path: Path) -> None:
+    write(tmp_path / "fails.py", """
+        from task_engine_core import register
+
+        @register
+        def breaks():
+            raise ValueError("bad")
+
+        @register
+        def independent():
+            pass
+
+        @register(depends_on=breaks)
+        def downstream():
+            pass
+    """)
+    done = cli(tmp_path, "fails.py", "--no-stats")
+    assert done.returncode == 1
+    assert re.fullmatch(
+        r"run finished in \d+\.\d\d s: 1 failed, 1 not_run, 1 upstream_failed", done.stderr.splitlines()[-1]
+    ), done.stderr
+    progress = cli(tmp_path, "fails.py", "--no-stats", "--progress")  # --progress prints that line itself, once
+    assert sum(line.startswith("run finished in ") for line in progress.stderr.splitlines()) == 1
+
+
+def test_a_module_that_runs_its_own_pipeline_at_import_runs_once_with_a_warning(tmp_path: Path) -> None:
+    write(tmp_path / "selfrun.py", """
+        from task_engine_core import PipelineExecutor, register
+
+        @register
+        def hello():
+            print("hello ran")
+
+        PipelineExecutor().run()  # the README's first sample ends like this
+    """)
+    done = cli(tmp_path, "selfrun.py", "--no-stats")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["Executing hello", "hello ran"]  # once, not twice
+    assert done.stderr.splitlines() == [
+        f"{tmp_path / 'selfrun.py'}:8: RuntimeWarning: PipelineExecutor().run() was called while 'selfrun.py' is "
+        "being imported to be run; this call is skipped, as the pipeline runs once the import is done. Put it under "
+        '`if __name__ == "__main__":` to silence this warning (`python selfrun.py` still runs it)',
+        "  PipelineExecutor().run()  # the README's first sample ends like this",
+    ]
+    alone = subprocess.run([sys.executable, "selfrun.py"], cwd=tmp_path, env=environment(tmp_path),
+                           capture_output=True, text=True, timeout=60)
+    assert (alone.returncode, alone.stdout, alone.stderr) == (0, "Executing hello\nhello ran\n", "")

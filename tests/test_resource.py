@@ -292,3 +292,28 @@ def test_the_list_command_shows_resource_waits_and_rate_limit_keys(tmp_path, cap
     assert line.split() == [
         "load", "depends", "on:", "-", "rate_limit=/jobs/runs/get", "wait_for_resource=db_ready(timeout", "30s)"
     ]
+
+
+def test_a_capped_poll_backoff_never_overflows_however_long_the_wait(clock):
+    # 3,600 polls at max_interval=1 s: the uncapped product overflowed a float after about 1,024.
+    pipeline = Pipeline("long_wait")
+    never = ReadyAt(clock, float("inf"))
+
+    @pipeline.register
+    @wait_for_resource(never, backoff=2, max_interval=1, timeout=3600, interval=1)
+    def needs_db():
+        pass
+
+    result, _ = run(pipeline, clock, raise_errors=False)
+    task = result.tasks["needs_db"]
+    assert task.state is TaskState.FAILED and isinstance(task.error, ResourceTimeoutError) and task.attempts == 1
+    assert len(never.polls) == 3601 and set(clock.sleeps) == {1.0}
+
+
+@pytest.mark.parametrize("what", ["timeout", "interval", "backoff", "max_interval"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_wait_for_resource_rejects_nan_and_infinity(what, value):
+    with pytest.raises(InvalidArgumentError) as info:
+        wait_for_resource(lambda: True, name="db", **{what: value})
+    minimum = {"timeout": ">= 0", "interval": "> 0", "backoff": ">= 1", "max_interval": ">= 5"}[what]
+    assert str(info.value) == f"wait_for_resource('db', {what}={value!r}): {what} must be a finite number {minimum}"

@@ -30,10 +30,15 @@ def test_jitter_adds_at_most_its_amount():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"initial": -1}, "Backoff(initial=...) got -1; it must be a number >= 0"),
-        ({"multiplier": 0.5}, "Backoff(multiplier=...) got 0.5; it must be a number >= 1"),
-        ({"jitter": "x"}, "Backoff(jitter=...) got 'x'; it must be a number >= 0"),
-        ({"maximum": -2}, "Backoff(maximum=...) got -2; it must be a number >= 0"),
+        ({"initial": -1}, "Backoff(initial=-1): initial must be a finite number >= 0"),
+        ({"multiplier": 0.5}, "Backoff(multiplier=0.5): multiplier must be a finite number >= 1"),
+        ({"jitter": "x"}, "Backoff(jitter='x'): jitter must be a finite number >= 0"),
+        ({"maximum": -2}, "Backoff(maximum=-2): maximum must be a finite number >= 0"),
+        ({"initial": float("nan")}, "Backoff(initial=nan): initial must be a finite number >= 0"),
+        ({"initial": float("inf")}, "Backoff(initial=inf): initial must be a finite number >= 0"),
+        ({"multiplier": float("inf")}, "Backoff(multiplier=inf): multiplier must be a finite number >= 1"),
+        ({"maximum": float("nan")}, "Backoff(maximum=nan): maximum must be a finite number >= 0"),
+        ({"jitter": float("-inf")}, "Backoff(jitter=-inf): jitter must be a finite number >= 0"),
     ],
 )
 def test_backoff_rejects_bad_values(kwargs, message):
@@ -132,3 +137,35 @@ def test_decorators_leave_the_function_callable_unchanged():
         return "ok"
 
     assert job() == "ok" and calls == [1]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1])
+def test_retries_rejects_a_backoff_that_is_not_a_finite_number(value):
+    with pytest.raises(InvalidArgumentError) as info:
+        retries(3, backoff=value)
+    assert str(info.value) == f"retries(3, backoff={value!r}): backoff must be a finite number >= 0"
+
+
+@pytest.mark.parametrize("steps", [1_024, 1_100, 10**6, 10**18])
+def test_a_capped_exponential_backoff_stays_capped_for_any_number_of_steps(steps):
+    assert Backoff.exponential(maximum=60).delay(steps) == 60.0
+    assert Backoff.exponential(initial=0, maximum=60).delay(steps) == 0.0
+    assert Backoff.exponential().delay(steps) > 1e300  # uncapped grows (to inf) without a library error
+
+
+def test_a_task_with_thousands_of_capped_retries_keeps_its_own_error_and_attempts():
+    from task_engine_core import Pipeline, PipelineExecutor, TaskState
+
+    p = Pipeline("many")
+    slept: list[float] = []
+
+    @p.register
+    @retries(1_100, backoff=Backoff.exponential(maximum=60))
+    def flaky():
+        raise ConnectionError("still down")
+
+    executor = PipelineExecutor(p, reporters=[], sleep=slept.append, stats=False)
+    with pytest.raises(ConnectionError, match="still down"):
+        executor.run()
+    assert executor.result.tasks["flaky"].state is TaskState.FAILED
+    assert executor.result.tasks["flaky"].attempts == 1_100 and slept[-1] == 60.0 and len(slept) == 1_099

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from task_engine_core import Backoff, SkipTask, Task
+import pytest
+
+from task_engine_core import AttemptState, Backoff, HandlerDecision, SkipTask, Task
 from task_engine_core.events import AttemptFailed, AttemptStarted, EventBus
 from task_engine_core.policies import TaskPolicies
 from task_engine_core.policies.retry import RetryPolicy
-from task_engine_core.runtime import OutcomeKind, TaskRun, current_task_run, run_attempt
+from task_engine_core.runtime import OutcomeKind, TaskRun, run_attempt
 
 
 class Failing(Task):
@@ -33,7 +35,7 @@ def make_run(task, attempts=3, skippable=False, backoff=Backoff.exponential(1, 2
 def test_success():
     class Ok(Task):
         def perform_task(self):
-            assert current_task_run().attempt == 2
+            assert self.attempt_state.attempt == 2
 
     outcome = run_attempt(make_run(Ok()), 2)
     assert outcome.kind is OutcomeKind.SUCCEEDED and outcome.is_final and outcome.error is None
@@ -86,6 +88,13 @@ def test_handler_with_a_nonsense_answer_gives_up():
     assert outcome.reason == "retry_handler returned 'later'; expected True, False or seconds >= 0"
 
 
+@pytest.mark.parametrize("answer", [float("inf"), float("nan"), float("-inf")])
+def test_a_handler_answering_infinity_or_nan_fails_the_task_with_its_own_error(answer):
+    outcome = run_attempt(make_run(Failing(answer)), 1)
+    assert outcome.kind is OutcomeKind.FAILED and str(outcome.error) == "boom"
+    assert outcome.reason == f"retry_handler returned {answer!r}; expected True, False or seconds >= 0"
+
+
 def test_skip_task_skips_at_once_without_retry():
     outcome = run_attempt(make_run(Failing(True, error=SkipTask("not today"))), 1)
     assert (outcome.kind, outcome.reason) == (OutcomeKind.SKIPPED, "not today")
@@ -98,23 +107,36 @@ def test_events_of_an_attempt(recorder):
     assert isinstance(failed, AttemptFailed) and str(failed.error) == "boom"
 
 
-def test_current_task_run_is_none_outside_a_task():
-    assert current_task_run() is None
+def test_task_run_is_the_attempt_state():
+    assert TaskRun is AttemptState
 
 
-def test_a_handler_can_explain_its_decision():
+def test_a_handler_taking_the_state_decides_with_a_reason():
     class Explaining(Failing):
-        def retry_handler(self, error):
-            current_task_run().explain(f"{error} is worth {self.answer!r}")
-            return self.answer
+        def retry_handler(self, error, state):
+            reason = f"{error} on attempt {state.attempt} of {state.max_attempts} is worth {self.answer!r}"
+            if self.answer is False:
+                return HandlerDecision.give_up(reason)
+            return HandlerDecision.retry_after(self.answer, reason)
 
     retry = run_attempt(make_run(Explaining(2.0)), 1)
-    assert (retry.kind, retry.reason) == (OutcomeKind.RETRY, "boom is worth 2.0")
-    refused = run_attempt(make_run(Explaining(False)), 1)
-    assert (refused.kind, refused.reason) == (OutcomeKind.FAILED, "boom is worth False")
+    assert (retry.kind, retry.delay, retry.reason) == (OutcomeKind.RETRY, 2.0, "boom on attempt 1 of 3 is worth 2.0")
+    refused = run_attempt(make_run(Explaining(False)), 2)
+    assert (refused.kind, refused.reason) == (OutcomeKind.FAILED, "boom on attempt 2 of 3 is worth False")
 
 
-def test_an_explanation_does_not_leak_into_the_next_decision():
-    run = make_run(Failing(True))
-    run.explain("stale")
-    assert run_attempt(run, 1).reason == "retry_handler asked to retry"
+def test_a_decision_without_delay_uses_the_backoff_of_the_state():
+    class Backoffish(Failing):
+        def retry_handler(self, error, state):
+            return HandlerDecision.retry_after(reason="try again")
+
+    outcome = run_attempt(make_run(Backoffish()), 2)
+    assert (outcome.kind, outcome.delay, outcome.reason) == (OutcomeKind.RETRY, 2.0, "try again")
+
+
+def test_the_state_carries_the_last_error_and_the_task_sees_it():
+    task = Failing(True)
+    run = make_run(task)
+    run_attempt(run, 1)
+    assert str(run.last_error) == "boom" and task.attempt_state is run and run.attempt == 1
+    assert run.elapsed >= 0.0 and run.max_attempts == 3

@@ -116,7 +116,8 @@ def test_a_bad_stats_argument_is_rejected(stats: object) -> None:
     with pytest.raises(InvalidArgumentError) as caught:
         PipelineExecutor(Pipeline("p"), stats=stats)  # type: ignore[arg-type]
     assert str(caught.value) == (
-        f"stats={stats!r}: pass a file path, None for .task_engine/stats.sqlite3, or False for no statistics"
+        f"stats={stats!r}: pass a file path, a postgresql:// URL, None for .task_engine/stats.sqlite3, "
+        f"or False for no statistics"
     )
 
 

@@ -299,3 +299,38 @@ def test_secrets_never_reach_spans_or_logs() -> None:
     assert not [text for text in shown if token in text]
     assert span.status.description == "PermissionError: token *** refused"
     assert [item.log_record.body for item in logs.get_finished_logs()] == ["calling with ***", "calling with ***"]
+
+
+def test_the_trace_id_is_settled_before_the_run_and_tracing_may_listen_last(tmp_path: Path) -> None:
+    from task_engine_core.events import RunStarted
+
+    seen: list[RunStarted] = []
+
+    def on_started(event: object) -> None:
+        if isinstance(event, RunStarted):
+            seen.append(event)
+
+    spans = InMemorySpanExporter()
+    listener = TracingListener([spans], use_registered=False)
+    # Tracing after the statistics recorder and another listener: the order no longer matters.
+    stats = tmp_path / "stats.sqlite3"
+    executor = PipelineExecutor(parallel_pipeline(2, 3), workers=2, reporters=[on_started, listener], stats=stats)
+    result = executor.run()
+    listener.shutdown()
+    assert seen[0].trace_id == result.trace_id and re.fullmatch(r"[0-9a-f]{32}", result.trace_id)
+    assert {f"{span.context.trace_id:032x}" for span in spans.get_finished_spans()} == {result.trace_id}
+    import sqlite3
+
+    with sqlite3.connect(stats) as connection:
+        assert connection.execute("SELECT trace_id FROM runs").fetchall() == [(result.trace_id,)]
+
+
+def test_a_propagated_trace_id_is_the_runs_and_no_tracing_means_none() -> None:
+    spans = InMemorySpanExporter()
+    listener = TracingListener([spans], use_registered=False)
+    given = "0af7651916cd43dd8448eb211c80319c"
+    result = PipelineExecutor(parallel_pipeline(1, 2), reporters=[listener], stats=False, trace_id=given).run()
+    listener.shutdown()
+    assert result.trace_id == given
+    assert {f"{span.context.trace_id:032x}" for span in spans.get_finished_spans()} == {given}
+    assert PipelineExecutor(parallel_pipeline(1, 2), reporters=[], stats=False).run().trace_id is None

@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from task_engine_core import InvalidArgumentError, Pipeline, PipelineExecutor, Task, TaskState, TaskTimeoutError, retries, skippable, timeout
-from task_engine_core.runtime import current_task_run
 
 
 def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():
@@ -20,10 +19,11 @@ def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():
         seen.append("quick")
 
     @p.register(depends_on=quick)
-    @timeout(0.2)
-    def hangs():
-        seen.append(current_task_run().name)
-        release.wait(30)
+    class hangs(Task):
+        @timeout(0.2)
+        def perform_task(self):
+            seen.append(self.attempt_state.name)
+            release.wait(30)
 
     p.add(lambda: None, name="after", depends_on=["hangs"])
     executor = PipelineExecutor(p, reporters=[])
@@ -73,8 +73,35 @@ def test_errors_inside_a_timed_task_are_its_own():
     assert str(info.value) == "missing row"
 
 
-@pytest.mark.parametrize("value", [0, -1, "5", True])
+@pytest.mark.parametrize("value", [0, -1, "5", True, float("nan"), float("inf"), float("-inf")])
 def test_bad_timeout(value):
     with pytest.raises(InvalidArgumentError) as info:
         timeout(value)
-    assert str(info.value) == f"timeout({value!r}): seconds must be a number > 0"
+    assert str(info.value) == f"timeout({value!r}): seconds must be a finite number > 0"
+
+
+@pytest.mark.parametrize("check_returns", [False, True], ids=["check-never-returns", "check-blocks-then-true"])
+def test_a_timeout_bounds_the_wait_for_resource_check_too(check_returns):
+    from task_engine_core import wait_for_resource
+
+    p = Pipeline("guarded")
+    release = threading.Event()
+    ran = []
+
+    def blocking_check():
+        release.wait(30)  # never returns within the test, or (unblocked) says "ready"
+        return check_returns
+
+    @p.register
+    @timeout(0.2)
+    @wait_for_resource(blocking_check, timeout=60, interval=1)
+    def needs_db():
+        ran.append("body")
+
+    executor = PipelineExecutor(p, reporters=[])
+    try:
+        with pytest.raises(TaskTimeoutError):
+            executor.run()
+    finally:
+        release.set()
+    assert executor.result.tasks["needs_db"].state is TaskState.FAILED and ran == []

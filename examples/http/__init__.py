@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from examples._local_http import reply, serve
 from task_engine_core import RateLimit, rate_limit, register, set_rate_limit, skippable
-from task_engine_core.runtime import current_task_run
 from task_engine_core.sensible_defaults import SensibleDefaultsRequests
 
 
@@ -75,8 +74,7 @@ class JobsApiTask(SensibleDefaultsRequests):
 
     def retry_handler(self, error: Exception):
         decision = super().retry_handler(error)
-        run = current_task_run()
-        print(f"{type(self).__name__}: {run.explanation if run else decision}")
+        print(f"{type(self).__name__}: {decision.reason}")
         return decision
 
 
@@ -104,7 +102,7 @@ class WaitForRun(JobsApiTask):
             print(f"WaitForRun: run {RUN['id']} is {state}")
             if state == "TERMINATED":
                 break
-        waited = current_task_run().waits.get("rate_limit", 0.0)
+        waited = self.attempt_state.waits.get("rate_limit", 0.0)
         print(f"WaitForRun: done after {polls} polls in this attempt; {waited:.2f} s waited for the rate limit in all")
 
 

@@ -2,6 +2,7 @@
 
 from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
 from .ratelimit import RateLimit, RateLimiter, TokenBucket, default_rate_limiter, rate_limit, rate_limited, set_rate_limit
+from .ratelimit import set_rate_limit_store
 from .resource import wait_for_resource
 from .retry import Backoff, RetryPolicy, retries
 from .skip import skippable
@@ -22,6 +23,7 @@ __all__ = [
     "resolve_policies",
     "retries",
     "set_rate_limit",
+    "set_rate_limit_store",
     "skippable",
     "stored_settings",
     "timeout",

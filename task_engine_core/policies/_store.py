@@ -15,7 +15,7 @@ class AttemptGuard(Protocol):
     """A policy that runs before each attempt (wait for a resource, take a rate-limit token)."""
 
     def before_attempt(self, run: Any) -> None:
-        """Block or raise before `perform_task`; `run` is the current TaskRun."""
+        """Block or raise before `perform_task`; `run` is the task's AttemptState (task_engine_core.attempt)."""
 
 
 @dataclass(frozen=True)

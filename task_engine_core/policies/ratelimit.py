@@ -8,12 +8,17 @@ Buckets hand out *reservations*: a caller that finds no token takes one from the
 key's lock, and then sleeps outside the lock until that moment. Waiting callers are therefore
 served in arrival order without polling, and the number of grants in any window never exceeds
 `burst + rate * window`.
+
+The buckets live in the limiter's store: this process (`memory`, the default), a SQLite file shared
+by the processes of one host, or Redis shared by every machine (see `_bucket_stores`). The store is
+chosen in code (`set_rate_limit_store`), else by the running task's context (`rate_limit_store:`),
+else by TASK_ENGINE_RATE_LIMIT_STORE.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError, RateLimitTimeoutError, UnknownRateLimitKeyError
+from ._bucket_stores import MEMORY, RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, bucket_store
+from ._numbers import check_number
 
 __all__ = [
     "RateLimit",
@@ -29,6 +36,7 @@ __all__ = [
     "TokenBucket",
     "default_rate_limiter",
     "set_rate_limit",
+    "set_rate_limit_store",
     "rate_limited",
     "rate_limit",
     "RateLimitGuard",
@@ -84,11 +92,7 @@ class RateLimit:
 
 
 def _positive(label: str, value: object, what: str, *, minimum: float, strict: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)  # type: ignore[operator]
-    if not ok:
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(f"{label}: {what} must be a finite number {relation} {minimum:g}")
+    check_number(label, what, value, minimum=minimum, strict=strict)
 
 
 class TokenBucket:
@@ -128,15 +132,44 @@ class _KeyState:
 
 
 class RateLimiter:
-    """A registry of token buckets by key; `default_rate_limiter()` is the process-wide one."""
+    """A registry of token buckets by key; `default_rate_limiter()` is the process-wide one.
+
+    `store` (a URL or a store object) pins where the buckets live; without it the running task's
+    context (`rate_limit_store:`) or TASK_ENGINE_RATE_LIMIT_STORE decides, and `memory` is the default.
+    """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        store: Any = None,
     ) -> None:
         self.clock = clock
         self.sleep = sleep
         self._keys: dict[str, _KeyState] = {}
         self._lock = threading.Lock()
+        self._store: Any = None
+        self.use_store(store)
+
+    # -- where the buckets live ----------------------------------------------------------------
+    def use_store(self, store: Any) -> None:
+        """Pin the store (a URL such as `redis://127.0.0.1:6379/0`, a store object); None = configured one."""
+        self._store = bucket_store(store, "rate-limit store") if isinstance(store, str) else store
+
+    @property
+    def store(self) -> Any:
+        """The store an acquire outside a task uses: pinned in code, else TASK_ENGINE_RATE_LIMIT_STORE."""
+        return self.store_for(None)
+
+    def store_for(self, attempt: Any = None) -> Any:
+        """The store an acquire of `attempt` (an AttemptState or None) uses: code, else its context, else the environment."""
+        if self._store is not None:
+            return self._store
+        context = getattr(getattr(attempt, "task", None), "context", None)
+        if isinstance(context, Mapping) and "rate_limit_store" in context:
+            return _context_store(context)
+        return bucket_store(os.environ.get(RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, ""))
 
     # -- configuration ------------------------------------------------------------------------
     def set(self, *limits: RateLimit) -> None:
@@ -180,6 +213,9 @@ class RateLimiter:
     def available(self, key: str) -> float:
         """Tokens available now on `key` (the smallest of its buckets; negative when reserved ahead)."""
         state = self._state(key)
+        store = self.store
+        if store is not MEMORY:
+            return store.reserve(key, self._limits_of(state), 0.0, None)[2]
         with state.lock:
             now = self.clock()
             for bucket in state.buckets.values():
@@ -187,9 +223,16 @@ class RateLimiter:
             return min(bucket.tokens for bucket in state.buckets.values())
 
     # -- acquiring -----------------------------------------------------------------------------
-    def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
-        """Take `tokens` now or from the future and return how long the caller must sleep first."""
-        state = self._keys.get(key) or self._state(key)
+    def reserve(self, key: str, tokens: float = 1, *, timeout: float | None = None, attempt: Any = None) -> float:
+        """Take `tokens` now or from the future and return how long the caller must sleep first.
+
+        `attempt` is the calling task's AttemptState, if any: on a worker where nothing configured
+        `key` yet, its context's `rate_limits:` section is applied first.
+        """
+        state = self._keys.get(key) or self._state(key, attempt)
+        store = self.store_for(attempt)
+        if store is not MEMORY:
+            return self._reserve_in(store, key, self._limits_of(state), tokens, timeout)
         with state.lock:
             now = self.clock()
             wait = 0.0
@@ -210,6 +253,26 @@ class RateLimiter:
                 bucket.tokens -= tokens
             return wait
 
+    @staticmethod
+    def _limits_of(state: _KeyState) -> tuple[RateLimit, ...]:
+        with state.lock:  # set() may replace a bucket meanwhile
+            return tuple(bucket.limit for bucket in state.buckets.values())
+
+    @staticmethod
+    def _reserve_in(
+        store: Any, key: str, limits: tuple[RateLimit, ...], tokens: float, timeout: float | None
+    ) -> float:
+        for limit in limits:
+            if tokens > limit.burst:  # type: ignore[operator]
+                raise InvalidArgumentError(
+                    f"rate limit {key!r}: {tokens:g} tokens at once exceed the burst of "
+                    f"{limit.describe()}; request fewer tokens or raise burst"
+                )
+        wait, taken, _ = store.reserve(key, limits, tokens, timeout)
+        if not taken:
+            raise RateLimitTimeoutError(key, wait, timeout)  # type: ignore[arg-type]
+        return wait
+
     def try_acquire(self, key: str, tokens: float = 1) -> bool:
         """Take `tokens` if they are available now; never waits."""
         try:
@@ -218,18 +281,18 @@ class RateLimiter:
             return False
         return True
 
-    def acquire(self, key: str, tokens: float = 1, *, timeout: float | None = None) -> float:
+    def acquire(self, key: str, tokens: float = 1, *, timeout: float | None = None, attempt: Any = None) -> float:
         """Take `tokens` from `key`, sleeping until they are available; return the seconds waited.
 
-        A wait inside a task is reported as a `rate_limit` wait of that task (events, statistics).
-        With `timeout`, a wait longer than it raises RateLimitTimeoutError at once, taking nothing.
+        With `attempt` (the calling task's AttemptState, e.g. `self.attempt_state`) a wait is
+        reported as a `rate_limit` wait of that task (events, statistics). With `timeout`, a wait
+        longer than it raises RateLimitTimeoutError at once, taking nothing.
         """
-        wait = self.reserve(key, tokens, timeout=timeout)
+        wait = self.reserve(key, tokens, timeout=timeout, attempt=attempt)
         if wait > 0:
-            message = f"waiting {wait:.1f} s for {key!r}"
-            from ..runtime import current_task_run  # runtime imports policies; import late
-
-            run = current_task_run()
+            store = self.store_for(attempt)
+            message = f"waiting {wait:.1f} s for {key!r}" + ("" if store is MEMORY else f" in {store.name}")
+            run = attempt
             if run is None:
                 logger.info(message)
                 self.sleep(wait)
@@ -238,22 +301,19 @@ class RateLimiter:
                     self.sleep(wait)
         return wait
 
-    def _state(self, key: str) -> _KeyState:
+    def _state(self, key: str, attempt: Any = None) -> _KeyState:
         state = self._keys.get(key)
         if state is None or not state.buckets:
             # On Airflow/Prefect workers nothing ran apply_context_rate_limits in this process:
             # the running task's context may still carry the `rate_limits:` section.
-            if self._configure_from_current_task(key):
+            if self._configure_from_task(key, attempt):
                 state = self._keys.get(key)
             if state is None or not state.buckets:
                 raise UnknownRateLimitKeyError(key, self.keys())
         return state
 
-    def _configure_from_current_task(self, key: str) -> bool:
-        from ..runtime import current_task_run  # runtime imports policies; import late
-
-        run = current_task_run()
-        context = getattr(getattr(run, "task", None), "context", None)
+    def _configure_from_task(self, key: str, attempt: Any) -> bool:
+        context = getattr(getattr(attempt, "task", None), "context", None)
         if not isinstance(context, Mapping) or "rate_limits" not in context:
             return False
         apply_context_rate_limits(context, self)
@@ -273,12 +333,36 @@ def set_rate_limit(*limits: RateLimit, limiter: RateLimiter | None = None) -> No
     (limiter or _DEFAULT).set(*limits)
 
 
+def set_rate_limit_store(store: Any, limiter: RateLimiter | None = None) -> None:
+    """Keep the buckets in `store`: `memory`, `sqlite:///PATH`, `redis://HOST:PORT/DB`; None = configured one."""
+    (limiter or _DEFAULT).use_store(store)
+
+
+def _context_store(context: Mapping[str, Any]) -> Any:
+    value = context["rate_limit_store"]
+    reveal = getattr(value, "reveal", None)  # a Secret: the URL may carry a password
+    url = reveal() if callable(reveal) else value
+    if not isinstance(url, str):
+        raise InvalidArgumentError(
+            f"context key rate_limit_store must be a URL such as redis://HOST:PORT/DB, not {type(url).__name__}"
+        )
+    return bucket_store(url, "context key rate_limit_store")
+
+
 @contextmanager
 def rate_limited(
-    key: str, tokens: float = 1, *, timeout: float | None = None, limiter: RateLimiter | None = None
+    key: str,
+    tokens: float = 1,
+    *,
+    timeout: float | None = None,
+    limiter: RateLimiter | None = None,
+    attempt: Any = None,
 ) -> Iterator[float]:
-    """Take a token of `key` before the block (around one request); yields the seconds waited."""
-    yield (limiter or _DEFAULT).acquire(key, tokens, timeout=timeout)
+    """Take a token of `key` before the block (around one request); yields the seconds waited.
+
+    Pass `attempt=self.attempt_state` inside a task so the wait is reported as the task's.
+    """
+    yield (limiter or _DEFAULT).acquire(key, tokens, timeout=timeout, attempt=attempt)
 
 
 @dataclass(frozen=True)
@@ -291,8 +375,8 @@ class RateLimitGuard:
     limiter: RateLimiter | None = None
 
     def before_attempt(self, run: Any) -> None:
-        """Block until the key has a token (reported as a `rate_limit` wait)."""
-        (self.limiter or _DEFAULT).acquire(self.key, self.tokens, timeout=self.timeout)
+        """Block until the key has a token (reported as a `rate_limit` wait of `run`)."""
+        (self.limiter or _DEFAULT).acquire(self.key, self.tokens, timeout=self.timeout, attempt=run)
 
 
 def rate_limit(
@@ -368,6 +452,11 @@ def apply_context_rate_limits(context: Mapping[str, Any], limiter: RateLimiter |
     """Configure the limits of a context's `rate_limits:` section (if any); return them."""
     from ..errors import ContextError
 
+    if "rate_limit_store" in context:
+        try:
+            _context_store(context)  # a bad URL stops the run before any task, not in its first attempt
+        except InvalidArgumentError as error:
+            raise ContextError(str(error)) from None
     if "rate_limits" not in context:
         return []
     try:
@@ -388,3 +477,4 @@ def check_rate_limit_keys(policies_by_task: Mapping[str, Any]) -> None:
                 except UnknownRateLimitKeyError as error:
                     error.args = (f"task {task!r}: {error.args[0]}",)
                     raise
+                (guard.limiter or _DEFAULT).store  # a bad TASK_ENGINE_RATE_LIMIT_STORE stops the run here

@@ -8,12 +8,12 @@ task instead. An error raised by the check itself is never turned into a skip.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import DefinitionError, InvalidArgumentError, ResourceTimeoutError, SkipTask
+from ._numbers import capped_growth, check_number
 
 __all__ = ["wait_for_resource", "ResourceGuard", "HOOK_METHOD"]
 
@@ -39,8 +39,7 @@ class ResourceGuard:
         """The pause after poll n (n = 1 first): interval * backoff**(n-1), capped at max_interval."""
 
         def pause(poll: int) -> float:
-            delay = self.interval * self.backoff ** (poll - 1)
-            return min(delay, self.max_interval) if self.max_interval is not None else delay
+            return capped_growth(self.interval, self.backoff, poll - 1, self.max_interval)
 
         return pause
 
@@ -136,10 +135,4 @@ def wait_for_resource(
 
 
 def _number(label: str, what: str, value: object, *, minimum: float, strict: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)  # type: ignore[operator]
-    if not ok:
-        relation = ">" if strict else ">="
-        raise InvalidArgumentError(
-            f"wait_for_resource({label!r}, {what}={value!r}): {what} must be a finite number {relation} {minimum:g}"
-        )
+    check_number(f"wait_for_resource({label!r}, {what}={value!r})", what, value, minimum=minimum, strict=strict)

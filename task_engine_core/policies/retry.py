@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError
+from ._numbers import capped_growth, check_number
 
 __all__ = ["Backoff", "RetryPolicy", "retries"]
 
@@ -24,11 +25,10 @@ class Backoff:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_number("Backoff(initial=...)", self.initial, minimum=0.0)
-        _check_number("Backoff(multiplier=...)", self.multiplier, minimum=1.0)
-        _check_number("Backoff(jitter=...)", self.jitter, minimum=0.0)
-        if self.maximum is not None:
-            _check_number("Backoff(maximum=...)", self.maximum, minimum=0.0)
+        for what, minimum in (("initial", 0.0), ("multiplier", 1.0), ("jitter", 0.0), ("maximum", 0.0)):
+            value = getattr(self, what)
+            if value is not None or what != "maximum":
+                check_number(f"Backoff({what}={value!r})", what, value, minimum=minimum)
 
     @classmethod
     def constant(cls, seconds: float) -> Backoff:
@@ -49,8 +49,11 @@ class Backoff:
 
     def base_delay(self, retry_number: int) -> float:
         """The delay before retry `retry_number` without jitter (capped)."""
-        delay = self.initial * self.multiplier ** max(retry_number - 1, 0)
-        return min(delay, self.maximum) if self.maximum is not None else delay
+        return capped_growth(self.initial, self.multiplier, retry_number - 1, self.maximum)
+
+    def delay_for(self, state: Any) -> float:
+        """The delay after the failed attempt described by `state` (an AttemptState), jitter included."""
+        return self.delay(state.attempt)
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """The delay before retry `retry_number`, jitter included."""
@@ -83,7 +86,7 @@ def retries(n: int, *, backoff: Backoff | float | None = None) -> Callable[[F], 
     elif isinstance(backoff, Backoff):
         resolved = backoff
     elif isinstance(backoff, (int, float)) and not isinstance(backoff, bool):
-        resolved = Backoff.constant(float(backoff))
+        resolved = Backoff.constant(check_number(f"retries({n}, backoff={backoff!r})", "backoff", backoff, minimum=0.0))
     else:
         raise InvalidArgumentError(
             f"retries({n}, backoff={backoff!r}): backoff must be a number of seconds or a Backoff"
@@ -98,11 +101,6 @@ def retries(n: int, *, backoff: Backoff | float | None = None) -> Callable[[F], 
         return target
 
     return decorate
-
-
-def _check_number(label: str, value: object, *, minimum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise InvalidArgumentError(f"{label} got {value!r}; it must be a number >= {minimum:g}")
 
 
 def _check_target(decorator: str, target: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import InvalidArgumentError
+from ._numbers import check_number
 from .retry import _check_target
 
 __all__ = ["timeout"]
@@ -19,14 +19,13 @@ def timeout(seconds: float) -> Callable[[F], F]:
     Python cannot kill a thread: the attempt's thread is abandoned, keeps running until
     `perform_task` returns, and whatever it does afterwards is ignored.
     """
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise InvalidArgumentError(f"timeout({seconds!r}): seconds must be a number > 0")
+    limit = check_number(f"timeout({seconds!r})", "seconds", seconds, minimum=0.0, strict=True)
 
     def decorate(target: F) -> F:
         from ._store import attach
 
         _check_target("timeout", target)
-        attach(target, timeout=float(seconds))
+        attach(target, timeout=limit)
         return target
 
     return decorate

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .._text import encodable
 from ..errors import OutputPathError
 
 __all__ = ["check_writable", "write_file", "mask_values", "redactor", "Redactor"]
@@ -48,10 +49,15 @@ def _try_writing_in(parent: Path, shown: str, what: str) -> None:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write `text` through a temporary file so readers never see half a report."""
+    """Write `text` through a temporary file so readers never see half a report; a failed write leaves none."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(encodable(text), encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        # Disk full, a file-size limit, a signal: the report is lost, but no 0-byte file is left behind.
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def mask_values(secrets: Iterable[str], mask: str = "***") -> Redactor:

@@ -42,7 +42,8 @@ class RunRecorder(Reporter):
     def on_run_started(self, event: RunStarted) -> None:
         """Forget the previous run and keep the DAG of this one."""
         with self._lock:
-            self.upstream = {name: tuple(event.upstream.get(name, ())) for name in event.plan}
+            # Every task's graph, also of tasks that do not start (left out by a selection, resumed).
+            self.upstream = {name: tuple(parents) for name, parents in event.upstream.items()}
             self.history = {}
 
     def on_attempt_failed(self, event: AttemptFailed) -> None:
@@ -117,6 +118,8 @@ def _task_dict(
         "reason": redact(task.reason),
         "output": shown_output(task, redact),
         "waits": dict(task.waits),
+        "excluded": task.excluded,
+        "resumed_from": task.resumed_from,
         "attempt_errors": [
             {"attempt": attempt, **(_error(error, redact) or {})} for attempt, error in history.attempt_errors
         ],
@@ -153,6 +156,8 @@ def summary_dict(
         "succeeded": result.succeeded,
         "interrupted": result.interrupted,
         "trace_id": result.trace_id,
+        "resumed_from": result.resumed_from,
+        "selection": result.selection,
         "counts": counts,
         "critical_path": critical_path(result, upstream),
         "tasks": [

@@ -15,7 +15,10 @@ from ..events import (
     WaitStarted,
 )
 
-__all__ = ["Reporter"]
+__all__ = ["Reporter", "WAIT_LINE_THRESHOLD"]
+
+#: Waits shorter than this many seconds (a rate limit's 0.03 s) get no line of their own.
+WAIT_LINE_THRESHOLD = 0.5
 
 
 class Reporter:

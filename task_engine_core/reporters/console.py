@@ -6,9 +6,10 @@ import sys
 from typing import TextIO
 
 from .._secrets import error_text
+from .._text import stream_encodable
 from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
 from ..task import TaskState
-from .base import Reporter
+from .base import WAIT_LINE_THRESHOLD, Reporter
 
 __all__ = ["ConsoleReporter", "format_plan"]
 
@@ -21,7 +22,7 @@ def format_plan(plan: tuple[str, ...] | list[str]) -> str:
 class ConsoleReporter(Reporter):
     """Prints `Executing <task>`, `Skipping task due to error: <error>` and, if asked, the plan line."""
 
-    def __init__(self, show_plan: bool = False, stream: TextIO | None = None, wait_threshold: float = 0.5) -> None:
+    def __init__(self, show_plan: bool = False, stream: TextIO | None = None, wait_threshold: float = WAIT_LINE_THRESHOLD) -> None:
         self.show_plan = show_plan
         self._stream = stream
         # Rate-limit and resource waits shorter than this are recorded but not printed (less noise).
@@ -29,7 +30,8 @@ class ConsoleReporter(Reporter):
 
     def _print(self, line: str) -> None:
         # Look standard output up at print time so redirecting sys.stdout works.
-        print(line, file=self._stream or sys.stdout, flush=True)
+        stream = self._stream or sys.stdout
+        print(stream_encodable(line, stream), file=stream, flush=True)
 
     def on_run_started(self, event: RunStarted) -> None:
         """Print the plan line when `show_plan` is on."""

@@ -11,10 +11,11 @@ from typing import TextIO
 
 from .._secrets import error_text, mask_text
 from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
+from ..result import RunResult
 from ..task import TaskState
-from .base import Reporter
+from .base import WAIT_LINE_THRESHOLD, Reporter
 
-__all__ = ["ProgressReporter", "describe_wait", "format_seconds"]
+__all__ = ["ProgressReporter", "describe_wait", "format_seconds", "format_run_totals"]
 
 _WAIT_NAMES = {"rate_limit": "rate limit", "resource": "resource", "retry": "retry"}
 
@@ -25,6 +26,17 @@ def format_seconds(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_run_totals(result: RunResult) -> str:
+    """The one-line end of a run: `run finished in 3.50 s: 3 success, 1 skipped` (or `interrupted by SIGTERM`)."""
+    counts: dict[str, int] = {}
+    for task in result.tasks.values():
+        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    totals = ", ".join(f"{n} {state}" for state, n in counts.items())
+    took = f" in {result.duration:.2f} s" if result.duration is not None else ""
+    ended = f"interrupted by {result.interrupted}" if result.interrupted else "finished"
+    return f"run {ended}{took}: {totals}"
 
 
 def describe_wait(event: WaitStarted) -> str:
@@ -60,8 +72,12 @@ class ProgressReporter(Reporter):
         expected: Mapping[str, float] | None = None,
         refresh: float | None = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        wait_threshold: float = WAIT_LINE_THRESHOLD,
     ) -> None:
         self._stream = stream
+        self.wait_threshold = wait_threshold
+        self._upstream: dict[str, tuple[str, ...]] = {}
+        self._stdout_shield: _StatusClearingStdout | None = None
         self._tty = tty
         self.expected = dict(expected or {})
         self.refresh = refresh
@@ -120,17 +136,34 @@ class ProgressReporter(Reporter):
 
     # -- the status line -----------------------------------------------------------------------
     def eta(self) -> float | None:
-        """Seconds until the run should end, from expected durations; None without statistics."""
+        """Seconds until the run should end, from expected durations; None without statistics.
+
+        The longer of the remaining critical path (a chain cannot go faster than its tasks one
+        after another, however many workers) and the remaining work spread over the workers.
+        """
         if not self.expected:
             return None
         with self._lock:
             now = self.clock()
             known = list(self.expected.values())
             typical = sum(known) / len(known)
-            remaining = sum(max(self.expected.get(n, typical) - (now - t), 0.0) for n, t in self._running.items())
-            pending = [n for n in self._plan if n not in self._finished and n not in self._running]
-            remaining += sum(self.expected.get(n, typical) for n in pending)
-            return remaining / max(self._workers, 1)
+            left: dict[str, float] = {}
+            for name in self._plan:
+                if name in self._finished:
+                    continue
+                started = self._running.get(name)
+                expected = self.expected.get(name, typical)
+                left[name] = max(expected - (now - started), 0.0) if started is not None else expected
+            below: dict[str, float] = {}  # the longest remaining path that starts at each task
+            downstream: dict[str, list[str]] = {}
+            for name, parents in self._upstream.items():
+                for parent in parents:
+                    downstream.setdefault(parent, []).append(name)
+            for name in reversed(self._plan):  # the plan is a topological order: children come later
+                if name in left:
+                    below[name] = left[name] + max((below.get(c, 0.0) for c in downstream.get(name, ())), default=0.0)
+            critical = max(below.values(), default=0.0)
+            return max(critical, sum(left.values()) / max(self._workers, 1))
 
     def status_line(self) -> str:
         """The one-line summary shown on a terminal."""
@@ -159,6 +192,7 @@ class ProgressReporter(Reporter):
         with self._lock:
             self._plan = tuple(event.plan)
             self._planned = frozenset(event.plan)
+            self._upstream = dict(event.upstream)
             self._finished = set()
             self._total = len(event.plan)
             self._workers = event.workers
@@ -170,6 +204,9 @@ class ProgressReporter(Reporter):
         workers = f"{event.workers} worker{'s' if event.workers != 1 else ''}"
         tasks = f"{self._total} task{'s' if self._total != 1 else ''}"
         self._line(f"run {event.pipeline!r}: {tasks} on {workers}")
+        if self.is_tty:
+            # A task's own print must not land on the end of the status line: clear it first.
+            self._stdout_shield = _StatusClearingStdout.install(self)
         if self.is_tty and self.refresh:
             self._stop.clear()
             self._ticker = threading.Thread(target=self._tick, name="task-engine-progress", daemon=True)
@@ -192,14 +229,17 @@ class ProgressReporter(Reporter):
             self._line(f"{self._prefix()} started {event.task}" + (f" on {event.worker}" if event.worker else ""))
 
     def on_wait_started(self, event: WaitStarted) -> None:
-        """Show that the task waits, and why."""
+        """Show that the task waits, and why (a wait known to be shorter than `wait_threshold` is not shown)."""
+        if event.seconds is not None and event.seconds < self.wait_threshold:
+            return
         why = describe_wait(event)
         with self._lock:
             self._waiting[event.task] = why
         if self.is_tty:
             self._redraw()
         elif event.reason != "retry":  # a retry wait was announced by on_retry_scheduled
-            self._line(f"{self._prefix()} {event.task} waiting for {why}")
+            # A wait's own message already says "waiting ... for ...".
+            self._line(f"{self._prefix()} {event.task} {why if event.message else 'waiting for ' + why}")
 
     def on_wait_finished(self, event: WaitFinished) -> None:
         """Stop showing the wait; say so when it timed out."""
@@ -245,16 +285,50 @@ class ProgressReporter(Reporter):
         if self._ticker is not None:
             self._ticker.join(timeout=2)
             self._ticker = None
-        result = event.result
-        counts: dict[str, int] = {}
-        for task in result.tasks.values():
-            counts[task.state.value] = counts.get(task.state.value, 0) + 1
-        totals = ", ".join(f"{n} {state}" for state, n in counts.items())
-        took = f" in {result.duration:.2f} s" if result.duration is not None else ""
-        ended = f"interrupted by {result.interrupted}" if result.interrupted else "finished"
         with self._lock:
+            if self._stdout_shield is not None:
+                self._stdout_shield.uninstall()
+                self._stdout_shield = None
             if self.is_tty and self._status_shown:
                 self.stream.write("\r\x1b[K")
                 self._status_shown = False
-            self.stream.write(f"run {ended}{took}: {totals}\n")
+            self.stream.write(format_run_totals(event.result) + "\n")
             self.stream.flush()
+
+    def clear_status(self) -> None:
+        """Take the status line off the terminal (before other output); the next redraw brings it back."""
+        with self._lock:
+            if self.is_tty and self._status_shown:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self._status_shown = False
+
+
+class _StatusClearingStdout:
+    """While a run shows its status line, standard output that clears the line before each write."""
+
+    def __init__(self, stream: TextIO, reporter: ProgressReporter) -> None:
+        self._stream = stream
+        self._reporter = reporter
+
+    @classmethod
+    def install(cls, reporter: ProgressReporter) -> _StatusClearingStdout:
+        shield = cls(sys.stdout, reporter)
+        sys.stdout = shield  # type: ignore[assignment]
+        return shield
+
+    def uninstall(self) -> None:
+        if sys.stdout is self:
+            sys.stdout = self._stream
+
+    def write(self, text: str) -> int:
+        with self._reporter._lock:  # one writer at a time, so the line and the status never interleave
+            self._reporter.clear_status()
+            written = self._stream.write(text)
+            if text.endswith("\n"):
+                self._stream.flush()
+                self._reporter._redraw()
+            return written
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)

@@ -14,6 +14,8 @@ from typing import Any, TextIO
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._text import encodable
+
 try:  # the SDK renamed LogExporter to LogRecordExporter; accept both
     from opentelemetry.sdk._logs.export import LogRecordExporter as _LogExporter
     from opentelemetry.sdk._logs.export import LogRecordExportResult as _LogResult
@@ -101,7 +103,7 @@ class JsonLinesFile:
             if self._file is None:
                 self._file = open(self.path, self._mode, encoding="utf-8")  # noqa: SIM115 - closed in release()
             for row in rows:
-                self._file.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                self._file.write(encodable(json.dumps(row, ensure_ascii=False, default=str)) + "\n")
             self._file.flush()
             return True
 

@@ -71,6 +71,22 @@ class _GuardedExporter:
         return getattr(self.exporter, name)
 
 
+def _run_trace_ids() -> Any:
+    """Span and trace ids as the SDK makes them, except that a run's root span gets the run's trace id."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class RunTraceIds(RandomIdGenerator):
+        next_trace_id: int | None = None
+
+        def generate_trace_id(self) -> int:
+            # Only root spans ask for a trace id, and the run's root span is started right after
+            # on_run_started set the id: task spans are its children.
+            chosen, self.next_trace_id = self.next_trace_id, None
+            return chosen if chosen else super().generate_trace_id()
+
+    return RunTraceIds()
+
+
 def _ns(moment: datetime | float | None) -> int | None:
     if moment is None:
         return None
@@ -83,9 +99,13 @@ class TracingListener(Reporter):
 
     `span_exporters` / `log_exporters` are SDK exporters (OTLP, console, the JSON-lines file
     exporter, in-memory for tests); exporters registered with `register_span_exporter` /
-    `register_log_exporter` are added unless `use_registered=False`. Put this listener before
-    reporters that print the trace id: it sets `RunResult.trace_id` when the run finishes.
+    `register_log_exporter` are added unless `use_registered=False`. The trace id is the run's
+    own (`RunStarted.trace_id`, settled before the run starts): this listener reads it and never
+    writes a result, so it may listen anywhere among the others.
     """
+
+    #: Asks the run to settle a trace id before RunStarted (see `backend.settle_trace_id`).
+    needs_trace_id = True
 
     def __init__(
         self,
@@ -113,7 +133,8 @@ class TracingListener(Reporter):
         self.span_exporters = [*span_exporters, *(registered_span_exporters() if use_registered else ())]
         self.log_exporters = [*log_exporters, *(registered_log_exporters() if use_registered else ())]
         processor = BatchSpanProcessor if batch else SimpleSpanProcessor
-        self.tracer_provider = sdk_trace.TracerProvider(resource=self.resource)
+        self._ids = _run_trace_ids()
+        self.tracer_provider = sdk_trace.TracerProvider(resource=self.resource, id_generator=self._ids)
         for exporter in self.span_exporters:
             self.tracer_provider.add_span_processor(processor(_GuardedExporter(exporter)))
         self.tracer = self.tracer_provider.get_tracer("task_engine_core")
@@ -142,7 +163,8 @@ class TracingListener(Reporter):
 
     # -- run ------------------------------------------------------------------------------------
     def on_run_started(self, event: RunStarted) -> None:
-        """Start the root span and begin capturing task logs."""
+        """Start the root span, in the run's settled trace, and begin capturing task logs."""
+        self._ids.next_trace_id = int(event.trace_id, 16) if event.trace_id else None
         self._root = self.tracer.start_span(
             f"run {event.pipeline}",
             start_time=_ns(event.time) or time.time_ns(),
@@ -187,7 +209,6 @@ class TracingListener(Reporter):
                 failed = ", ".join(t.name for t in result.failed)
                 root.set_status(Status(StatusCode.ERROR, f"failed: {failed}" if failed else "interrupted"))
             root.end(end_time=end)
-        result.trace_id = self.trace_id
         self._stop_log_capture()
         self.flush()
 
@@ -210,9 +231,12 @@ class TracingListener(Reporter):
 
     def on_task_started(self, event: TaskStarted) -> None:
         """Start the task's span in this (the task's) thread and make it current here."""
+        parent = self._root_context
+        if parent is None and event.trace_id:
+            parent = self._remote_run(event.run_id, event.trace_id)
         span = self.tracer.start_span(
             f"task {event.task}",
-            context=self._root_context,
+            context=parent,
             start_time=_ns(event.time) or time.time_ns(),
             attributes={f"{_PREFIX}.task.name": event.task, f"{_PREFIX}.task.worker": event.worker,
                         "thread.name": threading.current_thread().name, f"{_PREFIX}.task.started": True},
@@ -221,6 +245,16 @@ class TracingListener(Reporter):
             self._spans[event.task] = span
             self._task_span_ids.add(span.get_span_context().span_id)
         self._tokens[event.task] = self._context.attach(self._trace.set_span_in_context(span))
+
+    def _remote_run(self, run_id: str, trace_id: str) -> Any:
+        """The context of a run whose root span lives elsewhere (an orchestrator's run): its trace, a span id from its run id."""
+        import hashlib
+
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        span_id = int(hashlib.sha256(f"{trace_id} {run_id}".encode()).hexdigest()[:16], 16) or 1
+        remote = SpanContext(int(trace_id, 16), span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        return self._trace.set_span_in_context(NonRecordingSpan(remote))
 
     def on_attempt_started(self, event: AttemptStarted) -> None:
         """Mark the attempt on the task's span."""

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -66,15 +67,19 @@ def airflow_command(*args: str, env: dict[str, str] | None = None, timeout: floa
     return completed.stdout
 
 
-def write_scenario_dag(folder: Path, scenario: str) -> Path:
-    """Write a DAG file that compiles conformance scenario `scenario` with the adapter."""
+def write_scenario_dag(folder: Path, scenario: str, grouped: bool = False) -> Path:
+    """Write a DAG file that compiles conformance scenario `scenario` with the adapter.
+
+    `grouped`: every task in a task group, one group per connected part (`connected_groups`).
+    """
+    groups = ", groups=connected_groups(scenario)" if grouped else ""
     path = folder / f"{scenario}.py"
     path.write_text(
         "# Airflow DAG file of a conformance scenario.\n"
         "from adapters.airflow import to_airflow_dag\n"
-        "from tests.conformance import load\n\n"
+        "from tests.conformance import connected_groups, load\n\n"
         f"scenario = load({scenario!r})\n"
-        f"dag = to_airflow_dag(scenario.pipeline, dag_id={scenario!r}, keep_going=scenario.keep_going)\n"
+        f"dag = to_airflow_dag(scenario.pipeline, dag_id={scenario!r}, keep_going=scenario.keep_going{groups})\n"
     )
     return path
 
@@ -93,18 +98,30 @@ def run_dag_test(dag, conf: dict | None = None) -> dict[str, tuple[str | None, i
 
 def run_dag_test_as_engine(dag, conf: dict | None = None) -> dict[str, tuple[str, int]]:
     """Run `dag` once with dag.test() and return {task: (engine state, attempts)}."""
-    return run_dag_test_with_outputs(dag, conf)[0]
+    return dag_test_as_engine(dag, conf)[0]
+
+
+def dag_test_as_engine(dag, conf: dict | None = None) -> tuple[dict[str, tuple[str, int]], str]:
+    """Run `dag` once with dag.test(); return {task: (engine state, attempts)} and the dag run id."""
+    engine, _, run_id = _dag_test(dag, conf)
+    return engine, run_id
 
 
 def run_dag_test_with_outputs(dag, conf: dict | None = None) -> tuple[dict[str, tuple[str, int]], dict[str, object]]:
     """Run `dag` once with dag.test(); return {task: (engine state, attempts)} and {task: output} from XCom."""
+    engine, outputs, _ = _dag_test(dag, conf)
+    return engine, outputs
+
+
+def _dag_test(dag, conf: dict | None) -> tuple[dict[str, tuple[str, int]], dict[str, object], str]:
     dag_run = dag.test(run_conf=conf)
-    engine = as_engine_outcomes(_outcomes(dag_run), marked_not_run(DATABASE, dag.dag_id, dag_run.run_id))
+    marks = engine_marks(DATABASE, dag.dag_id, dag_run.run_id)
+    engine = as_engine_outcomes(_outcomes(dag_run), marks)
     mapped = [task_id for task_id, task in dag.task_dict.items() if getattr(task, "is_mapped", False)]
     outputs = xcom_outputs(DATABASE, dag.dag_id, dag_run.run_id)
     for task in mapped:
         roll_up(engine, outputs, task)
-    return engine, outputs
+    return engine, outputs, dag_run.run_id
 
 
 def roll_up(engine: dict[str, tuple[str, int]], outputs: dict[str, object], task: str) -> None:
@@ -142,6 +159,35 @@ def xcom_outputs(database: Path, dag_id: str, run_id: str) -> dict[str, object]:
     return outputs
 
 
+def run_grouped_dag_test_as_engine(dag, groups: dict[str, list[str]]) -> dict[str, tuple[str, int]]:
+    """Run a DAG of task groups with dag.test(); {task: (engine state, attempts)} for every task inside them.
+
+    A group that ran reports its tasks in its XCom; one that never started (or that fail-fast
+    kept from starting) gives each of its tasks the group's own state and no attempt.
+    """
+    from adapters.airflow import GROUP_STATES_XCOM_KEY
+
+    dag_run = dag.test()
+    units = as_engine_outcomes(_outcomes(dag_run), marked_not_run(DATABASE, dag.dag_id, dag_run.run_id))
+    inner = xcom_values(DATABASE, dag.dag_id, dag_run.run_id, GROUP_STATES_XCOM_KEY)
+    engine: dict[str, tuple[str, int]] = {}
+    for group, members in groups.items():
+        if group in inner:
+            engine.update({task: (value["state"], value["attempts"]) for task, value in inner[group].items()})
+        else:
+            engine.update({task: (units[group][0], 0) for task in members})
+    return engine
+
+
+def xcom_values(database: Path, dag_id: str, run_id: str, key: str) -> dict[str, object]:
+    """{task_id: value} of XCom `key` in one dag run, read from Airflow's SQLite database."""
+    with closing(sqlite3.connect(database, timeout=30)) as connection:
+        rows = connection.execute(
+            "select task_id, value from xcom where dag_id = ? and run_id = ? and key = ?", (dag_id, run_id, key)
+        ).fetchall()
+    return {task_id: json.loads(value) for task_id, value in rows}
+
+
 def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:
     # An instance of a mapped Airflow task is named as the engine names it: Poll[0], Poll[1], ...
     return {
@@ -152,32 +198,41 @@ def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:
     }
 
 
-def marked_not_run(database: Path, dag_id: str, run_id: str) -> set[str]:
-    """Tasks of one run the adapter marked NOT_RUN (its XCom), read from Airflow's SQLite database."""
+def engine_marks(database: Path, dag_id: str, run_id: str, key: str | None = None) -> dict[str, str]:
+    """XCom marks of one run (default: the engine state of tasks ended without an attempt), from Airflow's database."""
     from adapters.airflow import ENGINE_STATE_XCOM_KEY
 
     with closing(sqlite3.connect(database, timeout=30)) as connection:
         rows = connection.execute(
             "select task_id, map_index, value from xcom where dag_id = ? and run_id = ? and key = ?",
-            (dag_id, run_id, ENGINE_STATE_XCOM_KEY),
+            (dag_id, run_id, key or ENGINE_STATE_XCOM_KEY),
         ).fetchall()
     return {
-        task_id if map_index < 0 else f"{task_id}[{map_index}]"
-        for task_id, map_index, value in rows
-        if json.loads(value) == "not_run"
+        task_id if map_index < 0 else f"{task_id}[{map_index}]": json.loads(value) for task_id, map_index, value in rows
     }
 
 
+def marked_not_run(database: Path, dag_id: str, run_id: str) -> set[str]:
+    """Tasks of one run the adapter marked NOT_RUN (its XCom), read from Airflow's SQLite database."""
+    return {task for task, state in engine_marks(database, dag_id, run_id).items() if state == "not_run"}
+
+
 def as_engine_outcomes(
-    outcomes: dict[str, tuple[str | None, int]], not_run: set[str] = frozenset()
+    outcomes: dict[str, tuple[str | None, int]], marks: Mapping[str, str] | set[str] = frozenset()
 ) -> dict[str, tuple[str, int]]:
-    """{task: (Airflow state, try number)} as {task: (engine state, attempts)}; `not_run`: marked tasks."""
+    """{task: (Airflow state, try number)} as {task: (engine state, attempts)}.
+
+    `marks`: the adapter's XCom state of tasks it ended `skipped` without an attempt (a set of
+    names means "not_run"): not run, or kept by a resume as success / skipped.
+    """
+    if not isinstance(marks, Mapping):
+        marks = {task: "not_run" for task in marks}
     engine: dict[str, tuple[str, int]] = {}
     for task, (state, tries) in outcomes.items():
-        if task in not_run:
+        if task in marks:
             # Skipped before its engine attempt started: the engine counts no attempt.
-            assert state == "skipped", f"task {task!r} is marked not_run but ended {state}"
-            engine[task] = ("not_run", 0)
+            assert state == "skipped", f"task {task!r} is marked {marks[task]} but ended {state}"
+            engine[task] = (marks[task], 0)
         else:
             engine[task] = (ENGINE_STATE[state], tries)
     return engine

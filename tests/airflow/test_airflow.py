@@ -166,7 +166,6 @@ def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) ->
     dag = compile_in_folder(dags_folder, "retry_after", """
         from adapters.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, Task, retries
-        from task_engine_core.runtime import current_task_run
 
         pipeline = Pipeline("retry_after")
 
@@ -174,7 +173,7 @@ def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) ->
         class RateLimited(Task):
             @retries(2, backoff=Backoff.constant(0))
             def perform_task(self):
-                if current_task_run().attempt == 1:
+                if self.attempt_state.attempt == 1:
                     raise RuntimeError("429 Too Many Requests")
 
             def retry_handler(self, error):
@@ -312,7 +311,9 @@ def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
         def broken():
             raise RuntimeError("broken on purpose")
 
-        @pipeline.register
+        # After nothing_to_do, so it becomes ready only once broken has run: dag.test() starts
+        # ready tasks in no fixed order, and Airflow's start order is not the core's.
+        @pipeline.register(depends_on=nothing_to_do)
         def independent():
             print("independent ran")
 
@@ -334,7 +335,12 @@ def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
         "independent": "skipped",
         "after_independent": "skipped",
     }
-    assert marked_not_run(DATABASE, "fail_fast", dag_run.run_id) == {"independent", "after_independent"}
+    # dag.test() starts ready roots in no fixed order: when broken ran first, nothing_to_do was kept
+    # from running too (and says so); a real skip is never marked.
+    kept_root = "Task Engine did not run 'nothing_to_do'" in output
+    assert marked_not_run(DATABASE, "fail_fast", dag_run.run_id) == (
+        {"independent", "after_independent"} | ({"nothing_to_do"} if kept_root else set())
+    )
     for name in ("independent", "after_independent"):
         assert (
             f"Task Engine did not run {name!r}: task 'broken' of this dag run failed and the DAG is fail-fast "
@@ -465,3 +471,99 @@ def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest
     output = "".join(capfd.readouterr())
     assert "Task Engine skipped 'leaky': no retries configured: rejected token ***" in output
     assert "s3cr3t-value" not in output
+
+
+def test_a_started_task_finishes_its_retries_after_a_neighbour_failed(dags_folder: Path) -> None:
+    dag = compile_in_folder(dags_folder, "retries_after_failure", """
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Backoff, Pipeline, Task, retries
+
+        pipeline = Pipeline("retries_after_failure")
+
+        @pipeline.register
+        class Flaky(Task):
+            @retries(3, backoff=Backoff.constant(0))
+            def perform_task(self):
+                if self.attempt_state.attempt < 3:
+                    raise RuntimeError("not yet")
+
+            def retry_handler(self, error):
+                return True
+
+        @pipeline.register
+        def first():
+            pass
+
+        # Ready in dag.test()'s second round, with Flaky's second try: it has failed before
+        # Flaky's third try, which must still run (Flaky started in round one).
+        @pipeline.register(depends_on=first)
+        def broken():
+            raise RuntimeError("broken on purpose")
+
+        dag = to_airflow_dag(pipeline)
+    """)
+
+    dag_run = dag.test()
+    outcomes = {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+
+    assert outcomes == {"Flaky": ("success", 3), "first": ("success", 1), "broken": ("failed", 1)}
+    assert marked_not_run(DATABASE, "retries_after_failure", dag_run.run_id) == set()
+
+
+def test_airflow_runs_record_statistics_that_later_set_priority_weights(
+    dags_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    stats = tmp_path / "stats.sqlite3"
+    monkeypatch.setenv("TASK_ENGINE_STATS", str(stats))
+    source = """
+        import time
+
+        from adapters.airflow import to_airflow_dag
+        from task_engine_core import Backoff, Pipeline, retries
+
+        pipeline = Pipeline("recorded")
+
+        @pipeline.register
+        def quick():
+            pass
+
+        @pipeline.register
+        def slow():
+            time.sleep(0.3)
+
+        @pipeline.register
+        @retries(2, backoff=Backoff.constant(0))
+        def flaky(context):
+            flaky.calls = getattr(flaky, "calls", 0) + 1
+            if flaky.calls == 1:
+                raise RuntimeError("first try fails")
+
+        @pipeline.register(depends_on=["quick", "slow", "flaky"])
+        def last():
+            pass
+
+        dag = to_airflow_dag(pipeline)
+    """
+    dag = compile_in_folder(dags_folder, "recorded", source)
+    # Registration order first, before anything is recorded.
+    assert {t.task_id: t.priority_weight for t in dag.tasks}["quick"] > {t.task_id: t.priority_weight for t in dag.tasks}["slow"]
+    dag_run = dag.test()
+
+    with sqlite3.connect(stats) as connection:
+        runs = connection.execute("SELECT run_id, pipeline, tasks, outcome FROM runs").fetchall()
+        tasks = dict(
+            (task, (state, attempts, waited > 0))
+            for task, state, attempts, waited in connection.execute("SELECT task, state, attempts, waited FROM task_runs")
+        )
+    assert runs == [(dag_run.run_id, "recorded", 4, "success")]
+    assert tasks == {
+        "quick": ("success", 1, False),
+        "slow": ("success", 1, False),
+        "flaky": ("success", 2, True),  # the retry wait Airflow did, measured in this process
+        "last": ("success", 1, False),
+    }
+    # A later compile reads the recorded durations: the slow task now outweighs the quick one.
+    weights = {t.task_id: t.priority_weight for t in compile_in_folder(dags_folder, "recorded", source).tasks}
+    assert weights["slow"] > weights["quick"]

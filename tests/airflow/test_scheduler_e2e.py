@@ -8,6 +8,7 @@ ends in the state and try number of the standalone run.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def airflow_services(tmp_path: Path) -> Iterator[AirflowServices]:
     services.env["PYTHONPATH"] = str(REPO_ROOT)
     targets = [f"tests.conformance.scenarios.{name}" for name in SCENARIOS] + [str(tmp_path / "leaky_pipeline.py")]
     services.env["TASK_ENGINE_PIPELINES"] = ",".join(targets)
+    # Every try records its task here: one `runs` row per dag run, one `task_runs` row per task.
+    services.env["TASK_ENGINE_STATS"] = str(tmp_path / "stats.sqlite3")
     try:
         services.start()
         yield services
@@ -60,6 +63,25 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(airflow_s
     for name, run_id in runs.items():
         observed = airflow_services.engine_outcomes(name, run_id)
         assert mismatches(load(name), observed) == [], airflow_services.logs()
+
+    # The statistics the tries wrote: one run row per dag run, a row per task that started.
+    with sqlite3.connect(airflow_services.env["TASK_ENGINE_STATS"]) as connection:
+        recorded = connection.execute("SELECT run_id, pipeline, tasks, outcome FROM runs ORDER BY pipeline").fetchall()
+        task_rows = connection.execute("SELECT run_id, task, state, attempts FROM task_runs").fetchall()
+    assert recorded == [
+        (runs["seed_tasks_run1"], "seed_tasks_run1", 4, "success"),
+        (runs["seed_tasks_run2"], "seed_tasks_run2", 4, "failed"),
+    ]
+    for name, run_id in runs.items():
+        started = {task: value for task, value in airflow_services.engine_outcomes(name, run_id).items() if value[1]}
+        assert {task: (state, attempts) for rid, task, state, attempts in task_rows if rid == run_id} == started
+    # A later compile derives its priority weights from those runs.
+    from adapters.airflow import expected_durations
+
+    assert set(expected_durations(airflow_services.env["TASK_ENGINE_STATS"], "seed_tasks_run1") or {}) == {
+        task for task, value in airflow_services.engine_outcomes("seed_tasks_run1", runs["seed_tasks_run1"]).items()
+        if value[1]
+    }
 
     # The secret reached the task only through dag_run.conf; Airflow's task logs must not show it.
     leaky_run = airflow_services.trigger("leaky_pipeline", {"api": {"token": SECRET}})

@@ -50,7 +50,6 @@ from task_engine_core.events import (
     TaskFinished,
     TaskStarted,
 )
-from task_engine_core.runtime import current_task_run
 from task_engine_core.stats import StatsStore
 
 
@@ -132,7 +131,7 @@ def test_a_skipped_task_is_a_completed_state_named_skipped_and_dependents_run(ca
     def after() -> None:
         print("after ran")
 
-    flow = to_prefect_flow(pipeline, max_workers=2)
+    flow = to_prefect_flow(pipeline, max_workers=2, prefect_logs=False)  # the console, as standalone
     state = flow(return_state=True)
     assert (state.type.value, state.name) == ("COMPLETED", "Completed")
     assert states(flow) == {"Flaky": (TaskState.SKIPPED, 2), "after": (TaskState.SUCCESS, 1)}
@@ -324,13 +323,15 @@ def test_the_hydrator_chain_runs_at_flow_start_with_flow_parameters_last(
         "env": "from-environment",
         "team": "data",
     }
-    assert context.sources[:2] == (f"yaml file {tmp_path / 'task_engine.yml'}", "environment TASK_ENGINE__*")
-    assert context.sources[2].startswith("Prefect flow run parameters (")
+    # (the Prefect Variables hydrator sits between the two once a flow that uses it was built)
+    assert context.sources[0] == f"yaml file {tmp_path / 'task_engine.yml'}"
+    assert context.sources[-2] == "environment TASK_ENGINE__*"
+    assert context.sources[-1].startswith("Prefect flow run parameters (")
     assert (FLOW_PARAMETERS_HYDRATOR, FLOW_PARAMETERS_ORDER) in registered_hydrators()
 
     flow()  # no parameters: the chain alone
     assert seen[-1]["api"]["url"] == "from-environment"
-    assert seen[-1].sources[2] == FLOW_PARAMETERS_HYDRATOR  # consulted, nothing to add
+    assert seen[-1].sources[-1] == FLOW_PARAMETERS_HYDRATOR  # consulted, nothing to add
 
     with pytest.raises(ContextKeyError) as caught:
         seen[-1]["missing"]
@@ -487,14 +488,14 @@ def test_a_resource_wait_timeout_is_not_reset_by_prefect_retries() -> None:
     pipeline = Pipeline("resource")
     polls: dict[int, int] = {}
 
-    def never_ready() -> bool:
-        attempt = current_task_run().attempt
-        polls[attempt] = polls.get(attempt, 0) + 1
-        return False
-
     @pipeline.register
-    @wait_for_resource(never_ready, timeout=0.3, interval=0.05)
+    @wait_for_resource(timeout=0.3, interval=0.05)
     class NeedsCluster(Task):
+        def resource_ready(self) -> bool:
+            attempt = self.attempt_state.attempt
+            polls[attempt] = polls.get(attempt, 0) + 1
+            return False
+
         @retries(3, backoff=Backoff.constant(0))
         def perform_task(self) -> None:
             raise AssertionError("the resource is never ready")

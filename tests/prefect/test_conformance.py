@@ -11,9 +11,16 @@ from typing import Any
 
 import pytest
 
-from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
+from adapters.prefect import (
+    NOT_RUN_STATE_NAME,
+    RESUMED_STATE_NAME,
+    SKIPPED_STATE_NAME,
+    UPSTREAM_FAILED_STATE_NAME,
+    last_result,
+    to_prefect_flow,
+)
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import DATA_SCENARIOS, SCENARIOS, load, mismatches, output_mismatches
+from tests.conformance import DATA_SCENARIOS, RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, output_mismatches, scenarios_for
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -42,20 +49,28 @@ def run_flow(name: str, max_workers: int) -> tuple[Any, Any]:
     return result, state
 
 
-def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
-    result, state = run_flow(name, max_workers)
-    return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
+def check_prefect_record(
+    flow_state: Any, observed: Observed, task_runs: Any, kept: Any = (), mapped: Any = frozenset()
+) -> None:
+    """Every task has one task run in the flow run, in the Prefect state its outcome maps to; `kept` ones were resumed.
 
-
-def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any, mapped: frozenset[str] = frozenset()) -> None:
-    # A mapped task is the roll-up of its instances; each instance (Poll[0], ...) is a Prefect task run.
-    started = {task: value for task, value in observed.items() if value[1] > 0 and task not in mapped}
-    runs = task_runs(flow_state.state_details.flow_run_id, len(started))
-    assert sorted(runs) == sorted(started), "only started tasks become Prefect task runs"
-    for task, (state, attempts) in started.items():
+    A `mapped` task is the roll-up of its instances and has no task run of its own: each instance
+    (Poll[0], ...) is one, as with Prefect's `.map`.
+    """
+    observed = {task: value for task, value in observed.items() if task not in mapped}
+    runs = task_runs(flow_state.state_details.flow_run_id, len(observed))
+    assert sorted(runs) == sorted(observed), "every task has a Prefect task run, also one that never started"
+    for task, (state, attempts) in observed.items():
         run = runs[task]
+        if state in (TaskState.UPSTREAM_FAILED, TaskState.NOT_RUN):
+            expected = UPSTREAM_FAILED_STATE_NAME if state is TaskState.UPSTREAM_FAILED else NOT_RUN_STATE_NAME
+            assert (run.state.type.value, run.state.name, run.run_count) == ("CANCELLED", expected, 0), task
+            continue
         assert run.run_count == attempts, task
-        if state is TaskState.SUCCESS:
+        if task in kept:
+            assert (run.state.type.value, run.state.name) == ("COMPLETED", RESUMED_STATE_NAME), task
+            assert run.state.message.startswith("Kept from run "), run.state.message
+        elif state is TaskState.SUCCESS:
             assert (run.state.type.value, run.state.name) == ("COMPLETED", "Completed"), task
         elif state is TaskState.SKIPPED:
             assert (run.state.type.value, run.state.name) == ("COMPLETED", SKIPPED_STATE_NAME), task
@@ -64,31 +79,108 @@ def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any, ma
             assert run.state.type.value == "FAILED", task
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
-def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
-    observed, flow_state = run_as_flow(name, max_workers=1)
-    assert mismatches(load(name), observed) == []
-    assert observed == run_standalone(name)
-    check_prefect_record(flow_state, observed, task_runs)
-
-
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
-def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
-    observed, flow_state = run_as_flow(name, max_workers=4)
-    assert mismatches(load(name), observed) == []
-    assert observed == run_standalone(name)
-    # Submitted from the core's worker threads, the task runs still belong to this flow run.
-    check_prefect_record(flow_state, observed, task_runs)
-
-
-@pytest.mark.parametrize("workers", [1, 4])
-@pytest.mark.parametrize("name", DATA_SCENARIOS)
-def test_data_scenario(name: str, workers: int, task_runs: Any) -> None:
-    """Outputs and fan-out on Prefect: the same states, attempts and outputs; one task run per instance."""
+def check_scenario(name: str, max_workers: int, task_runs: Any) -> None:
+    """States, attempts and outputs as standalone; the flow run's task runs say the same."""
     scenario = load(name)
-    result, state = run_flow(name, workers)
+    result, flow_state = run_flow(name, max_workers)
     observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
     assert mismatches(scenario, observed) == []
+    assert observed == run_standalone(name)
     assert output_mismatches(scenario, {task: r.output for task, r in result.tasks.items()}) == []
     mapped = frozenset(scenario.pipeline.validate().mapped)
-    check_prefect_record(state, observed, task_runs, mapped)
+    check_prefect_record(flow_state, observed, task_runs, mapped=mapped)
+
+
+@pytest.mark.parametrize("name", scenarios_for("prefect"))
+def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
+    check_scenario(name, 1, task_runs)
+
+
+@pytest.mark.parametrize("name", [n for n in scenarios_for("prefect") if load(n).parallel_safe])
+def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
+    # Submitted from the core's worker threads, the task runs still belong to this flow run.
+    check_scenario(name, 4, task_runs)
+
+
+def flow_parameters(options: dict) -> dict:
+    """A scenario's RUN_OPTIONS (CLI names) as the flow's typed parameters (`from` is `from_tasks`)."""
+    return {("from_tasks" if key == "from" else key): value for key, value in options.items()}
+
+
+@pytest.mark.parametrize("max_workers", [1, 4])
+@pytest.mark.parametrize("name", SELECTION_SCENARIOS)
+def test_selection_scenario_as_flow_parameter(name: str, max_workers: int, task_runs: Any) -> None:
+    scenario = load(name)
+    flow = to_prefect_flow(scenario.pipeline, max_workers=max_workers, reporters=[], stats=False)
+    state = flow(**flow_parameters(scenario.run_options), return_state=True)
+    assert state.is_completed(), state
+    result = last_result(flow)
+    observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
+    assert mismatches(scenario, observed) == []
+    assert {task for task, r in result.tasks.items() if r.excluded} == {"extract", "report", "audit"}
+    # Left-out tasks never become Prefect task runs.
+    check_prefect_record(state, observed, task_runs)
+
+
+@pytest.mark.parametrize("name", RESUME_SCENARIOS)
+def test_resume_scenario_as_flow_parameter(name: str, tmp_path: Any, task_runs: Any) -> None:
+    scenario = load(name)
+    stats = tmp_path / "stats.sqlite3"
+    flow = to_prefect_flow(scenario.pipeline, max_workers=1, reporters=[], stats=stats)
+    scenario.module.reset()
+    first_state = flow(return_state=True)
+    assert first_state.is_failed()
+    first = last_result(flow)
+    observed = {task: (r.state, r.attempts) for task, r in first.tasks.items()}
+    assert mismatches(scenario, observed, scenario.first_expected) == []
+
+    scenario.module.fix()
+    state = flow(resume=first.run_id, return_state=True)
+    assert state.is_completed(), state
+    result = last_result(flow)
+    observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
+    assert mismatches(scenario, observed) == []
+    assert result.resumed_from == first.run_id
+    assert {task: r.resumed_from for task, r in result.tasks.items() if r.resumed_from} == {
+        task: first.run_id for task in scenario.module.KEPT
+    }
+    check_prefect_record(state, observed, task_runs, kept=scenario.module.KEPT)
+
+
+def test_a_bad_task_engine_parameter_fails_the_flow_run_before_any_task(task_runs: Any) -> None:
+    scenario = load("selection_from_tags")
+    flow = to_prefect_flow(scenario.pipeline, max_workers=1, reporters=[], stats=False)
+    state = flow(only=["Claen"], return_state=True)
+    assert state.is_failed()
+    assert "--only 'Claen': pipeline 'selection_from_tags' has no task matching it; did you mean 'Clean'?" in state.message
+    assert last_result(flow) is None
+    resumed = flow(resume=True, return_state=True)
+    assert resumed.is_failed()
+    assert "cannot resume pipeline 'selection_from_tags': statistics are off" in resumed.message
+
+
+def standalone_events(name: str) -> dict:
+    scenario = load(name)
+    events: list[object] = []
+    executor = PipelineExecutor(
+        scenario.pipeline, keep_going=scenario.keep_going, reporters=[events.append], stats=False, sleep=lambda s: None
+    )
+    try:
+        executor.run()
+    except Exception:
+        assert scenario.fails
+    return lifecycle_events(events)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in SCENARIOS + DATA_SCENARIOS if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)],
+)
+def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> None:
+    scenario = load(name)
+    events: list[object] = []
+    flow = to_prefect_flow(
+        scenario.pipeline, max_workers=2, keep_going=scenario.keep_going, reporters=[events.append], stats=False
+    )
+    flow(return_state=True)
+    assert lifecycle_events(events) == standalone_events(name)

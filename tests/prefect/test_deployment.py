@@ -84,3 +84,37 @@ def test_a_runner_serves_a_deployment_by_entrypoint(repo_root: Path, task_runs: 
     finished = final_flow_run(flow_run.id)
     assert (finished.state.type.value, finished.state.name) == ("COMPLETED", "Completed")
     assert states_of(task_runs(flow_run.id, len(JOBS))) == JOBS
+
+
+def test_flow_deploy_of_a_bound_flow_runs_on_a_process_worker(
+    repo_root: Path, task_runs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="task-engine-deploy", type="process"), overwrite=True)
+    monkeypatch.chdir(repo_root)  # Prefect records the entrypoint relative to here, and the worker runs from here
+    # A module-path entrypoint must be importable in the flow-run process the worker starts, as
+    # for any Prefect module-path deployment: the repository goes on its PYTHONPATH.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")])))
+    from flows.example_flows import jobs_flow
+
+    from prefect.types.entrypoint import EntrypointType
+
+    # Without an image or remote storage Prefect deploys a local flow by its module path only.
+    jobs_flow.deploy(name="by-deploy", work_pool_name="task-engine-deploy", print_next_steps=False,
+                     entrypoint_type=EntrypointType.MODULE_PATH)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("jobs/by-deploy")
+    assert deployment.entrypoint == "flows.example_flows.jobs_flow"
+
+    flow_run = run_deployment("jobs/by-deploy", timeout=0, parameters={"only": None, "params": {"env": "deployed"}})
+
+    async def work_once() -> None:
+        async with ProcessWorker(work_pool_name="task-engine-deploy") as worker:
+            await worker.get_and_submit_flow_runs()
+
+    asyncio.run(work_once())
+    finished = final_flow_run(flow_run.id)
+    assert (finished.state.type.value, finished.state.name) == ("COMPLETED", "Completed")
+    assert states_of(task_runs(flow_run.id, len(JOBS))) == JOBS

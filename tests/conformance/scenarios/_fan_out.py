@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from task_engine_core import Backoff, Pipeline, Task, TaskState, retries
-from task_engine_core.runtime import current_task_run
 
 #: An item that fails its first attempt and succeeds on the retry.
 FLAKY = "flaky"
@@ -23,8 +22,7 @@ def fan_out_pipeline(name: str, items: list) -> Pipeline:
         @retries(2, backoff=Backoff.constant(0))
         def perform_task(self):
             item = self.inputs["ListRuns"]
-            run = current_task_run()
-            if item == FLAKY and run is not None and run.attempt == 1:
+            if item == FLAKY and self.attempt_state.attempt == 1:
                 raise RuntimeError(f"run {item} not ready yet")
             return f"polled {item}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from task_engine_core import Backoff, Pipeline, Task, retries, skippable
-from task_engine_core.runtime import current_task_run
 
 
 def build(name: str, answers: Sequence[int]) -> Pipeline:
@@ -21,8 +20,7 @@ def build(name: str, answers: Sequence[int]) -> Pipeline:
     class Task1(Task):
         @retries(3, backoff=Backoff.constant(0))
         def perform_task(self):
-            run = current_task_run()
-            status = answers[run.attempt - 1]
+            status = answers[self.attempt_state.attempt - 1]
             if status != 200:
                 raise Exception(f"Error {status}")
             print("Task1 completed successfully")

@@ -25,4 +25,5 @@ def bottom():
     print("bottom")
 
 
+FEATURES = ("dependencies and start order", "function tasks")  # rows of the README's capability matrix
 EXPECTED = {name: (TaskState.SUCCESS, 1) for name in ("top", "left", "right", "bottom")}

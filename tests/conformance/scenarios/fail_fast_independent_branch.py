@@ -34,6 +34,19 @@ class AfterIndependent(Task):
 
 
 PARALLEL_SAFE = False
+# What the matrix says where tasks overlap: the branch that was already running finishes.
+DIFFERENCES = {
+    "threads": "an independent task already running when a task fails runs to its end",
+    "airflow": "ready tasks start in Airflow's own order (priority_weight is a hint, dag.test() picks any), so the independent branch may run",
+    "prefect": "with max_workers > 1 (default 4) an independent task already running when a task fails runs to its end",
+}
+FEATURES = ("fail-fast",)  # rows of the README's capability matrix
+#: Where ready tasks start in the backend's own order (Airflow: priority_weight is a hint, dag.test()
+#: picks any ready task), the independent branch may have started before Broken failed.
+WITHOUT_START_ORDER = {
+    "Independent": (TaskState.SUCCESS, 1),
+    "AfterIndependent": (TaskState.SUCCESS, 1),
+}
 EXPECTED = {
     "Broken": (TaskState.FAILED, 1),
     "NeedsBroken": (TaskState.UPSTREAM_FAILED, 0),

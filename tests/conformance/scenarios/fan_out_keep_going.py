@@ -74,3 +74,4 @@ OUTPUTS = {
     "after_work": None,
     "after_optional": ["ok", "broken", None, "ok"],
 }
+FEATURES = ("task outputs (return values)", "mapped tasks (`map_over=`)", "keep-going", "skip (`@skippable`, `SkipTask`)")  # rows of the README's capability matrix

@@ -36,6 +36,7 @@ class AfterIndependent(Task):
 
 
 KEEP_GOING = True
+FEATURES = ("keep-going",)  # rows of the README's capability matrix
 EXPECTED = {
     "Broken": (TaskState.FAILED, 1),
     "NeedsBroken": (TaskState.UPSTREAM_FAILED, 0),

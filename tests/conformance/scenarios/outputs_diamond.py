@@ -40,3 +40,4 @@ OUTPUTS = {
     "load": {"total": 12, "count": 3},
     "report": None,
 }
+FEATURES = ("task outputs (return values)", "function tasks")  # rows of the README's capability matrix

@@ -20,4 +20,5 @@ def after_flaky():
     print("after_flaky ran")
 
 
+FEATURES = ("retries (`@retries`, `retry_handler`)", "fail-fast")  # rows of the README's capability matrix
 EXPECTED = {"Flaky": (TaskState.FAILED, 3), "after_flaky": (TaskState.UPSTREAM_FAILED, 0)}

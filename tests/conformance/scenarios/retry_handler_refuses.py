@@ -15,4 +15,5 @@ class Refuses(Task):
         return False
 
 
+FEATURES = ("retries (`@retries`, `retry_handler`)",)  # rows of the README's capability matrix
 EXPECTED = {"Refuses": (TaskState.FAILED, 1)}

@@ -4,6 +4,7 @@ from task_engine_core import TaskState
 from task_engine_core.loader import load_pipeline
 
 pipeline = load_pipeline("examples.jobs")
+FEATURES = ("dependencies and start order", "cross-module dependencies")  # rows of the README's capability matrix
 EXPECTED = {
     "Job2Task1": (TaskState.SUCCESS, 1),
     "Job2Task2": (TaskState.SUCCESS, 1),

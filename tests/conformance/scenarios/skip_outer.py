@@ -28,6 +28,7 @@ class Finish(Task):
         print("finish")
 
 
+FEATURES = ("skip (`@skippable`, `SkipTask`)",)  # rows of the README's capability matrix
 EXPECTED = {
     "Start": (TaskState.SUCCESS, 1),
     "Optional": (TaskState.SKIPPED, 2),

@@ -1,0 +1,227 @@
+"""The backend seam: everything a backend (Airflow, Prefect, a third one) needs to run pipelines like the core.
+
+A backend imports from `task_engine_core` (the user facade) and from this module only. What it
+does with them, in order:
+
+1. `validated_pipeline(pipeline)`: the pipeline (None = the default registry), validated.
+   `ValidatedPipeline.order / upstream / definitions / policies` describe the graph.
+2. Listeners: `default_listeners(...)` assembles the standard set (console, registered
+   reporters, statistics, tracing when configured); give them to an `EventBus`. The bus delivers
+   each event synchronously, on the thread that emits it, to every listener in order; listeners
+   are pure (none changes an event or a result), so their order does not matter.
+3. Run identity: a run id, and `settle_trace_id(...)` before `RunStarted` (tracing needs it;
+   `trace_id_for(key)` derives one id from an orchestrator's run key, so every worker process of
+   one orchestrator run shares one trace).
+4. Starting: `may_start(started=..., failed=..., keep_going=...)` says whether a task may start
+   now; a task whose first attempt ran always finishes its retries.
+5. One task: a `TaskLifecycle(definition, policies, run_id, events, context=...)`.
+   `start()` emits TaskStarted on the calling thread; `attempt(n)` runs one attempt (guards,
+   `perform_task`, retry decision; emits RetryScheduled when another attempt follows); the
+   retry delay is waited out either in process (`sleep_retry(outcome)`, or `run_to_end()` for
+   the whole loop) or by the orchestrator (`retry_handed_off(outcome)`, then `resume(n + 1)` in
+   its next try); `conclude(outcome)` / `fail(error)` settle the TaskResult and `finish()`
+   emits TaskFinished. A backend that keeps the core's scheduler passes
+   `PipelineExecutor(run_task=...)`, a function running one allowed task's lifecycle.
+6. Context and secrets: `hydrate` / `build_context` and the hydrator registry; `mask_secrets`,
+   `error_text` for anything shown outside the run (UI state messages, logs).
+7. Task groups: `plan_groups(validated, groups)` checks a grouping and contracts it into units
+   (a group, or a task on its own); `group_pipeline` and `run_group` run a group's tasks with
+   the standalone executor inside one orchestrator task; `worst_state` is the group's state.
+8. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
+   and `StatsStore.expected_durations`; `StatsStore.record_task` records one task of a run that
+   no single process sees whole (one `runs` row per run, one `task_runs` row per task).
+9. Data between tasks: `TaskLifecycle(..., inputs=TaskInputs(name, upstream, outputs))` gives a
+   task its upstreams' outputs (`outputs` holds the non-None ones the backend carried over, e.g.
+   from XCom); `conclude` puts what the task returned in `TaskResult.output`. For a mapped task
+   (`ValidatedPipeline.mapped`: task -> the upstream it maps over) `items_of` turns that
+   upstream's output into the items (MapOverError when it is no list), each instance runs as a
+   lifecycle of its own with `name=instance_name(task, i)` and `TaskInputs(..., mapped=over,
+   item=items[i])`, and the mapped task's output is the list of instance outputs in item order.
+   An upstream that does not run here (kept by a resume, left out) is an `UnavailableOutput` in
+   `outputs` (`unavailable_output` says why); `check_inputs_available` refuses, before the task starts, a task sure to read one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable
+
+from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
+from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
+from ._lifecycle import TaskLifecycle, may_start
+from ._mapping import instance_name, items_of
+from ._secrets import Secret, error_text, mask_secrets, mask_text
+from .attempt import AttemptState, HandlerDecision
+from .context import (
+    DEFAULT_ORDER,
+    ENVIRONMENT_ORDER,
+    SENSITIVE_WORDS,
+    Hydrated,
+    HydrationRequest,
+    TaskContext,
+    build_context,
+    deep_merge,
+    hydrate,
+    register_hydrator,
+    registered_hydrators,
+)
+from .events import (
+    AttemptFailed,
+    AttemptStarted,
+    Event,
+    EventBus,
+    Listener,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskStarted,
+    WaitFinished,
+    WaitStarted,
+)
+from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
+from .policies import TaskPolicies
+from .priority import PriorityKey, priority_keys
+from .reporters import ConsoleReporter
+from .reporters.registry import registered_reporters
+from .result import RunResult, TaskResult
+from .runtime import AttemptOutcome, OutcomeKind, run_attempt
+from .selection import SelectOptions, parse_backend_options
+from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path, open_stats_store
+
+__all__ = [
+    "AttemptFailed",
+    "AttemptOutcome",
+    "AttemptStarted",
+    "AttemptState",
+    "DEFAULT_ORDER",
+    "ENVIRONMENT_ORDER",
+    "Event",
+    "EventBus",
+    "GroupError",
+    "GroupPlan",
+    "HandlerDecision",
+    "Hydrated",
+    "HydrationRequest",
+    "Listener",
+    "OutcomeKind",
+    "PriorityKey",
+    "RetryScheduled",
+    "RunFinished",
+    "RunResult",
+    "RunStarted",
+    "SENSITIVE_WORDS",
+    "SelectOptions",
+    "Secret",
+    "StatsRecorder",
+    "StatsStore",
+    "TaskContext",
+    "TaskDefinition",
+    "TaskFinished",
+    "TaskInputs",
+    "TaskLifecycle",
+    "TaskPolicies",
+    "TaskResult",
+    "TaskStarted",
+    "TaskStatsRecorder",
+    "UnavailableOutput",
+    "ValidatedPipeline",
+    "WaitFinished",
+    "WaitStarted",
+    "build_context",
+    "check_inputs_available",
+    "configured_stats_path",
+    "configured_tracing",
+    "deep_merge",
+    "default_listeners",
+    "error_text",
+    "group_pipeline",
+    "hydrate",
+    "instance_name",
+    "items_of",
+    "mask_secrets",
+    "mask_text",
+    "may_start",
+    "new_trace_id",
+    "parse_backend_options",
+    "plan_groups",
+    "priority_keys",
+    "register_hydrator",
+    "registered_hydrators",
+    "open_stats_store",
+    "resolve_stats_store",
+    "run_attempt",
+    "run_group",
+    "settle_trace_id",
+    "trace_id_for",
+    "unavailable_output",
+    "validated_pipeline",
+    "worst_state",
+]
+
+
+def validated_pipeline(pipeline: Pipeline | None = None) -> ValidatedPipeline:
+    """`pipeline` (None: the default registry) validated; raises the definition errors a user can fix."""
+    return (pipeline if pipeline is not None else default_pipeline()).validate()
+
+
+def default_listeners(
+    reporters: Iterable[Listener] | None = None,
+    *,
+    listeners: Iterable[Listener] = (),
+    stats_store: StatsStore | None = None,
+    show_plan: bool = False,
+    tracing: Listener | None = None,
+    per_task_stats: tuple[ValidatedPipeline, str | None] | None = None,
+) -> list[Listener]:
+    """The standard listeners of a run: reporters (None: a ConsoleReporter), registered reporters, `listeners`, statistics, tracing.
+
+    Every listener is pure, so the order is only the order of console output. Statistics are
+    recorded per run (StatsRecorder), or per task with `per_task_stats=(validated, trace_id)`
+    where no process sees the whole run (TaskStatsRecorder).
+    """
+    chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
+    assembled: list[Listener] = [*chosen, *registered_reporters(), *listeners]
+    if tracing is not None:
+        assembled.append(tracing)
+    if stats_store is not None and per_task_stats is not None:
+        validated, trace_id = per_task_stats
+        assembled.append(TaskStatsRecorder(stats_store, validated.name, len(validated.order), trace_id))
+    elif stats_store is not None:
+        assembled.append(StatsRecorder(stats_store))
+    return assembled
+
+
+def resolve_stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
+    """Where statistics go: a StatsStore, a path or postgresql:// URL, None/True ($TASK_ENGINE_STATS, else the default file) or False."""
+    return open_stats_store(stats)
+
+
+def new_trace_id() -> str:
+    """A fresh W3C trace id (32 lowercase hex digits, never all zero)."""
+    while True:
+        trace_id = secrets.token_hex(16)
+        if trace_id.strip("0"):
+            return trace_id
+
+
+def trace_id_for(run_key: str) -> str:
+    """The trace id of an orchestrator's run (e.g. dag id + run id): the same in every process of that run."""
+    digest = hashlib.sha256(f"task-engine trace {run_key}".encode()).hexdigest()[:32]
+    return digest if digest.strip("0") else "1" + digest[1:]
+
+
+def settle_trace_id(listeners: Iterable[Listener], given: str | None = None) -> str | None:
+    """The run's trace id, settled before RunStarted: None unless a listener traces; then `given` or a new one."""
+    if any(getattr(listener, "needs_trace_id", False) for listener in listeners):
+        return given or new_trace_id()
+    return None
+
+
+def configured_tracing(trace_file: str | os.PathLike[str] | None = None) -> Listener | None:
+    """The TracingListener that `trace_file` or the OTEL_* environment asks for, else None (OpenTelemetry loads only then)."""
+    from .telemetry import tracing_from_environment
+
+    return tracing_from_environment(trace_file)
