@@ -392,9 +392,6 @@ class InputUnavailableError(TaskEngineError, LookupError):
             f"and outputs are not kept between runs\n{action}"
         )
 
-    def __str__(self) -> str:  # LookupError's str would be the repr of the message
-        return str(self.args[0])
-
 
 class MapOverError(TaskEngineError, TypeError):
     """The output a mapped task fans out over is not a list (or other iterable of items)."""

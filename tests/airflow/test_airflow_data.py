@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_harness import load_dag_bag, run_dag_test_with_outputs
+import pytest
+
+from airflow_harness import dag_test_as_engine, load_dag_bag, run_dag_test_with_outputs
 
 DAG_FILE = '''
 from adapters.airflow import FileOutputStore, to_airflow_dag
@@ -75,3 +77,71 @@ def test_large_output_without_a_store_is_an_error_saying_what_to_configure(dags_
         "max_xcom_bytes=100, and no output store is configured; pass "
         "to_airflow_dag(output_store=FileOutputStore('/shared/dir')) or raise max_xcom_bytes"
     ) in logs.out + logs.err
+
+
+RESUME_DAG_FILE = '''
+from pathlib import Path
+
+from adapters.airflow import to_airflow_dag
+from task_engine_core import Pipeline
+
+pipeline = Pipeline("resume_outputs")
+BROKEN = Path({broken!r})
+
+
+@pipeline.register
+def extract():
+    return [1, 2, 3]
+
+
+@pipeline.register(depends_on=extract)
+def load(extract):
+    if BROKEN.exists():
+        raise ConnectionError("warehouse down")
+    return sum(extract)
+
+
+dag = to_airflow_dag(pipeline, dag_id="resume_outputs")
+'''
+
+
+def test_a_resume_that_would_hand_a_task_a_kept_output_fails_it_with_the_core_message(
+    dags_folder: Path, tmp_path: Path, capfd
+):
+    broken = tmp_path / "broken"
+    broken.touch()
+    (dags_folder / "resume_outputs.py").write_text(RESUME_DAG_FILE.format(broken=str(broken)))
+    dag = load_dag_bag(dags_folder).dags["resume_outputs"]
+    first, first_run = dag_test_as_engine(dag)
+    assert first == {"extract": ("success", 1), "load": ("failed", 1)}
+    broken.unlink()
+    capfd.readouterr()
+    observed, _ = dag_test_as_engine(dag, {"task_engine": {"resume": first_run}})
+    logs = capfd.readouterr()
+    # As standalone: extract is kept, and load refuses to start without its output (no retry).
+    assert observed == {"extract": ("success", 0), "load": ("failed", 1)}
+    assert (
+        f"task 'load' reads the output of 'extract', which this run does not have: 'extract' was kept from run "
+        f"{first_run} by --resume, and outputs are not kept between runs"
+    ) in logs.out + logs.err
+
+
+def test_data_that_would_cross_a_task_group_boundary_is_refused_when_the_dag_is_built() -> None:
+    from adapters.airflow import AirflowAdapterError, to_airflow_dag
+    from tests.conformance import load
+
+    pipeline = load("fan_out_rate_limited").pipeline  # list_runs -> get_run (mapped over it) -> summary
+    with pytest.raises(AirflowAdapterError) as mapped_out:
+        to_airflow_dag(pipeline, groups={"listing": ["list_runs"]})
+    assert str(mapped_out.value) == (
+        "cannot compile pipeline 'fan_out_rate_limited' for Airflow: task 'get_run' reads the output of 'list_runs', "
+        "which this run does not have: 'list_runs' runs inside the Airflow task group 'listing', and outputs are not "
+        "kept between runs\nput 'get_run' in that group too, or 'list_runs' in none"
+    )
+    with pytest.raises(AirflowAdapterError, match="task 'get_run' maps over the output of 'list_runs', but only 'get_run' is in"):
+        to_airflow_dag(pipeline, groups={"polling": ["get_run"]})
+    with pytest.raises(AirflowAdapterError, match="task 'summary' reads the output of 'get_run'"):
+        to_airflow_dag(pipeline, groups={"both": ["list_runs", "get_run"]})
+    # All in one group: the group's standalone run maps and hands outputs on in memory.
+    dag = to_airflow_dag(pipeline, dag_id="fan_out_grouped", groups={"all": ["list_runs", "get_run", "summary"]})
+    assert dag.task_ids == ["all"]
