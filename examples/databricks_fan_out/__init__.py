@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from examples._local_http import reply, serve
 from task_engine_core import RateLimit, rate_limit, register, set_rate_limit
-from task_engine_core.runtime import current_task_run
 from task_engine_core.sensible_defaults import SensibleDefaultsRequests
 
 RUNS = {
@@ -108,9 +107,8 @@ class PollRun(SensibleDefaultsRequests):
 
     def retry_handler(self, error: Exception):
         decision = super().retry_handler(error)
-        run = current_task_run()  # this instance: its own attempts, its own retry
-        if run is not None:
-            print(f"{run.name}: {run.explanation}")
+        # The attempt state is this instance's: its own name, attempts and retry.
+        print(f"{self.attempt_state.name}: {decision.reason}")
         return decision
 
 
