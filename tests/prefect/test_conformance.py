@@ -184,3 +184,34 @@ def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> N
     )
     flow(return_state=True)
     assert lifecycle_events(events) == standalone_events(name)
+
+
+def test_a_resume_that_would_hand_a_task_a_kept_output_fails_the_flow_run_before_any_task(tmp_path: Any) -> None:
+    from task_engine_core import Pipeline
+
+    pipeline = Pipeline("resume_outputs")
+    broken = {"load": True}
+
+    @pipeline.register
+    def extract():
+        return [1, 2, 3]
+
+    @pipeline.register(depends_on=extract)
+    def load(extract):
+        if broken["load"]:
+            raise ConnectionError("warehouse down")
+        return sum(extract)
+
+    flow = to_prefect_flow(pipeline, max_workers=1, reporters=[], stats=tmp_path / "stats.sqlite3")
+    assert flow(return_state=True).is_failed()
+    first = last_result(flow)
+    broken["load"] = False
+    state = flow(resume=first.run_id, return_state=True)
+    assert state.is_failed()
+    assert (
+        f"task 'load' reads the output of 'extract', which this run does not have: 'extract' was kept from run "
+        f"{first.run_id} by --resume" in state.message
+    )
+    # Without resume the flow runs both, and the output reaches load.
+    assert flow(return_state=True).is_completed()
+    assert last_result(flow).tasks["load"].output == 6
