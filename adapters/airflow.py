@@ -641,7 +641,9 @@ class _AirflowAttempt:
                     f"Task Engine kept {name!r}: it ended {state.value} in dag run {origin!r} (resumed run {resume!r})"
                 )
             for parent in self.data.upstream:
-                if parent not in unavailable and (kept := _kept_from(ti, parent, resume)) is not None:
+                # A kept skip had no output to lose: its downstreams read None, as in the first run.
+                kept = None if parent in unavailable else _kept_from(ti, parent, resume)
+                if kept is not None and kept[0] is not TaskState.SKIPPED:
                     unavailable[parent] = unavailable_output(parent, kept[1], "")
         return unavailable
 

@@ -83,7 +83,7 @@ class TaskLifecycle:
         self.clock = clock
         self.sleep = sleep
         self.context = context
-        #: The upstream outputs the task reads (`self.inputs`); see `task_inputs`.
+        #: The upstream outputs the task reads as `self.inputs` (a `TaskInputs`); None: none.
         self.inputs = inputs
         # `name` differs from the definition's for an instance of a mapped task (`Poll[0]`).
         self.result = TaskResult(name or definition.name, worker=worker)

@@ -299,10 +299,7 @@ class PipelineExecutor:
         running = 0
         ended = threading.Event()
         # Task -> output, only the non-None ones; a task that does not run here cannot hand one on.
-        outputs: dict[str, Any] = {
-            name: unavailable_output(name, carried_result.resumed_from, validated.selection)
-            for name, carried_result in carried.items()
-        }
+        outputs: dict[str, Any] = dict(_unavailable_outputs(validated, carried))
         fan_outs: dict[str, FanOut] = {}
         self._outputs, self._fan_outs = outputs, fan_outs
 
@@ -560,11 +557,20 @@ def _carried_results(validated: ValidatedPipeline, point: ResumePoint | None) ->
     return carried
 
 
+def _unavailable_outputs(validated: ValidatedPipeline, carried: Mapping[str, TaskResult]) -> dict[str, Any]:
+    """The outputs this run cannot have: of tasks left out, or kept SUCCESS by a resume (a kept skip had none)."""
+    return {
+        name: unavailable_output(name, result.resumed_from, validated.selection)
+        for name, result in carried.items()
+        if result.state is not _SKIPPED
+    }
+
+
 def _check_inputs_available(validated: ValidatedPipeline, carried: Mapping[str, TaskResult]) -> None:
     """Refuse a run in which a task that runs is sure to read the output of one that does not (see README)."""
     if not carried:
         return
-    unavailable = {name: unavailable_output(name, result.resumed_from, validated.selection) for name, result in carried.items()}
+    unavailable = _unavailable_outputs(validated, carried)
     for name in validated.order:
         if name in carried:
             continue

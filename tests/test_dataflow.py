@@ -15,6 +15,7 @@ from task_engine_core import (
     Task,
     TaskEngineError,
     TaskState,
+    skippable,
     timeout,
 )
 from task_engine_core._dataflow import TaskInputs, output_text
@@ -347,3 +348,27 @@ def test_a_selection_that_leaves_out_a_task_whose_output_is_read_is_refused():
     result = run(pipeline, select={"only": "load", "with_upstream": True})
     assert result.tasks["load"].output == 6
     assert result.tasks["Publish"].excluded
+
+
+def test_a_kept_skip_had_no_output_so_its_downstream_resumes_reading_none(tmp_path):
+    pipeline = Pipeline("resume_after_skip")
+    fail = {"use": True}
+
+    @pipeline.register
+    @skippable
+    def optional():
+        raise ValueError("nothing today")
+
+    @pipeline.register(depends_on=optional)
+    def use(optional):
+        if fail["use"]:
+            raise RuntimeError("first run fails")
+        return f"got {optional!r}"
+
+    stats = tmp_path / "stats.sqlite3"
+    with pytest.raises(RuntimeError):
+        PipelineExecutor(pipeline, reporters=[], stats=stats).run()
+    fail["use"] = False
+    result = PipelineExecutor(pipeline, reporters=[], stats=stats, resume=True).run()
+    assert result.tasks["optional"].resumed_from is not None
+    assert result.tasks["use"].output == "got None"
