@@ -26,7 +26,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -34,7 +34,9 @@ from task_engine_core import (
     ContextError,
     EventBus,
     HydrationError,
+    MapOverError,
     MissingExtraError,
+    OutputTransferError,
     Pipeline,
     Secret,
     StatsStore,
@@ -56,9 +58,15 @@ from task_engine_core.backend import (
     OutcomeKind,
     TaskDefinition,
     TaskLifecycle,
+    TaskInputs,
     TaskPolicies,
+    UnavailableOutput,
     ValidatedPipeline,
     attempt_state,
+    check_inputs_available,
+    instance_name,
+    items_of,
+    open_stats_store,
     configured_tracing,
     deep_merge,
     default_listeners,
@@ -71,11 +79,14 @@ from task_engine_core.backend import (
     priority_keys,
     run_group,
     trace_id_for,
+    unavailable_output,
     worst_state,
 )
 
 #: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
 DAG_PARSE_STATS_TIMEOUT = 2.0
+
+from ._xcom import DEFAULT_MAX_XCOM_BYTES, ITEM_KWARG, FileOutputStore, OutputStore, XComTransfer, item_kwargs
 
 try:
     from airflow.sdk import DAG, Connection, Param, RetryDecision, RetryPolicy, TaskGroup, TriggerRule, Variable
@@ -98,9 +109,11 @@ __all__ = [
     "DEFAULT_CONTEXT_VARIABLE",
     "ENGINE_RESUMED_XCOM_KEY",
     "ENGINE_STATE_XCOM_KEY",
+    "FileOutputStore",
     "GROUP_STATES_XCOM_KEY",
     "NOTE_CONNECTION",
     "airflow_connections_hydrator",
+    "OutputStore",
     "airflow_params_hydrator",
     "airflow_secrets_hydrator",
     "airflow_variable_hydrator",
@@ -354,6 +367,8 @@ def to_airflow_dag(
     connections: Mapping[str, str] | None = None,
     secrets: Mapping[str, str] | None = None,
     task_groups: bool = True,
+    output_store: OutputStore | None = None,
+    max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -379,6 +394,10 @@ def to_airflow_dag(
     each module's become one Airflow TaskGroup (a folder; ids and runs are unchanged). A `groups`
     task sits in its tasks' module TaskGroup when they share a module, else at the top level.
     A task's docstring is its `doc_md`; a group's lists its tasks.
+    Outputs travel as XCom (`return_value`); one larger than `max_xcom_bytes` once serialised goes
+    to `output_store` (see `FileOutputStore`); a task with `map_over=` becomes a mapped Airflow
+    task (`expand`), one Airflow task instance per item. Inside a group outputs pass in memory;
+    a mapped task and the task it maps over are in the same group or in none.
     """
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
@@ -409,7 +428,9 @@ def to_airflow_dag(
     except Exception as error:
         raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
 
-    operators: dict[str, PythonOperator] = {}
+    transfer = XComTransfer(max_xcom_bytes, output_store)
+    mapped = validated.mapped
+    operators: dict[str, Any] = {}
     folders = _module_task_groups(validated, plan) if task_groups else {}
     airflow_groups: dict[str, TaskGroup] = {}
     with dag:
@@ -417,10 +438,15 @@ def to_airflow_dag(
             folder = folders.get(unit)
             if folder is not None and folder[0] not in airflow_groups:
                 airflow_groups[folder[0]] = TaskGroup(folder[0], tooltip=folder[1], prefix_group_id=False, dag=dag)
+            # A mapped task is a mapped Airflow task: one instance per item, shown as such in the UI.
+            over = None if plan.is_group(unit) else mapped.get(unit)
             try:
-                operator = PythonOperator(
+                factory = PythonOperator if over is None else PythonOperator.partial
+                operator = factory(
                     task_id=unit,
-                    python_callable=_unit_callable(validated, plan, unit, context_source, keep_going, stats, pipeline),
+                    python_callable=_unit_callable(
+                        validated, plan, unit, context_source, keep_going, stats, pipeline, transfer
+                    ),
                     priority_weight=weights[unit],
                     weight_rule="absolute",
                     # A skipped parent must not skip its children: the engine runs a task once every
@@ -429,6 +455,8 @@ def to_airflow_dag(
                     task_group=airflow_groups[folder[0]] if folder is not None else None,
                     **_unit_arguments(validated, plan, unit, pools),
                 )
+                if over is not None:
+                    operator = operator.expand(op_kwargs=operators[over].output.map(item_kwargs))
             except TaskEngineError:
                 raise
             except Exception as error:
@@ -552,11 +580,13 @@ def _unit_callable(
     keep_going: bool,
     stats: StatsStore | str | os.PathLike[str] | bool | None,
     pipeline: Pipeline | None = None,
+    transfer: XComTransfer | None = None,
 ) -> Any:
     if plan.is_group(unit):
         return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, stats)
     return _AirflowAttempt(
-        validated.definitions[unit], validated.policies[unit], context_source, validated, fail_fast=not keep_going, stats=stats, pipeline=pipeline
+        validated.definitions[unit], validated.policies[unit], context_source, validated, fail_fast=not keep_going,
+        stats=stats, pipeline=pipeline, data=_data_flow(validated, plan, unit, transfer or XComTransfer()),
     )
 
 
@@ -631,6 +661,47 @@ class _AirflowContextSource:
         return context
 
 
+@dataclass(frozen=True)
+class _DataFlow:
+    """How one Airflow task gets its inputs and hands on its output."""
+
+    upstream: tuple[str, ...]
+    mapped: Mapping[str, str]  # every mapped task of the DAG -> the task it maps over
+    over: str | None  # the upstream this task maps over, if it is mapped
+    mapper: str | None  # a task that maps over this one's output
+    transfer: XComTransfer
+    #: Upstreams inside a task group: their outputs stay in the group's standalone run.
+    unavailable: Mapping[str, UnavailableOutput]
+
+
+def _data_flow(validated: ValidatedPipeline, plan: GroupPlan, name: str, transfer: XComTransfer) -> _DataFlow:
+    """The _DataFlow of task `name` (not in a group); raise AirflowAdapterError for data that cannot leave a group."""
+    upstream = validated.upstream[name]
+    over = validated.mapped.get(name)
+    mapper = next((task for task, source in validated.mapped.items() if source == name), None)
+    unavailable = {
+        parent: UnavailableOutput(
+            f"runs inside the Airflow task group {plan.unit_of[parent]!r}",
+            f"put {name!r} in that group too, or {parent!r} in none",
+        )
+        for parent in upstream
+        if plan.is_group(plan.unit_of[parent])
+    }
+    if mapper is not None and plan.is_group(plan.unit_of[mapper]):
+        raise AirflowAdapterError(
+            f"task {mapper!r} maps over the output of {name!r}, but only {mapper!r} is in the task group "
+            f"{plan.unit_of[mapper]!r}: put both in the group, or neither"
+        )
+    try:
+        check_inputs_available(
+            name, validated.definitions[name].target if validated.definitions[name].is_function else None, over,
+            unavailable,
+        )
+    except TaskEngineError as error:
+        raise AirflowAdapterError(f"cannot compile pipeline {validated.name!r} for Airflow: {error}") from error
+    return _DataFlow(upstream, validated.mapped, over, mapper, transfer, unavailable)
+
+
 class _AirflowAttempt:
     """The python_callable of one Airflow task: one step of the core's TaskLifecycle per Airflow try."""
 
@@ -644,7 +715,9 @@ class _AirflowAttempt:
         fail_fast: bool = True,
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         pipeline: Pipeline | None = None,
+        data: _DataFlow | None = None,
     ) -> None:
+        self.data = data or _DataFlow((), {}, None, None, XComTransfer(), {})
         self.definition = definition
         # The whole pipeline, to resolve a dag run's selection (names, tags, from / to).
         self.pipeline = pipeline
@@ -659,9 +732,13 @@ class _AirflowAttempt:
         # PythonOperator shows the callable's name in the UI and logs.
         self.__name__ = definition.name
 
-    def __call__(self, **airflow_context: Any) -> None:
+    def __call__(self, **airflow_context: Any) -> Any:
+        item = airflow_context.pop(ITEM_KWARG, None)
         ti = airflow_context["ti"]
-        self._select_or_resume(ti, airflow_context)
+        data = self.data
+        # An instance of a mapped task is named as standalone: Poll[0], Poll[1], ...
+        name = self.definition.name if data.over is None else instance_name(self.definition.name, ti.map_index)
+        unavailable = self._select_or_resume(ti, airflow_context)
         attempt = _attempt_number(ti.try_number, getattr(ti, "max_tries", None), self.policies.max_attempts - 1)
         if self.fail_fast:
             self._fail_fast(ti, attempt)
@@ -679,12 +756,45 @@ class _AirflowAttempt:
         lifecycle = TaskLifecycle(
             self.definition, self.policies, run_id, events, worker=socket.gethostname(), trace_id=trace_id,
             clock=time.time, sleep=resource_wait.reschedule,
+            name=name, inputs=self._inputs(name, ti, item, unavailable),
         )
         try:
-            self._try(lifecycle, attempt, (str(ti.dag_id), run_id), airflow_context, resource_wait)
+            return self._try(lifecycle, attempt, (str(ti.dag_id), run_id), airflow_context, resource_wait)
         finally:
             if tracing is not None:
                 tracing.shutdown()  # type: ignore[attr-defined]
+
+    def _inputs(self, name: str, ti: Any, item: Any, unavailable: Mapping[str, UnavailableOutput]) -> TaskInputs:
+        """The task's inputs: its upstreams' outputs from XCom (its item, for an instance of a mapped task)."""
+        data = self.data
+        if data.upstream and (unavailable or data.unavailable):
+            unavailable = {**data.unavailable, **unavailable}
+            try:
+                check_inputs_available(
+                    name, self.definition.target if self.definition.is_function else None, data.over, unavailable
+                )
+            except TaskEngineError as error:
+                # As standalone, the run is refused before the task starts: retrying cannot fix it.
+                raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
+        outputs: dict[str, Any] = data.transfer.pull(ti, [p for p in data.upstream if p not in unavailable], data.mapped)
+        outputs.update((parent, unavailable[parent]) for parent in data.upstream if parent in unavailable)
+        if data.over is None:
+            return TaskInputs(name, data.upstream, outputs)
+        return TaskInputs(name, data.upstream, outputs, data.over, item)
+
+    def _hand_on(self, name: str, outcome: AttemptOutcome, key: str) -> tuple[AttemptOutcome, Any]:
+        """The XCom value of a succeeded attempt's output; a FAILED outcome when XCom cannot carry it on."""
+        data = self.data
+        output = outcome.output
+        try:
+            if data.mapper is not None:
+                # Airflow would refuse a non-list only when it expands; say here which task maps over it.
+                output = items_of(data.mapper, name, output)
+            xcom = data.transfer.to_xcom(name, output, key, mapped_over=data.mapper is not None)
+        except (MapOverError, OutputTransferError) as error:
+            reason = "its output cannot be mapped over" if isinstance(error, MapOverError) else "its output cannot go by XCom"
+            return AttemptOutcome(OutcomeKind.FAILED, outcome.attempt, outcome.max_attempts, error, reason=reason), None
+        return (outcome if output is outcome.output else replace(outcome, output=output)), xcom
 
     def _try(
         self,
@@ -693,8 +803,9 @@ class _AirflowAttempt:
         run_key: tuple[str, str],
         airflow_context: Mapping[str, Any],
         resource_wait: _ResourceWaitAcrossTries,
-    ) -> None:
-        name = self.definition.name
+    ) -> Any:
+        name = lifecycle.name
+        ti = airflow_context["ti"]
         lifecycle.start()  # every try starts the task on its worker: listeners there hear it begin
         if attempt > 1:
             handed = self._handed_off.pop(run_key, None)
@@ -715,6 +826,9 @@ class _AirflowAttempt:
             resource_wait.keep(state.first_poll)
             raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=pause.seconds)) from None
         resource_wait.keep(state.first_poll)  # a retry's wait counts from this try's first poll
+        xcom = None
+        if outcome.kind is OutcomeKind.SUCCEEDED:
+            outcome, xcom = self._hand_on(lifecycle.name, outcome, f"{ti.dag_id}/{ti.run_id}/{lifecycle.name}")
 
         if outcome.kind is OutcomeKind.RETRY:
             lifecycle.retry_handed_off(outcome)
@@ -726,6 +840,9 @@ class _AirflowAttempt:
         lifecycle.conclude(outcome)
         lifecycle.finish()
         if outcome.kind is OutcomeKind.SKIPPED:
+            if self.data.over is not None:
+                # Keeps the instance's place in the list its downstreams pull (None, as standalone).
+                ti.xcom_push(key="return_value", value=None)
             # Airflow shows these messages in its UI and logs: revealed secrets stay masked.
             raise AirflowSkipException(f"Task Engine skipped {name!r}: {outcome.reason}: {mask_secrets(outcome.error)}")
         if outcome.kind is OutcomeKind.FAILED:
@@ -734,15 +851,21 @@ class _AirflowAttempt:
                 f"Task Engine: task {name!r} failed on attempt {attempt} of {outcome.max_attempts} "
                 f"({outcome.reason}): {mask_secrets(outcome.error)}"
             ) from outcome.error
+        return xcom
 
-    def _select_or_resume(self, ti: Any, airflow_context: Mapping[str, Any]) -> None:
-        """Raise AirflowSkipException when the dag run's selection leaves this task out or a resume keeps it."""
+    def _select_or_resume(self, ti: Any, airflow_context: Mapping[str, Any]) -> dict[str, UnavailableOutput]:
+        """Raise AirflowSkipException when the dag run's selection leaves this task out or a resume keeps it.
+
+        Otherwise return the upstreams that do not run in this dag run (left out, kept), whose
+        outputs this task cannot read.
+        """
         conf = getattr(airflow_context.get("dag_run"), "conf", None) or {}
         # The trigger form's field, or a conf a caller sent without the form (the CLI, the REST API).
         options = conf.get(DAG_RUN_CONF_KEY, (airflow_context.get("params") or {}).get(DAG_RUN_CONF_KEY))
         if options is None:
-            return
+            return {}
         name = self.definition.name
+        unavailable: dict[str, UnavailableOutput] = {}
         try:
             select, resume = parse_backend_options(options, f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]")
             if select and self.pipeline is not None:
@@ -750,6 +873,9 @@ class _AirflowAttempt:
                 if name in selected.excluded:
                     ti.xcom_push(key=ENGINE_STATE_XCOM_KEY, value=TaskState.NOT_RUN.value)
                     raise AirflowSkipException(f"Task Engine did not run {name!r}: not selected ({selected.selection})")
+                for parent in self.data.upstream:
+                    if parent in selected.excluded:
+                        unavailable[parent] = unavailable_output(parent, None, selected.selection)
             if resume is True:
                 raise AirflowAdapterError(
                     f"dag_run.conf[{DAG_RUN_CONF_KEY!r}]['resume'] is true, but on Airflow the dag run to resume must be "
@@ -767,6 +893,12 @@ class _AirflowAttempt:
                 raise AirflowSkipException(
                     f"Task Engine kept {name!r}: it ended {state.value} in dag run {origin!r} (resumed run {resume!r})"
                 )
+            for parent in self.data.upstream:
+                # A kept skip had no output to lose: its downstreams read None, as in the first run.
+                kept = None if parent in unavailable else _kept_from(ti, parent, resume)
+                if kept is not None and kept[0] is not TaskState.SKIPPED:
+                    unavailable[parent] = unavailable_output(parent, kept[1], "")
+        return unavailable
 
     def _fail_fast(self, ti: Any, attempt: int) -> None:
         """Raise unless the core's `may_start` lets this try run: no failed task in the run, or already started."""

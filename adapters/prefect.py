@@ -355,7 +355,8 @@ class _PrefectTaskRuns:
             )
         slot = _Slot(lifecycle)
         prefect_task = _prefect_task(slot, self.options)
-        upstream = [f for parent in self.upstream[name] if (f := self.futures.get(parent)) is not None]
+        # An instance of a mapped task (Poll[0]) is not in the graph: its upstreams finished before its task fanned out.
+        upstream = [f for parent in self.upstream.get(name, ()) if (f := self.futures.get(parent)) is not None]
         # wait_for on finished futures costs nothing and draws the dependency in Prefect's UI.
         submit = partial(prefect_task.submit, wait_for=upstream or None)
         future = submit() if FlowRunContext.get() is not None else self.prefect_context.copy().run(submit)
@@ -388,9 +389,15 @@ class _PrefectTaskRuns:
                 continue
             else:
                 continue
-            reason = task_result.reason or _why_not_run(name, result, self.upstream[name])
+            reason = task_result.reason or _why_not_run(name, result, self.upstream[self._task_of(name)])
             never_ran = State(type=StateType.CANCELLED, name=state_name, message=f"Not run: {mask_text(reason)}")
             self.never_ran[name] = self._create_final_task_run(name, never_ran)
+
+    def _task_of(self, name: str) -> str:
+        """The registered task `name` is, or is an instance of (`Poll[3]`, of mapped task `Poll`)."""
+        if name in self.upstream:
+            return name
+        return next(task for task in self.options.pipeline.mapped if name.startswith(f"{task}["))
 
     def _create_final_task_run(self, name: str, state: State[Any]) -> UUID:
         """A task run of this flow run recorded straight in `state` (nothing runs), its upstream edges included."""
@@ -399,9 +406,9 @@ class _PrefectTaskRuns:
 
         flow_run = FlowRunContext.get()
         assert flow_run is not None and flow_run.flow_run is not None
-        options = self.options.for_task(name)
+        options = self.options.for_task(self._task_of(name), name)
         prefect_task = task(_never_runs, **options)
-        parents = [TaskRunResult(id=run_id) for parent in self.upstream[name]
+        parents = [TaskRunResult(id=run_id) for parent in self.upstream[self._task_of(name)]
                    if (run_id := self.task_run_id(parent)) is not None]
         with get_client(sync_client=True) as client:
             created = client.create_task_run(
@@ -566,14 +573,19 @@ class _TaskOptions:
     pipeline: ValidatedPipeline
     persist_outputs: bool
 
-    def for_task(self, name: str) -> dict[str, Any]:
-        """`task(...)` keywords for `name`: name, readable task_run_name, tags, timeout_seconds, result persistence."""
+    def for_task(self, name: str, run_name: str | None = None) -> dict[str, Any]:
+        """`task(...)` keywords for `name`: name, readable task_run_name, tags, timeout_seconds, result persistence.
+
+        `run_name` is an instance's name (`Poll[0]`): as with Prefect's `.map`, the instances of a
+        mapped task are task runs of one task.
+        """
         definition = self.pipeline.definitions[name]
         timeout = self.pipeline.policies[name].timeout
+        run_name = run_name or name
         options: dict[str, Any] = {
             "name": name,
             # The engine's task name, not Prefect's "<name>-<3 hex digits>"; braces would be a template.
-            "task_run_name": name.replace("{", "{{").replace("}", "}}"),
+            "task_run_name": run_name.replace("{", "{{").replace("}", "}}"),
             "tags": sorted(set(getattr(definition, "tags", ()) or ())),
             "persist_result": self.persist_outputs,
         }
@@ -606,7 +618,7 @@ def _prefect_task(slot: _Slot, options: _TaskOptions) -> Task[[], Any]:
         retries=extra_attempts,
         retry_delay_seconds=[policies.backoff.base_delay(k) for k in range(1, extra_attempts + 1)][:50] or None,
         retry_condition_fn=should_retry if extra_attempts else None,
-        **options.for_task(slot.lifecycle.name),
+        **options.for_task(slot.lifecycle.definition.name, slot.lifecycle.name),
     )
 
 
@@ -641,8 +653,8 @@ def _attempt(slot: _Slot) -> Any:
         return Completed(
             name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {error_text(outcome.error)}"
         )
-    # The task's output (once the core records outputs) is the task run's result, persisted if asked.
-    return getattr(lifecycle.result, "output", None)
+    # The task's output is the task run's result (persisted if asked), as a Prefect user expects.
+    return lifecycle.result.output
 
 
 class MaskedTaskError(TaskEngineError):

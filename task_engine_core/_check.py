@@ -261,7 +261,7 @@ class MappedTask(Rule):
             return
         limit = os.environ.get("AIRFLOW__CORE__MAX_MAP_LENGTH", str(_AIRFLOW_MAX_MAP_LENGTH))
         for name in validated.order:
-            source = _mapped_over(validated.definitions[name])
+            source = validated.mapped.get(name)
             if source is not None:
                 yield self.finding(
                     name,
@@ -411,14 +411,6 @@ def findings_document(pipeline: str, target: CheckTarget, findings: Sequence[Fin
 
 
 # -- what the rules read ------------------------------------------------------------------------
-
-
-def _mapped_over(definition: TaskDefinition) -> str | None:
-    # `map_over=` is issue 17's; a definition without it maps nothing.
-    source = getattr(definition, "map_over", None)
-    if source is None:
-        return None
-    return source if isinstance(source, str) else getattr(source, "__name__", repr(source))
 
 
 def _related(validated: ValidatedPipeline) -> dict[str, set[str]]:

@@ -170,11 +170,15 @@ def group_pipeline(validated: ValidatedPipeline, plan: GroupPlan, group: str) ->
     for name in validated.registration_order:
         if name in inside:
             definition = validated.definitions[name]
+            over = validated.mapped.get(name)
             pipeline.add(
                 definition.target,
                 depends_on=[parent for parent in validated.upstream[name] if parent in inside],
                 name=name,
                 priority=definition.explicit_priority,
+                tags=definition.tags,
+                # Mapped inside the group's run; mapped over a task outside it, validation names the missing input.
+                map_over=over if over in inside else None,
             )
     return pipeline
 

@@ -57,8 +57,8 @@ def may_start(*, started: bool, failed: bool, keep_going: bool, stopping: bool =
 class TaskLifecycle:
     """Drives one task of one run: start, attempts, retry waits, final TaskResult, TaskFinished."""
 
-    __slots__ = ("definition", "policies", "run_id", "events", "clock", "sleep", "context", "result", "state",
-                 "escaped", "settled", "finished", "trace_id", "_started", "_retry_wait_started")
+    __slots__ = ("definition", "policies", "run_id", "events", "clock", "sleep", "context", "inputs", "result",
+                 "state", "escaped", "settled", "finished", "trace_id", "_started", "_retry_wait_started")
 
     def __init__(
         self,
@@ -73,6 +73,8 @@ class TaskLifecycle:
         sleep: Callable[[float], None] = time.sleep,
         settled: Callable[[TaskLifecycle], None] | None = None,
         trace_id: str | None = None,
+        name: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> None:
         self.definition = definition
         self.policies = policies
@@ -81,7 +83,10 @@ class TaskLifecycle:
         self.clock = clock
         self.sleep = sleep
         self.context = context
-        self.result = TaskResult(definition.name, worker=worker)
+        #: The upstream outputs the task reads as `self.inputs` (a `TaskInputs`); None: none.
+        self.inputs = inputs
+        # `name` differs from the definition's for an instance of a mapped task (`Poll[0]`).
+        self.result = TaskResult(name or definition.name, worker=worker)
         self.state: AttemptState | None = None
         #: A BaseException that escaped the task's code (not an attempt failure), once finished.
         self.escaped: BaseException | None = None
@@ -95,8 +100,8 @@ class TaskLifecycle:
 
     @property
     def name(self) -> str:
-        """The task's name."""
-        return self.definition.name
+        """The task's name (`Poll[0]` for an instance of a mapped task)."""
+        return self.result.name
 
     # -- steps a backend calls ------------------------------------------------------------------
     def start(self, worker: str | None = None) -> None:
@@ -172,6 +177,7 @@ class TaskLifecycle:
         result.attempts = outcome.attempt
         result.error = outcome.error
         result.reason = outcome.reason
+        result.output = outcome.output
         self._settle_times()
         return result
 
@@ -199,6 +205,8 @@ class TaskLifecycle:
 
     def _new_state(self) -> AttemptState:
         task = self.definition.create()
+        if self.inputs is not None:
+            task.inputs = self.inputs
         state = self.state = AttemptState(
             self.result.name, self.policies, task, self.run_id, self.events, self.clock, self.sleep,
             started=self._started,

@@ -30,6 +30,15 @@ does with them, in order:
 8. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
    and `StatsStore.expected_durations`; `StatsStore.record_task` records one task of a run that
    no single process sees whole (one `runs` row per run, one `task_runs` row per task).
+9. Data between tasks: `TaskLifecycle(..., inputs=TaskInputs(name, upstream, outputs))` gives a
+   task its upstreams' outputs (`outputs` holds the non-None ones the backend carried over, e.g.
+   from XCom); `conclude` puts what the task returned in `TaskResult.output`. For a mapped task
+   (`ValidatedPipeline.mapped`: task -> the upstream it maps over) `items_of` turns that
+   upstream's output into the items (MapOverError when it is no list), each instance runs as a
+   lifecycle of its own with `name=instance_name(task, i)` and `TaskInputs(..., mapped=over,
+   item=items[i])`, and the mapped task's output is the list of instance outputs in item order.
+   An upstream that does not run here (kept by a resume, left out) is an `UnavailableOutput` in
+   `outputs` (`unavailable_output` says why); `check_inputs_available` refuses, before the task starts, a task sure to read one.
 """
 
 from __future__ import annotations
@@ -39,8 +48,10 @@ import os
 import secrets
 from collections.abc import Iterable
 
+from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
 from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from ._lifecycle import TaskLifecycle, may_start
+from ._mapping import instance_name, items_of
 from ._secrets import Secret, error_text, mask_secrets, mask_text
 from .attempt import AttemptState, HandlerDecision
 from .context import (
@@ -110,16 +121,19 @@ __all__ = [
     "TaskContext",
     "TaskDefinition",
     "TaskFinished",
+    "TaskInputs",
     "TaskLifecycle",
     "TaskPolicies",
     "TaskResult",
     "TaskStarted",
     "TaskStatsRecorder",
+    "UnavailableOutput",
     "ValidatedPipeline",
     "WaitFinished",
     "WaitStarted",
     "attempt_state",
     "build_context",
+    "check_inputs_available",
     "configured_stats_path",
     "configured_tracing",
     "deep_merge",
@@ -128,6 +142,8 @@ __all__ = [
     "group_pipeline",
     "hydrate",
     "load_pipeline",
+    "instance_name",
+    "items_of",
     "mask_secrets",
     "mask_text",
     "may_start",
@@ -143,6 +159,7 @@ __all__ = [
     "run_group",
     "settle_trace_id",
     "trace_id_for",
+    "unavailable_output",
     "validated_pipeline",
     "worst_state",
 ]

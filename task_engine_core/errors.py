@@ -347,3 +347,67 @@ class OutputPathError(TaskEngineError):
     def __init__(self, path: str, what: str, problem: str) -> None:
         self.path = path
         super().__init__(f"cannot write the {what} to {path!r}: {problem}; choose a writable path")
+
+
+class InputParameterError(DefinitionError):
+    """A function task has a parameter the engine cannot supply (no upstream of that name)."""
+
+    def __init__(self, task: str, parameter: str, upstream: Sequence[str], problem: str = "") -> None:
+        self.task = task
+        self.parameter = parameter
+        known = ", ".join(repr(u) for u in upstream) if upstream else "none"
+        close = closest_names(parameter, upstream)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        problem = problem or "names no upstream task"
+        super().__init__(
+            f"task {task!r}: parameter {parameter!r} {problem}{hint}; its upstream tasks are: {known}; "
+            f"name a parameter after an upstream task (or `context`), give it a default, or add the dependency"
+        )
+
+
+class UnknownInputError(TaskEngineError, KeyError):
+    """A task read `self.inputs[name]` for a task that is not one of its upstreams."""
+
+    def __init__(self, task: str, name: object, upstream: Sequence[str]) -> None:
+        self.task = task
+        self.name = name
+        known = ", ".join(repr(u) for u in upstream) if upstream else "none"
+        super().__init__(
+            f"task {task!r} has no input {name!r}: inputs are the outputs of its upstream tasks ({known}); "
+            f"add {name!r} to depends_on= or fix the name"
+        )
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0])
+
+
+class InputUnavailableError(TaskEngineError, LookupError):
+    """A task that runs needs the output of an upstream that does not run in this run (kept by a resume, left out)."""
+
+    def __init__(self, task: str, upstream: str, why: str, action: str) -> None:
+        self.task = task
+        self.upstream = upstream
+        super().__init__(
+            f"task {task!r} reads the output of {upstream!r}, which this run does not have: {upstream!r} {why}, "
+            f"and outputs are not kept between runs\n{action}"
+        )
+
+
+class MapOverError(TaskEngineError, TypeError):
+    """The output a mapped task fans out over is not a list (or other iterable of items)."""
+
+    def __init__(self, task: str, upstream: str, value: object) -> None:
+        self.task = task
+        self.upstream = upstream
+        super().__init__(
+            f"task {task!r} maps over the output of {upstream!r}, which returned {type(value).__name__}, not a "
+            f"list: make {upstream!r} return a list (or tuple, or another iterable) of the items to fan out over"
+        )
+
+
+class OutputTransferError(TaskEngineError, TypeError):
+    """A task's output cannot be carried to its downstreams by the backend (not serialisable, too large)."""
+
+    def __init__(self, task: str, value: object, backend: str, problem: str) -> None:
+        self.task = task
+        super().__init__(f"task {task!r} returned a {type(value).__name__} that {backend} cannot carry: {problem}")

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
+from ._mapping import FanOut, items_of, ordered_results
 from .context import TaskContext, build_context
-from .errors import InvalidArgumentError, RunInterrupted
-from .events import EventBus, Listener, RunFinished, RunStarted
+from .errors import InvalidArgumentError, MapOverError, RunInterrupted
+from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .graph import downstream_map
 from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
@@ -42,12 +44,15 @@ __all__ = ["PipelineExecutor", "RunPlan"]
 
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
+_UTC = timezone.utc
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 # A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
 # send SIGTERM to the child and again to its process group. The same signal again within this many
 # seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
 _REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
+_INDEX_BITS = 32  # heap entries: rank << _INDEX_BITS | (1 + item index of a mapped task's instance)
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,8 @@ class PipelineExecutor:
         self._start_lock = threading.Lock()
         self._live: dict[str, TaskResult] = {}
         self._abandoned = False
+        self._outputs: dict[str, Any] = {}
+        self._fan_outs: dict[str, FanOut] = {}
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -154,6 +161,7 @@ class PipelineExecutor:
         self._stop_reason = None
         self._live = {}
         self._abandoned = False
+        self._fan_outs = {}
         result = RunResult(
             run_id=uuid.uuid4().hex,
             pipeline=validated.name,
@@ -210,6 +218,7 @@ class PipelineExecutor:
         self._configure_rate_limits(validated, context)
         point = self._resume_point(validated)
         carried = _carried_results(validated, point)
+        _check_inputs_available(validated, carried)
         keys = self.priority_keys(validated)
         order = tuple(planned_order(validated, keys))
         to_run = tuple(name for name in order if name not in carried)
@@ -278,38 +287,75 @@ class PipelineExecutor:
         by_rank = [""] * len(rank)
         for name, place in rank.items():
             by_rank[place] = name
-        ready = [rank[name] for name in validated.order if not waiting[name]]
+        # A heap entry is the rank shifted left, plus 1 + the item index for an instance of a mapped
+        # task: instances keep their task's place in the start order, in item order among themselves.
+        ready = [rank[name] << _INDEX_BITS for name in validated.order if not waiting[name]]
         heapq.heapify(ready)
         definitions, policies, tasks = validated.definitions, validated.policies, result.tasks
+        upstream, mapped = validated.upstream, validated.mapped
         execute = self._execute
         run_id = result.run_id
         lock = self._loop_lock = threading.Condition(threading.Lock())
         running = 0
         ended = threading.Event()
+        # Task -> output, only the non-None ones; a task that does not run here cannot hand one on.
+        outputs: dict[str, Any] = dict(_unavailable_outputs(validated, carried))
+        fan_outs: dict[str, FanOut] = {}
+        self._outputs, self._fan_outs = outputs, fan_outs
 
         def loop(worker: str) -> None:
             nonlocal running
             with lock:
                 while True:
                     if ready and self._stop_reason is None:
-                        name = by_rank[heapq.heappop(ready)]
+                        entry = heapq.heappop(ready)
+                        name = by_rank[entry >> _INDEX_BITS]
+                        index = (entry & _INDEX_MASK) - 1
                         running += 1
                         lock.release()
                         try:
-                            task_result = execute(name, definitions[name], policies[name], context, run_id, worker)
+                            if index >= 0:
+                                fan = fan_outs[name]
+                                task_result = execute(
+                                    fan.names[index], definitions[name], policies[name], context, run_id, worker,
+                                    fan.inputs(index, outputs),
+                                )
+                            elif name in mapped:
+                                task_result = self._start_mapped(name, mapped[name], upstream[name], run_id, worker)
+                            else:
+                                parents = upstream[name]
+                                inputs = TaskInputs(name, parents, outputs) if parents else NO_INPUTS
+                                task_result = execute(
+                                    name, definitions[name], policies[name], context, run_id, worker, inputs
+                                )
                         finally:
                             lock.acquire()
                             running -= 1
                         if task_result is None or self._abandoned:
                             continue  # stopped before it started, or the run no longer waits for it
+                        if type(task_result) is FanOut:
+                            fan_outs[name] = task_result
+                            tasks[name] = task_result.result
+                            tasks.update(task_result.placeholders())
+                            for i in range(len(task_result.items)):
+                                heapq.heappush(ready, entry + 1 + i)
+                            lock.notify(len(task_result.items) - 1)  # this worker takes one itself
+                            continue
+                        if index >= 0:
+                            tasks[task_result.name] = task_result
+                            if not fan.record():
+                                continue
+                            task_result = self._close_mapped(fan, tasks)
                         tasks[name] = task_result
+                        if task_result.output is not None:
+                            outputs[name] = task_result.output
                         state = task_result.state
                         if state is _SUCCESS or state is _SKIPPED:  # is_done_ok, without enum hashing
                             released = 0
                             for child in downstream[name]:
                                 waiting[child] -= 1
                                 if not waiting[child]:
-                                    heapq.heappush(ready, rank[child])
+                                    heapq.heappush(ready, rank[child] << _INDEX_BITS)
                                     released += 1
                             if released > 1:
                                 lock.notify(released - 1)  # this worker takes one itself
@@ -323,7 +369,8 @@ class PipelineExecutor:
         if self.workers == 1:
             loop(threading.current_thread().name)
             return
-        for i in range(max(1, min(self.workers, len(waiting) - len(carried)))):  # more threads than tasks would idle
+        # More threads than tasks would only idle, unless a fan-out adds tasks at run time.
+        for i in range(self.workers if validated.mapped else max(1, min(self.workers, len(waiting) - len(carried)))):
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
@@ -336,20 +383,18 @@ class PipelineExecutor:
         context: TaskContext,
         run_id: str,
         worker: str,
+        inputs: Mapping[str, Any] = NO_INPUTS,
     ) -> TaskResult | None:
         """Run one task's lifecycle to its final state; None if the run stopped before it could start."""
         lifecycle = TaskLifecycle(
             definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock,
-            sleep=self.sleep, settled=self._settled,
+            sleep=self.sleep, settled=self._settled, name=name, inputs=inputs,
         )
         runner = self.run_task
         with self._start_lock:
             # Checked under the lock that also sets a failure's stop: no task starts after a
             # failed task's TaskFinished.
-            reason = self._stop_reason
-            if reason is not None and not may_start(
-                started=False, failed=reason == _FAILURE, keep_going=self.keep_going, stopping=reason != _FAILURE
-            ):
+            if not self._may_start_now():
                 return None
             self._live[name] = lifecycle.result
             if runner is None:
@@ -366,6 +411,13 @@ class PipelineExecutor:
             lifecycle.finish()
         return lifecycle.result
 
+    def _may_start_now(self) -> bool:
+        """May a task that has not started start now (call with `_start_lock` held)?"""
+        reason = self._stop_reason
+        return reason is None or may_start(
+            started=False, failed=reason == _FAILURE, keep_going=self.keep_going, stopping=reason != _FAILURE
+        )
+
     def _settled(self, lifecycle: TaskLifecycle) -> None:
         """A task has its final result (TaskFinished follows): stop the run on a failure or an escaped signal."""
         escaped = lifecycle.escaped
@@ -375,6 +427,52 @@ class PipelineExecutor:
             self._live.pop(lifecycle.result.name, None)
             if lifecycle.result.state is _FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
+
+    def _start_mapped(
+        self, name: str, over: str, upstream: tuple[str, ...], run_id: str, worker: str
+    ) -> FanOut | TaskResult | None:
+        """Start mapped task `name`: its FanOut, or its final result when no instance is to run; None if stopped."""
+        events = self.events
+        with self._start_lock:
+            if not self._may_start_now():
+                return None
+            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
+            if events.wants(TaskStarted):
+                events.emit(TaskStarted(run_id, name, worker, time.time(), self.trace_id))
+        started = self.clock()
+        assert self.result is not None
+        if self.result.tasks[over].state is _SKIPPED:
+            # Like a skipped upstream of an Airflow mapped task: nothing to map over, so skip too.
+            result.state = _SKIPPED
+            result.reason = f"upstream {over!r} was skipped: nothing to map over"
+        else:
+            try:
+                items = items_of(name, over, self._outputs.get(over))
+            except MapOverError as error:
+                result.state = _FAILED
+                result.error = error
+                result.reason = "its upstream's output is not a list"
+            else:
+                if items:
+                    return FanOut(result, over, upstream, items, started)
+                result.state = _SUCCESS
+                result.output = []
+        return self._finish_mapped(result, started)
+
+    def _close_mapped(self, fan: FanOut, tasks: Mapping[str, TaskResult]) -> TaskResult:
+        """Roll a mapped task up from its ended instances and report it finished."""
+        fan.roll_up(tasks, datetime.now(_UTC), None)
+        return self._finish_mapped(fan.result, fan.started)
+
+    def _finish_mapped(self, result: TaskResult, started: float) -> TaskResult:
+        result.end = result.end or datetime.now(_UTC)
+        result.duration = self.clock() - started
+        with self._start_lock:
+            if result.state is _FAILED and not self.keep_going:
+                self.request_stop(_FAILURE)
+        if self.events.wants(TaskFinished):
+            self.events.emit(TaskFinished(self.result.run_id if self.result else "", result.name, result))
+        return result
 
     def _abandon_running(self, result: RunResult) -> None:
         """Give tasks still running a FAILED result of their own; the run no longer waits for them."""
@@ -398,6 +496,12 @@ class PipelineExecutor:
             self._live = {}
 
     def _finish(self, validated: ValidatedPipeline, result: RunResult, started: float) -> None:
+        fan_outs = self._fan_outs
+        for fan in fan_outs.values():
+            if fan.open:  # the run stopped before every instance ended: unstarted ones stay NOT_RUN
+                self._close_mapped(fan, result.tasks)
+        if fan_outs:
+            result.tasks = ordered_results(result.tasks, fan_outs)
         self._settle_unstarted(validated, result)
         result.end = _now()
         result.duration = self.clock() - started
@@ -451,6 +555,32 @@ def _carried_results(validated: ValidatedPipeline, point: ResumePoint | None) ->
                     name, state, resumed_from=origin, reason=f"resumed: ended {state.value} in run {origin}"
                 )
     return carried
+
+
+def _unavailable_outputs(validated: ValidatedPipeline, carried: Mapping[str, TaskResult]) -> dict[str, Any]:
+    """The outputs this run cannot have: of tasks left out, or kept SUCCESS by a resume (a kept skip had none)."""
+    return {
+        name: unavailable_output(name, result.resumed_from, validated.selection)
+        for name, result in carried.items()
+        if result.state is not _SKIPPED
+    }
+
+
+def _check_inputs_available(validated: ValidatedPipeline, carried: Mapping[str, TaskResult]) -> None:
+    """Refuse a run in which a task that runs is sure to read the output of one that does not (see README)."""
+    if not carried:
+        return
+    unavailable = _unavailable_outputs(validated, carried)
+    for name in validated.order:
+        if name in carried:
+            continue
+        parents = [parent for parent in validated.upstream[name] if parent in unavailable]
+        if parents:
+            definition = validated.definitions[name]
+            check_inputs_available(
+                name, definition.target if definition.is_function else None, validated.mapped.get(name),
+                {parent: unavailable[parent] for parent in parents},
+            )
 
 
 class _SignalGuard:

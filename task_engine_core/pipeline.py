@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
 from ._runnable import check_runnable
@@ -18,6 +18,7 @@ from .errors import (
     UnknownDependencyError,
     closest_names,
 )
+from ._dataflow import check_parameters
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
 from .policies._store import settings_version
@@ -33,7 +34,9 @@ DependencyRef = str | type | Callable[..., Any]
 class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
-    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "_resolved")
+    __slots__ = (
+        "name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "map_over", "_resolved"
+    )
 
     def __init__(
         self,
@@ -44,6 +47,7 @@ class TaskDefinition:
         explicit_priority: float | None,
         pipeline_name: str,
         tags: tuple[str, ...] = (),
+        map_over: DependencyRef | None = None,
     ) -> None:
         self.name = name
         self.tags = tags
@@ -52,6 +56,7 @@ class TaskDefinition:
         self.index = index
         self.explicit_priority = explicit_priority
         self.pipeline_name = pipeline_name
+        self.map_over = map_over
         self._resolved: tuple[tuple[int, int], TaskPolicies] | None = None
 
     @property
@@ -96,6 +101,8 @@ class ValidatedPipeline:
     excluded: frozenset[str] = frozenset()
     #: The selection as CLI flags (`--only A,B`); '' when every task is selected.
     selection: str = ""
+    #: Mapped task -> the upstream whose output it fans out over (`@register(map_over=...)`).
+    mapped: dict[str, str] = field(default_factory=dict)
 
     @property
     def registration_order(self) -> list[str]:
@@ -129,6 +136,7 @@ class Pipeline:
         name: str | None = None,
         priority: float | None = None,
         tags: str | Sequence[str] | None = None,
+        map_over: DependencyRef | None = None,
     ) -> Callable[[T], T]: ...
 
     def register(
@@ -139,17 +147,26 @@ class Pipeline:
         name: str | None = None,
         priority: float | None = None,
         tags: str | Sequence[str] | None = None,
+        map_over: DependencyRef | None = None,
     ) -> T | Callable[[T], T]:
         """Register a Task subclass or a function; bare (`@register`) or called (`@register(...)`)."""
         dependencies = _normalise_dependencies(depends_on)
         task_tags = normalise_tags(tags)
+        if map_over is not None:
+            if isinstance(map_over, (list, tuple)):
+                raise InvalidArgumentError(
+                    f"@register(map_over=...) names one upstream task to fan out over, not {map_over!r}"
+                )
+            (map_over,) = _normalise_dependencies(map_over)
+            if map_over not in dependencies:
+                dependencies = (*dependencies, map_over)  # fanning out over a task depends on it
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidArgumentError(f"@register(name=...) must be a non-empty string, not {name!r}")
         if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
             raise InvalidArgumentError(f"@register(priority=...) must be a number, not {priority!r}")
 
         def decorate(inner: T) -> T:
-            self.add(inner, depends_on=dependencies, name=name, priority=priority, tags=task_tags)
+            self.add(inner, depends_on=dependencies, name=name, priority=priority, tags=task_tags, map_over=map_over)
             return inner
 
         if target is None:
@@ -168,6 +185,7 @@ class Pipeline:
         name: str | None = None,
         priority: float | None = None,
         tags: str | Sequence[str] | None = None,
+        map_over: DependencyRef | None = None,
     ) -> TaskDefinition:
         """Register `target` without decorator syntax; returns its definition."""
         _check_task(target)
@@ -182,7 +200,8 @@ class Pipeline:
             if task_name in self._definitions:
                 raise DuplicateTaskError(task_name, self.name)
             definition = TaskDefinition(
-                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name, task_tags
+                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name, task_tags,
+                map_over,
             )
             self._definitions[task_name] = definition
             self._names_by_target.setdefault(id(target), task_name)
@@ -225,8 +244,30 @@ class Pipeline:
         names = list(definitions)
         order = topological_order(names, upstream)
         policies = {name: definitions[name].policies() for name in names}
+        mapped: dict[str, str] = {}
+        for name, definition in definitions.items():
+            if definition.map_over is not None:
+                mapped[name] = self._resolve_one(definition, definition.map_over)
+            if definition.is_function:
+                # `def transform(extract):` must fail here, before anything runs, not as a TypeError later.
+                check_parameters(name, definition.target, upstream[name])
         excluded = frozenset() if self._selected is None else frozenset(names).difference(self._selected)
-        return ValidatedPipeline(self.name, tuple(order), definitions, upstream, policies, excluded, self._selection)
+        return ValidatedPipeline(
+            self.name, tuple(order), definitions, upstream, policies, excluded, self._selection, mapped
+        )
+
+    def _resolve_one(self, definition: TaskDefinition, ref: DependencyRef) -> str:
+        if isinstance(ref, str):
+            dependency = ref
+        else:
+            # A class or function means that very object: never a local task that shares its name.
+            registered = self._names_by_target.get(id(ref))
+            if registered is None:
+                raise UnknownDependencyError.not_registered(definition.name, ref, self.name)
+            dependency = registered
+        if dependency not in self._definitions:
+            raise UnknownDependencyError(definition.name, dependency, closest_names(dependency, self._definitions))
+        return dependency
 
     def select(
         self,
@@ -276,18 +317,7 @@ class Pipeline:
     def _resolve(self, definition: TaskDefinition) -> tuple[str, ...]:
         resolved: list[str] = []
         for ref in definition.depends_on:
-            if isinstance(ref, str):
-                dependency = ref
-            else:
-                # A class or function means that very object: never a local task that shares its name.
-                registered = self._names_by_target.get(id(ref))
-                if registered is None:
-                    raise UnknownDependencyError.not_registered(definition.name, ref, self.name)
-                dependency = registered
-            if dependency not in self._definitions:
-                raise UnknownDependencyError(
-                    definition.name, dependency, closest_names(dependency, self._definitions)
-                )
+            dependency = self._resolve_one(definition, ref)
             if dependency not in resolved:
                 resolved.append(dependency)
         return tuple(resolved)
@@ -354,6 +384,7 @@ def register(
     name: str | None = None,
     priority: float | None = None,
     tags: str | Sequence[str] | None = None,
+    map_over: DependencyRef | None = None,
 ) -> Callable[[T], T]: ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from .task import TaskState
 
@@ -28,6 +29,8 @@ class TaskResult:
     excluded: bool = False
     #: The run whose SUCCESS / SKIPPED this task kept instead of running again (`--resume`).
     resumed_from: str | None = None
+    #: What perform_task (or the function) returned; for a mapped task, the instances' outputs in item order.
+    output: Any = None
 
     @property
     def waited(self) -> float:

@@ -43,6 +43,8 @@ class AttemptOutcome:
     error: BaseException | None = None
     delay: float = 0.0
     reason: str = ""
+    #: What perform_task returned (SUCCEEDED only): the task's output for its downstreams.
+    output: Any = None
 
     @property
     def is_final(self) -> bool:
@@ -68,15 +70,17 @@ def run_attempt(run: AttemptState, attempt: int, context: Mapping[str, Any] | No
         run.emit(AttemptStarted(run.run_id, run.name, attempt, policies.max_attempts))
     try:
         if policies.timeout is None:
-            _guarded_perform(run)
+            output = _guarded_perform(run)
         else:
-            _perform_with_timeout(run, attempt, policies.timeout)
+            output = _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
         return AttemptOutcome(OutcomeKind.SKIPPED, attempt, policies.max_attempts, skip, reason=str(skip))
     except Exception as error:
         run.last_error = error
         run.emit(AttemptFailed(run.run_id, run.name, attempt, policies.max_attempts, error))
         return _after_failure(run, attempt, error)
+    if output is not None:
+        return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts, output=output)
     return _succeeded(attempt, policies.max_attempts)
 
 
@@ -94,36 +98,37 @@ def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
         )
 
 
-def _guarded_perform(run: AttemptState) -> None:
-    """One attempt's body: the guards (`@wait_for_resource` checks), then perform_task."""
+def _guarded_perform(run: AttemptState) -> Any:
+    """One attempt's body: the guards (`@wait_for_resource` checks), then perform_task; return its output."""
     if _streams.prefixing:
         _streams.set_printing_task(run.name)
         try:
-            _perform(run)
+            return _perform(run)
         finally:
             _streams.set_printing_task(None)
-    else:
-        _perform(run)
+    return _perform(run)
 
 
-def _perform(run: AttemptState) -> None:
+def _perform(run: AttemptState) -> Any:
     for guard in run.policies.guards:
         guard.before_attempt(run)
-    if is_awaitable(outcome := run.task.perform_task()):  # async def: run it on this thread's event loop
-        run_awaitable(outcome)
+    if is_awaitable(output := run.task.perform_task()):  # async def: run it on this thread's event loop
+        return run_awaitable(output)
+    return output
 
 
-def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> None:
-    """Run the guards and perform_task in a daemon thread and stop waiting for them after `seconds`.
+def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> Any:
+    """Run the guards and perform_task in a daemon thread and stop waiting for them after `seconds`; return the output.
 
     The guards are inside: a timeout bounds the whole attempt, so a readiness check that blocks
     (or never returns) cannot outlast it.
     """
     outcome: list[BaseException | None] = []
+    returned: list[Any] = []
 
     def target() -> None:
         try:
-            _guarded_perform(run)
+            returned.append(_guarded_perform(run))
             outcome.append(None)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
             outcome.append(error)
@@ -135,6 +140,7 @@ def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> No
         raise TaskTimeoutError(run.name, seconds, attempt)
     if outcome and outcome[0] is not None:
         raise outcome[0]
+    return returned[0] if returned else None
 
 
 def _after_failure(run: AttemptState, attempt: int, error: Exception) -> AttemptOutcome:

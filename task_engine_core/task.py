@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import inspect
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from ._dataflow import NO_INPUTS, call_with_inputs, parameter_plan
 
 __all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
 
@@ -35,11 +36,13 @@ class Task:
 
     #: The run's read-only TaskContext; the executor sets it before the first attempt.
     context: Mapping[str, Any] = {}
+    #: Outputs of the upstream tasks by name (read-only); the lifecycle sets it before the first attempt.
+    inputs: Mapping[str, Any] = NO_INPUTS
     #: The AttemptState of the running attempt (attempt number, waits, ...); set before each attempt.
     attempt_state: Any = None
 
-    def perform_task(self) -> None:
-        """Do the work; return None, or raise to fail this attempt."""
+    def perform_task(self) -> Any:
+        """Do the work; return the task's output (None for none), or raise to fail this attempt."""
         raise TypeError(f"{type(self).__name__} does not override perform_task()")
 
     def retry_handler(self, error: Exception) -> RetryDecision:
@@ -59,13 +62,11 @@ class FunctionTask(Task):
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
-        self._wants_context = _wants_context(function)
+        self._plan = parameter_plan(function)
 
     def perform_task(self) -> Any:
-        """Call the function, passing `context=` when it takes that argument; return what it returns."""
-        if self._wants_context:
-            return self.function(context=self.context)
-        return self.function()
+        """Call the function with `context=` and the upstream outputs its parameters name; return its result."""
+        return call_with_inputs(self.function, self._plan, self.inputs, self.context)
 
     def retry_handler(self, error: Exception) -> RetryDecision:
         """Function tasks have no handler of their own: every error may be retried."""
@@ -73,29 +74,6 @@ class FunctionTask(Task):
 
     def __repr__(self) -> str:
         return f"<FunctionTask {self.function.__name__}>"
-
-
-_CONTEXT_KEYWORD: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
-
-
-def _wants_context(function: Callable[..., Any]) -> bool:
-    # inspect.signature costs microseconds; a function task is instantiated once per run.
-    try:
-        return _CONTEXT_KEYWORD[function]
-    except (KeyError, TypeError):
-        pass
-    code = getattr(function, "__code__", None)
-    if code is not None and type(function).__name__ == "function":
-        # A plain Python function: read its code object instead of building a Signature.
-        named = code.co_varnames[code.co_posonlyargcount : code.co_argcount + code.co_kwonlyargcount]
-        wants = "context" in named or bool(code.co_flags & inspect.CO_VARKEYWORDS)
-    else:
-        wants = _accepts_keyword(function, "context")
-    try:
-        _CONTEXT_KEYWORD[function] = wants
-    except TypeError:
-        pass  # not weak-referenceable (a builtin): just do not cache
-    return wants
 
 
 def _accepts_keyword(function: Callable[..., Any], name: str) -> bool:

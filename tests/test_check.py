@@ -209,14 +209,14 @@ def test_kind_mapped_task():
     def items() -> list[int]:
         return [1, 2, 3]
 
-    try:
-        @pipeline.register(depends_on=items, map_over=items)
-        def each(items):
-            pass
-    except TypeError:
-        pytest.skip("map_over= is not in this build yet (issue 17)")
+    @pipeline.register(depends_on=items, map_over=items)
+    def each(items):
+        pass
 
     assert kinds(pipeline, backend="airflow", rate_limit_store=SHARED) == ["mapped-task"]
+    [finding] = check_pipeline(pipeline.validate(), CheckTarget(backend="airflow", rate_limit_store=SHARED))
+    assert finding.task == "each"
+    assert "mapped over the output of 'items'" in finding.reason
     assert kinds(pipeline, backend="prefect") == kinds(pipeline, backend="standalone") == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +66,39 @@ def test_context_rate_limit_example_masks_the_secret_and_waits_for_tokens():
     # Burst of 2 at 4 per second: the first two are free, the rest wait for a token.
     assert [line.endswith("(waited 0.00 s)") for line in requests] == [True, True, False, False, False, False]
     assert "example-token-not-real" not in done.stdout
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_databricks_fan_out_example_polls_each_run_through_the_rate_limit(tmp_path, workers):
+    summary = tmp_path / "run.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "task_engine_core", "run", "examples.databricks_fan_out", "--workers", str(workers),
+         "--json", str(summary), "--no-stats"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "ListRuns: 5 runs" in lines
+    assert sorted(line for line in lines if line.startswith("PollRun: ")) == [
+        "PollRun: run 1001 is TERMINATED", "PollRun: run 1002 is TERMINATED", "PollRun: run 1003 is TERMINATED",
+        "PollRun: run 1004 is RUNNING", "PollRun: run 1005 is TERMINATED",
+    ]
+    # Only the instance that met the 429 retried, honouring its Retry-After.
+    assert [line for line in lines if "429" in line] == [
+        "PollRun[2]: 429 from GET .../runs/get, retrying in 1.0 s as Retry-After asks (attempt 2 of 4)"
+    ]
+    assert "Report: 5 runs, failed: [1002], still running: [1004]" in lines
+    assert "Workspace saw 7 requests, 0 over its limit" in lines
+    tasks = {task["name"]: task for task in json.loads(summary.read_text(encoding="utf-8"))["tasks"]}
+    assert {name: (task["state"], task["attempts"]) for name, task in tasks.items()} == {
+        "StartWorkspace": ("success", 1), "ListRuns": ("success", 1), "PollRun": ("success", 6),
+        "PollRun[0]": ("success", 1), "PollRun[1]": ("success", 1), "PollRun[2]": ("success", 2),
+        "PollRun[3]": ("success", 1), "PollRun[4]": ("success", 1), "Report": ("success", 1),
+    }
+    assert tasks["ListRuns"]["output"] == "[1001, 1002, 1003, 1004, 1005]"
+    assert tasks["Report"]["output"] == "{'failed': [1002], 'running': [1004]}"
+    # Five polls plus one retry at 4 per second with a burst of 2: some instance waited for a token.
+    assert sum(task["waits"].get("rate_limit", 0.0) for name, task in tasks.items() if name.startswith("PollRun[")) > 0
 
 
 def _runnable_readme_samples() -> list[tuple[int, str]]:

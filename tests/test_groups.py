@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from task_engine_core import DefinitionError, Pipeline
-from task_engine_core._groups import GroupError, plan_groups, worst_state
+from task_engine_core._groups import GroupError, group_pipeline, plan_groups, run_group, worst_state
 
 
 def chain_with_side_branch() -> Pipeline:
@@ -89,3 +89,24 @@ def test_the_worst_inner_state_is_the_groups_state():
     assert worst_state(["success", "failed", "upstream_failed", "not_run"]) == "failed"
     assert worst_state(["not_run", "skipped"]) == "not_run"
     assert worst_state(["success"]) == worst_state([]) == "success"
+
+
+def test_a_group_pipeline_keeps_map_over_and_tags_so_the_group_fans_out_as_standalone():
+    pipeline = Pipeline("grouped_fan_out")
+
+    @pipeline.register(tags="listing")
+    def items():
+        return [1, 2, 3]
+
+    @pipeline.register(depends_on=items, map_over=items)
+    def double(items):
+        return items * 2
+
+    validated = pipeline.validate()
+    inner = group_pipeline(validated, plan_groups(validated, {"all": ["items", "double"]}), "all").validate()
+    assert inner.mapped == {"double": "items"}
+    assert inner.definitions["items"].tags == ("listing",)
+    result = run_group(group_pipeline(validated, plan_groups(validated, {"all": ["items", "double"]}), "all"),
+                       context={}, keep_going=False, reporters=[], stats=False)
+    assert result.tasks["double"].output == [2, 4, 6]
+    assert [name for name in result.tasks if name.startswith("double[")] == ["double[0]", "double[1]", "double[2]"]

@@ -11,12 +11,12 @@ No internet is needed: everything talks to 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
+from examples._local_http import reply, serve
 from task_engine_core import RateLimit, rate_limit, register, set_rate_limit, skippable
 from task_engine_core.sensible_defaults import SensibleDefaultsRequests
 
@@ -34,21 +34,7 @@ class JobsService:
         self._lock = threading.Lock()
 
     def start(self) -> str:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                service.handle(self)
-
-            do_POST = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass  # keep the example's output to the pipeline's lines
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.base_url = f"http://127.0.0.1:{server.server_port}/api/2.1/jobs"
+        self.base_url = serve(self.handle) + "/api/2.1/jobs"
         return self.base_url
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -71,16 +57,7 @@ class JobsService:
                 return self.reply(handler, 200, {"run_id": 42, "state": {"life_cycle_state": state}})
             return self.reply(handler, 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"no {path}"})
 
-    @staticmethod
-    def reply(handler: BaseHTTPRequestHandler, status: int, body: dict, headers: dict | None = None) -> None:
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(payload)
+    reply = staticmethod(reply)
 
 
 SERVICE = JobsService()

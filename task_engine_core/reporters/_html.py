@@ -34,6 +34,7 @@ h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #e0e0e0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.err{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-word;max-width:48em}
+td.out{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-word;max-width:24em}
 .state{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
 svg text{font:12px system-ui,sans-serif}
 """

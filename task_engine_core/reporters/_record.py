@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._dataflow import output_text
 from .._secrets import error_text
 from ..events import AttemptFailed, RetryScheduled, RunFinished, RunStarted, WaitFinished
 from ..graph import critical_path_lengths, downstream_map
@@ -14,7 +15,7 @@ from ..result import RunResult, TaskResult
 from ._output import Redactor
 from .base import Reporter
 
-__all__ = ["RunRecorder", "TaskHistory", "critical_path", "summary_dict"]
+__all__ = ["RunRecorder", "TaskHistory", "critical_path", "summary_dict", "plan_tasks", "shown_output"]
 
 
 @dataclass
@@ -65,10 +66,23 @@ class RunRecorder(Reporter):
         """Subclasses write their file here."""
 
 
+def plan_tasks(result: RunResult, upstream: Mapping[str, Sequence[str]]) -> list[str]:
+    """The run's tasks that are nodes of its graph: every task but the instances of mapped tasks."""
+    if not upstream:
+        return list(result.tasks)
+    return [name for name in result.tasks if name in upstream]
+
+
+def shown_output(task: TaskResult, redact: Redactor) -> str | None:
+    """The short rendering of a task's output with secrets masked; None when it returned nothing."""
+    text = output_text(task.output)
+    return None if text is None else redact(text)
+
+
 def critical_path(result: RunResult, upstream: Mapping[str, Sequence[str]]) -> list[str]:
     """The chain of dependent tasks whose measured durations add up to the longest time."""
-    order = list(result.tasks)
-    durations = {name: r.duration or 0.0 for name, r in result.tasks.items()}
+    order = plan_tasks(result, upstream)
+    durations = {name: result.tasks[name].duration or 0.0 for name in order}
     lengths = critical_path_lengths(order, upstream, durations)
     if not lengths or max(lengths.values()) <= 0:
         return []
@@ -102,6 +116,7 @@ def _task_dict(
         "upstream": list(upstream),
         "error": _error(task.error, redact),
         "reason": redact(task.reason),
+        "output": shown_output(task, redact),
         "waits": dict(task.waits),
         "excluded": task.excluded,
         "resumed_from": task.resumed_from,

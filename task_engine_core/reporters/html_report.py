@@ -16,7 +16,7 @@ from ..task import TaskState
 from . import _html
 from ._html import esc
 from ._output import Redactor, check_writable, redactor, write_file
-from ._record import RunRecorder, TaskHistory, critical_path
+from ._record import RunRecorder, TaskHistory, critical_path, plan_tasks, shown_output
 
 __all__ = ["HtmlRunReport", "render_run_report"]
 
@@ -91,8 +91,8 @@ def render_run_report(
     """
     history = history or {}
     redact = redactor(redact)
-    order = list(result.tasks)
-    states = {name: task.state.value for name, task in result.tasks.items()}
+    order = plan_tasks(result, upstream)  # instances of a mapped task are rows and bars, not graph nodes
+    states = {name: result.tasks[name].state.value for name in order}
     critical = critical_path(result, upstream)
     outcome = (
         f"interrupted by {result.interrupted}" if result.interrupted else "succeeded" if result.succeeded else "failed"
@@ -129,6 +129,7 @@ def render_run_report(
             f"<td>{esc(name)}</td><td>{_state_badge(task.state)}</td>"
             f'<td class="num">{task.attempts}</td><td class="num">{_seconds(task.duration)}</td>'
             f"<td>{_waits_cell(task, item, redact)}</td><td>{esc(task.worker)}</td>"
+            f'<td class="out">{esc(shown_output(task, redact) or "")}</td>'
             f'<td class="err">{_problem_cell(task, item, redact)}</td></tr>'
         )
     critical_note = (
@@ -147,7 +148,7 @@ def render_run_report(
         f'<div class="scroll">{timeline}</div>'
         f"<h2>Tasks</h2>"
         f'<table id="tasks"><thead><tr><th>Task</th><th>State</th><th>Attempts</th><th>Duration</th>'
-        f"<th>Waits</th><th>Worker</th><th>Errors</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<th>Waits</th><th>Worker</th><th>Output</th><th>Errors</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f"{_context_section(context, redact)}"
     )
     return _html.page(f"Run report: {result.pipeline}", body)

@@ -91,6 +91,7 @@ class ProgressReporter(Reporter):
         self._counts: dict[TaskState, int] = {}
         self._done = 0
         self._plan: tuple[str, ...] = ()
+        self._planned: frozenset[str] = frozenset()
         self._finished: set[str] = set()
         self._status_shown = False
         self._stop = threading.Event()
@@ -190,6 +191,7 @@ class ProgressReporter(Reporter):
         """Reset the counters and, on a terminal, start refreshing the status line."""
         with self._lock:
             self._plan = tuple(event.plan)
+            self._planned = frozenset(event.plan)
             self._upstream = dict(event.upstream)
             self._finished = set()
             self._total = len(event.plan)
@@ -219,6 +221,8 @@ class ProgressReporter(Reporter):
         """Count the task as running."""
         with self._lock:
             self._running[event.task] = self.clock()
+            if event.task not in self._planned:
+                self._total += 1  # an instance of a mapped task: known only once its task fans out
         if self.is_tty:
             self._redraw()
         else:

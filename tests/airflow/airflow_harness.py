@@ -103,9 +103,60 @@ def run_dag_test_as_engine(dag, conf: dict | None = None) -> dict[str, tuple[str
 
 def dag_test_as_engine(dag, conf: dict | None = None) -> tuple[dict[str, tuple[str, int]], str]:
     """Run `dag` once with dag.test(); return {task: (engine state, attempts)} and the dag run id."""
+    engine, _, run_id = _dag_test(dag, conf)
+    return engine, run_id
+
+
+def run_dag_test_with_outputs(dag, conf: dict | None = None) -> tuple[dict[str, tuple[str, int]], dict[str, object]]:
+    """Run `dag` once with dag.test(); return {task: (engine state, attempts)} and {task: output} from XCom."""
+    engine, outputs, _ = _dag_test(dag, conf)
+    return engine, outputs
+
+
+def _dag_test(dag, conf: dict | None) -> tuple[dict[str, tuple[str, int]], dict[str, object], str]:
     dag_run = dag.test(run_conf=conf)
     marks = engine_marks(DATABASE, dag.dag_id, dag_run.run_id)
-    return as_engine_outcomes(_outcomes(dag_run), marks), dag_run.run_id
+    engine = as_engine_outcomes(_outcomes(dag_run), marks)
+    mapped = [task_id for task_id, task in dag.task_dict.items() if getattr(task, "is_mapped", False)]
+    outputs = xcom_outputs(DATABASE, dag.dag_id, dag_run.run_id)
+    for task in mapped:
+        roll_up(engine, outputs, task)
+    return engine, outputs, dag_run.run_id
+
+
+def roll_up(engine: dict[str, tuple[str, int]], outputs: dict[str, object], task: str) -> None:
+    """Give mapped task `task` the engine's rolled-up state and output from its Airflow instances `task[i]`."""
+    from task_engine_core import TaskState
+    from task_engine_core._mapping import roll_up_state
+
+    instances = sorted((name for name in engine if name.startswith(f"{task}[")), key=lambda n: int(n[len(task) + 1 : -1]))
+    if not instances:
+        if engine.get(task, ("", 0))[0] == "skipped":
+            # Airflow marks a task mapped over an empty list skipped; the engine ends it SUCCESS with [].
+            engine[task] = ("success", 0)
+            outputs[task] = []
+        return  # else it never expanded (its upstream failed): its own state stands
+    engine.pop(task, None)
+    state = roll_up_state([TaskState(engine[name][0]) for name in instances])
+    engine[task] = (state.value, sum(engine[name][1] for name in instances))
+    outputs[task] = [outputs.get(name) for name in instances] if state is TaskState.SUCCESS else None
+
+
+def xcom_outputs(database: Path, dag_id: str, run_id: str) -> dict[str, object]:
+    """{task or task[i]: output} of one run, read from Airflow's XCom table and deserialised."""
+    from airflow.sdk.serde import deserialize
+
+    with closing(sqlite3.connect(database, timeout=30)) as connection:
+        rows = connection.execute(
+            "select task_id, map_index, value from xcom where dag_id = ? and run_id = ? and key = 'return_value'",
+            (dag_id, run_id),
+        ).fetchall()
+    outputs: dict[str, object] = {}
+    for task_id, map_index, value in rows:
+        name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+        # SQLite hands back a JSON number as a number, anything else as its JSON text.
+        outputs[name] = None if value is None else deserialize(json.loads(value) if isinstance(value, str) else value)
+    return outputs
 
 
 def run_grouped_dag_test_as_engine(dag, groups: dict[str, list[str]]) -> dict[str, tuple[str, int]]:
@@ -138,8 +189,11 @@ def xcom_values(database: Path, dag_id: str, run_id: str, key: str) -> dict[str,
 
 
 def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:
+    # An instance of a mapped Airflow task is named as the engine names it: Poll[0], Poll[1], ...
     return {
-        ti.task_id: (None if ti.state is None else str(ti.state), ti.try_number)
+        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): (
+            None if ti.state is None else str(ti.state), ti.try_number
+        )
         for ti in dag_run.get_task_instances()
     }
 
@@ -150,10 +204,12 @@ def engine_marks(database: Path, dag_id: str, run_id: str, key: str | None = Non
 
     with closing(sqlite3.connect(database, timeout=30)) as connection:
         rows = connection.execute(
-            "select task_id, value from xcom where dag_id = ? and run_id = ? and key = ?",
+            "select task_id, map_index, value from xcom where dag_id = ? and run_id = ? and key = ?",
             (dag_id, run_id, key or ENGINE_STATE_XCOM_KEY),
         ).fetchall()
-    return {task_id: json.loads(value) for task_id, value in rows}
+    return {
+        task_id if map_index < 0 else f"{task_id}[{map_index}]": json.loads(value) for task_id, map_index, value in rows
+    }
 
 
 def marked_not_run(database: Path, dag_id: str, run_id: str) -> set[str]:

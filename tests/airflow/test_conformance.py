@@ -6,23 +6,30 @@ from pathlib import Path
 
 import pytest
 
-from airflow_harness import DATABASE, dag_test_as_engine, engine_marks, load_dag_bag, run_dag_test_as_engine, write_scenario_dag
+from airflow_harness import (
+    DATABASE, dag_test_as_engine, engine_marks, load_dag_bag, run_dag_test_as_engine, run_dag_test_with_outputs,
+    write_scenario_dag,
+)
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, load, mismatches, scenarios_for
+from tests.conformance import RESUME_SCENARIOS, SELECTION_SCENARIOS, load, mismatches, output_mismatches, scenarios_for
 
 
-def run_scenario(folder: Path, name: str) -> dict[str, tuple[str, int]]:
+def run_scenario(folder: Path, name: str) -> tuple[dict[str, tuple[str, int]], dict[str, object]]:
     write_scenario_dag(folder, name)
     bag = load_dag_bag(folder)
     assert bag.import_errors == {}
-    return run_dag_test_as_engine(bag.dags[name])
+    return run_dag_test_with_outputs(bag.dags[name])
 
 
 @pytest.mark.parametrize("name", scenarios_for("airflow"))
 def test_scenario_on_airflow_matches_standalone(dags_folder: Path, name: str) -> None:
+    """The same states and attempts; outputs through XCom, fan-out through dynamic task mapping, the same outputs."""
+    scenario = load(name)
+    states, outputs = run_scenario(dags_folder, name)
     # Airflow starts ready tasks in its own order (priority_weight is the scheduler's hint, dag.test()
     # picks any ready task), so start-order-dependent outcomes are compared as Airflow can honour them.
-    assert mismatches(load(name), run_scenario(dags_folder, name), start_order=False) == []
+    assert mismatches(scenario, states, start_order=False) == []
+    assert output_mismatches(scenario, outputs) == []
 
 
 def test_keep_going_dag_runs_the_independent_branch_of_the_fail_fast_scenario(dags_folder: Path) -> None:

@@ -8,7 +8,8 @@ Each scenario is a module in `tests/conformance/scenarios/` that defines
 - `FEATURES`: the capability-matrix rows (see `FEATURES` below) a passing run of it proves,
 - optionally `DIFFERENCES`: matrix column -> how those features differ there (a `~` cell),
 
-and optionally `PARALLEL_SAFE = False` when the expected states assume tasks start one at a time
+and optionally `OUTPUTS` (task name -> the output every backend must give it, compared with
+`output_mismatches()`) and `PARALLEL_SAFE = False` when the expected states assume tasks start one at a time
 (fail-fast with an independent branch: with several workers the branch may already be running),
 with `WITHOUT_START_ORDER`: task -> the other outcome it may have on a backend that cannot honour
 the core's start order (Airflow), compared with `mismatches(..., start_order=False)`.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 from task_engine_core import Pipeline, TaskState
 
@@ -50,6 +52,16 @@ SCENARIOS: tuple[str, ...] = (
     "rate_limited",
     "resource_wait",
     "priority_first",
+)
+
+#: Scenarios that pass data between tasks and fan out at run time (`map_over=`).
+DATA_SCENARIOS: tuple[str, ...] = (
+    "outputs_diamond",
+    "fan_out_empty",
+    "fan_out_one",
+    "fan_out_fifty",
+    "fan_out_rate_limited",
+    "fan_out_keep_going",
 )
 
 #: Selection: run with the scenario's RUN_OPTIONS.
@@ -93,6 +105,7 @@ class Scenario:
     without_start_order: Observed
     run_options: dict | None = None
     first_expected: Observed | None = None
+    outputs: dict[str, Any] | None = None
 
     @property
     def module_name(self) -> str:
@@ -124,6 +137,7 @@ def load(name: str) -> Scenario:
         features=features,
         differences=dict(getattr(module, "DIFFERENCES", {})),
         without_start_order=dict(getattr(module, "WITHOUT_START_ORDER", {})),
+        outputs=getattr(module, "OUTPUTS", None),
     )
 
 
@@ -131,7 +145,7 @@ def scenarios_for(column: str) -> list[str]:
     """The scenarios a backend's conformance test runs: every one, on threads only the parallel-safe ones."""
     if column not in COLUMNS:
         raise ValueError(f"unknown backend column {column!r}; one of {COLUMNS}")
-    return [name for name in SCENARIOS if column != "threads" or load(name).parallel_safe]
+    return [name for name in SCENARIOS + DATA_SCENARIOS if column != "threads" or load(name).parallel_safe]
 
 
 def connected_groups(scenario: Scenario) -> dict[str, list[str]]:
@@ -180,6 +194,18 @@ def mismatches(
             )
     for task in observed.keys() - expected.keys():
         problems.append(f"{scenario.name}: unexpected task {task!r}")
+    return problems
+
+
+def output_mismatches(scenario: Scenario, observed: dict[str, Any]) -> list[str]:
+    """Differences between the outputs a backend observed (task -> output) and the scenario's OUTPUTS."""
+    if scenario.outputs is None:
+        return []
+    problems = []
+    for task, output in scenario.outputs.items():
+        got = observed.get(task)
+        if got != output:
+            problems.append(f"{scenario.name}: task {task!r} output {got!r}; expected {output!r}")
     return problems
 
 

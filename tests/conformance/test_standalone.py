@@ -7,7 +7,7 @@ import pytest
 from task_engine_core import PipelineExecutor, TaskState
 from task_engine_core.backend import parse_backend_options
 
-from . import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, scenarios_for
+from . import DATA_SCENARIOS, RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, output_mismatches, scenarios_for
 
 
 def run_standalone(name: str, workers: int) -> dict:
@@ -19,17 +19,33 @@ def run_standalone(name: str, workers: int) -> dict:
     else:
         executor.run()
     assert executor.result is not None
-    return {name: (r.state, r.attempts) for name, r in executor.result.tasks.items()}
+    return {name: (r.state, r.attempts, r.output) for name, r in executor.result.tasks.items()}
+
+
+def check(name: str, workers: int) -> None:
+    observed = run_standalone(name, workers)
+    scenario = load(name)
+    assert mismatches(scenario, {task: (state, attempts) for task, (state, attempts, _) in observed.items()}) == []
+    assert output_mismatches(scenario, {task: output for task, (_, _, output) in observed.items()}) == []
 
 
 @pytest.mark.parametrize("name", scenarios_for("sequential"))
 def test_scenario_sequential(name):
-    assert mismatches(load(name), run_standalone(name, workers=1)) == []
+    check(name, workers=1)
 
 
 @pytest.mark.parametrize("name", scenarios_for("threads"))
 def test_scenario_on_threads(name):
-    assert mismatches(load(name), run_standalone(name, workers=4)) == []
+    check(name, workers=4)
+
+
+def test_output_mismatches_reports_a_wrong_output():
+    scenario = load("fan_out_one")
+    observed = dict(scenario.outputs)
+    observed["Poll"] = ["polled something else"]
+    assert output_mismatches(scenario, observed) == [
+        "fan_out_one: task 'Poll' output ['polled something else']; expected ['polled flaky']"
+    ]
 
 
 def test_mismatches_reports_a_wrong_state():
@@ -97,7 +113,10 @@ def events_of(name: str, workers: int) -> dict:
     return lifecycle_events(events)
 
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in SCENARIOS + DATA_SCENARIOS if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)],
+)
 def test_one_and_four_workers_emit_the_same_lifecycle_events_per_task(name):
     assert events_of(name, 4) == events_of(name, 1)
 

@@ -20,7 +20,7 @@ from adapters.prefect import (
     to_prefect_flow,
 )
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, scenarios_for
+from tests.conformance import DATA_SCENARIOS, RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, output_mismatches, scenarios_for
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -38,18 +38,26 @@ def run_standalone(name: str) -> Observed:
     return {task: (r.state, r.attempts) for task, r in executor.result.tasks.items()}
 
 
-def run_as_flow(name: str, max_workers: int) -> tuple[Observed, Any]:
+def run_flow(name: str, max_workers: int) -> tuple[Any, Any]:
+    """Run scenario `name` as a Prefect flow; return the engine's RunResult and the flow's state."""
     scenario = load(name)
     flow = to_prefect_flow(scenario.pipeline, max_workers=max_workers, keep_going=scenario.keep_going, reporters=[])
     state = flow(return_state=True)
     assert state.is_failed() is scenario.fails, state
     result = last_result(flow)
     assert result is not None
-    return {task: (r.state, r.attempts) for task, r in result.tasks.items()}, state
+    return result, state
 
 
-def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any, kept: Any = ()) -> None:
-    """Every task has one task run in the flow run, in the Prefect state its outcome maps to; `kept` ones were resumed."""
+def check_prefect_record(
+    flow_state: Any, observed: Observed, task_runs: Any, kept: Any = (), mapped: Any = frozenset()
+) -> None:
+    """Every task has one task run in the flow run, in the Prefect state its outcome maps to; `kept` ones were resumed.
+
+    A `mapped` task is the roll-up of its instances and has no task run of its own: each instance
+    (Poll[0], ...) is one, as with Prefect's `.map`.
+    """
+    observed = {task: value for task, value in observed.items() if task not in mapped}
     runs = task_runs(flow_state.state_details.flow_run_id, len(observed))
     assert sorted(runs) == sorted(observed), "every task has a Prefect task run, also one that never started"
     for task, (state, attempts) in observed.items():
@@ -71,21 +79,27 @@ def check_prefect_record(flow_state: Any, observed: Observed, task_runs: Any, ke
             assert run.state.type.value == "FAILED", task
 
 
+def check_scenario(name: str, max_workers: int, task_runs: Any) -> None:
+    """States, attempts and outputs as standalone; the flow run's task runs say the same."""
+    scenario = load(name)
+    result, flow_state = run_flow(name, max_workers)
+    observed = {task: (r.state, r.attempts) for task, r in result.tasks.items()}
+    assert mismatches(scenario, observed) == []
+    assert observed == run_standalone(name)
+    assert output_mismatches(scenario, {task: r.output for task, r in result.tasks.items()}) == []
+    mapped = frozenset(scenario.pipeline.validate().mapped)
+    check_prefect_record(flow_state, observed, task_runs, mapped=mapped)
+
+
 @pytest.mark.parametrize("name", scenarios_for("prefect"))
 def test_scenario_on_one_worker(name: str, task_runs: Any) -> None:
-    observed, flow_state = run_as_flow(name, max_workers=1)
-    assert mismatches(load(name), observed) == []
-    assert observed == run_standalone(name)
-    check_prefect_record(flow_state, observed, task_runs)
+    check_scenario(name, 1, task_runs)
 
 
 @pytest.mark.parametrize("name", [n for n in scenarios_for("prefect") if load(n).parallel_safe])
 def test_scenario_on_four_workers(name: str, task_runs: Any) -> None:
-    observed, flow_state = run_as_flow(name, max_workers=4)
-    assert mismatches(load(name), observed) == []
-    assert observed == run_standalone(name)
     # Submitted from the core's worker threads, the task runs still belong to this flow run.
-    check_prefect_record(flow_state, observed, task_runs)
+    check_scenario(name, 4, task_runs)
 
 
 def flow_parameters(options: dict) -> dict:
@@ -158,7 +172,10 @@ def standalone_events(name: str) -> dict:
     return lifecycle_events(events)
 
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if load(n).parallel_safe])
+@pytest.mark.parametrize(
+    "name",
+    [n for n in SCENARIOS + DATA_SCENARIOS if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)],
+)
 def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> None:
     scenario = load(name)
     events: list[object] = []
@@ -167,3 +184,34 @@ def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> N
     )
     flow(return_state=True)
     assert lifecycle_events(events) == standalone_events(name)
+
+
+def test_a_resume_that_would_hand_a_task_a_kept_output_fails_the_flow_run_before_any_task(tmp_path: Any) -> None:
+    from task_engine_core import Pipeline
+
+    pipeline = Pipeline("resume_outputs")
+    broken = {"load": True}
+
+    @pipeline.register
+    def extract():
+        return [1, 2, 3]
+
+    @pipeline.register(depends_on=extract)
+    def load(extract):
+        if broken["load"]:
+            raise ConnectionError("warehouse down")
+        return sum(extract)
+
+    flow = to_prefect_flow(pipeline, max_workers=1, reporters=[], stats=tmp_path / "stats.sqlite3")
+    assert flow(return_state=True).is_failed()
+    first = last_result(flow)
+    broken["load"] = False
+    state = flow(resume=first.run_id, return_state=True)
+    assert state.is_failed()
+    assert (
+        f"task 'load' reads the output of 'extract', which this run does not have: 'extract' was kept from run "
+        f"{first.run_id} by --resume" in state.message
+    )
+    # Without resume the flow runs both, and the output reaches load.
+    assert flow(return_state=True).is_completed()
+    assert last_result(flow).tasks["load"].output == 6
