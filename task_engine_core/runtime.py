@@ -132,6 +132,7 @@ def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> No
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
+        run.abandon(thread)  # its open wait ends here, and nothing it does later reaches the run
         raise TaskTimeoutError(run.name, seconds, attempt)
     if outcome and outcome[0] is not None:
         raise outcome[0]

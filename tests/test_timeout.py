@@ -105,3 +105,41 @@ def test_a_timeout_bounds_the_wait_for_resource_check_too(check_returns):
     finally:
         release.set()
     assert executor.result.tasks["needs_db"].state is TaskState.FAILED and ran == []
+
+
+def test_a_wait_a_timeout_abandons_ends_at_the_timeout_and_the_abandoned_thread_reports_nothing_later():
+    from task_engine_core import wait_for_resource
+    from task_engine_core.events import TaskFinished, WaitFinished, WaitStarted
+
+    p = Pipeline("abandoned")
+    ready = threading.Event()
+    polled_after_abandon = threading.Event()
+
+    def check():
+        if ready.is_set():
+            polled_after_abandon.set()
+            return True
+        return False
+
+    @p.register
+    @timeout(0.3)
+    @wait_for_resource(check, timeout=60, interval=0.02)
+    def needs_db():
+        pass
+
+    events = []
+    executor = PipelineExecutor(p, reporters=[], listeners=[events.append])
+    with pytest.raises(TaskTimeoutError):
+        executor.run()
+    ready.set()  # the abandoned attempt thread's wait now ends "ready": it must not be heard of
+    assert polled_after_abandon.wait(10)
+    for thread in threading.enumerate():  # let that thread leave its wait and try to report it
+        if thread.name == "task-engine-needs_db-attempt-1":
+            thread.join(10)
+    waits = [(type(e).__name__, e.reason) + ((e.ok,) if isinstance(e, WaitFinished) else ()) for e in events
+             if isinstance(e, (WaitStarted, WaitFinished))]
+    assert waits == [("WaitStarted", "resource"), ("WaitFinished", "resource", False)]
+    finished = next(i for i, e in enumerate(events) if isinstance(e, TaskFinished))
+    assert [i for i, e in enumerate(events) if isinstance(e, WaitFinished)] < [finished]
+    result = executor.result.tasks["needs_db"]
+    assert result.state is TaskState.FAILED and result.waits["resource"] > 0
