@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -215,16 +216,8 @@ def test_declared_context_parameters_are_checked() -> None:
         to_prefect_flow(pipeline, context_parameters={"only": "x"})
 
 
-def test_selection_parameters_run_part_of_the_pipeline() -> None:
-    pipeline = Pipeline("select-params")
-
-    @pipeline.register
-    def first() -> None:
-        pass
-
-    @pipeline.register(depends_on=first)
-    def second() -> None:
-        pass
+def test_selection_parameters_run_part_of_the_pipeline(two_task_chain: Callable[[str], Pipeline]) -> None:
+    pipeline = two_task_chain("select-params")
 
     flow = to_prefect_flow(pipeline, reporters=[])
     if "select" not in inspect.signature(PipelineExecutor).parameters:
