@@ -116,7 +116,7 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(
 
     states = {name: airflow_services.wait_for_run(name, run_id) for name, run_id in runs.items()}
 
-    assert states == {"seed_tasks_run1": "success", "seed_tasks_run2": "failed"}
+    assert states == {"seed_tasks_run1": "success", "seed_tasks_run2": "failed"}, airflow_services.logs()
     for name, run_id in runs.items():
         observed = airflow_services.engine_outcomes(name, run_id)
         assert mismatches(load(name), observed) == [], airflow_services.logs()
