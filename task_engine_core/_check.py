@@ -28,6 +28,8 @@ from typing import Any
 from .errors import InvalidArgumentError
 from .graph import downstream_map
 from .pipeline import TaskDefinition, ValidatedPipeline
+from .policies._bucket_stores import RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE as RATE_LIMIT_STORE_VARIABLE
+from .policies.ratelimit import default_rate_limiter
 from .policies.resource import ResourceGuard
 
 __all__ = [
@@ -45,7 +47,6 @@ BACKENDS = ("standalone", "airflow", "prefect")
 #: Columns of the README's capability matrix (standalone sequential, standalone threads, the adapters).
 MATRIX_COLUMNS = ("sequential", "threads", "airflow", "prefect")
 
-RATE_LIMIT_STORE_VARIABLE = "TASK_ENGINE_RATE_LIMIT_STORE"
 RATE_LIMIT_STORE_CONTEXT_KEY = "rate_limit_store"
 # A reschedule goes through the scheduler's loop and a new task process: seconds, not milliseconds.
 _AIRFLOW_RESCHEDULE_SECONDS = 5.0
@@ -53,13 +54,9 @@ _AIRFLOW_RESCHEDULE_SECONDS = 5.0
 _AIRFLOW_MAX_MAP_LENGTH = 1024
 
 
-def configured_rate_limit_store(context: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> str:
-    """The rate-limit store a run will use: $TASK_ENGINE_RATE_LIMIT_STORE, the context's `rate_limit_store:`, or memory."""
-    # The one place `check` reads the store setting; the stores themselves are issue 15's
-    # (policies/ratelimit.py), and this switches to its reader once that lands.
-    env = os.environ if environ is None else environ
-    value = env.get(RATE_LIMIT_STORE_VARIABLE) or (context or {}).get(RATE_LIMIT_STORE_CONTEXT_KEY) or "memory"
-    return str(value).strip() or "memory"
+def configured_rate_limit_store(context: Mapping[str, Any] | None = None) -> str:
+    """The name of the rate-limit store a run will use (password masked): the rate limiter's own resolution."""
+    return default_rate_limiter().configured_store(context).name
 
 
 def _store_is_per_process(store: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import NotATaskError
 
-__all__ = ["check_runnable", "is_awaitable", "run_awaitable"]
+__all__ = ["check_runnable", "close_thread_loop", "is_awaitable", "run_awaitable"]
 
 _GENERATOR_HINT = (
     "a generator cannot be run as a task (its body would never execute); return a value, or collect "
@@ -71,6 +71,18 @@ def run_awaitable(awaitable: Awaitable[Any]) -> Any:
         loop = asyncio.new_event_loop()
         _thread_loops.loop = loop
     return loop.run_until_complete(_as_coroutine(awaitable))
+
+
+def close_thread_loop() -> None:
+    """Close this thread's event loop, if a coroutine task made one: for a thread that runs one attempt and ends."""
+    loop = getattr(_thread_loops, "loop", None)
+    if loop is not None:
+        _thread_loops.loop = None
+        if not loop.is_closed():
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())  # as asyncio.run() does before closing
+            finally:
+                loop.close()
 
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:

@@ -9,6 +9,7 @@ the state is given it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -60,6 +61,10 @@ class AttemptState:
     waits: dict[str, float] = field(default_factory=dict)
     first_poll: dict[str, float] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
+    # Attempt threads a timeout gave up on, and the waits each thread has open (closed by `abandon`).
+    _abandoned: set[threading.Thread] = field(default_factory=set, init=False, repr=False)
+    _open_waits: dict[threading.Thread, list[tuple[str, str, float]]] = field(default_factory=dict, init=False, repr=False)
+    _waits_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def max_attempts(self) -> int:
@@ -72,23 +77,48 @@ class AttemptState:
         return 0.0 if self.started is None else self.clock() - self.started
 
     def emit(self, event: Event) -> None:
-        """Send an event of this task to the run's listeners."""
+        """Send an event of this task to the run's listeners (never from an attempt thread a timeout abandoned)."""
+        if self._abandoned and threading.current_thread() in self._abandoned:
+            return  # the attempt is over for the run: what its thread does later is not an event of it
         self.events.emit(event)
 
     def record_wait(self, reason: str, seconds: float) -> None:
         """Add `seconds` to the time this task spent waiting for `reason`."""
+        if self._abandoned and threading.current_thread() in self._abandoned:
+            return
         self.waits[reason] = self.waits.get(reason, 0.0) + seconds
 
     @contextmanager
     def waiting(self, reason: str, key: str, seconds: float | None = None, message: str = "") -> Iterator[None]:
         """Report and record a blocking wait around the block (rate limit, resource, retry)."""
         self.emit(WaitStarted(self.run_id, self.name, reason, key, seconds, message))
-        started = self.clock()
+        thread = threading.current_thread()
+        wait = (reason, key, self.clock())
+        with self._waits_lock:
+            self._open_waits.setdefault(thread, []).append(wait)
         ok = False
         try:
             yield
             ok = True
         finally:
-            waited = self.clock() - started
-            self.record_wait(reason, waited)
-            self.emit(WaitFinished(self.run_id, self.name, reason, key, waited, ok))
+            with self._waits_lock:
+                opened = self._open_waits.get(thread, [])
+                still_open = wait in opened
+                if still_open:
+                    opened.remove(wait)
+                    if not opened:
+                        del self._open_waits[thread]
+            if still_open:  # else `abandon` ended it already
+                waited = self.clock() - wait[2]
+                self.record_wait(reason, waited)
+                self.emit(WaitFinished(self.run_id, self.name, reason, key, waited, ok))
+
+    def abandon(self, thread: threading.Thread) -> None:
+        """Give up on attempt `thread` (a timeout fired): end its open waits now, unfinished, and ignore it from now on."""
+        with self._waits_lock:
+            self._abandoned.add(thread)
+            opened = self._open_waits.pop(thread, [])
+        now = self.clock()
+        for reason, key, started in reversed(opened):  # innermost first, as the thread would have ended them
+            self.waits[reason] = self.waits.get(reason, 0.0) + (now - started)
+            self.events.emit(WaitFinished(self.run_id, self.name, reason, key, now - started, False))

@@ -6,6 +6,7 @@ act on its AttemptOutcome; none of them re-implements retry or skip decisions.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import inspect
 import math
@@ -17,7 +18,7 @@ from typing import Any
 
 from .attempt import AttemptState, HandlerDecision
 from . import _streams
-from ._runnable import is_awaitable, run_awaitable
+from ._runnable import close_thread_loop, is_awaitable, run_awaitable
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted
 
@@ -125,18 +126,24 @@ def _perform_with_timeout(run: AttemptState, attempt: int, seconds: float) -> An
     """
     outcome: list[BaseException | None] = []
     returned: list[Any] = []
+    # The attempt sees the caller's context variables, as it would without a timeout: an
+    # orchestrator's run context (Prefect's run logger), OpenTelemetry's current span.
+    context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            returned.append(_guarded_perform(run))
+            returned.append(context.run(_guarded_perform, run))
             outcome.append(None)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting thread below
             outcome.append(error)
+        finally:
+            close_thread_loop()  # this thread ends here: an async body's loop must not be left open
 
     thread = threading.Thread(target=target, name=f"task-engine-{run.name}-attempt-{attempt}", daemon=True)
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
+        run.abandon(thread)  # its open wait ends here, and nothing it does later reaches the run
         raise TaskTimeoutError(run.name, seconds, attempt)
     if outcome and outcome[0] is not None:
         raise outcome[0]

@@ -77,13 +77,15 @@ ON CONFLICT (pipeline, task) DO UPDATE SET
 # (Qualified names and CASE rather than min(): the one statement runs on SQLite and PostgreSQL.)
 
 # One run's row, written by each of its tasks in turn (runs orchestrated across processes).
-_UPSERT_RUN = """
+# Portable SQL (CASE, not SQLite's two-argument min/max; no julianday): it runs on SQLite and
+# PostgreSQL alike. ISO-8601 UTC text orders as time does; record_task sets the duration after.
+_EARLIER = "CASE WHEN {new} IS NULL OR ({old} IS NOT NULL AND {old} <= {new}) THEN {old} ELSE {new} END"
+_LATER = "CASE WHEN {new} IS NULL OR ({old} IS NOT NULL AND {old} >= {new}) THEN {old} ELSE {new} END"
+_UPSERT_RUN = f"""
 INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET
-    started_at = min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)),
-    finished_at = max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)),
-    duration = (julianday(max(coalesce(runs.finished_at, excluded.finished_at), coalesce(excluded.finished_at, runs.finished_at)))
-        - julianday(min(coalesce(runs.started_at, excluded.started_at), coalesce(excluded.started_at, runs.started_at)))) * 86400.0,
+    started_at = {_EARLIER.format(old="runs.started_at", new="excluded.started_at")},
+    finished_at = {_LATER.format(old="runs.finished_at", new="excluded.finished_at")},
     outcome = CASE WHEN runs.outcome = 'failed' THEN 'failed' ELSE excluded.outcome END,
     trace_id = coalesce(runs.trace_id, excluded.trace_id),
     resumed_from = coalesce(runs.resumed_from, excluded.resumed_from),
@@ -400,6 +402,13 @@ class StatsStore:
 
         def statements(connection: sqlite3.Connection) -> None:
             connection.execute(_UPSERT_RUN, run_row)
+            # The run lasts from its earliest start to its latest end; the row is ours (locked) until commit.
+            started, finished = connection.execute(
+                "SELECT started_at, finished_at FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if started is not None and finished is not None:
+                span = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+                connection.execute("UPDATE runs SET duration = ? WHERE run_id = ?", (span, run_id))
             replaced = connection.execute(
                 "DELETE FROM task_runs WHERE run_id = ? AND task = ?", (run_id, task.name)
             ).rowcount
@@ -740,7 +749,7 @@ class TaskStatsRecorder:
             )
 
     def __repr__(self) -> str:
-        return f"<TaskStatsRecorder {str(self.store.path)!r}>"
+        return f"<TaskStatsRecorder {self.store.location!r}>"
 
 
 class StatsRecorder:

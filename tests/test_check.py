@@ -291,10 +291,21 @@ def test_kind_task_state_per_try():
     assert kinds(pipeline, backend="prefect", rate_limit_store=SHARED) == []
 
 
-def test_the_store_setting_comes_from_the_environment_then_the_context():
-    assert configured_rate_limit_store({}, environ={}) == "memory"
-    assert configured_rate_limit_store({"rate_limit_store": "sqlite:///tmp/b.db"}, environ={}) == "sqlite:///tmp/b.db"
-    assert configured_rate_limit_store({"rate_limit_store": "sqlite:///x"}, environ={"TASK_ENGINE_RATE_LIMIT_STORE": SHARED}) == SHARED
+def test_the_store_setting_is_read_as_a_run_reads_it_code_then_context_then_environment(monkeypatch, tmp_path):
+    from task_engine_core import set_rate_limit_store
+
+    monkeypatch.delenv("TASK_ENGINE_RATE_LIMIT_STORE", raising=False)
+    assert configured_rate_limit_store({}) == "memory"
+    monkeypatch.setenv("TASK_ENGINE_RATE_LIMIT_STORE", "redis://:hunter2@127.0.0.1:6379/0")
+    assert configured_rate_limit_store({}) == "redis://:***@127.0.0.1:6379/0"  # a report never shows the password
+    file_store = f"sqlite:///{tmp_path / 'buckets.db'}"
+    # The context file's rate_limit_store: beats the environment, as it does for a task's acquire.
+    assert configured_rate_limit_store({"rate_limit_store": file_store}) == file_store
+    set_rate_limit_store("memory")  # pinned in code: beats both
+    try:
+        assert configured_rate_limit_store({"rate_limit_store": file_store}) == "memory"
+    finally:
+        set_rate_limit_store(None)
 
 
 def test_the_text_report_names_task_kind_reason_and_action():
@@ -357,6 +368,16 @@ def test_cli_exit_0_when_nothing_differs_and_1_with_findings(tmp_path):
     ]
     shared = cli("jobs.py", "--backend", "airflow", cwd=tmp_path, env={"TASK_ENGINE_RATE_LIMIT_STORE": SHARED})
     assert shared.returncode == 0, shared.stdout
+    # A store pinned in the pipeline's code is the one its tasks use, whatever the environment says.
+    (tmp_path / "pinned.py").write_text(PIPELINE_FILE + f"\nfrom task_engine_core import set_rate_limit_store\n"
+                                        f"set_rate_limit_store({SHARED!r})\n")
+    pinned = cli("pinned.py", "--backend", "airflow", cwd=tmp_path, env={"TASK_ENGINE_RATE_LIMIT_STORE": "memory"})
+    assert (pinned.returncode, pinned.stderr) == (0, ""), pinned.stdout
+    # The context file's store beats the environment's, as in a run.
+    (tmp_path / "shared.yml").write_text(f"rate_limit_store: {SHARED}\n")
+    context = cli("jobs.py", "--backend", "airflow", "--context", "shared.yml", cwd=tmp_path,
+                  env={"TASK_ENGINE_RATE_LIMIT_STORE": "memory"})
+    assert (context.returncode, context.stderr) == (0, ""), context.stdout
 
 
 def test_cli_json_and_pools(tmp_path):

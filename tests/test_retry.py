@@ -8,6 +8,7 @@ import pytest
 
 from task_engine_core import Backoff, InvalidArgumentError, Pipeline, Task, retries, skippable
 from task_engine_core.policies import resolve_policies
+from task_engine_core.policies.retry import MAX_BACKOFF_DELAY
 
 
 def test_default_backoff_is_the_seeds_one_second():
@@ -150,7 +151,28 @@ def test_retries_rejects_a_backoff_that_is_not_a_finite_number(value):
 def test_a_capped_exponential_backoff_stays_capped_for_any_number_of_steps(steps):
     assert Backoff.exponential(maximum=60).delay(steps) == 60.0
     assert Backoff.exponential(initial=0, maximum=60).delay(steps) == 0.0
-    assert Backoff.exponential().delay(steps) > 1e300  # uncapped grows (to inf) without a library error
+    # Without a maximum the growth stops at one day (Airflow's own ceiling on a retry delay): a
+    # delay of infinity would be an OverflowError in time.sleep and in Airflow's retry_delay.
+    assert Backoff.exponential().delay(steps) == MAX_BACKOFF_DELAY == 86_400.0
+    assert Backoff.exponential(jitter=2).delay(steps) <= MAX_BACKOFF_DELAY + 2
+
+
+def test_an_uncapped_exponential_backoff_waits_at_most_a_day_however_many_retries():
+    from task_engine_core import Pipeline, PipelineExecutor, TaskState
+
+    p = Pipeline("uncapped")
+    slept: list[float] = []
+
+    @p.register
+    @retries(1_100, backoff=Backoff.exponential(initial=0.5))
+    def flaky():
+        raise ConnectionError("still down")
+
+    executor = PipelineExecutor(p, reporters=[], sleep=slept.append, stats=False)
+    with pytest.raises(ConnectionError, match="still down"):
+        executor.run()
+    assert executor.result.tasks["flaky"].state is TaskState.FAILED and executor.result.tasks["flaky"].attempts == 1_100
+    assert slept[:3] == [0.5, 1.0, 2.0] and max(slept) == slept[-1] == MAX_BACKOFF_DELAY
 
 
 def test_a_task_with_thousands_of_capped_retries_keeps_its_own_error_and_attempts():

@@ -153,7 +153,78 @@ def test_a_database_written_by_a_newer_version_is_left_alone(database):
 def test_the_password_never_shows_and_a_missing_psycopg_names_the_extra(monkeypatch):
     store = open_stats_store("postgresql://te:hunter2@127.0.0.1:1/stats")
     assert store.location == "postgresql://te:***@127.0.0.1:1/stats" and "hunter2" not in repr(store)
+    from task_engine_core.stats import StatsRecorder, TaskStatsRecorder
+
+    assert [repr(r) for r in (StatsRecorder(store), TaskStatsRecorder(store, "p", 1))] == [
+        "<StatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>", "<TaskStatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>"
+    ]
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets where it is not installed
     with pytest.raises(MissingExtraError, match=r"the PostgreSQL statistics store postgresql://te:\*\*\*@127.0.0.1:1/stats "
                                                 r"needs the 'psycopg' package.*task-engine\[postgres\]"):
         PipelineExecutor(pipeline_of_three(), reporters=[], stats="postgresql://te:hunter2@127.0.0.1:1/stats")
+
+
+def test_a_run_recorded_task_by_task_on_postgresql_gives_the_same_rows_as_on_sqlite(database, tmp_path):
+    # How an Airflow dag run records: each try writes its task, and the tasks together make the run's row.
+    from datetime import datetime, timedelta, timezone
+
+    from task_engine_core.result import TaskResult
+    from task_engine_core.task import TaskState
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    first = TaskResult("a", TaskState.SUCCESS, 1, start + timedelta(seconds=1), start + timedelta(seconds=3), 2.0)
+    second = TaskResult("b", TaskState.FAILED, 2, start, start + timedelta(seconds=6), 6.0,
+                        RuntimeError("x"), waits={"retry": 1.0})
+    stores = [StatsStore(tmp_path / "s.sqlite3"), open_stats_store(database)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StatsWarning)  # a statement PostgreSQL rejects only warns: make it fail
+        for store in stores:
+            assert store.record_task("run-1", "p", first, tasks=2, trace_id="t" * 32)
+            assert store.record_task("run-1", "p", second, tasks=2, trace_id="t" * 32)
+            assert store.record_task("run-1", "p", second, tasks=2)  # a cleared task's rerun replaces its row
+    for store in stores:
+        assert [(r.run_id, r.started_at, r.duration, r.outcome, r.counts) for r in store.recorded_runs("p")] == [
+            ("run-1", start.isoformat(), pytest.approx(6.0), "failed", {"success": 1, "failed": 1})
+        ]
+        assert [(t.task, t.state, t.attempts) for t in store.recorded_tasks("run-1")] == [
+            ("a", "success", 1), ("b", "failed", 2)
+        ]
+        assert store.expected_durations("p") == {"a": 2.0, "b": 6.0}
+    with psycopg.connect(database) as connection:
+        assert connection.execute("SELECT tasks, trace_id, finished_at FROM runs").fetchall() == [
+            (2, "t" * 32, (start + timedelta(seconds=6)).isoformat())
+        ]
+        assert connection.execute("SELECT task, reason, seconds FROM task_waits").fetchall() == [("b", "retry", 1.0)]
+
+
+def test_tasks_of_one_run_recorded_at_once_from_many_machines_widen_one_run_row(database):
+    from datetime import datetime, timedelta, timezone
+
+    from task_engine_core.result import TaskResult
+    from task_engine_core.task import TaskState
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    # Task i runs from second i to second 2i+1: the run spans 0 .. 15 s.
+    results = [
+        TaskResult(f"t{i}", TaskState.SUCCESS, 1, start + timedelta(seconds=i), start + timedelta(seconds=2 * i + 1),
+                   i + 1.0)
+        for i in range(8)
+    ]
+    stores = [open_stats_store(database) for _ in results]
+    outcomes: list[bool] = []
+    barrier = threading.Barrier(len(results))
+
+    def worker(store: StatsStore, task: TaskResult) -> None:
+        barrier.wait()
+        outcomes.append(store.record_task("run-x", "wide", task, tasks=len(results)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StatsWarning)
+        threads = [threading.Thread(target=worker, args=pair) for pair in zip(stores, results)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert outcomes == [True] * len(results)
+    [run] = open_stats_store(database).recorded_runs("wide")
+    assert (run.started_at, run.duration, run.counts) == (start.isoformat(), pytest.approx(15.0), {"success": 8})

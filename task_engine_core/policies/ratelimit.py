@@ -164,9 +164,13 @@ class RateLimiter:
 
     def store_for(self, attempt: Any = None) -> Any:
         """The store an acquire of `attempt` (an AttemptState or None) uses: code, else its context, else the environment."""
+        return self.configured_store(getattr(getattr(attempt, "task", None), "context", None))
+
+    def configured_store(self, context: Mapping[str, Any] | None = None) -> Any:
+        """The store a task run with `context` uses: pinned in code, else `rate_limit_store:`, else the environment."""
+        # The one resolution: acquires and `check --backend` both ask here, so they cannot disagree.
         if self._store is not None:
             return self._store
-        context = getattr(getattr(attempt, "task", None), "context", None)
         if isinstance(context, Mapping) and "rate_limit_store" in context:
             return _context_store(context)
         return bucket_store(os.environ.get(RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE, ""))

@@ -10,9 +10,13 @@ from typing import Any, TypeVar
 from ..errors import InvalidArgumentError
 from ._numbers import capped_growth, check_number
 
-__all__ = ["Backoff", "RetryPolicy", "retries"]
+__all__ = ["Backoff", "MAX_BACKOFF_DELAY", "RetryPolicy", "retries"]
 
 F = TypeVar("F", bound=Callable[..., Any] | type)
+
+#: Where a backoff without `maximum` stops growing: one day, Airflow's own ceiling on a retry delay.
+#: (Unbounded growth reaches infinity after ~1,000 retries, which no sleep or timedelta takes.)
+MAX_BACKOFF_DELAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,9 @@ class Backoff:
         return self.multiplier > 1.0
 
     def base_delay(self, retry_number: int) -> float:
-        """The delay before retry `retry_number` without jitter (capped)."""
-        return capped_growth(self.initial, self.multiplier, retry_number - 1, self.maximum)
+        """The delay before retry `retry_number` without jitter (capped at `maximum`, else at MAX_BACKOFF_DELAY)."""
+        cap = self.maximum if self.maximum is not None else max(MAX_BACKOFF_DELAY, self.initial)
+        return capped_growth(self.initial, self.multiplier, retry_number - 1, cap)
 
     def delay_for(self, state: Any) -> float:
         """The delay after the failed attempt described by `state` (an AttemptState), jitter included."""

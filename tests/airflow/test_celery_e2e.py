@@ -172,7 +172,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[CeleryServices, RequestLog, str]]:
 
 @pytest.mark.slow
 def test_two_celery_workers_hold_one_rate_limit(stack: tuple[CeleryServices, RequestLog, str]) -> None:
-    services, api, _stats = stack
+    services, api, stats = stack
     services.wait_for_dag("celery_rate", timeout=240)
     run_id = services.trigger("celery_rate")
     assert services.wait_for_run("celery_rate", run_id, timeout=600) == "success", services.logs()
@@ -192,5 +192,17 @@ def test_two_celery_workers_hold_one_rate_limit(stack: tuple[CeleryServices, Req
     span = moments[-1] - moments[0]
     achieved = (len(moments) - BURST) / span
     assert achieved >= 0.8 * RATE, f"{achieved:.2f}/s of {RATE:g}/s over {span:.1f} s"
+    # Both workers recorded into the one shared PostgreSQL statistics store: one run row for the dag
+    # run, one task row per task, and estimates a later DAG build reads its priority weights from.
+    with psycopg.connect(stats) as connection:
+        recorded = connection.execute("SELECT run_id, pipeline, tasks, outcome, duration FROM runs").fetchall()
+        task_rows = connection.execute("SELECT run_id, task, state, attempts FROM task_runs").fetchall()
+    assert [row[:4] for row in recorded] == [(run_id, "celery_rate", TASKS, "success")], services.logs()
+    # The run's duration spans its tasks, so it holds every request the API saw (wall clock vs monotonic: 0.5 s).
+    assert recorded[0][4] is not None and recorded[0][4] >= span - 0.5, (recorded, span)
+    assert sorted(task_rows) == [(run_id, f"call_{n}", "success", 1) for n in range(TASKS)]
+    from adapters.airflow import expected_durations
+
+    assert set(expected_durations(stats, "celery_rate") or {}) == {f"call_{n}" for n in range(TASKS)}
     print(f"celery e2e: {len(moments)} requests from {sorted(workers)} at {achieved:.2f}/s of {RATE:g}/s, "
           f"{worst_excess(moments, RATE, BURST):.2f} above burst + rate * window")

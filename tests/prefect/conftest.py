@@ -46,6 +46,8 @@ from prefect.client.schemas.objects import TaskRun  # noqa: E402
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
+from task_engine_core import Pipeline  # noqa: E402
+
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api() -> Iterator[None]:
@@ -87,3 +89,23 @@ def task_runs() -> Callable[[UUID, int], dict[str, TaskRun]]:
 def private_stats_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test records statistics in a file of its own, so one test's durations never reorder another's tasks."""
     monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path_factory.mktemp("stats") / "stats.sqlite3"))
+
+
+@pytest.fixture(scope="session")
+def two_task_chain() -> Callable[[str], Pipeline]:
+    """Make the smallest pipeline with an edge: `two_task_chain(name)` is `first` -> `second`, both no-ops."""
+
+    def make(name: str) -> Pipeline:
+        pipeline = Pipeline(name)
+
+        @pipeline.register
+        def first() -> None:
+            pass
+
+        @pipeline.register(depends_on=first)
+        def second() -> None:
+            pass
+
+        return pipeline
+
+    return make

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -386,16 +387,8 @@ def test_ready_tasks_start_by_priority_then_registration_order() -> None:
     assert [e.task for e in recorder.of(TaskStarted)] == ["high", "middle", "low", "also_low"]
 
 
-def test_listeners_see_the_run_from_start_to_finish() -> None:
-    pipeline = Pipeline("events")
-
-    @pipeline.register
-    def first() -> None:
-        pass
-
-    @pipeline.register(depends_on=first)
-    def second() -> None:
-        pass
+def test_listeners_see_the_run_from_start_to_finish(two_task_chain: Callable[[str], Pipeline]) -> None:
+    pipeline = two_task_chain("events")
 
     recorder = Recorder()
     flow = to_prefect_flow(pipeline, listeners=[recorder], reporters=[])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.runner import Runner
 from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessWorker
+
+from task_engine_core.stats import StatsStore
 
 SEED_RUN_1 = {  # TASK_ENGINE_EXAMPLE_SEED=7: Task1 answers 500 then 200 (the seed README's Run 1)
     "BaseTask": ("Completed", 1),
@@ -71,6 +74,18 @@ def test_prefect_deploy_then_a_process_worker_runs_the_tasks_example(
     finished = final_flow_run(flow_run.id)
     assert (finished.state.type.value, finished.state.name) == ("COMPLETED", "Completed")
     assert states_of(task_runs(flow_run.id, len(SEED_RUN_1))) == SEED_RUN_1
+    # The flow-run process the worker started recorded the run where TASK_ENGINE_STATS says (the
+    # environment it inherited): one `runs` row, one `task_runs` row per task, and the estimates
+    # priority reads on the next run, on any backend.
+    with sqlite3.connect(os.environ["TASK_ENGINE_STATS"]) as connection:
+        runs = connection.execute("SELECT run_id, pipeline, tasks, outcome FROM runs").fetchall()
+        rows = connection.execute("SELECT run_id, task, state, attempts FROM task_runs").fetchall()
+    assert [run[1:] for run in runs] == [("examples.tasks", len(SEED_RUN_1), "success")]
+    assert {task: (state, attempts) for _, task, state, attempts in rows} == {
+        "BaseTask": ("success", 1), "Task1": ("success", 2), "AlwaysFailsTask": ("skipped", 3), "Task2": ("success", 1)
+    }
+    assert {run_id for run_id, *_ in rows} == {runs[0][0]}
+    assert set(StatsStore(os.environ["TASK_ENGINE_STATS"]).expected_durations("examples.tasks")) == set(SEED_RUN_1)
 
 
 def test_a_runner_serves_a_deployment_by_entrypoint(repo_root: Path, task_runs: Any) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -82,6 +83,23 @@ def test_engine_lines_and_task_prints_go_to_prefect_run_logs_masked(
     out = capsys.readouterr().out
     assert "tok-9f8e7d6c5b" not in out
     assert "Executing Extract" not in out  # not on plain standard output any more (Prefect's console handler writes stderr)
+
+
+def test_prints_of_a_task_under_timeout_reach_its_task_run_log(capsys: pytest.CaptureFixture[str]) -> None:
+    # @timeout runs the attempt in a thread of its own; Prefect finds the run logger in the context.
+    pipeline = Pipeline("timed-logs")
+
+    @pipeline.register
+    @timeout(60)
+    def timed() -> None:
+        print("printed inside the timeout thread")
+
+    state = to_prefect_flow(pipeline)(return_state=True)
+    assert state.is_completed()
+    logs = flow_run_logs(state.state_details.flow_run_id, "printed inside the timeout thread")
+    printed = [log for log in logs if log.message == "printed inside the timeout thread"]
+    assert len(printed) == 1 and printed[0].task_run_id is not None, [log.message for log in logs]
+    assert "printed inside the timeout thread" not in capsys.readouterr().out
 
 
 def test_prefect_logs_false_keeps_the_console(capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,16 +216,8 @@ def test_declared_context_parameters_are_checked() -> None:
         to_prefect_flow(pipeline, context_parameters={"only": "x"})
 
 
-def test_selection_parameters_run_part_of_the_pipeline() -> None:
-    pipeline = Pipeline("select-params")
-
-    @pipeline.register
-    def first() -> None:
-        pass
-
-    @pipeline.register(depends_on=first)
-    def second() -> None:
-        pass
+def test_selection_parameters_run_part_of_the_pipeline(two_task_chain: Callable[[str], Pipeline]) -> None:
+    pipeline = two_task_chain("select-params")
 
     flow = to_prefect_flow(pipeline, reporters=[])
     if "select" not in inspect.signature(PipelineExecutor).parameters:
