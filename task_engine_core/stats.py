@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from statistics import fmean
 from typing import Any, TypeVar
@@ -75,6 +76,9 @@ ON CONFLICT (pipeline, task) DO UPDATE SET
     samples = task_estimates.samples + 1
 """
 # (Qualified names and CASE rather than min(): the one statement runs on SQLite and PostgreSQL.)
+
+_INSERT_RUN = f"INSERT INTO runs VALUES ({', '.join('?' * 13)})"
+_INSERT_TASK_RUN = f"INSERT INTO task_runs VALUES ({', '.join('?' * 15)})"
 
 # One run's row, written by each of its tasks in turn (runs orchestrated across processes).
 _UPSERT_RUN = """
@@ -336,27 +340,16 @@ class StatsStore:
         if self.read_only:
             return False
         run_row = _run_row(result)
-        task_rows = [_task_row(result, r, (upstream or {}).get(r.name)) for r in result.tasks.values()]
-        estimate_rows = [
-            (result.pipeline, r.name, r.duration)
-            for r in result.tasks.values()
-            if r.attempts and r.duration is not None
-        ]
-        wait_rows = [
-            (result.run_id, encodable(r.name), encodable(reason), seconds)
-            for r in result.tasks.values()
-            for reason, seconds in r.waits.items()
-        ]
+        # Every row is prepared before the write lock is taken, in one pass over the tasks.
+        task_rows, estimate_rows, wait_rows = _task_rows(result, upstream or {})
 
         def write(connection: sqlite3.Connection) -> bool:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run_row))})", run_row)
-                if task_rows:
-                    connection.executemany(
-                        f"INSERT INTO task_runs VALUES ({', '.join('?' * len(task_rows[0]))})", task_rows
-                    )
-                connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
+                connection.execute(_INSERT_RUN, run_row)
+                connection.executemany(_INSERT_TASK_RUN, task_rows)
+                if wait_rows:
+                    connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
                 connection.executemany(_UPDATE_ESTIMATE, estimate_rows)
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -394,8 +387,7 @@ class StatsStore:
             run_id, pipeline, start, end, task.duration, 1, tasks, outcome, None, trace_id, os.getpid(),
             resumed_from, selection or None,
         )
-        holder = RunResult(run_id, pipeline, {task.name: task})
-        task_row = _task_row(holder, task, upstream)
+        task_row = _task_row(run_id, pipeline, task, upstream)
         wait_rows = [(run_id, task.name, reason, seconds) for reason, seconds in task.waits.items()]
 
         def statements(connection: sqlite3.Connection) -> None:
@@ -403,7 +395,7 @@ class StatsStore:
             replaced = connection.execute(
                 "DELETE FROM task_runs WHERE run_id = ? AND task = ?", (run_id, task.name)
             ).rowcount
-            connection.execute(f"INSERT INTO task_runs VALUES ({', '.join('?' * len(task_row))})", task_row)
+            connection.execute(_INSERT_TASK_RUN, task_row)
             connection.execute("DELETE FROM task_waits WHERE run_id = ? AND task = ?", (run_id, task.name))
             connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
             if task.attempts and task.duration is not None and not replaced:  # a cleared task's rerun counts once
@@ -801,24 +793,48 @@ def _run_row(result: RunResult) -> tuple[object, ...]:
     )
 
 
-def _task_row(run: RunResult, task: TaskResult, upstream: Sequence[str] | None) -> tuple[object, ...]:
+def _task_rows(
+    run: RunResult, upstream: Mapping[str, Sequence[str]]
+) -> tuple[list[tuple[object, ...]], list[tuple[str, str, float]], list[tuple[str, str, str, float]]]:
+    """A run's `task_runs`, `task_estimates` and `task_waits` rows, in one pass over its tasks."""
+    run_id, pipeline = run.run_id, run.pipeline
+    task_rows: list[tuple[object, ...]] = []
+    estimate_rows: list[tuple[str, str, float]] = []
+    wait_rows: list[tuple[str, str, str, float]] = []
+    for task in run.tasks.values():
+        task_rows.append(_task_row(run_id, pipeline, task, upstream.get(task.name)))
+        if task.attempts and task.duration is not None:
+            estimate_rows.append((pipeline, task.name, task.duration))
+        if task.waits:
+            name = encodable(task.name)
+            wait_rows.extend((run_id, name, encodable(reason), seconds) for reason, seconds in task.waits.items())
+    return task_rows, estimate_rows, wait_rows
+
+
+def _task_row(run_id: str, pipeline: str, task: TaskResult, upstream: Sequence[str] | None) -> tuple[object, ...]:
+    start, end, waits, reason = task.start, task.end, task.waits, task.reason
     return (
-        run.run_id,
-        run.pipeline,
+        run_id,
+        pipeline,
         encodable(task.name),
         task.state.value,
         task.attempts,
-        _iso(task.start),
-        _iso(task.end),
+        start.isoformat() if start is not None else None,
+        end.isoformat() if end is not None else None,
         task.duration,
-        task.waited,
+        sum(waits.values()) if waits else 0.0,  # TaskResult.waited, without a generator per row
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        encodable(mask_text(task.reason)) or None,  # a SkipTask message or an explanation may quote a secret
-        json.dumps(list(upstream)) if upstream is not None else None,
+        encodable(mask_text(reason)) or None if reason else None,  # a SkipTask message may quote a secret
+        _json_names(upstream) if upstream is not None else None,
         task.resumed_from,
         int(task.excluded),
     )
+
+
+def _json_names(names: Sequence[str]) -> str:
+    """`json.dumps(list(names))` for a list of strings, without the encoder's per-call set-up."""
+    return "[" + ", ".join(map(encode_basestring_ascii, names)) + "]"
 
 
 def _summarise(task: str, history: list[tuple[str, float | None, float]]) -> TaskSummary:
