@@ -9,8 +9,8 @@ and ready tasks start in registration order, exactly as on a first run.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Mapping
-from statistics import fmean
 
 from .graph import critical_path_lengths, downstream_map
 from .pipeline import ValidatedPipeline
@@ -25,7 +25,7 @@ def fill_unknown_durations(names: list[str] | tuple[str, ...], known: Mapping[st
     """Expected seconds for every task; a task without history counts as the mean of those with one."""
     if not known:
         return {}
-    guess = fmean(known.values())
+    guess = math.fsum(known.values()) / len(known)  # statistics.fmean, without importing statistics
     return {name: known.get(name, guess) for name in names}
 
 

@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from functools import partial
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
-from statistics import fmean
 from typing import Any, TypeVar
 
 from ._secrets import mask_text
@@ -838,6 +837,8 @@ def _json_names(names: Sequence[str]) -> str:
 
 
 def _summarise(task: str, history: list[tuple[str, float | None, float]]) -> TaskSummary:
+    from statistics import fmean  # only the `stats` command summarises; a run does not import statistics
+
     durations = sorted(duration for _, duration, _ in history if duration is not None)
     waits = [waited for _, _, waited in history]
     return TaskSummary(
