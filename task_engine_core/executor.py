@@ -9,7 +9,6 @@ non-skippable failure unless `keep_going` is set. Ready tasks leave the heap by 
 
 from __future__ import annotations
 
-import heapq
 import os
 import secrets
 import signal
@@ -24,7 +23,7 @@ from typing import Any
 from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, RunInterrupted
 from .events import EventBus, Listener, RunFinished, RunStarted
-from .graph import downstream_map
+from .graph import ReadyQueue
 from .loader import loading_target
 from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
@@ -264,56 +263,39 @@ class PipelineExecutor:
         it and they share the ready heap under one lock. No task is handed from thread to thread,
         so a chain runs on one thread without a context switch per task.
         """
-        # Left-out and resumed tasks never start (more parents than exist: never released) and
-        # count as done for their dependents.
-        never = len(validated.upstream) + 1
-        waiting = {
-            name: never if name in carried else sum(1 for parent in parents if parent not in carried)
-            for name, parents in validated.upstream.items()
-        } if carried else {name: len(parents) for name, parents in validated.upstream.items()}
-        downstream = downstream_map(validated.upstream)
-        # The heap holds each task's rank in the start preference: ints compare much faster than
-        # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
-        rank = start_ranks(keys)
-        by_rank = [""] * len(rank)
-        for name, place in rank.items():
-            by_rank[place] = name
-        ready = [rank[name] for name in validated.order if not waiting[name]]
-        heapq.heapify(ready)
+        # Left-out and resumed tasks never start and count as done for their dependents.
+        queue = ReadyQueue(validated.upstream, start_ranks(keys), skip=carried)
+        queue.prepare()
+        pop, done = queue.pop, queue.done
         definitions, policies, tasks = validated.definitions, validated.policies, result.tasks
         execute = self._execute
         run_id = result.run_id
         lock = self._loop_lock = threading.Condition(threading.Lock())
-        running = 0
         ended = threading.Event()
 
         def loop(worker: str) -> None:
-            nonlocal running
             with lock:
                 while True:
-                    if ready and self._stop_reason is None:
-                        name = by_rank[heapq.heappop(ready)]
-                        running += 1
+                    name = pop() if self._stop_reason is None else None
+                    if name is not None:
                         lock.release()
                         try:
                             task_result = execute(name, definitions[name], policies[name], context, run_id, worker)
-                        finally:
+                        except BaseException:
                             lock.acquire()
-                            running -= 1
+                            done(name, release=False)
+                            raise
+                        lock.acquire()
                         if task_result is None or self._abandoned:
-                            continue  # stopped before it started, or the run no longer waits for it
+                            # Stopped before it started, or the run no longer waits for it.
+                            done(name, release=False)
+                            continue
                         tasks[name] = task_result
                         state = task_result.state
-                        if state is _SUCCESS or state is _SKIPPED:  # is_done_ok, without enum hashing
-                            released = 0
-                            for child in downstream[name]:
-                                waiting[child] -= 1
-                                if not waiting[child]:
-                                    heapq.heappush(ready, rank[child])
-                                    released += 1
-                            if released > 1:
-                                lock.notify(released - 1)  # this worker takes one itself
-                    elif running:
+                        released = done(name, release=state is _SUCCESS or state is _SKIPPED)
+                        if released > 1:
+                            lock.notify(released - 1)  # this worker takes one itself
+                    elif queue.running:
                         lock.wait()
                     else:
                         ended.set()
@@ -323,7 +305,7 @@ class PipelineExecutor:
         if self.workers == 1:
             loop(threading.current_thread().name)
             return
-        for i in range(max(1, min(self.workers, len(waiting) - len(carried)))):  # more threads than tasks would idle
+        for i in range(max(1, min(self.workers, len(validated.upstream) - len(carried)))):  # more threads than tasks would idle
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
