@@ -39,8 +39,6 @@ from .task import TaskState
 
 __all__ = ["PipelineExecutor", "RunPlan"]
 
-# Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
-_SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 # A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
 # send SIGTERM to the child and again to its process group. The same signal again within this many
@@ -292,7 +290,7 @@ class PipelineExecutor:
                             continue
                         tasks[name] = task_result
                         state = task_result.state
-                        released = done(name, release=state is _SUCCESS or state is _SKIPPED)
+                        released = done(name, release=state is TaskState.SUCCESS or state is TaskState.SKIPPED)
                         if released > 1:
                             lock.notify(released - 1)  # this worker takes one itself
                     elif queue.running:
@@ -355,7 +353,7 @@ class PipelineExecutor:
             self.request_stop(type(escaped).__name__)
         with self._start_lock:
             self._live.pop(lifecycle.result.name, None)
-            if lifecycle.result.state is _FAILED and not self.keep_going:
+            if lifecycle.result.state is TaskState.FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
 
     def _abandon_running(self, result: RunResult) -> None:

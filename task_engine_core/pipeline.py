@@ -20,9 +20,8 @@ from .errors import (
 )
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
-from .policies._store import settings_version
 from .selection import check_select_options, describe_selection, normalise_tags, resolve_selection
-from .task import FunctionTask, Task
+from .task import FunctionTask, Task, accepts_context
 
 __all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
 
@@ -33,7 +32,7 @@ DependencyRef = str | type | Callable[..., Any]
 class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
-    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "_resolved")
+    __slots__ = ("name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "_wants_context")
 
     def __init__(
         self,
@@ -52,7 +51,7 @@ class TaskDefinition:
         self.index = index
         self.explicit_priority = explicit_priority
         self.pipeline_name = pipeline_name
-        self._resolved: tuple[tuple[int, int], TaskPolicies] | None = None
+        self._wants_context: bool | None = None  # a function task's: decided at its first run
 
     @property
     def is_function(self) -> bool:
@@ -62,21 +61,20 @@ class TaskDefinition:
     def create(self) -> Task:
         """A fresh Task instance for one run."""
         if self.is_function:
-            return FunctionTask(self.target)
+            if self._wants_context is None:
+                # Looked up once per registered function (inspect.signature costs microseconds).
+                self._wants_context = accepts_context(self.target)
+            return FunctionTask(self.target, wants_context=self._wants_context)
         return self.target()
 
     def policies(self) -> TaskPolicies:
         """Resolve the policies from the class and its perform_task (or from the function)."""
+        # Resolved at every validation (a few microseconds a task), so a decorator applied after
+        # registration counts; a cache would need process-wide invalidation (issue 13).
         targets = (self.target,) if self.is_function else (self.target, self.target.perform_task)
-        # Every run validates its pipeline; resolving is cached until a decorator records settings
-        # anywhere or perform_task is replaced.
-        stamp = (settings_version(), id(targets[-1]))
-        if self._resolved is not None and self._resolved[0] == stamp:
-            return self._resolved[1]
         policies = resolve_policies(*targets)
         if self.explicit_priority is not None:
             policies = replace(policies, priority=self.explicit_priority)
-        self._resolved = (stamp, policies)
         return policies
 
     def __repr__(self) -> str:

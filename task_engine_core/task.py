@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,9 +56,10 @@ class Task:
 class FunctionTask(Task):
     """A Task running a plain function; it retries on any error when `@retries` allows it."""
 
-    def __init__(self, function: Callable[..., Any]) -> None:
+    def __init__(self, function: Callable[..., Any], *, wants_context: bool | None = None) -> None:
         self.function = function
-        self._wants_context = _wants_context(function)
+        #: Whether `function` takes `context=` (`wants_context` when the caller already knows).
+        self._wants_context = accepts_context(function) if wants_context is None else wants_context
 
     def perform_task(self) -> Any:
         """Call the function, passing `context=` when it takes that argument; return what it returns."""
@@ -75,27 +75,9 @@ class FunctionTask(Task):
         return f"<FunctionTask {self.function.__name__}>"
 
 
-_CONTEXT_KEYWORD: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
-
-
-def _wants_context(function: Callable[..., Any]) -> bool:
-    # inspect.signature costs microseconds; a function task is instantiated once per run.
-    try:
-        return _CONTEXT_KEYWORD[function]
-    except (KeyError, TypeError):
-        pass
-    code = getattr(function, "__code__", None)
-    if code is not None and type(function).__name__ == "function":
-        # A plain Python function: read its code object instead of building a Signature.
-        named = code.co_varnames[code.co_posonlyargcount : code.co_argcount + code.co_kwonlyargcount]
-        wants = "context" in named or bool(code.co_flags & inspect.CO_VARKEYWORDS)
-    else:
-        wants = _accepts_keyword(function, "context")
-    try:
-        _CONTEXT_KEYWORD[function] = wants
-    except TypeError:
-        pass  # not weak-referenceable (a builtin): just do not cache
-    return wants
+def accepts_context(function: Callable[..., Any]) -> bool:
+    """Whether `function` takes a `context` keyword (named, or through **kwargs)."""
+    return _accepts_keyword(function, "context")
 
 
 def _accepts_keyword(function: Callable[..., Any], name: str) -> bool:
