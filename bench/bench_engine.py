@@ -349,7 +349,7 @@ def stats_write_targets(size: int, repeats: int, folder: Path) -> list[Target]:
 
     def prepare(n: int) -> Callable[[], object]:
         result, upstream = results[n]
-        return lambda: _task_rows(result, upstream)
+        return lambda: list(_task_rows(result, upstream))
 
     best = compare(
         repeats, {"one": write(1), "many": write(size), "rows": prepare(size), "row": prepare(1)}, clock=time.process_time

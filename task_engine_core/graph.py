@@ -78,7 +78,7 @@ class ReadyQueue:
 
     def get_ready(self, limit: int | None = None) -> tuple[str, ...]:
         """Every ready task (at most `limit`), best-ranked first, handed out."""
-        ready = []
+        ready: list[str] = []
         while self._heap and (limit is None or len(ready) < limit):
             ready.append(self._by_rank[heapq.heappop(self._heap)])
         self._handed += len(ready)

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -339,17 +339,22 @@ class StatsStore:
         if self.read_only:
             return False
         run_row = _run_row(result)
-        # Every row is prepared before the write lock is taken, in one pass over the tasks.
-        task_rows, estimate_rows, wait_rows = _task_rows(result, upstream or {})
+        upstream = upstream or {}
+        wait_rows = [
+            (result.run_id, encodable(r.name), encodable(reason), seconds)
+            for r in result.tasks.values() if r.waits
+            for reason, seconds in r.waits.items()
+        ]
 
         def write(connection: sqlite3.Connection) -> bool:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 connection.execute(_INSERT_RUN, run_row)
-                connection.executemany(_INSERT_TASK_RUN, task_rows)
+                # Rows are generated as SQLite takes them: a 100,000-task run never holds them all.
+                connection.executemany(_INSERT_TASK_RUN, _task_rows(result, upstream))
                 if wait_rows:
                     connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
-                connection.executemany(_UPDATE_ESTIMATE, estimate_rows)
+                connection.executemany(_UPDATE_ESTIMATE, _estimate_rows(result))
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -792,22 +797,19 @@ def _run_row(result: RunResult) -> tuple[object, ...]:
     )
 
 
-def _task_rows(
-    run: RunResult, upstream: Mapping[str, Sequence[str]]
-) -> tuple[list[tuple[object, ...]], list[tuple[str, str, float]], list[tuple[str, str, str, float]]]:
-    """A run's `task_runs`, `task_estimates` and `task_waits` rows, in one pass over its tasks."""
+def _task_rows(run: RunResult, upstream: Mapping[str, Sequence[str]]) -> Iterator[tuple[object, ...]]:
+    """A run's `task_runs` rows, one task at a time."""
     run_id, pipeline = run.run_id, run.pipeline
-    task_rows: list[tuple[object, ...]] = []
-    estimate_rows: list[tuple[str, str, float]] = []
-    wait_rows: list[tuple[str, str, str, float]] = []
     for task in run.tasks.values():
-        task_rows.append(_task_row(run_id, pipeline, task, upstream.get(task.name)))
+        yield _task_row(run_id, pipeline, task, upstream.get(task.name))
+
+
+def _estimate_rows(run: RunResult) -> Iterator[tuple[str, str, float]]:
+    """A run's `task_estimates` updates: every task that started."""
+    pipeline = run.pipeline
+    for task in run.tasks.values():
         if task.attempts and task.duration is not None:
-            estimate_rows.append((pipeline, task.name, task.duration))
-        if task.waits:
-            name = encodable(task.name)
-            wait_rows.extend((run_id, name, encodable(reason), seconds) for reason, seconds in task.waits.items())
-    return task_rows, estimate_rows, wait_rows
+            yield pipeline, task.name, task.duration
 
 
 def _task_row(run_id: str, pipeline: str, task: TaskResult, upstream: Sequence[str] | None) -> tuple[object, ...]:
@@ -870,7 +872,7 @@ class _PostgresConnection:
         """Run one statement; returns the cursor (fetchone, fetchall, iteration)."""
         return self.raw.execute(self._sql(statement), tuple(parameters))
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement per row."""
         rows = [tuple(row) for row in rows]
         if rows:
