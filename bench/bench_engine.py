@@ -1,7 +1,8 @@
 """Benchmark the executor against peers it runs itself, in one process, and print ratios.
 
-    python bench/bench_engine.py            # the full table (a few minutes on 2 cores)
-    python bench/bench_engine.py --quick    # fewer repeats, 1k tasks only
+    python bench/bench_engine.py            # the targets of issue 20, then ordering and makespan tables
+    python bench/bench_engine.py --quick    # the targets only, fewer repeats (a couple of minutes)
+    python bench/bench_engine.py --tiny     # seconds, tiny graphs: what the smoke test runs
 
 Peers, all run here on the same graphs:
 - floor:   graphlib.TopologicalSorter + concurrent.futures.ThreadPoolExecutor (threads), or a plain
@@ -19,11 +20,16 @@ import graphlib
 import os
 import platform
 import random
+import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from task_engine_core import Pipeline, PipelineExecutor  # noqa: E402
 from task_engine_core.graph import critical_path_lengths, topological_order  # noqa: E402
-from task_engine_core.stats import StatsStore  # noqa: E402
+from task_engine_core.stats import StatsStore, _task_rows  # noqa: E402
 
 Graph = dict[str, list[str]]  # task -> upstream tasks, in registration order
 
@@ -125,42 +131,26 @@ def best_of(repeats: int, action: Callable[[], object]) -> float:
     return compare(repeats, {"only": action})["only"]
 
 
-def compare(repeats: int, actions: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Best time of each action; rounds interleave the actions so load changes hit all of them alike."""
+def compare(
+    repeats: int, actions: dict[str, Callable[[], object]], clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Best time of each action; rounds interleave the actions so load changes hit all of them alike.
+
+    `clock=time.process_time` measures the CPU time of this process instead of the wall clock:
+    for single-threaded work on a machine shared with other jobs, time spent preempted is not
+    the engine's.
+    """
     best = {label: float("inf") for label in actions}
     for _ in range(repeats):
         for label, action in actions.items():
-            started = time.perf_counter()
+            started = clock()
             action()
-            best[label] = min(best[label], time.perf_counter() - started)
+            best[label] = min(best[label], clock() - started)
     return best
 
 
 def engine(pipeline: Pipeline, workers: int, stats: object = False) -> Callable[[], object]:
     return lambda: PipelineExecutor(pipeline, workers=workers, reporters=[], stats=stats).run()
-
-
-def overhead_rows(sizes: list[int], workers: int, repeats: int, has_dask: bool) -> list[tuple]:
-    rows = []
-    for size in sizes:
-        for shape, make in (("chain", chain), ("fan-out", fan_out), ("layered", layered)):
-            graph = make(size)
-            pipeline = pipeline_of(f"{shape}-{size}", graph, lambda _: noop)
-            call = lambda _name: noop()  # noqa: E731
-            reps = repeats if size <= 1000 else max(1, repeats // 2)
-            actions = {
-                "floor_seq": lambda: graphlib_sequential(graph, call),
-                "ours_seq": engine(pipeline, 1),
-                "floor_thr": lambda: graphlib_threads(graph, call, workers),
-                "ours_thr": engine(pipeline, workers),
-            }
-            if has_dask:
-                actions["dask_thr"] = lambda: dask_threads(graph, call, workers)
-            best = compare(reps, actions)
-            floor_seq, ours_seq, floor_thr, ours_thr = (best[k] for k in ("floor_seq", "ours_seq", "floor_thr", "ours_thr"))
-            dask_thr = best.get("dask_thr")
-            rows.append((shape, size, floor_seq, ours_seq, floor_thr, ours_thr, dask_thr))
-    return rows
 
 
 def ordering_rows(repeats: int) -> list[tuple]:
@@ -230,14 +220,264 @@ def trap_rows(workers: int, database: Path) -> list[tuple]:
     return [("priority trap", len(graph), bound, first, second)]
 
 
+# -- issue 20's targets ------------------------------------------------------------------------
+@dataclass
+class Target:
+    """One target row: what was measured, its ratio, and the limit the ratio must stay under (or above)."""
+
+    section: str
+    row: str
+    ours: str
+    peer: str
+    ratio: float | None
+    limit: float | None  # None: shown for information, no target
+    at_least: bool = False  # True: the ratio must be >= limit (dask / engine), else <= limit
+
+    @property
+    def verdict(self) -> str:
+        if self.limit is None or self.ratio is None:
+            return "info"
+        met = self.ratio >= self.limit if self.at_least else self.ratio <= self.limit
+        return "met" if met else "missed"
+
+
+def us_per_task(seconds: float, tasks: int) -> str:
+    return f"{seconds / tasks * 1e6:.1f} us"
+
+
+def lifecycle_loop(pipeline: Pipeline) -> Callable[[], None]:
+    """The engine's own per-task work without its scheduler: each TaskLifecycle in static order."""
+    from task_engine_core._lifecycle import TaskLifecycle
+    from task_engine_core.events import EventBus
+
+    def run() -> None:
+        validated = pipeline.validate()
+        events = EventBus([])
+        for name in validated.order:
+            lifecycle = TaskLifecycle(validated.definitions[name], validated.policies[name], "bench", events)
+            lifecycle.start()
+            lifecycle.run_to_end()
+            lifecycle.finish()
+
+    return run
+
+
+def noop_graphs(sizes: list[int], repeats: int, prefix: str) -> Iterator[tuple[str, int, int, Graph, Pipeline]]:
+    """(label, size, repeats, graph, pipeline of no-op tasks) for chain, fan-out and layered graphs of each size."""
+    for size in sizes:
+        reps = repeats if size <= 1000 else max(1, repeats // 2)
+        for shape, make in (("chain", chain), ("fan-out", fan_out), ("layered", layered)):
+            graph = make(size)
+            yield f"{shape} {size}", size, reps, graph, pipeline_of(f"{prefix}-{shape}-{size}", graph, lambda _: noop)
+
+
+def sequential_targets(sizes: list[int], repeats: int, folder: Path) -> list[Target]:
+    """Sequential no-op runs, statistics off and on, against the graphlib loop (CPU time of this process)."""
+    rows: list[Target] = []
+    call = lambda _name: noop()  # noqa: E731
+    for label, size, reps, graph, pipeline in noop_graphs(sizes, repeats, "seq"):
+        store = StatsStore(folder / f"seq-{label.replace(' ', '-')}.sqlite3")
+        best = compare(
+            reps,
+            {
+                "floor": lambda: graphlib_sequential(graph, call),
+                "off": engine(pipeline, 1),
+                "on": engine(pipeline, 1, store),
+            },
+            clock=time.process_time,
+        )
+        store.close()
+        floor = us_per_task(best["floor"], size)
+        rows.append(Target("sequential, stats off (<= 2x floor)", label, us_per_task(best["off"], size), floor,
+                           best["off"] / best["floor"], 2.0))
+        rows.append(Target("sequential, stats on (<= 3x floor)", label, us_per_task(best["on"], size), floor,
+                           best["on"] / best["floor"], 3.0))
+    return rows
+
+
+def feature_targets(size: int, repeats: int) -> list[Target]:
+    """What earlier issues added, used and unused, on a layered graph run sequentially with statistics off."""
+    graph = layered(size)
+    pipeline = pipeline_of(f"features-{size}", graph, lambda _: noop)
+    roots = [name for name, parents in graph.items() if not parents]
+    outputs = pipeline_of(f"outputs-{size}", graph, lambda _: (lambda: 1))
+    actions = {
+        "plain": engine(pipeline, 1),
+        "lifecycle": lifecycle_loop(pipeline),
+        "selection": lambda: PipelineExecutor(
+            pipeline, reporters=[], stats=False, select={"from_": roots}
+        ).run(),
+        "backend": lambda: PipelineExecutor(
+            pipeline, reporters=[], stats=False, run_task=lambda lifecycle: lifecycle.run_to_end()
+        ).run(),
+        "outputs": engine(outputs, 1),
+    }
+    best = compare(repeats, actions, clock=time.process_time)
+    plain = best["plain"]
+    label = f"layered {size}"
+    unused = "features unused (<= 1.10x the lifecycle loop)"
+    used = "features used (info: used / unused)"
+    return [
+        Target(unused, f"{label}: engine vs its lifecycle in a loop", us_per_task(plain, size),
+               us_per_task(best["lifecycle"], size), plain / best["lifecycle"], 1.10),
+        Target(used, f"{label}: selection (from_ every root)", us_per_task(best["selection"], size),
+               us_per_task(plain, size), best["selection"] / plain, None),
+        Target(used, f"{label}: lifecycle via run_task= (backend seam)", us_per_task(best["backend"], size),
+               us_per_task(plain, size), best["backend"] / plain, None),
+        Target(used, f"{label}: every task returns a value (outputs)", us_per_task(best["outputs"], size),
+               us_per_task(plain, size), best["outputs"] / plain, None),
+    ]
+
+
+def stats_write_targets(size: int, repeats: int, folder: Path) -> list[Target]:
+    """The statistics write alone: (write of `size` task rows - write of 1) / (size - 1), one transaction each."""
+    results = {}
+    for n in (1, size):
+        pipeline = pipeline_of(f"write-{n}", layered(n), lambda _: noop)
+        executor = PipelineExecutor(pipeline, reporters=[], stats=False)
+        results[n] = (executor.run(), pipeline.validate().upstream)
+    store = StatsStore(folder / "write.sqlite3")
+    store.record(*results[1])  # create the schema outside the timing
+
+    def write(n: int) -> Callable[[], None]:
+        def action() -> None:
+            result, upstream = results[n]
+            result.run_id = uuid.uuid4().hex
+            store.record(result, upstream)
+
+        return action
+
+    def prepare(n: int) -> Callable[[], object]:
+        result, upstream = results[n]
+        return lambda: list(_task_rows(result, upstream))
+
+    best = compare(
+        repeats, {"one": write(1), "many": write(size), "rows": prepare(size), "row": prepare(1)}, clock=time.process_time
+    )
+    store.close()
+    per_row = (best["many"] - best["one"]) / (size - 1)
+    rows_part = (best["rows"] - best["row"]) / (size - 1)
+    section = "statistics write (<= 3 us per task row)"
+    return [
+        Target(section, f"{size} task rows, one transaction", f"{per_row * 1e6:.2f} us", "3 us", per_row * 1e6 / 3.0, 1.0),
+        Target(section, "  of which preparing the rows (Python)", f"{rows_part * 1e6:.2f} us",
+               f"{per_row * 1e6:.2f} us", rows_part / per_row if per_row > 0 else None, None),
+    ]
+
+
+def thread_targets(sizes: list[int], workers: int, repeats: int, has_dask: bool) -> list[Target]:
+    """Worker-thread runs against graphlib + ThreadPoolExecutor and against dask.threaded.get (wall clock)."""
+    rows: list[Target] = []
+    call = lambda _name: noop()  # noqa: E731
+    for label, size, reps, graph, pipeline in noop_graphs(sizes, repeats, "thr"):
+        actions = {"floor": lambda: graphlib_threads(graph, call, workers), "ours": engine(pipeline, workers)}
+        if has_dask:
+            actions["dask"] = lambda: dask_threads(graph, call, workers)
+        best = compare(reps, actions)
+        ours = us_per_task(best["ours"], size)
+        rows.append(Target(f"threads, {workers} workers (<= 1.0x floor)", label, ours,
+                           us_per_task(best["floor"], size), best["ours"] / best["floor"], 1.0))
+        if has_dask:
+            rows.append(Target("threads vs dask.threaded.get (dask / engine >= 4x)", label, ours,
+                               us_per_task(best["dask"], size), best["dask"] / best["ours"], 4.0, at_least=True))
+    return rows
+
+
+ONE_TASK_PIPELINE = '''from task_engine_core import register
+
+
+@register
+def only():
+    """The one task."""
+'''
+
+
+def startup_targets(runs: int) -> list[Target]:
+    """`python -m task_engine_core run` of a one-task file vs `python -c pass`: whole-process wall and CPU, median."""
+    repository = str(Path(__file__).resolve().parents[1])
+    with tempfile.TemporaryDirectory() as folder:
+        # Bytecode is cached (in the temporary folder) as on an installed system, even where
+        # PYTHONDONTWRITEBYTECODE is set: compiling every module on each start is not start-up.
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env |= {"PYTHONPATH": repository + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "PYTHONPYCACHEPREFIX": str(Path(folder) / "pycache")}
+        (Path(folder) / "one.py").write_text(ONE_TASK_PIPELINE)
+        commands = {
+            "floor": [sys.executable, "-c", "pass"],
+            "ours": [sys.executable, "-m", "task_engine_core", "run", "one.py"],
+        }
+        wall: dict[str, list[float]] = {label: [] for label in commands}
+        cpu: dict[str, list[float]] = {label: [] for label in commands}
+        for argv in commands.values():  # warm-up: writes the bytecode cache
+            subprocess.run(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, check=True)
+        for _ in range(runs):
+            for label, argv in commands.items():  # interleaved, so load changes hit both alike
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                started = time.perf_counter()
+                subprocess.run(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, check=True)
+                wall[label].append(time.perf_counter() - started)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[label].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    rows = []
+    for kind, values in (("wall", wall), ("CPU", cpu)):
+        ours, floor = statistics.median(values["ours"]), statistics.median(values["floor"])
+        rows.append(Target("start-up, one-task `run` (<= 3x `python -c pass`)", f"{kind}, median of {runs}",
+                           f"{ours * 1e3:.0f} ms", f"{floor * 1e3:.0f} ms", ours / floor if floor else None, 3.0))
+    return rows
+
+
+def load_targets(tasks: int, workers: int) -> list[Target]:
+    """A layered run of `tasks` tasks on `workers` threads with statistics, each side in a fresh process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_load import measure  # its child processes own the peak-RSS measurement
+
+    floor = measure("floor", tasks, workers)
+    ours = measure("engine", tasks, workers)
+    section = f"{tasks:,} layered, {workers} workers, stats on"
+    return [
+        Target(f"{section} (<= 1.5x floor)", "run to completion", f"{ours['run']:.2f} s", f"{floor['run']:.2f} s",
+               ours["run"] / floor["run"], 1.5),
+        Target(f"{section} (<= 1 KiB peak RSS per task)", "peak RSS per task",
+               f"{ours['rss_per_task'] / 1024:.2f} KiB", "1 KiB", ours["rss_per_task"] / 1024, 1.0),
+    ]
+
+
+def print_targets(rows: list[Target]) -> None:
+    sections: dict[str, list[Target]] = {}
+    for row in rows:
+        sections.setdefault(row.section, []).append(row)
+    print(f"{'row':<52}{'engine':>11}{'peer':>11}{'ratio':>8}  verdict")
+    for section, members in sections.items():
+        print(section)
+        for row in members:
+            print_row(row)
+    counted = [row for row in rows if row.verdict != "info"]
+    missed = [row for row in counted if row.verdict == "missed"]
+    print(f"targets: {len(counted) - len(missed)} met, {len(missed)} missed")
+
+
+def print_row(row: Target) -> None:
+    ratio_text = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+    print(f"  {row.row:<50}{row.ours:>11}{row.peer:>11}{ratio_text:>8}  {row.verdict}")
+
+
 # -- report ------------------------------------------------------------------------------------
 def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a is not None and b else "-"
 
 
+MODES = {
+    # mode: (sizes, repeats, start-up runs, load tasks, extra tables)
+    "full": ([1_000, 10_000], 5, 11, 100_000, True),
+    "quick": ([1_000, 10_000], 5, 7, 100_000, False),
+    "tiny": ([200], 1, 3, 2_000, False),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1k tasks only, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no ordering / makespan tables")
+    parser.add_argument("--tiny", action="store_true", help="seconds: tiny graphs, for the smoke test (ratios mean little)")
     parser.add_argument("--workers", type=int, default=4, help="worker threads for the thread runs (default 4)")
     args = parser.parse_args()
     try:
@@ -246,40 +486,29 @@ def main() -> None:
         dask_version = dask.__version__
     except ImportError:
         dask_version = None
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    sizes, repeats, startup_runs, load_tasks, extra = MODES[mode]
     workers = args.workers
-    repeats = 3 if args.quick else 5
-    sizes = [1_000] if args.quick else [1_000, 10_000]
 
-    print(f"Task Engine bench, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"Task Engine bench ({mode}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(
-        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
-        f"dask {dask_version or 'not installed'}; {workers} workers for thread runs; best of {repeats}"
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}; dask {dask_version or 'not installed'}; {workers} workers for thread runs; "
+        f"best of {repeats}"
     )
     print()
-    print("Per-task overhead, no-op tasks (us per task; ratio = engine / floor, dask / engine)")
-    header = (
-        f"{'graph':<9}{'tasks':>7}{'seq floor':>11}{'engine':>9}{'ratio':>8}"
-        f"{'thr floor':>11}{'engine':>9}{'ratio':>8}{'dask':>9}{'dask/eng':>10}"
-    )
-    print(header)
-    for shape, size, floor_seq, ours_seq, floor_thr, ours_thr, dask_thr in overhead_rows(
-        sizes, workers, repeats, dask_version is not None
-    ):
-        us = lambda t: f"{t / size * 1e6:.1f}" if t is not None else "-"  # noqa: E731
-        print(
-            f"{shape:<9}{size:>7}{us(floor_seq):>11}{us(ours_seq):>9}{ratio(ours_seq, floor_seq):>8}"
-            f"{us(floor_thr):>11}{us(ours_thr):>9}{ratio(ours_thr, floor_thr):>8}"
-            f"{us(dask_thr):>9}{ratio(dask_thr, ours_thr):>10}"
-        )
+    print("Targets of issue 20 (ratio = engine / peer unless said otherwise; us are per task). Sequential,")
+    print("statistics-write and feature rows are CPU time of this process; thread, start-up and load rows wall time.")
     with tempfile.TemporaryDirectory() as folder:
-        graph = layered(1_000)
-        pipeline = pipeline_of("layered-stats", graph, lambda _: noop)
-        store = StatsStore(Path(folder) / "stats.sqlite3")
-        best = compare(repeats, {"off": engine(pipeline, 1), "on": engine(pipeline, 1, store)})
-        print(
-            f"statistics on (one SQLite transaction per run), layered 1000, sequential: "
-            f"{best['on'] / 1000 * 1e6:.1f} us/task vs {best['off'] / 1000 * 1e6:.1f} off"
-        )
+        rows = sequential_targets(sizes, repeats, Path(folder))
+        rows += stats_write_targets(max(sizes), repeats, Path(folder))
+        rows += thread_targets(sizes, workers, repeats, dask_version is not None)
+        rows += startup_targets(startup_runs)
+        rows += load_targets(load_tasks, 8)
+        rows += feature_targets(min(sizes), repeats)
+    print_targets(rows)
+    if not extra:
+        return
     print()
     print("Ordering (ms; ratio = engine / graphlib static_order, seed / engine)")
     print(f"{'graph':<9}{'tasks':>8}{'graphlib':>10}{'engine':>9}{'ratio':>8}{'seed':>10}{'seed/eng':>10}")

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
+from .backend import BACKENDS
 from .errors import InvalidArgumentError
 from .graph import downstream_map
 from .pipeline import TaskDefinition, ValidatedPipeline
@@ -43,7 +44,6 @@ __all__ = [
     "findings_document",
 ]
 
-BACKENDS = ("standalone", "airflow", "prefect")
 #: Columns of the README's capability matrix (standalone sequential, standalone threads, the adapters).
 MATRIX_COLUMNS = ("sequential", "threads", "airflow", "prefect")
 

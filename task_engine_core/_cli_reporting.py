@@ -13,15 +13,7 @@ from typing import Any
 
 from .events import Listener
 from .pipeline import Pipeline
-from .reporters import (
-    GRAPH_FORMATS,
-    ConsoleReporter,
-    HtmlRunReport,
-    JsonRunSummary,
-    ProgressReporter,
-    check_writable,
-    render_graph,
-)
+from .reporters import ConsoleReporter, check_writable
 
 __all__ = [
     "add_run_reporting_arguments",
@@ -82,12 +74,18 @@ def build_run_reporters(args: argparse.Namespace, pipeline: Pipeline) -> tuple[l
     tracing = tracing_from_environment(args.trace)
     listeners: list[Listener] = [tracing] if tracing is not None else []
     if args.progress:
+        from .reporters.progress import ProgressReporter  # imported only for runs that show progress
+
         listeners.append(ProgressReporter(expected=expected_durations(args, pipeline)))
     else:
         listeners.append(ConsoleReporter(show_plan=args.plan))
     if args.report:
+        from .reporters.html_report import HtmlRunReport
+
         listeners.append(HtmlRunReport(args.report))
     if args.json_summary:
+        from .reporters.json_summary import JsonRunSummary
+
         listeners.append(JsonRunSummary(args.json_summary))
     return listeners, tracing
 
@@ -104,6 +102,7 @@ def finish_run_reporting(tracing: Any, result: Any) -> None:
 
 def add_graph_command(commands: Any, target_help: str) -> None:
     """Add `graph TARGET --format dot|mermaid|html [-o FILE]`."""
+    from .reporters.diagrams import GRAPH_FORMATS
     graph = commands.add_parser(
         "graph", help="write the task graph as DOT, Mermaid or HTML", description="Write the DAG of TARGET's pipeline."
     )
@@ -117,6 +116,8 @@ def _graph(args: argparse.Namespace) -> int:
     from .loader import load_pipeline
 
     target = check_writable(args.output, f"{args.format} graph") if args.output else None
+    from .reporters.diagrams import render_graph
+
     text = render_graph(load_pipeline(args.target), args.format)
     if target is None:
         sys.stdout.write(text)

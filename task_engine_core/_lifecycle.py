@@ -32,12 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["TaskLifecycle", "may_start"]
 
 _UTC = timezone.utc
-# Module constants: enum attribute lookups are slow on the per-task path.
-_RETRY, _SUCCEEDED, _FAILED_KIND, _SKIPPED_KIND = (
-    OutcomeKind.RETRY, OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.SKIPPED
-)
-_SUCCESS, _FAILED, _SKIPPED = TaskState.SUCCESS, TaskState.FAILED, TaskState.SKIPPED
-_FINAL_STATE = {_SUCCEEDED: _SUCCESS, _FAILED_KIND: _FAILED, _SKIPPED_KIND: _SKIPPED}
+_FINAL_STATE = {
+    OutcomeKind.SUCCEEDED: TaskState.SUCCESS, OutcomeKind.FAILED: TaskState.FAILED, OutcomeKind.SKIPPED: TaskState.SKIPPED
+}
 
 
 def may_start(*, started: bool, failed: bool, keep_going: bool, stopping: bool = False) -> bool:
@@ -120,7 +117,7 @@ class TaskLifecycle:
         state = self.state or self._new_state()
         outcome = run_attempt(state, number, self.context)
         self.result.attempts = number
-        if outcome.kind is _RETRY:
+        if outcome.kind is OutcomeKind.RETRY:
             self.events.emit(
                 RetryScheduled(
                     self.run_id, state.name, number + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
@@ -161,7 +158,7 @@ class TaskLifecycle:
             number = first
             while True:
                 outcome = self.attempt(number)
-                if outcome.kind is not _RETRY:
+                if outcome.kind is not OutcomeKind.RETRY:
                     break
                 self.sleep_retry(outcome)
                 number += 1
@@ -172,8 +169,7 @@ class TaskLifecycle:
     def conclude(self, outcome: AttemptOutcome) -> TaskResult:
         """Settle the result from the final outcome: state, attempts, error, reason, waits, end, duration."""
         result = self.result
-        kind = outcome.kind
-        result.state = _SUCCESS if kind is _SUCCEEDED else _FINAL_STATE[kind]
+        result.state = _FINAL_STATE[outcome.kind]
         result.attempts = outcome.attempt
         result.error = outcome.error
         result.reason = outcome.reason
@@ -184,7 +180,7 @@ class TaskLifecycle:
     def fail(self, error: BaseException) -> TaskResult:
         """Settle the result of a task whose code let `error` escape the attempt (not a decided failure)."""
         result = self.result
-        result.state = _FAILED
+        result.state = TaskState.FAILED
         result.attempts = max(result.attempts, 1)
         result.error = error
         result.reason = f"{type(error).__name__} escaped the task"

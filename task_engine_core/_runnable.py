@@ -91,6 +91,6 @@ async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
 
 def is_awaitable(value: object) -> bool:
     """True for what a coroutine function (or any other awaitable-returning body) gave back."""
-    return inspect.isawaitable(value)
+    return value is not None and inspect.isawaitable(value)  # most tasks return None
 
 

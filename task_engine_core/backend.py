@@ -164,6 +164,9 @@ __all__ = [
     "worst_state",
 ]
 
+#: Where a pipeline can run (`check --backend`); the CLI's choices, kept here so listing them imports no checker.
+BACKENDS = ("standalone", "airflow", "prefect")
+
 
 def validated_pipeline(pipeline: Pipeline | None = None) -> ValidatedPipeline:
     """`pipeline` (None: the default registry) validated; raises the definition errors a user can fix."""

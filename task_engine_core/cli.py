@@ -32,17 +32,16 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
-from ._check import BACKENDS, CheckTarget, check_pipeline, configured_rate_limit_store, findings_document, format_findings
 from ._secrets import error_text, mask_text
 from ._streams import prefix_task_output, protect_stdout
 from ._version import __version__
 from .context import build_context
 from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
+from .backend import BACKENDS
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
 from .policies.resource import ResourceGuard
-from .reporters.progress import format_run_totals
 from .stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
@@ -166,6 +165,8 @@ def _pool_mapping(entries: Sequence[str]) -> dict[str, str]:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ._check import CheckTarget, check_pipeline, configured_rate_limit_store, findings_document, format_findings
+
     validated = _load(args.target).validate()
     target = CheckTarget(
         backend=args.backend,
@@ -283,6 +284,8 @@ def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
     # Which tasks then did not run: the last line of every failed or interrupted run (--progress
     # prints the same line itself).
     if executor.result is not None and not getattr(args, "progress", False):
+        from .reporters.progress import format_run_totals
+
         print(format_run_totals(executor.result), file=sys.stderr)
 
 

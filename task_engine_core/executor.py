@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-import uuid
+import secrets
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -163,7 +163,7 @@ class PipelineExecutor:
         self._abandoned = False
         self._fan_outs = {}
         result = RunResult(
-            run_id=uuid.uuid4().hex,
+            run_id=secrets.token_hex(16),  # 32 hex digits, like uuid4().hex, without importing uuid
             pipeline=validated.name,
             tasks={name: carried.get(name) or TaskResult(name) for name in plan},
             start=_now(),

@@ -1,13 +1,13 @@
-"""Graph algorithms over task names: validation, topological order, critical paths. All O(V+E)."""
+"""Graph algorithms over task names: the ready queue, topological order, cycles, critical paths. All O(V+E)."""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from .errors import CycleError
 
-__all__ = ["topological_order", "find_cycle", "downstream_map", "critical_path_lengths"]
+__all__ = ["ReadyQueue", "topological_order", "find_cycle", "downstream_map", "critical_path_lengths"]
 
 
 def downstream_map(upstream: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -19,28 +19,123 @@ def downstream_map(upstream: Mapping[str, Sequence[str]]) -> dict[str, list[str]
     return downstream
 
 
+class ReadyQueue:
+    """graphlib.TopologicalSorter's protocol over task names, handing out ready tasks best-ranked first.
+
+    `prepare()`, then repeatedly `get_ready()` (or `pop()` for the one best task), `done(name)`,
+    while `is_active()`. `rank` gives each task's place in the start preference (0 first; ints,
+    because a fan-out keeps thousands of ready tasks in the heap and ints compare fast); by
+    default registration order, the order of `upstream`. Tasks in `skip` never become ready and
+    count as done for their dependents (left out by a selection, kept by a resume). A task that
+    ended without releasing its dependents (a failure) is `done(name, release=False)`. The order
+    is decided by the ranks alone, so every user of this queue plans the same order; callers on
+    several threads hold one lock around it.
+    """
+
+    __slots__ = ("_upstream", "_rank", "_by_rank", "_skip", "_waiting", "_downstream", "_heap", "_handed", "_finished")
+
+    def __init__(
+        self,
+        upstream: Mapping[str, Sequence[str]],
+        rank: Mapping[str, int] | None = None,
+        *,
+        skip: Collection[str] = (),
+    ) -> None:
+        self._upstream = upstream
+        self._rank = rank if rank is not None else {name: i for i, name in enumerate(upstream)}
+        self._by_rank = [""] * (max(self._rank.values(), default=-1) + 1)
+        for name, place in self._rank.items():
+            self._by_rank[place] = name
+        self._skip = skip
+        self._waiting: dict[str, int] = {}
+        self._downstream: dict[str, list[str]] = {}
+        self._heap: list[int] = []
+        self._handed = 0
+        self._finished = 0
+
+    def prepare(self) -> None:
+        """Count each task's unfinished upstreams and make the tasks without any ready."""
+        upstream, skip = self._upstream, self._skip
+        if skip:
+            never = len(upstream) + 1  # more upstreams than exist: never released
+            self._waiting = {
+                name: never if name in skip else sum(1 for parent in parents if parent not in skip)
+                for name, parents in upstream.items()
+            }
+        else:
+            self._waiting = {name: len(parents) for name, parents in upstream.items()}
+        self._downstream = downstream_map(upstream)
+        rank = self._rank
+        self._heap = [rank[name] for name, count in self._waiting.items() if not count]
+        heapq.heapify(self._heap)
+
+    def pop(self) -> str | None:
+        """The best-ranked ready task, handed out (None when none is ready)."""
+        if not self._heap:
+            return None
+        self._handed += 1
+        return self._by_rank[heapq.heappop(self._heap)]
+
+    def get_ready(self, limit: int | None = None) -> tuple[str, ...]:
+        """Every ready task (at most `limit`), best-ranked first, handed out."""
+        ready: list[str] = []
+        while self._heap and (limit is None or len(ready) < limit):
+            ready.append(self._by_rank[heapq.heappop(self._heap)])
+        self._handed += len(ready)
+        return tuple(ready)
+
+    def done(self, name: str, release: bool = True) -> int:
+        """`name` finished; with `release`, its dependents whose upstreams are all done become ready. Returns how many did."""
+        self._handed -= 1
+        self._finished += 1
+        if not release:
+            return 0
+        waiting, heap, rank = self._waiting, self._heap, self._rank
+        released = 0
+        for child in self._downstream[name]:
+            waiting[child] -= 1
+            if not waiting[child]:
+                heapq.heappush(heap, rank[child])
+                released += 1
+        return released
+
+    def is_active(self) -> bool:
+        """True while a task is ready or handed out and not done."""
+        return bool(self._heap) or self._handed > 0
+
+    @property
+    def running(self) -> int:
+        """How many tasks are handed out and not done."""
+        return self._handed
+
+    @property
+    def finished(self) -> int:
+        """How many tasks were done so far."""
+        return self._finished
+
+    def static_order(self) -> list[str]:
+        """Every task in the order one worker would run them; raises CycleError naming a cycle if some never get ready."""
+        self.prepare()
+        order: list[str] = []
+        while (name := self.pop()) is not None:
+            order.append(name)
+            self.done(name)
+        expected = len(self._upstream) - len(self._skip)
+        if len(order) != expected:
+            blocked = [name for name, count in self._waiting.items() if count and name not in self._skip]
+            blocked.sort(key=self._rank.__getitem__)
+            raise CycleError(find_cycle(blocked, self._upstream))
+        return order
+
+
 def topological_order(names: Sequence[str], upstream: Mapping[str, Sequence[str]]) -> list[str]:
     """Order `names` so every task follows its upstreams; ready tasks keep `names` order.
 
     Raises CycleError naming the cycle when there is none.
     """
-    rank = {name: i for i, name in enumerate(names)}
-    waiting = {name: len(upstream[name]) for name in names}
-    downstream = downstream_map(upstream)
-    ready = [rank[name] for name in names if not waiting[name]]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        name = names[heapq.heappop(ready)]
-        order.append(name)
-        for child in downstream[name]:
-            waiting[child] -= 1
-            if not waiting[child]:
-                heapq.heappush(ready, rank[child])
-    if len(order) != len(names):
-        blocked = [name for name in names if waiting[name]]
-        raise CycleError(find_cycle(blocked, upstream))
-    return order
+    if len(upstream) != len(names) or list(upstream) != list(names):
+        upstream = {name: upstream[name] for name in names}
+    return ReadyQueue(upstream).static_order()
 
 
 def find_cycle(candidates: Sequence[str], upstream: Mapping[str, Sequence[str]]) -> list[str]:

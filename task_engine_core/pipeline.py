@@ -21,7 +21,6 @@ from .errors import (
 from ._dataflow import check_parameters
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
-from .policies._store import settings_version
 from .selection import check_select_options, describe_selection, normalise_tags, resolve_selection
 from .task import FunctionTask, Task
 
@@ -35,7 +34,7 @@ class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
     __slots__ = (
-        "name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "map_over", "_resolved"
+        "name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "map_over"
     )
 
     def __init__(
@@ -57,7 +56,6 @@ class TaskDefinition:
         self.explicit_priority = explicit_priority
         self.pipeline_name = pipeline_name
         self.map_over = map_over
-        self._resolved: tuple[tuple[int, int], TaskPolicies] | None = None
 
     @property
     def is_function(self) -> bool:
@@ -72,16 +70,12 @@ class TaskDefinition:
 
     def policies(self) -> TaskPolicies:
         """Resolve the policies from the class and its perform_task (or from the function)."""
+        # Resolved at every validation (a few microseconds a task), so a decorator applied after
+        # registration counts; a cache would need process-wide invalidation (issue 13).
         targets = (self.target,) if self.is_function else (self.target, self.target.perform_task)
-        # Every run validates its pipeline; resolving is cached until a decorator records settings
-        # anywhere or perform_task is replaced.
-        stamp = (settings_version(), id(targets[-1]))
-        if self._resolved is not None and self._resolved[0] == stamp:
-            return self._resolved[1]
         policies = resolve_policies(*targets)
         if self.explicit_priority is not None:
             policies = replace(policies, priority=self.explicit_priority)
-        self._resolved = (stamp, policies)
         return policies
 
     def __repr__(self) -> str:

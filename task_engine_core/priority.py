@@ -8,11 +8,10 @@ and ready tasks start in registration order, exactly as on a first run.
 
 from __future__ import annotations
 
-import heapq
+import math
 from collections.abc import Mapping
-from statistics import fmean
 
-from .graph import critical_path_lengths, downstream_map
+from .graph import ReadyQueue, critical_path_lengths
 from .pipeline import ValidatedPipeline
 
 __all__ = ["PriorityKey", "fill_unknown_durations", "planned_order", "priority_keys", "registration_keys", "start_ranks"]
@@ -25,7 +24,7 @@ def fill_unknown_durations(names: list[str] | tuple[str, ...], known: Mapping[st
     """Expected seconds for every task; a task without history counts as the mean of those with one."""
     if not known:
         return {}
-    guess = fmean(known.values())
+    guess = math.fsum(known.values()) / len(known)  # statistics.fmean, without importing statistics
     return {name: known.get(name, guess) for name in names}
 
 
@@ -65,16 +64,4 @@ def planned_order(validated: ValidatedPipeline, keys: Mapping[str, PriorityKey])
     """The order one worker would start the tasks in, given the heap keys (the plan line)."""
     if all(key[0] == 0.0 and key[1] == 0.0 for key in keys.values()):
         return validated.order  # registration order: validation already computed it
-    waiting = {name: len(parents) for name, parents in validated.upstream.items()}
-    downstream = downstream_map(validated.upstream)
-    ready = [(keys[name], name) for name, count in waiting.items() if not count]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        name = heapq.heappop(ready)[1]
-        order.append(name)
-        for child in downstream[name]:
-            waiting[child] -= 1
-            if not waiting[child]:
-                heapq.heappush(ready, (keys[child], child))
-    return tuple(order)
+    return tuple(ReadyQueue(validated.upstream, start_ranks(keys)).static_order())

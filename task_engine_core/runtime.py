@@ -80,23 +80,7 @@ def run_attempt(run: AttemptState, attempt: int, context: Mapping[str, Any] | No
         run.last_error = error
         run.emit(AttemptFailed(run.run_id, run.name, attempt, policies.max_attempts, error))
         return _after_failure(run, attempt, error)
-    if output is not None:
-        return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts, output=output)
-    return _succeeded(attempt, policies.max_attempts)
-
-
-_SUCCEEDED_OUTCOMES: dict[tuple[int, int], AttemptOutcome] = {}
-
-
-def _succeeded(attempt: int, max_attempts: int) -> AttemptOutcome:
-    # Outcomes are frozen, so one success per (attempt, limit) can be shared: building a frozen
-    # dataclass costs more than the rest of a no-op attempt.
-    try:
-        return _SUCCEEDED_OUTCOMES[attempt, max_attempts]
-    except KeyError:
-        return _SUCCEEDED_OUTCOMES.setdefault(
-            (attempt, max_attempts), AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, max_attempts)
-        )
+    return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts, output=output)
 
 
 def _guarded_perform(run: AttemptState) -> Any:

@@ -21,12 +21,12 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
-from statistics import fmean
 from typing import Any, TypeVar
 
 from ._secrets import mask_text
@@ -75,6 +75,9 @@ ON CONFLICT (pipeline, task) DO UPDATE SET
     samples = task_estimates.samples + 1
 """
 # (Qualified names and CASE rather than min(): the one statement runs on SQLite and PostgreSQL.)
+
+_INSERT_RUN = f"INSERT INTO runs VALUES ({', '.join('?' * 13)})"
+_INSERT_TASK_RUN = f"INSERT INTO task_runs VALUES ({', '.join('?' * 15)})"
 
 # One run's row, written by each of its tasks in turn (runs orchestrated across processes).
 # Portable SQL (CASE, not SQLite's two-argument min/max; no julianday): it runs on SQLite and
@@ -338,28 +341,22 @@ class StatsStore:
         if self.read_only:
             return False
         run_row = _run_row(result)
-        task_rows = [_task_row(result, r, (upstream or {}).get(r.name)) for r in result.tasks.values()]
-        estimate_rows = [
-            (result.pipeline, r.name, r.duration)
-            for r in result.tasks.values()
-            if r.attempts and r.duration is not None
-        ]
+        upstream = upstream or {}
         wait_rows = [
             (result.run_id, encodable(r.name), encodable(reason), seconds)
-            for r in result.tasks.values()
+            for r in result.tasks.values() if r.waits
             for reason, seconds in r.waits.items()
         ]
 
         def write(connection: sqlite3.Connection) -> bool:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(run_row))})", run_row)
-                if task_rows:
-                    connection.executemany(
-                        f"INSERT INTO task_runs VALUES ({', '.join('?' * len(task_rows[0]))})", task_rows
-                    )
-                connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
-                connection.executemany(_UPDATE_ESTIMATE, estimate_rows)
+                connection.execute(_INSERT_RUN, run_row)
+                # Rows are generated as SQLite takes them: a 100,000-task run never holds them all.
+                connection.executemany(_INSERT_TASK_RUN, _task_rows(result, upstream))
+                if wait_rows:
+                    connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
+                connection.executemany(_UPDATE_ESTIMATE, _estimate_rows(result))
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -396,8 +393,7 @@ class StatsStore:
             run_id, pipeline, start, end, task.duration, 1, tasks, outcome, None, trace_id, os.getpid(),
             resumed_from, selection or None,
         )
-        holder = RunResult(run_id, pipeline, {task.name: task})
-        task_row = _task_row(holder, task, upstream)
+        task_row = _task_row(run_id, pipeline, task, upstream)
         wait_rows = [(run_id, task.name, reason, seconds) for reason, seconds in task.waits.items()]
 
         def statements(connection: sqlite3.Connection) -> None:
@@ -412,7 +408,7 @@ class StatsStore:
             replaced = connection.execute(
                 "DELETE FROM task_runs WHERE run_id = ? AND task = ?", (run_id, task.name)
             ).rowcount
-            connection.execute(f"INSERT INTO task_runs VALUES ({', '.join('?' * len(task_row))})", task_row)
+            connection.execute(_INSERT_TASK_RUN, task_row)
             connection.execute("DELETE FROM task_waits WHERE run_id = ? AND task = ?", (run_id, task.name))
             connection.executemany("INSERT INTO task_waits VALUES (?, ?, ?, ?)", wait_rows)
             if task.attempts and task.duration is not None and not replaced:  # a cleared task's rerun counts once
@@ -810,27 +806,50 @@ def _run_row(result: RunResult) -> tuple[object, ...]:
     )
 
 
-def _task_row(run: RunResult, task: TaskResult, upstream: Sequence[str] | None) -> tuple[object, ...]:
+def _task_rows(run: RunResult, upstream: Mapping[str, Sequence[str]]) -> Iterator[tuple[object, ...]]:
+    """A run's `task_runs` rows, one task at a time."""
+    run_id, pipeline = run.run_id, run.pipeline
+    for task in run.tasks.values():
+        yield _task_row(run_id, pipeline, task, upstream.get(task.name))
+
+
+def _estimate_rows(run: RunResult) -> Iterator[tuple[str, str, float]]:
+    """A run's `task_estimates` updates: every task that started."""
+    pipeline = run.pipeline
+    for task in run.tasks.values():
+        if task.attempts and task.duration is not None:
+            yield pipeline, task.name, task.duration
+
+
+def _task_row(run_id: str, pipeline: str, task: TaskResult, upstream: Sequence[str] | None) -> tuple[object, ...]:
+    start, end, waits, reason = task.start, task.end, task.waits, task.reason
     return (
-        run.run_id,
-        run.pipeline,
+        run_id,
+        pipeline,
         encodable(task.name),
         task.state.value,
         task.attempts,
-        _iso(task.start),
-        _iso(task.end),
+        start.isoformat() if start is not None else None,
+        end.isoformat() if end is not None else None,
         task.duration,
-        task.waited,
+        sum(waits.values()) if waits else 0.0,  # TaskResult.waited, without a generator per row
         task.worker or None,
         type(task.error).__name__ if task.error is not None else None,
-        encodable(mask_text(task.reason)) or None,  # a SkipTask message or an explanation may quote a secret
-        json.dumps(list(upstream)) if upstream is not None else None,
+        encodable(mask_text(reason)) or None if reason else None,  # a SkipTask message may quote a secret
+        _json_names(upstream) if upstream is not None else None,
         task.resumed_from,
         int(task.excluded),
     )
 
 
+def _json_names(names: Sequence[str]) -> str:
+    """`json.dumps(list(names))` for a list of strings, without the encoder's per-call set-up."""
+    return "[" + ", ".join(map(encode_basestring_ascii, names)) + "]"
+
+
 def _summarise(task: str, history: list[tuple[str, float | None, float]]) -> TaskSummary:
+    from statistics import fmean  # only the `stats` command summarises; a run does not import statistics
+
     durations = sorted(duration for _, duration, _ in history if duration is not None)
     waits = [waited for _, _, waited in history]
     return TaskSummary(
@@ -862,7 +881,7 @@ class _PostgresConnection:
         """Run one statement; returns the cursor (fetchone, fetchall, iteration)."""
         return self.raw.execute(self._sql(statement), tuple(parameters))
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement per row."""
         rows = [tuple(row) for row in rows]
         if rows:

@@ -68,3 +68,50 @@ def test_validation_and_ordering_stay_linear_at_100k_tasks():
     ratio = cpu_seconds(large) / cpu_seconds(small)
     # Linear work grows ~10x; a quadratic ordering would grow ~100x. The margin absorbs a noisy machine.
     assert ratio < 30, f"100k/10k CPU time ratio {ratio:.1f} suggests super-linear ordering"
+
+
+def test_ready_queue_speaks_graphlibs_protocol_and_hands_out_by_rank():
+    import graphlib
+    import random
+
+    from task_engine_core.graph import ReadyQueue
+
+    rng = random.Random(3)
+    names = [f"t{i}" for i in range(60)]
+    upstream = {name: rng.sample(names[:i], min(i, rng.randint(0, 3))) for i, name in enumerate(names)}
+    rank = {name: place for place, name in enumerate(sorted(names, key=lambda n: rng.random()))}
+    ours, theirs = ReadyQueue(upstream, rank), graphlib.TopologicalSorter(upstream)
+    ours.prepare()
+    theirs.prepare()
+    while theirs.is_active():
+        assert ours.is_active()
+        ready = ours.get_ready()
+        assert set(ready) == set(theirs.get_ready())
+        assert list(ready) == sorted(ready, key=rank.__getitem__)  # best-ranked first
+        for name in ready:
+            ours.done(name)
+            theirs.done(name)
+    assert not ours.is_active() and ours.finished == len(names)
+
+
+def test_ready_queue_skips_left_out_tasks_and_keeps_a_failures_dependents_blocked():
+    from task_engine_core.graph import ReadyQueue
+
+    upstream = {"A": [], "B": ["A"], "C": ["B"], "D": ["A"], "E": []}
+    queue = ReadyQueue(upstream, skip={"E"})
+    queue.prepare()
+    assert queue.pop() == "A" and queue.running == 1
+    assert queue.done("A") == 2  # B and D
+    assert queue.get_ready(1) == ("B",)
+    assert queue.done("B", release=False) == 0  # B failed: C never becomes ready
+    assert queue.pop() == "D"
+    queue.done("D")
+    assert queue.pop() is None and not queue.is_active()
+    assert ReadyQueue(upstream, skip={"E"}).static_order() == ["A", "B", "C", "D"]
+
+
+def test_ready_queue_static_order_names_a_cycle():
+    from task_engine_core.graph import ReadyQueue
+
+    with pytest.raises(CycleError, match="B -> C -> B"):
+        ReadyQueue({"A": [], "B": ["A", "C"], "C": ["B"]}).static_order()

@@ -33,3 +33,38 @@ def test_public_names_of_the_design():
     for name in ("Task", "register", "retries", "skippable", "Pipeline", "PipelineExecutor", "RunResult",
                  "TaskResult", "TaskState", "TaskContext", "TaskEngineError"):
         assert name in task_engine_core.__all__ and hasattr(task_engine_core, name), name
+
+
+RUN_SCRIPT = """
+import json, sys
+from task_engine_core import cli
+code = cli.main(["run", sys.argv[1]])
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+def test_cli_run_imports_no_reporter_checker_or_library_the_run_does_not_use(tmp_path):
+    (tmp_path / "one.py").write_text("from task_engine_core import register\n\n\n@register\ndef only():\n    pass\n")
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_SCRIPT, "one.py"], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    code, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and "Executing only" in done.stdout
+    unused = {
+        "task_engine_core.reporters.html_report",
+        "task_engine_core.reporters.json_summary",
+        "task_engine_core.reporters.progress",
+        "task_engine_core.reporters._html",
+        "task_engine_core.telemetry.listener",
+        "task_engine_core._check",
+        "statistics",
+        "uuid",
+        "yaml",
+        "requests",
+        "redis",
+        "psycopg",
+        "opentelemetry",
+        "airflow",
+        "prefect",
+    }
+    assert sorted(unused & set(loaded)) == []

@@ -50,18 +50,8 @@ def stored_settings(target: object) -> dict[str, Any]:
     return merged
 
 
-_version = 0  # bumped by every attach(): resolved policies cached before it are stale
-
-
-def settings_version() -> int:
-    """A number that changes whenever a decorator records settings anywhere."""
-    return _version
-
-
 def attach(target: Callable[..., Any] | type, **settings: Any) -> None:
     """Record settings on a function or class; decorators call this, in any stacking order."""
-    global _version
-    _version += 1
     current = target.__dict__.get(_ATTRIBUTE) if isinstance(target, type) else getattr(target, _ATTRIBUTE, None)
     merged = dict(current or {})
     for key, value in settings.items():

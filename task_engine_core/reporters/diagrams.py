@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..pipeline import Pipeline, ValidatedPipeline
-from . import _html
 
 __all__ = ["DagView", "dag_view", "to_dot", "to_mermaid", "to_html", "render_graph", "GRAPH_FORMATS"]
 
@@ -46,6 +45,8 @@ def _dot_string(text: str) -> str:
 
 def to_dot(pipeline: Pipeline | ValidatedPipeline | DagView, states: Mapping[str, str] | None = None) -> str:
     """Graphviz DOT (`dot -Tsvg` accepts it); with `states`, nodes are filled by final state."""
+    from . import _html  # imported here: listing GRAPH_FORMATS (every CLI start) needs no HTML
+
     view = dag_view(pipeline)
     states = states or {}
     ids = {name: f"n{i}" for i, name in enumerate(view.order)}
@@ -90,6 +91,8 @@ def _mermaid_label(text: str) -> str:
 
 def to_mermaid(pipeline: Pipeline | ValidatedPipeline | DagView, states: Mapping[str, str] | None = None) -> str:
     """A Mermaid flowchart (left to right); with `states`, nodes get a class per final state."""
+    from . import _html  # imported here: listing GRAPH_FORMATS (every CLI start) needs no HTML
+
     view = dag_view(pipeline)
     states = states or {}
     ids = {name: f"n{i}" for i, name in enumerate(view.order)}
@@ -112,6 +115,8 @@ def to_mermaid(pipeline: Pipeline | ValidatedPipeline | DagView, states: Mapping
 
 def to_html(pipeline: Pipeline | ValidatedPipeline | DagView, states: Mapping[str, str] | None = None) -> str:
     """A self-contained HTML page: the DAG as inline SVG and a table of tasks and their upstreams."""
+    from . import _html  # imported here: listing GRAPH_FORMATS (every CLI start) needs no HTML
+
     view = dag_view(pipeline)
     rows = "".join(
         f"<tr data-task=\"{_html.esc(name)}\"><td>{_html.esc(name)}</td>"

@@ -4,6 +4,7 @@ Importing this package loads the standard library only; OpenTelemetry is importe
 is turned on, and a missing SDK raises MissingExtraError naming the `otel` extra.
 """
 
+from .._lazy import lazy_attributes
 from ._environment import json_lines_exporters, tracing_from_environment
 from ._registry import (
     register_log_exporter,
@@ -11,7 +12,9 @@ from ._registry import (
     registered_log_exporters,
     registered_span_exporters,
 )
-from .listener import TracingListener
+
+# Imported when first used: a run without tracing does not load the listener.
+__getattr__ = lazy_attributes(__name__, {"TracingListener": ".listener"})
 
 __all__ = [
     "TracingListener",
