@@ -33,6 +33,7 @@ from pathlib import Path
 from task_engine_core import register
 
 STARTED = Path(__file__).with_name("slow-started")
+DATABASE = "{database}"
 
 
 @register
@@ -41,7 +42,8 @@ def slow():
     # No sleeps of a guessed length: under load either root may start late, so each waits for the
     # other's mark. `fails` fails only once this body runs (past the fail-fast check).
     STARTED.write_text("yes")
-    database = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    # Task processes get no database URL (Airflow 3 blanks it): the test names the file.
+    database = DATABASE
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         with closing(sqlite3.connect(database, timeout=60)) as db:
@@ -98,7 +100,7 @@ def services(tmp_path: Path) -> Iterator[AirflowServices]:
     dags.mkdir()
     shutil.copy(REPO_ROOT / "dags" / "task_engine_dags.py", dags)
     shutil.copy(REPO_ROOT / "dags" / "task_engine_import_errors.py", dags)
-    (tmp_path / "fail_fast_pipeline.py").write_text(FAIL_FAST_PIPELINE)
+    (tmp_path / "fail_fast_pipeline.py").write_text(FAIL_FAST_PIPELINE.replace("{database}", str(tmp_path / "home" / "airflow.db")))
     (tmp_path / "waiting_pipeline.py").write_text(WAITING_PIPELINE)
     (tmp_path / "broken_pipeline.py").write_text("import no_such_module_anywhere\n")
     (dags / "task_engine_dags.yml").write_text(
