@@ -86,7 +86,7 @@ try:
     from prefect.states import Completed, State
     from prefect.task_runners import ThreadPoolTaskRunner
 except ImportError:  # pragma: no cover - exercised in the main test environment
-    raise MissingExtraError("prefect", "prefect", "adapters.prefect (running pipelines on Prefect)") from None
+    raise MissingExtraError("prefect", "prefect", "task_engine.prefect (running pipelines on Prefect)") from None
 
 __all__ = [
     "FLOW_PARAMETERS_HYDRATOR",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adapters.airflow import to_airflow_dag  # compiles each pipeline into an airflow.sdk DAG
+from task_engine.airflow import to_airflow_dag  # compiles each pipeline into an airflow.sdk DAG
 from task_engine_core.loader import load_pipeline
 
 HERE = Path(__file__).resolve().parent

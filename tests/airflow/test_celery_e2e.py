@@ -31,7 +31,7 @@ PIPELINE_DAG = f'''
 import os
 import urllib.request
 
-from adapters.airflow import to_airflow_dag
+from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline, RateLimit, rate_limited, set_rate_limit
 
 set_rate_limit(RateLimit("local-api", rate={RATE}, burst={BURST}))

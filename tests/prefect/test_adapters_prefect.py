@@ -1,4 +1,4 @@
-"""adapters.prefect: a pipeline compiled to a Prefect flow keeps the core's semantics."""
+"""task_engine.prefect: a pipeline compiled to a Prefect flow keeps the core's semantics."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from adapters.prefect import (
+from task_engine.prefect import (
     FLOW_PARAMETERS_HYDRATOR,
     FLOW_PARAMETERS_ORDER,
     SKIPPED_STATE_NAME,
