@@ -78,7 +78,7 @@ from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import AttemptOutcome, OutcomeKind, run_attempt
 from .selection import SelectOptions, parse_backend_options
-from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path, open_stats_store
+from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 
 __all__ = [
     "AttemptFailed",
@@ -118,7 +118,6 @@ __all__ = [
     "WaitFinished",
     "WaitStarted",
     "build_context",
-    "configured_stats_path",
     "configured_tracing",
     "deep_merge",
     "default_listeners",
