@@ -11,12 +11,12 @@ own with `register_hydrator` (default order 100: above the file, below the envir
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._registry import Registry
 from ._secrets import Secret, is_secret, mask_secrets, mask_text
 from .errors import ContextError, ContextFileError, ContextKeyError, HydrationError, InvalidArgumentError, TaskEngineError
 
@@ -180,13 +180,11 @@ Hydrator = Callable[[HydrationRequest], "Mapping[str, Any] | Hydrated | None"]
 class _Registration:
     name: str
     order: float
-    sequence: int
     hydrator: Hydrator
 
 
-_lock = threading.Lock()
-_registrations: dict[str, _Registration] = {}
-_sequence = 0
+#: Keyed by name; registration order breaks ties of `order` (a sort on order alone is stable).
+_registrations: Registry[_Registration] = Registry()
 
 
 def register_hydrator(
@@ -204,18 +202,15 @@ def register_hydrator(
     """
 
     def decorate(function: Hydrator) -> Hydrator:
-        global _sequence
         if not callable(function):
             raise InvalidArgumentError(f"register_hydrator() needs a callable taking a HydrationRequest, not {function!r}")
         label = name or getattr(function, "__name__", None) or type(function).__name__
         if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
             raise InvalidArgumentError(f"register_hydrator({label!r}, order={order!r}): order must be a number")
         chosen = order if order is not None else (YAML_FILE_ORDER if replace_default else DEFAULT_ORDER)
-        with _lock:
-            if replace_default:
-                _registrations.pop(YAML_FILE_HYDRATOR, None)
-            _sequence += 1
-            _registrations[label] = _Registration(label, chosen, _sequence, function)
+        if replace_default:
+            _registrations.unregister(YAML_FILE_HYDRATOR)
+        _registrations.register(_Registration(label, chosen, function), key=label)
         return function
 
     return decorate if hydrator is None else decorate(hydrator)
@@ -223,8 +218,7 @@ def register_hydrator(
 
 def unregister_hydrator(name: str) -> None:
     """Remove the hydrator registered under `name` (no error if there is none)."""
-    with _lock:
-        _registrations.pop(name, None)
+    _registrations.unregister(name)
 
 
 def registered_hydrators() -> list[tuple[str, float]]:
@@ -234,15 +228,13 @@ def registered_hydrators() -> list[tuple[str, float]]:
 
 def reset_hydrators() -> None:
     """Back to the built-in chain: the YAML file, then the environment."""
-    with _lock:
-        _registrations.clear()
+    _registrations.clear()
     register_hydrator(yaml_file_hydrator, name=YAML_FILE_HYDRATOR, order=YAML_FILE_ORDER)
     register_hydrator(environment_hydrator, name=ENVIRONMENT_HYDRATOR, order=ENVIRONMENT_ORDER)
 
 
 def _ordered() -> list[_Registration]:
-    with _lock:
-        return sorted(_registrations.values(), key=lambda r: (r.order, r.sequence))
+    return sorted(_registrations.items(), key=lambda r: r.order)
 
 
 def hydrate(
