@@ -202,8 +202,10 @@ def airflow_params_hydrator(request: HydrationRequest) -> Hydrated | None:
     return Hydrated(_mark_sensitive(values), "airflow params and dag_run.conf")
 
 
-register_hydrator(airflow_variable_hydrator, name="airflow variable", order=AIRFLOW_VARIABLE_ORDER)
-register_hydrator(airflow_params_hydrator, name="airflow params", order=AIRFLOW_PARAMS_ORDER)
+def register_airflow_hydrators() -> None:
+    """Add the Airflow Variable and params hydrators to the chain (idempotent: registered by name)."""
+    register_hydrator(airflow_variable_hydrator, name="airflow variable", order=AIRFLOW_VARIABLE_ORDER)
+    register_hydrator(airflow_params_hydrator, name="airflow params", order=AIRFLOW_PARAMS_ORDER)
 
 
 def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float] | None = None) -> dict[str, int]:
@@ -266,6 +268,9 @@ def to_airflow_dag(
     statistics and spans, the Airflow task ends in the worst state inside it, and the inner states
     are logged and pushed as the XCom `GROUP_STATES_XCOM_KEY`.
     """
+    # When a DAG is built, not when this module is imported: importing the adapter changes nothing.
+    # Every process that runs a try parses the DAG file first, so its chain has them too.
+    register_airflow_hydrators()
     pipeline = pipeline if pipeline is not None else default_pipeline()
     validated = pipeline.validate()
     plan = plan_groups(validated, groups)

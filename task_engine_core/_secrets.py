@@ -102,7 +102,6 @@ def _remember(value: Any) -> None:
         if text not in _known:
             _known.update(_renderings(text))
             _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
-    install_log_masking()
 
 
 def mask_text(text: str) -> str:

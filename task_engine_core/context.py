@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._registry import Registry
-from ._secrets import Secret, is_secret, mask_secrets, mask_text
+from ._secrets import Secret, install_log_masking, is_secret, mask_secrets, mask_text
 from .errors import ContextError, ContextFileError, ContextKeyError, HydrationError, InvalidArgumentError, TaskEngineError
 
 __all__ = [
@@ -275,6 +275,9 @@ def hydrate(
             )
         data = deep_merge(data, answer)
         sources.append(source)
+    # A run starts here on every backend: from now on log records mask the secrets it may reveal
+    # (installed once; constructing a Secret alone changes no process-wide logging).
+    install_log_masking()
     return TaskContext(data, sources=tuple(sources))
 
 
@@ -522,6 +525,7 @@ def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str
 
 def build_context(context: Any) -> TaskContext:
     """What the executor does with its `context=` argument: keep a TaskContext, wrap a mapping, hydrate a path or None."""
+    install_log_masking()  # a run starts: its secrets, however the context came, are masked in logs
     if isinstance(context, TaskContext):
         return context
     if isinstance(context, Mapping):

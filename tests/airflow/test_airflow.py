@@ -599,3 +599,24 @@ def test_airflow_runs_record_statistics_that_later_set_priority_weights(
     # A later compile reads the recorded durations: the slow task now outweighs the quick one.
     weights = {t.task_id: t.priority_weight for t in compile_in_folder(dags_folder, "recorded", source).tasks}
     assert weights["slow"] > weights["quick"]
+
+
+def test_importing_the_adapter_registers_no_hydrator_and_building_a_dag_does() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from task_engine_core import Pipeline\n"
+        "from task_engine_core.context import registered_hydrators\n"
+        "import task_engine.airflow as adapter\n"
+        "print(sorted(dict(registered_hydrators())))\n"
+        "pipeline = Pipeline('p')\n"
+        "pipeline.register(lambda: None, name='t')\n"
+        "adapter.to_airflow_dag(pipeline)\n"
+        "print(sorted(dict(registered_hydrators())))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.strip().splitlines()
+    assert before == "['environment', 'yaml file']"
+    assert after == "['airflow params', 'airflow variable', 'environment', 'yaml file']"
