@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._registry import Registry
-from ._secrets import Secret, install_log_masking, is_secret, mask_secrets, mask_text
+from ._secrets import SENSITIVE_WORDS, Secret, install_log_masking, is_secret, mask_secrets, mask_text
 from .errors import ContextError, ContextFileError, ContextKeyError, HydrationError, InvalidArgumentError, TaskEngineError
 
 __all__ = [
@@ -47,8 +47,8 @@ DEFAULT_CONTEXT_FILE = "task_engine.yml"
 ENV_PREFIX = "TASK_ENGINE__"
 YAML_FILE_ORDER, DEFAULT_ORDER, ENVIRONMENT_ORDER = 0, 100, 1000
 YAML_FILE_HYDRATOR, ENVIRONMENT_HYDRATOR = "yaml file", "environment"
-#: Environment values whose last key part contains one of these are marked secret (env has no tags).
-SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "credential", "authorization")
+# SENSITIVE_WORDS (owned by _secrets): environment values whose last key part contains one are
+# marked secret (env has no tags); the Airflow adapter marks Variables and params the same way.
 
 
 class TaskContext(Mapping[str, Any]):
