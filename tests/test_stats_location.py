@@ -46,12 +46,12 @@ CONFIGURED = {"a": 60.0, "b": 120.0, "c": 300.0}
 DECOY = {"a": 600.0, "b": 900.0, "c": 60.0}
 
 
-def record(path: Path, durations: dict[str, float]) -> None:
-    """One synthetic successful run of pipeline 'pipe' with these durations (a real SQLite write)."""
+def record(path: Path, durations: dict[str, float], pipeline: str = "pipe") -> None:
+    """One synthetic successful run of `pipeline` with these durations (a real SQLite write)."""
     now = datetime.now(timezone.utc)
     tasks = {name: TaskResult(name, TaskState.SUCCESS, attempts=1, start=now, end=now, duration=seconds) for name, seconds in durations.items()}
     store = StatsStore(path, create_directory=True)
-    assert store.record(RunResult(uuid.uuid4().hex, "pipe", tasks, start=now, end=now, duration=1.0))
+    assert store.record(RunResult(uuid.uuid4().hex, pipeline, tasks, start=now, end=now, duration=1.0))
     store.close()
 
 

@@ -431,18 +431,7 @@ def test_statistics_are_read_only_from_an_explicit_file(
 
 
 def test_priority_weights_honour_task_engine_stats_path_and_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uuid
-    from datetime import datetime, timezone
-
-    from task_engine_core import RunResult, TaskResult, TaskState
-    from task_engine_core.stats import StatsStore
-
-    def record(path: Path, durations: dict[str, float]) -> None:
-        now = datetime.now(timezone.utc)
-        tasks = {n: TaskResult(n, TaskState.SUCCESS, attempts=1, start=now, end=now, duration=d) for n, d in durations.items()}
-        store = StatsStore(path, create_directory=True)
-        assert store.record(RunResult(uuid.uuid4().hex, "located", tasks, start=now, end=now, duration=1.0))
-        store.close()
+    from tests.test_stats_location import record
 
     def weights() -> dict[str, int]:
         pipeline = Pipeline("located")
@@ -451,8 +440,8 @@ def test_priority_weights_honour_task_engine_stats_path_and_off(tmp_path: Path, 
         return {task.task_id: task.priority_weight for task in to_airflow_dag(pipeline).tasks}
 
     # The configured file orders c, b, a; a decoy in the working directory orders b, a, c.
-    record(tmp_path / "configured.sqlite3", {"a": 1.0, "b": 2.0, "c": 5.0})
-    record(tmp_path / ".task_engine" / "stats.sqlite3", {"a": 5.0, "b": 9.0, "c": 1.0})
+    record(tmp_path / "configured.sqlite3", {"a": 1.0, "b": 2.0, "c": 5.0}, "located")
+    record(tmp_path / ".task_engine" / "stats.sqlite3", {"a": 5.0, "b": 9.0, "c": 1.0}, "located")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path / "configured.sqlite3"))
     assert weights() == {"c": 3, "b": 2, "a": 1}
