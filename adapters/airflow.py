@@ -93,11 +93,11 @@ try:
     from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException
     from airflow.sdk.log import mask_secret
 except ImportError as _error:  # pragma: no cover - exercised in the main (Airflow-less) environment
-    raise MissingExtraError("apache-airflow", "airflow", "adapters.airflow") from _error
+    raise MissingExtraError("apache-airflow", "airflow", "task_engine.airflow") from _error
 try:
     from airflow.providers.standard.operators.python import PythonOperator
 except ImportError as _error:  # pragma: no cover - Airflow without the standard provider
-    raise MissingExtraError("apache-airflow-providers-standard", "airflow", "adapters.airflow") from _error
+    raise MissingExtraError("apache-airflow-providers-standard", "airflow", "task_engine.airflow") from _error
 
 __all__ = [
     "AIRFLOW_CONNECTIONS_ORDER",

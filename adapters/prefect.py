@@ -86,7 +86,7 @@ try:
     from prefect.states import Completed, State
     from prefect.task_runners import ThreadPoolTaskRunner
 except ImportError:  # pragma: no cover - exercised in the main test environment
-    raise MissingExtraError("prefect", "prefect", "adapters.prefect (running pipelines on Prefect)") from None
+    raise MissingExtraError("prefect", "prefect", "task_engine.prefect (running pipelines on Prefect)") from None
 
 __all__ = [
     "FLOW_PARAMETERS_HYDRATOR",
@@ -119,13 +119,17 @@ TIMEOUT_GRACE_SECONDS = 1.0
 #: --with-upstream/--resume`), in the order the UI lists them.
 RUN_OPTION_PARAMETERS = ("only", "from_tasks", "to", "tags", "with_upstream", "resume")
 
-_LAST_RESULTS: dict[str, RunResult] = {}
-_LAST_RESULTS_LOCK = threading.Lock()
+class _LatestResult:
+    """The RunResult of a built flow's latest run in this process; each flow holds its own (no module global)."""
+
+    def __init__(self) -> None:
+        self.result: RunResult | None = None
 
 
 def last_result(flow_obj: Flow[..., Any]) -> RunResult | None:
     """The RunResult of the latest run of `flow_obj` in this process (also set when the run failed)."""
-    return _LAST_RESULTS.get(_result_key(flow_obj))
+    latest = flow_obj.__dict__.get("_task_engine_latest")
+    return latest.result if isinstance(latest, _LatestResult) else None
 
 
 def to_prefect_flow(
@@ -198,12 +202,11 @@ def to_prefect_flow(
     inner_run = _InnerRun(keep_going, extra_listeners, chosen_reporters, stats)
     units = _units_pipeline(validated, plan, inner_run) if plan.groups else chosen
     scheduled = validated_pipeline(units) if plan.groups else validated
-    key = f"{flow_name}:{id(chosen)}"
+    latest = _LatestResult()
     task_options = _TaskOptions(scheduled, persist_outputs)
 
     def run_pipeline(**parameters: Any) -> RunResult:
-        with _LAST_RESULTS_LOCK:
-            _LAST_RESULTS.pop(key, None)  # a run that fails before its first task leaves no result
+        latest.result = None  # a run that fails before its first task leaves no result
         run_options = _run_options(parameters)
         layer = _parameters_layer(parameters.get("params"), {p: parameters.get(p.name) for p in declared})
         _check_limits_exist(limits)
@@ -239,8 +242,7 @@ def to_prefect_flow(
                 if plan.groups:
                     # The flow's result lists the tasks inside the groups, as a standalone run would.
                     executor.result.tasks = _expand_groups(executor.result, plan, run_task.group_results)
-                with _LAST_RESULTS_LOCK:
-                    _LAST_RESULTS[key] = executor.result
+                latest.result = executor.result
                 if flow_run is not None:
                     _record_unstarted(task_runs, executor.result)
 
@@ -262,7 +264,7 @@ def to_prefect_flow(
     options.update(flow_kwargs)
     built = flow(**options)(run_pipeline)
     built.__class__ = _PipelineFlow
-    built.__dict__["_task_engine_key"] = key
+    built.__dict__["_task_engine_latest"] = latest
     return built
 
 
@@ -1009,10 +1011,6 @@ class _RunLogStream:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def _result_key(flow_obj: Flow[..., Any]) -> str:
-    return flow_obj.__dict__.get("_task_engine_key", "")
 
 
 def _caller_module() -> str:

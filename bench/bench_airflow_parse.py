@@ -1,4 +1,4 @@
-"""Parse time of a 1,000-task pipeline compiled by adapters.airflow vs a hand-written PythonOperator DAG.
+"""Parse time of a 1,000-task pipeline compiled by task_engine.airflow vs a hand-written PythonOperator DAG.
 
 Both DAG files have the same shape (task i depends on i - 1 and i // 2; the hand-written one sets
 each edge with `>>`, as DAG authors usually do, the adapter one call per task) and are parsed the way
@@ -23,8 +23,8 @@ def parents(i):
 """
 
 ADAPTER_DAG = SHAPE + """
-# Airflow DAG file: a Task Engine pipeline compiled by adapters.airflow.
-from adapters.airflow import to_airflow_dag
+# Airflow DAG file: a Task Engine pipeline compiled by task_engine.airflow.
+from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline
 
 pipeline = Pipeline("bench_adapter")

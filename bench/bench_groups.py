@@ -77,14 +77,14 @@ def bench_airflow(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, 
     write_pipeline(home)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     (dags / "bench_groups_dags.py").write_text(
-        "from adapters.airflow import to_airflow_dag\n"
+        "from task_engine.airflow import to_airflow_dag\n"
         "from bench_groups_pipeline import GROUPS, pipeline\n\n"
         "per_task = to_airflow_dag(pipeline, dag_id='bench_per_task', keep_going=True)\n"
         "grouped = to_airflow_dag(pipeline, dag_id='bench_grouped', keep_going=True, groups=GROUPS)\n"
     )
     from airflow.dag_processing.dagbag import DagBag
 
-    from adapters.airflow import GROUP_STATES_XCOM_KEY
+    from task_engine.airflow import GROUP_STATES_XCOM_KEY
 
     bag = DagBag(dag_folder=str(dags))
     if bag.import_errors:
@@ -130,7 +130,7 @@ def bench_prefect(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, 
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from adapters.prefect import last_result, to_prefect_flow
+    from task_engine.prefect import last_result, to_prefect_flow
     from bench_groups_pipeline import GROUPS, pipeline
 
     states: dict[str, dict[str, tuple[str, int]]] = {}

@@ -43,7 +43,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from adapters.prefect import to_prefect_flow  # noqa: E402
+from task_engine.prefect import to_prefect_flow  # noqa: E402
 from task_engine_core import Pipeline  # noqa: E402
 
 Shape = dict[str, list[str]]  # task name -> upstream names, in registration order

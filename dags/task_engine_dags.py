@@ -21,6 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.airflow_dags import expose_dags
+from task_engine.airflow_dags import expose_dags
 
 expose_dags(globals(), Path(__file__).resolve().parent)

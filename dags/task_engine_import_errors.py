@@ -12,6 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.airflow_dags import raise_broken_pipelines
+from task_engine.airflow_dags import raise_broken_pipelines
 
 raise_broken_pipelines(Path(__file__).resolve().parent)

@@ -16,7 +16,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from adapters.prefect import to_prefect_flow  # noqa: E402
+from task_engine.prefect import to_prefect_flow  # noqa: E402
 from task_engine_core.loader import load_pipeline  # noqa: E402
 
 #: The seed's `tasks` example: BaseTask -> Task1 -> AlwaysFailsTask -> Task2.

@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from .executor import RunPlan
@@ -20,7 +19,7 @@ from .loader import load_pipeline
 from .resume import find_recorded_run
 from .result import RunResult
 from .selection import SelectOptions
-from .stats import STATS_ENVIRONMENT_VARIABLE, RecordedRun, StatsStore, configured_stats_path
+from .stats import STATS_ENVIRONMENT_VARIABLE, PostgresStatsStore, RecordedRun, StatsStore, open_stats_store
 
 __all__ = [
     "add_selection_arguments",
@@ -29,7 +28,6 @@ __all__ = [
     "resume_from_arguments",
     "print_plan",
     "print_resumed",
-    "stats_path_of",
     "seconds_text",
 ]
 
@@ -75,13 +73,6 @@ def resume_from_arguments(args: argparse.Namespace) -> str | bool:
     return args.resume
 
 
-def stats_path_of(args: argparse.Namespace) -> Path | None:
-    """The statistics file a command reads: `--stats PATH`, else $TASK_ENGINE_STATS or the default; None if off."""
-    if getattr(args, "no_stats", False):
-        return None
-    return Path(args.stats) if getattr(args, "stats", None) else configured_stats_path()[0]
-
-
 def print_plan(plan: RunPlan, workers: int, stats: StatsStore | None) -> None:
     """Print what a dry run checked and the plan: each task, and whether it runs, is kept or left out."""
     validated = plan.pipeline
@@ -117,6 +108,8 @@ def print_plan(plan: RunPlan, workers: int, stats: StatsStore | None) -> None:
 def _stats_location(stats: StatsStore | None) -> str:
     if stats is None:
         return "off"
+    if isinstance(stats, PostgresStatsStore):
+        return f"{stats.location!r} (a PostgreSQL server)"
     path = stats.path
     if path.is_file():
         return f"{str(path)!r} (writable)" if os.access(path, os.W_OK) else f"{str(path)!r} is NOT writable: this run would not be recorded"
@@ -157,19 +150,19 @@ def add_runs_command(commands: Any, target_help: str, stats_help: str) -> None:
 
 def _runs(args: argparse.Namespace) -> int:
     validated = load_pipeline(args.target).validate()
-    path = stats_path_of(args)
-    if path is None:
+    configured = open_stats_store(args.stats or None)
+    if configured is None:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]}); no runs are recorded")
         return 0
     # Read-only: listing runs never creates, migrates or moves the statistics file.
-    store = StatsStore(path, read_only=True)
+    store = configured.reader()
     if args.run_id is not None:
         return _show_run(store, validated.name, args.run_id)
-    if not path.is_file():
-        print(f"no runs recorded in {str(path)!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+    if not store.exists():
+        print(f"no runs recorded in {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
         return 0
     runs = store.recorded_runs(validated.name, limit=args.limit if args.limit > 0 else None)
-    print(f"pipeline {validated.name!r}: {len(runs)} recorded run(s) in {str(path)!r}, newest first")
+    print(f"pipeline {validated.name!r}: {len(runs)} recorded run(s) in {store.location!r}, newest first")
     if runs:
         print(format_runs(runs))
     return 0

@@ -43,23 +43,21 @@ def check_output_paths(args: argparse.Namespace) -> None:
 def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str, float]:
     """Expected task durations from recorded statistics, for the progress ETA; empty without any.
 
-    Reads the statistics file the run itself uses (`--stats PATH`, else the default), only if it
-    exists, and never creates one.
+    Reads the store the run itself uses (`--stats PATH`, else TASK_ENGINE_STATS, else the default;
+    resolved by `stats.open_stats_store`, as every reader), only if it exists, and never creates one.
     """
     if getattr(args, "no_stats", False):
         return {}
+    from .stats import StatsWarning, open_stats_store  # only for runs that show progress
+
     try:
-        from . import stats  # type: ignore[attr-defined]  # recorded statistics, when that module exists
-    except ImportError:
-        return {}
-    try:
-        store = stats.open_stats_store(getattr(args, "stats", None) or None, connect_timeout=2.0)
+        store = open_stats_store(getattr(args, "stats", None) or None, connect_timeout=2.0)
         if store is None or not store.exists():
             return {}
         try:
             # The run's own read of the same file says it once when the file cannot be read.
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", stats.StatsWarning)
+                warnings.simplefilter("ignore", StatsWarning)
                 return dict(store.expected_durations(pipeline.name))
         finally:
             store.close()

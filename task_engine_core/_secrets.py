@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Secret", "MASK", "is_secret", "mask_secrets", "mask_text", "error_text", "install_log_masking"]
+__all__ = ["SENSITIVE_WORDS", "Secret", "MASK", "is_secret", "mask_secrets", "mask_text", "error_text", "install_log_masking"]
 
 MASK = "***"
 # Shorter secrets are not searched for inside other text: masking every "ab" would ruin the logs.
@@ -27,6 +27,10 @@ _known: set[str] = set()
 # the lock, so readers on other threads can use it without locking.
 _known_longest_first: tuple[str, ...] = ()
 _known_lock = threading.Lock()
+#: Key names that mark a value secret when they contain one of these words (case-insensitive): the
+#: one list for context keys from the environment, Airflow Variables and params, and, with a few
+#: URL-only markers added, HTTP query parameters.
+SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "credential", "authorization")
 _log_masking_installed = False
 
 
@@ -102,7 +106,6 @@ def _remember(value: Any) -> None:
         if text not in _known:
             _known.update(_renderings(text))
             _known_longest_first = tuple(sorted(_known, key=len, reverse=True))
-    install_log_masking()
 
 
 def mask_text(text: str) -> str:

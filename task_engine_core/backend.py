@@ -90,7 +90,7 @@ from .reporters.registry import registered_reporters
 from .result import RunResult, TaskResult
 from .runtime import AttemptOutcome, OutcomeKind, run_attempt
 from .selection import SelectOptions, parse_backend_options
-from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, configured_stats_path, open_stats_store
+from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 
 __all__ = [
     "AttemptFailed",
@@ -134,7 +134,6 @@ __all__ = [
     "attempt_state",
     "build_context",
     "check_inputs_available",
-    "configured_stats_path",
     "configured_tracing",
     "deep_merge",
     "default_listeners",

@@ -23,7 +23,6 @@ from ._cli_history import (
     resume_from_arguments,
     seconds_text,
     selection_from_arguments,
-    stats_path_of,
 )
 from ._cli_reporting import (
     add_graph_command,

@@ -11,13 +11,13 @@ own with `register_hydrator` (default order 100: above the file, below the envir
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._secrets import Secret, is_secret, mask_secrets, mask_text
+from ._registry import Registry
+from ._secrets import SENSITIVE_WORDS, Secret, install_log_masking, is_secret, mask_secrets, mask_text
 from .errors import ContextError, ContextFileError, ContextKeyError, HydrationError, InvalidArgumentError, TaskEngineError
 
 __all__ = [
@@ -47,8 +47,8 @@ DEFAULT_CONTEXT_FILE = "task_engine.yml"
 ENV_PREFIX = "TASK_ENGINE__"
 YAML_FILE_ORDER, DEFAULT_ORDER, ENVIRONMENT_ORDER = 0, 100, 1000
 YAML_FILE_HYDRATOR, ENVIRONMENT_HYDRATOR = "yaml file", "environment"
-#: Environment values whose last key part contains one of these are marked secret (env has no tags).
-SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "credential", "authorization")
+# SENSITIVE_WORDS (owned by _secrets): environment values whose last key part contains one are
+# marked secret (env has no tags); the Airflow adapter marks Variables and params the same way.
 
 
 class TaskContext(Mapping[str, Any]):
@@ -180,13 +180,11 @@ Hydrator = Callable[[HydrationRequest], "Mapping[str, Any] | Hydrated | None"]
 class _Registration:
     name: str
     order: float
-    sequence: int
     hydrator: Hydrator
 
 
-_lock = threading.Lock()
-_registrations: dict[str, _Registration] = {}
-_sequence = 0
+#: Keyed by name; registration order breaks ties of `order` (a sort on order alone is stable).
+_registrations: Registry[_Registration] = Registry()
 
 
 def register_hydrator(
@@ -204,18 +202,15 @@ def register_hydrator(
     """
 
     def decorate(function: Hydrator) -> Hydrator:
-        global _sequence
         if not callable(function):
             raise InvalidArgumentError(f"register_hydrator() needs a callable taking a HydrationRequest, not {function!r}")
         label = name or getattr(function, "__name__", None) or type(function).__name__
         if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
             raise InvalidArgumentError(f"register_hydrator({label!r}, order={order!r}): order must be a number")
         chosen = order if order is not None else (YAML_FILE_ORDER if replace_default else DEFAULT_ORDER)
-        with _lock:
-            if replace_default:
-                _registrations.pop(YAML_FILE_HYDRATOR, None)
-            _sequence += 1
-            _registrations[label] = _Registration(label, chosen, _sequence, function)
+        if replace_default:
+            _registrations.unregister(YAML_FILE_HYDRATOR)
+        _registrations.register(_Registration(label, chosen, function), key=label)
         return function
 
     return decorate if hydrator is None else decorate(hydrator)
@@ -223,8 +218,7 @@ def register_hydrator(
 
 def unregister_hydrator(name: str) -> None:
     """Remove the hydrator registered under `name` (no error if there is none)."""
-    with _lock:
-        _registrations.pop(name, None)
+    _registrations.unregister(name)
 
 
 def registered_hydrators() -> list[tuple[str, float]]:
@@ -234,15 +228,13 @@ def registered_hydrators() -> list[tuple[str, float]]:
 
 def reset_hydrators() -> None:
     """Back to the built-in chain: the YAML file, then the environment."""
-    with _lock:
-        _registrations.clear()
+    _registrations.clear()
     register_hydrator(yaml_file_hydrator, name=YAML_FILE_HYDRATOR, order=YAML_FILE_ORDER)
     register_hydrator(environment_hydrator, name=ENVIRONMENT_HYDRATOR, order=ENVIRONMENT_ORDER)
 
 
 def _ordered() -> list[_Registration]:
-    with _lock:
-        return sorted(_registrations.values(), key=lambda r: (r.order, r.sequence))
+    return sorted(_registrations.items(), key=lambda r: r.order)
 
 
 def hydrate(
@@ -283,6 +275,9 @@ def hydrate(
             )
         data = deep_merge(data, answer)
         sources.append(source)
+    # A run starts here on every backend: from now on log records mask the secrets it may reveal
+    # (installed once; constructing a Secret alone changes no process-wide logging).
+    install_log_masking()
     return TaskContext(data, sources=tuple(sources))
 
 
@@ -530,6 +525,7 @@ def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str
 
 def build_context(context: Any) -> TaskContext:
     """What the executor does with its `context=` argument: keep a TaskContext, wrap a mapping, hydrate a path or None."""
+    install_log_masking()  # a run starts: its secrets, however the context came, are masked in logs
     if isinstance(context, TaskContext):
         return context
     if isinstance(context, Mapping):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from ._secrets import mask_text
+from ._secrets import SENSITIVE_WORDS, mask_text
 from .errors import (
     HttpConnectionError,
     HttpStatusError,
@@ -64,10 +64,10 @@ class RetryRule:
 #: Fail at once: the rule of 400, 401, 403, 404, 409, 422 and every other 4xx.
 NO_RETRY = RetryRule(retries=0)
 
-#: Query parameters whose values never appear in messages (matched as substrings, case-insensitively).
-SECRET_QUERY_MARKERS = (
-    "token", "secret", "password", "passwd", "pwd", "key", "signature", "sig", "auth", "credential", "session",
-)
+#: Query parameters whose values never appear in messages (matched as substrings, case-insensitively):
+#: the sensitive words of context keys, plus short markers usual in URLs that would over-match key
+#: names ("key", "auth", "sig", ...).
+SECRET_QUERY_MARKERS = (*SENSITIVE_WORDS, "pwd", "key", "signature", "sig", "auth", "session")
 
 
 class _ClassDefaultRetry(RetryPolicy):

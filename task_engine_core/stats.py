@@ -45,10 +45,10 @@ __all__ = [
     "StatsRecorder",
     "StatsStore",
     "STATS_ENVIRONMENT_VARIABLE",
+    "STATS_OFF_VALUES",
     "StatsWarning",
     "TaskStatsRecorder",
     "TaskSummary",
-    "configured_stats_path",
     "default_stats_path",
     "open_stats_store",
     "percentile",
@@ -219,21 +219,8 @@ class RecordedTask:
     reason: str | None
 
 
-def configured_stats_path() -> tuple[Path | None, bool]:
-    """The statistics file used when none is given, and whether it is the default location.
-
-    File stores only: a `postgresql://` TASK_ENGINE_STATS comes back as a meaningless Path here;
-    use `open_stats_store()`, which every reader and writer of this package goes through.
-
-    `TASK_ENGINE_STATS=PATH` moves it (useful for CI and tests), `TASK_ENGINE_STATS=off` turns
-    statistics off; otherwise it is `.task_engine/stats.sqlite3` under the working directory.
-    """
-    configured = os.environ.get(STATS_ENVIRONMENT_VARIABLE, "").strip()
-    if configured.lower() in ("off", "0", "false", "no"):
-        return None, False
-    if configured:
-        return Path(configured), False
-    return default_stats_path(), True
+#: Values of TASK_ENGINE_STATS that turn statistics off.
+STATS_OFF_VALUES = frozenset({"off", "0", "false", "no"})
 
 
 #: URL schemes that select PostgresStatsStore.
@@ -248,6 +235,10 @@ def open_stats_store(
 ) -> StatsStore | None:
     """Where statistics live, as a store: the one resolution every writer and reader uses.
 
+    Readers never resolve a path of their own (the `--progress` ETA, `stats`, `runs`, priority
+    and Airflow's priority weights all come through here), so TASK_ENGINE_STATS=PATH, a
+    `postgresql://` URL and `off` mean the same to each; `tests/test_stats_location.py` checks it.
+
     `stats` is a StatsStore, a file path, a `postgresql://` URL, False (none) or None/True (the
     configured place: TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3`, created when first
     written). `use_default=False` returns None instead of the working-directory file, for readers
@@ -261,7 +252,7 @@ def open_stats_store(
     create_directory = False
     if stats is None or stats is True:
         configured = os.environ.get(STATS_ENVIRONMENT_VARIABLE, "").strip()
-        if configured.lower() in ("off", "0", "false", "no"):
+        if configured.lower() in STATS_OFF_VALUES:
             return None
         if not configured and not use_default:
             return None

@@ -1,4 +1,4 @@
-"""adapters.prefect without Prefect installed: a clear error naming the extra.
+"""task_engine.prefect without Prefect installed: a clear error naming the extra.
 
 The adapter itself is tested against real Prefect in tests/prefect/ (its own virtualenv).
 """
@@ -15,15 +15,15 @@ from task_engine_core import MissingExtraError, TaskEngineError
 
 def test_importing_the_adapter_without_prefect_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "prefect", None)  # `import prefect` now raises ImportError
-    monkeypatch.delitem(sys.modules, "adapters.prefect", raising=False)
+    monkeypatch.delitem(sys.modules, "task_engine.prefect", raising=False)
     with pytest.raises(MissingExtraError) as caught:
-        importlib.import_module("adapters.prefect")
+        importlib.import_module("task_engine.prefect")
     assert isinstance(caught.value, TaskEngineError)
     assert isinstance(caught.value, ImportError)
     assert caught.value.extra == "prefect"
     assert str(caught.value) == (
-        "adapters.prefect (running pipelines on Prefect) needs the 'prefect' package, which is not "
+        "task_engine.prefect (running pipelines on Prefect) needs the 'prefect' package, which is not "
         "installed; install it with: pip install 'task-engine[prefect]'"
     )
-    assert "adapters.prefect" not in sys.modules
+    assert "task_engine.prefect" not in sys.modules
 

@@ -557,3 +557,23 @@ def test_a_context_nested_up_to_the_limit_works_in_every_output(tmp_path):
     reporters = [HtmlRunReport(tmp_path / "r.html"), JsonRunSummary(tmp_path / "r.json")]
     PipelineExecutor(p, context=tmp_path / "deep.yml", reporters=reporters, stats=False).run()
     assert seen == [1] and (tmp_path / "r.html").stat().st_size and (tmp_path / "r.json").stat().st_size
+
+
+def test_constructing_a_secret_installs_no_logging_hook_and_a_run_does() -> None:
+    # Before: Secret(...) replaced the process-wide log record factory as a side effect.
+    code = (
+        "import logging\n"
+        "from task_engine_core import Pipeline, PipelineExecutor\n"
+        "from task_engine_core._secrets import Secret\n"
+        "python_default = logging.getLogRecordFactory()\n"
+        "Secret('s3cr3t-value-123')\n"
+        "print(logging.getLogRecordFactory() is python_default)\n"
+        "pipeline = Pipeline('p')\n"
+        "pipeline.register(lambda: logging.getLogger('t').warning('token s3cr3t-value-123'), name='t')\n"
+        "PipelineExecutor(pipeline, reporters=[], stats=False, context={}).run()\n"
+        "print(logging.getLogRecordFactory() is python_default)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+    assert "token ***" in done.stderr and "s3cr3t-value-123" not in done.stderr

@@ -669,3 +669,11 @@ def test_a_missing_requests_names_the_http_extra():
         "install it with: pip install 'task-engine[http]'"
     )
     assert issubclass(MissingExtraError, ImportError)
+
+
+def test_secret_query_markers_extend_the_one_list_of_sensitive_words() -> None:
+    from task_engine_core._secrets import SENSITIVE_WORDS
+    from task_engine_core.sensible_defaults import SECRET_QUERY_MARKERS
+
+    # One owner: a word added to what counts as a secret key is masked in URLs too.
+    assert set(SENSITIVE_WORDS) <= set(SECRET_QUERY_MARKERS)

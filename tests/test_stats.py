@@ -19,8 +19,8 @@ from task_engine_core.stats import (
     StatsRecorder,
     StatsStore,
     StatsWarning,
-    configured_stats_path,
     default_stats_path,
+    open_stats_store,
     percentile,
 )
 
@@ -87,7 +87,7 @@ def test_a_failed_run_is_recorded_before_the_error_is_raised(tmp_path: Path) -> 
 def test_the_default_file_is_under_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TASK_ENGINE_STATS")
-    assert configured_stats_path() == (tmp_path / ".task_engine" / "stats.sqlite3", True)
+    assert open_stats_store().path == tmp_path / ".task_engine" / "stats.sqlite3"
     assert default_stats_path() == tmp_path / ".task_engine" / "stats.sqlite3"
     PipelineExecutor(small_pipeline(), reporters=[]).run()
     assert rows(tmp_path / ".task_engine" / "stats.sqlite3", "SELECT count(*) FROM task_runs") == [(3,)]

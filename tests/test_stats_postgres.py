@@ -125,6 +125,19 @@ def test_the_stats_command_reads_the_postgresql_store(database, monkeypatch, tmp
     assert "extract" in out and "load" in out
 
 
+def test_the_runs_command_reads_the_postgresql_store(database, monkeypatch, tmp_path, capsys):
+    # `runs` resolved the location on its own and took a postgresql:// URL for a file name.
+    target = tmp_path / "two.py"
+    target.write_text("from task_engine_core import register\n@register\ndef only():\n    pass\n")
+    monkeypatch.setenv("TASK_ENGINE_STATS", database)
+    assert main(["run", str(target)]) == 0
+    capsys.readouterr()
+    assert main(["runs", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert f"pipeline 'two': 1 recorded run(s) in '{database}', newest first" in out
+    assert "1 success" in out
+
+
 def test_an_unreachable_server_warns_once_and_the_run_still_succeeds(postgres):
     url = f"postgresql://postgres@127.0.0.1:{postgres.port + 1 if postgres.port < 65535 else 1}/nowhere"
     store = open_stats_store(url, connect_timeout=1)

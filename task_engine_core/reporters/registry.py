@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
+from .._registry import Registry
 from ..events import Listener
 
 __all__ = ["register_reporter", "registered_reporters"]
 
-_lock = threading.Lock()
-_registered: list[Listener] = []
+_registered: Registry[Listener] = Registry()
 
 
 def register_reporter(reporter: Listener) -> Callable[[], None]:
@@ -26,18 +25,9 @@ def register_reporter(reporter: Listener) -> Callable[[], None]:
             f"register_reporter got {reporter!r}, which is not callable; "
             f"pass a Reporter instance or a function taking one event"
         )
-    with _lock:
-        _registered.append(reporter)
-
-    def unregister() -> None:
-        with _lock:
-            if reporter in _registered:
-                _registered.remove(reporter)
-
-    return unregister
+    return _registered.register(reporter)
 
 
 def registered_reporters() -> tuple[Listener, ...]:
     """The reporters registered with `register_reporter`, in registration order."""
-    with _lock:
-        return tuple(_registered)
+    return _registered.items()

@@ -76,7 +76,7 @@ def write_scenario_dag(folder: Path, scenario: str, grouped: bool = False) -> Pa
     path = folder / f"{scenario}.py"
     path.write_text(
         "# Airflow DAG file of a conformance scenario.\n"
-        "from adapters.airflow import to_airflow_dag\n"
+        "from task_engine.airflow import to_airflow_dag\n"
         "from tests.conformance import connected_groups, load\n\n"
         f"scenario = load({scenario!r})\n"
         f"dag = to_airflow_dag(scenario.pipeline, dag_id={scenario!r}, keep_going=scenario.keep_going{groups})\n"
@@ -165,7 +165,7 @@ def run_grouped_dag_test_as_engine(dag, groups: dict[str, list[str]]) -> dict[st
     A group that ran reports its tasks in its XCom; one that never started (or that fail-fast
     kept from starting) gives each of its tasks the group's own state and no attempt.
     """
-    from adapters.airflow import GROUP_STATES_XCOM_KEY
+    from task_engine.airflow import GROUP_STATES_XCOM_KEY
 
     dag_run = dag.test()
     units = as_engine_outcomes(_outcomes(dag_run), marked_not_run(DATABASE, dag.dag_id, dag_run.run_id))
@@ -200,7 +200,7 @@ def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:
 
 def engine_marks(database: Path, dag_id: str, run_id: str, key: str | None = None) -> dict[str, str]:
     """XCom marks of one run (default: the engine state of tasks ended without an attempt), from Airflow's database."""
-    from adapters.airflow import ENGINE_STATE_XCOM_KEY
+    from task_engine.airflow import ENGINE_STATE_XCOM_KEY
 
     with closing(sqlite3.connect(database, timeout=30)) as connection:
         rows = connection.execute(

@@ -1,4 +1,4 @@
-"""adapters.airflow: how a pipeline's tasks, policies, priorities, pools and context map onto Airflow."""
+"""task_engine.airflow: how a pipeline's tasks, policies, priorities, pools and context map onto Airflow."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.airflow import AirflowAdapterError, _attempt_number, _CoreRetryDelay, priority_weights, to_airflow_dag
+from task_engine.airflow import AirflowAdapterError, _attempt_number, _CoreRetryDelay, priority_weights, to_airflow_dag
 from airflow_harness import DATABASE, load_dag_bag, marked_not_run, run_dag_test
 from task_engine_core import Backoff, Pipeline, rate_limit, retries
 
@@ -164,7 +164,7 @@ def test_attempt_number_restarts_after_airflow_clears_a_task(try_number, max_tri
 
 def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) -> None:
     dag = compile_in_folder(dags_folder, "retry_after", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, Task, retries
 
         pipeline = Pipeline("retry_after")
@@ -206,7 +206,7 @@ def test_context_goes_through_the_core_chain_with_variable_params_and_conf(
     seen = dags_folder.parent / "seen-context.json"
     dag = compile_in_folder(dags_folder, "contextual", f"""
         import json
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
 
         pipeline = Pipeline("contextual")
@@ -256,7 +256,7 @@ def test_a_variable_that_is_not_an_object_fails_the_task_with_the_fix(
 
     Variable.set("task_engine_context", json.dumps([1, 2]))
     dag = compile_in_folder(dags_folder, "bad_variable", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries
 
         pipeline = Pipeline("bad_variable")
@@ -275,7 +275,7 @@ def test_a_variable_that_is_not_an_object_fails_the_task_with_the_fix(
 
 def test_skip_task_inside_a_task_skips_it_and_children_still_run(dags_folder: Path) -> None:
     dag = compile_in_folder(dags_folder, "self_skip", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, SkipTask
 
         pipeline = Pipeline("self_skip")
@@ -298,7 +298,7 @@ def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
     dags_folder: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     dag = compile_in_folder(dags_folder, "fail_fast", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, SkipTask
 
         pipeline = Pipeline("fail_fast")
@@ -356,12 +356,12 @@ def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pyte
     from task_engine_core import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "airflow.providers.standard.operators.python", None)
-    monkeypatch.delitem(sys.modules, "adapters.airflow")
+    monkeypatch.delitem(sys.modules, "task_engine.airflow")
 
     with pytest.raises(MissingExtraError) as caught:
-        importlib.import_module("adapters.airflow")
+        importlib.import_module("task_engine.airflow")
     assert str(caught.value) == (
-        "adapters.airflow needs the 'apache-airflow-providers-standard' package, which is not installed; "
+        "task_engine.airflow needs the 'apache-airflow-providers-standard' package, which is not installed; "
         "install it with: pip install 'task-engine[airflow]'"
     )
 
@@ -369,7 +369,7 @@ def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pyte
 def test_rate_limits_come_from_the_tasks_context_on_a_worker(dags_folder: Path) -> None:
     # No executor runs on an Airflow worker: the limit of a key is read from the try's context.
     dag = compile_in_folder(dags_folder, "limited", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, rate_limit, rate_limited
 
         pipeline = Pipeline("limited")
@@ -390,7 +390,7 @@ def test_rate_limits_come_from_the_tasks_context_on_a_worker(dags_folder: Path) 
 def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
     dag = compile_in_folder(dags_folder, "hanging", """
         import threading
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries, timeout
 
         pipeline = Pipeline("hanging")
@@ -415,7 +415,7 @@ def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
 def test_statistics_are_read_only_from_an_explicit_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.airflow import expected_durations
+    from task_engine.airflow import expected_durations
 
     # The dag-processor's working directory is arbitrary: its default statistics file is never read
     # (nor created) while parsing.
@@ -428,6 +428,27 @@ def test_statistics_are_read_only_from_an_explicit_file(
     assert expected_durations(None, "any") is None
     monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path / "empty.sqlite3"))
     assert expected_durations(None, "any") is None
+
+
+def test_priority_weights_honour_task_engine_stats_path_and_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_stats_location import record
+
+    def weights() -> dict[str, int]:
+        pipeline = Pipeline("located")
+        for name in ("a", "b", "c"):
+            pipeline.register(lambda: None, name=name)
+        return {task.task_id: task.priority_weight for task in to_airflow_dag(pipeline).tasks}
+
+    # The configured file orders c, b, a; a decoy in the working directory orders b, a, c.
+    record(tmp_path / "configured.sqlite3", {"a": 1.0, "b": 2.0, "c": 5.0}, "located")
+    record(tmp_path / ".task_engine" / "stats.sqlite3", {"a": 5.0, "b": 9.0, "c": 1.0}, "located")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASK_ENGINE_STATS", str(tmp_path / "configured.sqlite3"))
+    assert weights() == {"c": 3, "b": 2, "a": 1}
+    monkeypatch.setenv("TASK_ENGINE_STATS", "off")
+    assert weights() == {"a": 3, "b": 2, "c": 1}  # registration order
+    monkeypatch.delenv("TASK_ENGINE_STATS")
+    assert weights() == {"a": 3, "b": 2, "c": 1}  # parsing never reads the working directory's file
 
 
 def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
@@ -454,7 +475,7 @@ def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
 
 def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest.CaptureFixture[str]) -> None:
     dag = compile_in_folder(dags_folder, "leaky", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, skippable
 
         pipeline = Pipeline("leaky")
@@ -475,7 +496,7 @@ def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest
 
 def test_a_started_task_finishes_its_retries_after_a_neighbour_failed(dags_folder: Path) -> None:
     dag = compile_in_folder(dags_folder, "retries_after_failure", """
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, Task, retries
 
         pipeline = Pipeline("retries_after_failure")
@@ -520,7 +541,7 @@ def test_airflow_runs_record_statistics_that_later_set_priority_weights(
     source = """
         import time
 
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries
 
         pipeline = Pipeline("recorded")
@@ -567,3 +588,24 @@ def test_airflow_runs_record_statistics_that_later_set_priority_weights(
     # A later compile reads the recorded durations: the slow task now outweighs the quick one.
     weights = {t.task_id: t.priority_weight for t in compile_in_folder(dags_folder, "recorded", source).tasks}
     assert weights["slow"] > weights["quick"]
+
+
+def test_importing_the_adapter_registers_no_hydrator_and_building_a_dag_does() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from task_engine_core import Pipeline\n"
+        "from task_engine_core.context import registered_hydrators\n"
+        "import task_engine.airflow as adapter\n"
+        "print(sorted(dict(registered_hydrators())))\n"
+        "pipeline = Pipeline('p')\n"
+        "pipeline.register(lambda: None, name='t')\n"
+        "adapter.to_airflow_dag(pipeline)\n"
+        "print(sorted(dict(registered_hydrators())))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.strip().splitlines()
+    assert before == "['environment', 'yaml file']"
+    assert after == "['airflow params', 'airflow variable', 'environment', 'yaml file']"

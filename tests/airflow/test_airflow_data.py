@@ -9,7 +9,7 @@ import pytest
 from airflow_harness import dag_test_as_engine, load_dag_bag, run_dag_test_with_outputs
 
 DAG_FILE = '''
-from adapters.airflow import FileOutputStore, to_airflow_dag
+from task_engine.airflow import FileOutputStore, to_airflow_dag
 from task_engine_core import Pipeline
 
 pipeline = Pipeline("xcom_limits")
@@ -82,7 +82,7 @@ def test_large_output_without_a_store_is_an_error_saying_what_to_configure(dags_
 RESUME_DAG_FILE = '''
 from pathlib import Path
 
-from adapters.airflow import to_airflow_dag
+from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline
 
 pipeline = Pipeline("resume_outputs")
@@ -127,7 +127,7 @@ def test_a_resume_that_would_hand_a_task_a_kept_output_fails_it_with_the_core_me
 
 
 def test_data_that_would_cross_a_task_group_boundary_is_refused_when_the_dag_is_built() -> None:
-    from adapters.airflow import AirflowAdapterError, to_airflow_dag
+    from task_engine.airflow import AirflowAdapterError, to_airflow_dag
     from tests.conformance import load
 
     pipeline = load("fan_out_rate_limited").pipeline  # list_runs -> get_run (mapped over it) -> summary

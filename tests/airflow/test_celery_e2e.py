@@ -31,7 +31,7 @@ PIPELINE_DAG = f'''
 import os
 import urllib.request
 
-from adapters.airflow import to_airflow_dag
+from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline, RateLimit, rate_limited, set_rate_limit
 
 set_rate_limit(RateLimit("local-api", rate={RATE}, burst={BURST}))
@@ -201,7 +201,7 @@ def test_two_celery_workers_hold_one_rate_limit(stack: tuple[CeleryServices, Req
     # The run's duration spans its tasks, so it holds every request the API saw (wall clock vs monotonic: 0.5 s).
     assert recorded[0][4] is not None and recorded[0][4] >= span - 0.5, (recorded, span)
     assert sorted(task_rows) == [(run_id, f"call_{n}", "success", 1) for n in range(TASKS)]
-    from adapters.airflow import expected_durations
+    from task_engine.airflow import expected_durations
 
     assert set(expected_durations(stats, "celery_rate") or {}) == {f"call_{n}" for n in range(TASKS)}
     print(f"celery e2e: {len(moments)} requests from {sorted(workers)} at {achieved:.2f}/s of {RATE:g}/s, "

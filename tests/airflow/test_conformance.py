@@ -35,7 +35,7 @@ def test_scenario_on_airflow_matches_standalone(dags_folder: Path, name: str) ->
 def test_keep_going_dag_runs_the_independent_branch_of_the_fail_fast_scenario(dags_folder: Path) -> None:
     name = "fail_fast_independent_branch"
     (dags_folder / f"{name}.py").write_text(
-        "from adapters.airflow import to_airflow_dag\n"
+        "from task_engine.airflow import to_airflow_dag\n"
         "from tests.conformance import load\n\n"
         f"dag = to_airflow_dag(load({name!r}).pipeline, dag_id={name!r}, keep_going=True)\n"
     )

@@ -13,7 +13,7 @@ from airflow_harness import (
     write_scenario_dag,
     xcom_values,
 )
-from adapters.airflow import GROUP_STATES_XCOM_KEY
+from task_engine.airflow import GROUP_STATES_XCOM_KEY
 from task_engine_core._groups import GroupError
 from tests.conformance import connected_groups, load, mismatches, scenarios_for
 
@@ -48,7 +48,7 @@ def test_a_group_ends_in_its_worst_inner_state_and_shows_every_inner_state(dags_
 
 
 def test_a_group_that_is_not_connected_is_refused_when_the_dag_is_built() -> None:
-    from adapters.airflow import to_airflow_dag
+    from task_engine.airflow import to_airflow_dag
 
     pipeline = load("keep_going").pipeline
     with pytest.raises(GroupError, match=r"task group 'all' is not connected: \{'Broken', 'NeedsBroken', 'TwoBelowBroken'\}"):

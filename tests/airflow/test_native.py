@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.airflow import EXECUTION_TIMEOUT_GRACE, AirflowAdapterError, to_airflow_dag
-from adapters.airflow_dags import DagsConfigError, read_dags_config
+from task_engine.airflow import EXECUTION_TIMEOUT_GRACE, AirflowAdapterError, to_airflow_dag
+from task_engine.airflow_dags import DagsConfigError, read_dags_config
 from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_as_engine
 from task_engine_core import Pipeline, register, retries, timeout, wait_for_resource
 from task_engine_core.context import registered_hydrators, unregister_hydrator
@@ -125,7 +125,7 @@ def test_the_trigger_form_has_a_run_options_field_and_a_selection_given_there_ru
     seen = dags_folder.parent / "context.json"
     (dags_folder / "selected.py").write_text(textwrap.dedent(f"""
         import json
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
 
         pipeline = Pipeline("selected")
@@ -307,7 +307,7 @@ def test_connections_and_secrets_reach_the_context_masked(
     seen = dags_folder.parent / "seen.json"
     (dags_folder / "secretive.py").write_text(textwrap.dedent(f"""
         import json
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
 
         pipeline = Pipeline("secretive")
@@ -339,7 +339,7 @@ def test_connections_and_secrets_reach_the_context_masked(
 
 def test_a_missing_connection_fails_the_try_naming_key_and_conn_id(dags_folder: Path) -> None:
     (dags_folder / "unconnected.py").write_text(textwrap.dedent("""
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
 
         pipeline = Pipeline("unconnected")
@@ -357,7 +357,7 @@ def test_importing_the_adapter_registers_no_hydrator_building_a_dag_does() -> No
 
     code = (
         "from task_engine_core.context import registered_hydrators as r\n"
-        "import adapters.airflow as a\n"
+        "import task_engine.airflow as a\n"
         "before = [n for n, _ in r()]\n"
         "from task_engine_core import Pipeline\n"
         "p = Pipeline('p'); p.register(lambda: None, name='t')\n"
@@ -376,7 +376,7 @@ def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
     polls = dags_folder.parent / "polls.txt"
     (dags_folder / "waiting.py").write_text(textwrap.dedent(f"""
         import time
-        from adapters.airflow import to_airflow_dag
+        from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries, wait_for_resource
 
         pipeline = Pipeline("waiting")

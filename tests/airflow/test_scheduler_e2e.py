@@ -147,7 +147,7 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(
         started = {task: value for task, value in airflow_services.engine_outcomes(name, run_id).items() if value[1]}
         assert {task: (state, attempts) for rid, task, state, attempts in task_rows if rid == run_id} == started
     # A later compile derives its priority weights from those runs.
-    from adapters.airflow import expected_durations
+    from task_engine.airflow import expected_durations
 
     assert set(expected_durations(airflow_services.env["TASK_ENGINE_STATS"], "seed_tasks_run1") or {}) == {
         task for task, value in airflow_services.engine_outcomes("seed_tasks_run1", runs["seed_tasks_run1"]).items()

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from airflow_harness import free_port
 
-from adapters.airflow import to_airflow_dag
+from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline, PipelineExecutor
 from task_engine_core.stats import StatsWarning, open_stats_store
 from tests._services import PostgresServer

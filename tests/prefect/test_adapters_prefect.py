@@ -1,4 +1,4 @@
-"""adapters.prefect: a pipeline compiled to a Prefect flow keeps the core's semantics."""
+"""task_engine.prefect: a pipeline compiled to a Prefect flow keeps the core's semantics."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from adapters.prefect import (
+from task_engine.prefect import (
     FLOW_PARAMETERS_HYDRATOR,
     FLOW_PARAMETERS_ORDER,
     SKIPPED_STATE_NAME,
@@ -590,3 +590,15 @@ def test_secrets_reach_no_prefect_state_message(task_runs: Any) -> None:
     result = last_result(flow)
     assert str(result.tasks["FailsWithSecret"].error) == f"rejected token {secret}"
     assert states(flow) == {"SkipsWithSecret": (TaskState.SKIPPED, 1), "FailsWithSecret": (TaskState.FAILED, 2)}
+
+
+def test_each_flow_keeps_its_own_last_result() -> None:
+    pipeline = Pipeline("prefect-own-result")
+    pipeline.register(lambda: 7, name="seven")
+    # Before: results lived in a module dict keyed by flow name and pipeline id, so a second flow
+    # built from the same pipeline answered for the first one too (and no result was ever freed).
+    first = to_prefect_flow(pipeline, reporters=[])
+    second = to_prefect_flow(pipeline, reporters=[])
+    second()
+    assert last_result(first) is None
+    assert last_result(second).tasks["seven"].state is TaskState.SUCCESS

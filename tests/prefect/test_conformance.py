@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adapters.prefect import (
+from task_engine.prefect import (
     NOT_RUN_STATE_NAME,
     RESUMED_STATE_NAME,
     SKIPPED_STATE_NAME,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
+from task_engine.prefect import SKIPPED_STATE_NAME, last_result, to_prefect_flow
 from task_engine_core import PipelineExecutor, TaskState
 from task_engine_core._groups import GroupError
 from tests.conformance import connected_groups, load, mismatches, scenarios_for

@@ -22,7 +22,7 @@ from prefect.exceptions import ParameterTypeError
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, get_current_settings, temporary_settings
 from prefect.variables import Variable
 
-from adapters.prefect import (
+from task_engine.prefect import (
     NOT_RUN_STATE_NAME,
     PREFECT_SOURCES_HYDRATOR,
     TIMEOUT_GRACE_SECONDS,
@@ -349,7 +349,7 @@ def test_hydrators_are_registered_when_a_flow_is_built_not_at_import() -> None:
     code = textwrap.dedent(
         """
         from task_engine_core.context import registered_hydrators
-        import adapters.prefect as p
+        import task_engine.prefect as p
         from task_engine_core import Pipeline
         before = sorted(name for name, _ in registered_hydrators() if name.startswith("prefect"))
         pipeline = Pipeline("x")
@@ -392,7 +392,7 @@ def test_flow_serve_runs_a_deployment_against_the_server(tmp_path: Path, task_ru
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from adapters.prefect import to_prefect_flow
+        from task_engine.prefect import to_prefect_flow
         from task_engine_core.loader import load_pipeline
 
         jobs_flow = to_prefect_flow(load_pipeline("examples.jobs"), name="jobs")
