@@ -80,7 +80,7 @@ def test_databricks_fan_out_example_polls_each_run_through_the_rate_limit(tmp_pa
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "ListRuns: 5 runs" in lines
-    # print() from several threads may interleave a line with another's newline: search the text.
+    # Instances print from several threads, next to the console reporter's lines: find each poll's text.
     assert sorted(re.findall(r"PollRun: run \d+ is [A-Z]+", done.stdout)) == [
         "PollRun: run 1001 is TERMINATED", "PollRun: run 1002 is TERMINATED", "PollRun: run 1003 is TERMINATED",
         "PollRun: run 1004 is RUNNING", "PollRun: run 1005 is TERMINATED",

@@ -102,13 +102,14 @@ class PollRun(SensibleDefaultsRequests):
     def perform_task(self):
         host, run_id = self.inputs["StartWorkspace"], self.inputs["ListRuns"]  # one run id per instance
         state = self.session.get(f"{host}/api/2.1/jobs/runs/get", params={"run_id": run_id}).json()["state"]
-        print(f"PollRun: run {run_id} is {state['life_cycle_state']}")
+        # One write per line: instances print from several threads, and print() writes the newline apart.
+        print(f"PollRun: run {run_id} is {state['life_cycle_state']}\n", end="")
         return {"run_id": run_id, "state": state["life_cycle_state"], "result": state.get("result_state")}
 
     def retry_handler(self, error: Exception):
         decision = super().retry_handler(error)
         # The attempt state is this instance's: its own name, attempts and retry.
-        print(f"{self.attempt_state.name}: {decision.reason}")
+        print(f"{self.attempt_state.name}: {decision.reason}\n", end="")
         return decision
 
 
