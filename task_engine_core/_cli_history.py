@@ -72,7 +72,8 @@ def selection_from_arguments(args: argparse.Namespace) -> SelectOptions | None:
 
 def resume_from_arguments(args: argparse.Namespace) -> str | bool:
     """`resume=` for the executor: False, True (the latest run) or a run id."""
-    return args.resume
+    resume: str | bool = args.resume
+    return resume
 
 
 def stats_path_of(args: argparse.Namespace) -> Path | None:

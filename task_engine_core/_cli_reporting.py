@@ -57,7 +57,7 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
     if getattr(args, "no_stats", False):
         return {}
     try:
-        from . import stats  # type: ignore[attr-defined]  # recorded statistics, when that module exists
+        from . import stats  # recorded statistics, when that module exists
     except ImportError:
         return {}
     try:

@@ -116,6 +116,7 @@ class TaskLifecycle:
         outcome = run_attempt(state, number, self.context)
         self.result.attempts = number
         if outcome.kind is _RETRY:
+            assert outcome.error is not None  # a retry outcome always carries the error it retries
             self.events.emit(
                 RetryScheduled(
                     self.run_id, state.name, number + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason

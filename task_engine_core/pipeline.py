@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from ._runnable import check_runnable
 from .errors import (
@@ -59,6 +59,12 @@ class TaskDefinition:
         """True for a plain function registered as a task."""
         return not isinstance(self.target, type)
 
+    @property
+    def body(self) -> Callable[..., Any]:
+        """What a run calls: the function, or the class's perform_task."""
+        target = self.target
+        return cast("type[Task]", target).perform_task if isinstance(target, type) else target
+
     def create(self) -> Task:
         """A fresh Task instance for one run."""
         if self.is_function:
@@ -67,7 +73,7 @@ class TaskDefinition:
 
     def policies(self) -> TaskPolicies:
         """Resolve the policies from the class and its perform_task (or from the function)."""
-        targets = (self.target,) if self.is_function else (self.target, self.target.perform_task)
+        targets = (self.target,) if self.is_function else (self.target, self.body)
         # Every run validates its pipeline; resolving is cached until a decorator records settings
         # anywhere or perform_task is replaced.
         stamp = (settings_version(), id(targets[-1]))

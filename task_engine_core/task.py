@@ -6,13 +6,16 @@ import enum
 import inspect
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from .attempt import HandlerDecision
 
 __all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
 
 #: What `retry_handler` may answer: False/None = give up, True = retry after the backoff,
 #: a number = retry after that many seconds; a `HandlerDecision` says the same with a reason.
-RetryDecision = bool | float | int | None
+RetryDecision = Union[bool, float, int, None, "HandlerDecision"]  # noqa: UP007 - a forward reference
 
 
 class TaskState(enum.StrEnum):
@@ -38,7 +41,7 @@ class Task:
     #: The AttemptState of the running attempt (attempt number, waits, ...); set before each attempt.
     attempt_state: Any = None
 
-    def perform_task(self) -> None:
+    def perform_task(self) -> Any:
         """Do the work; return None, or raise to fail this attempt."""
         raise TypeError(f"{type(self).__name__} does not override perform_task()")
 
