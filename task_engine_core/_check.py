@@ -334,9 +334,10 @@ class TaskStatePerTry(Rule):
             return
         for name in validated.order:
             definition = validated.definitions[name]
-            if definition.is_function or validated.policies[name].max_attempts < 2:
+            task_class = definition.target
+            if not isinstance(task_class, type) or validated.policies[name].max_attempts < 2:
                 continue
-            assigned = _attributes_set_on_self(definition.target)
+            assigned = _attributes_set_on_self(task_class)
             if assigned:
                 listed = ", ".join(f"self.{attribute}" for attribute in assigned)
                 yield self.finding(
@@ -423,7 +424,7 @@ def _related(validated: ValidatedPipeline) -> dict[str, set[str]]:
 
 
 def _return_annotation(definition: TaskDefinition) -> Any:
-    function = definition.target if definition.is_function else definition.target.perform_task
+    function = definition.body
     try:
         return typing.get_type_hints(function).get("return", inspect.Signature.empty)
     except Exception:  # noqa: BLE001 - an unresolvable forward reference: fall back to the raw text

@@ -70,7 +70,8 @@ def selection_from_arguments(args: argparse.Namespace) -> SelectOptions | None:
 
 def resume_from_arguments(args: argparse.Namespace) -> str | bool:
     """`resume=` for the executor: False, True (the latest run) or a run id."""
-    return args.resume
+    resume: str | bool = args.resume
+    return resume
 
 
 def print_plan(plan: RunPlan, workers: int, stats: StatsStore | None) -> None:

@@ -53,8 +53,8 @@ def plan_groups(validated: ValidatedPipeline, groups: Mapping[str, Sequence[str]
         members_of[group] = _check_members(validated, group, names, unit_of, groups)
         for name in members_of[group]:
             unit_of[name] = group
-    for group, members in members_of.items():
-        _check_connected(validated, group, members)
+    for group, names_in_group in members_of.items():
+        _check_connected(validated, group, names_in_group)
 
     rank = {name: i for i, name in enumerate(validated.order)}
     members: dict[str, list[str]] = {}

@@ -38,6 +38,7 @@ class Secret:
     """A value that must not be shown: prints as `***`; `.reveal()` gives the value."""
 
     __slots__ = ("_value",)
+    _value: Any
 
     def __init__(self, value: Any) -> None:
         if isinstance(value, Secret):
@@ -119,7 +120,7 @@ def mask_text(text: str) -> str:
     return text
 
 
-def error_text(error: BaseException) -> str:
+def error_text(error: BaseException | None) -> str:
     """`str(error)` with secrets masked; an error whose `__str__` raises reads as Python shows it, not as a crash."""
     try:
         text = str(error)

@@ -63,7 +63,7 @@ class PipeSafeStream:
 def protect_stdout() -> None:
     """Wrap `sys.stdout` in a PipeSafeStream (once)."""
     if sys.stdout is not None and not isinstance(sys.stdout, PipeSafeStream):
-        sys.stdout = PipeSafeStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = PipeSafeStream(sys.stdout)
 
 
 class TaskPrefixedStream:
@@ -132,4 +132,4 @@ def prefix_task_output() -> None:
     global prefixing
     prefixing = True
     if sys.stdout is not None and not isinstance(sys.stdout, TaskPrefixedStream):
-        sys.stdout = TaskPrefixedStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = TaskPrefixedStream(sys.stdout)

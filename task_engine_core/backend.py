@@ -238,4 +238,5 @@ def configured_tracing(trace_file: str | os.PathLike[str] | None = None) -> List
     """The TracingListener that `trace_file` or the OTEL_* environment asks for, else None (OpenTelemetry loads only then)."""
     from .telemetry import tracing_from_environment
 
-    return tracing_from_environment(trace_file)
+    listener: Listener | None = tracing_from_environment(trace_file)
+    return listener

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ._cli_history import (
     add_runs_command,
@@ -60,7 +61,7 @@ TARGET_HELP = "a module name (examples.jobs), a .py file, or a package folder"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exit code is 2 as well; keep its message short
+    def error(self, message: str) -> NoReturn:  # argparse's own exit code is 2 as well; keep its message short
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"error: {message}\n")
 
@@ -195,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _warning_printer(warnings.showwarning)
         try:
-            return args.handler(args)
+            code: int = args.handler(args)
+            return code
         except TaskEngineError as error:
             print(f"error: {mask_text(str(error))}", file=sys.stderr)
             return EXIT_USAGE
@@ -291,7 +293,7 @@ def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
 def _report_failure(executor: PipelineExecutor, args: argparse.Namespace) -> int:
     assert executor.result is not None
     failed = executor.result.failed
-    first = min(failed, key=lambda r: r.end) if failed else None
+    first = min(failed, key=lambda r: r.end.timestamp() if r.end is not None else math.inf) if failed else None
     if first is None or first.error is None:
         _print_totals(executor, args)
         return EXIT_TASK_FAILED

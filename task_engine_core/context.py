@@ -60,6 +60,9 @@ class TaskContext(Mapping[str, Any]):
     """
 
     __slots__ = ("_data", "_sources", "_path")
+    _data: dict[str, Any]
+    _sources: tuple[str, ...]
+    _path: str
 
     def __init__(
         self, data: Mapping[str, Any] | None = None, *, sources: tuple[str, ...] = (), path: str = ""
@@ -113,11 +116,13 @@ class TaskContext(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, mutable deep copy of the data; secrets stay `Secret` objects."""
-        return _plain(self._data)
+        plain: dict[str, Any] = _plain(self._data)
+        return plain
 
     def redacted(self) -> dict[str, Any]:
         """A plain deep copy with every secret replaced by `***`: safe for reports, spans and logs."""
-        return mask_secrets(self._data)
+        masked: dict[str, Any] = mask_secrets(self._data)
+        return masked
 
     def _dotted(self, key: str) -> str:
         return f"{self._path}.{key}" if self._path else str(key)
@@ -382,7 +387,7 @@ def _yaml_loader() -> Any:
     def scalar(loader: Any, node: Any, tag: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise _Refused(f"{tag} applies to a single value, not to a {node.id}", node.start_mark.line + 1)
-        return loader.construct_scalar(node)
+        return str(loader.construct_scalar(node))
 
     def construct_secret(loader: Any, node: Any) -> Secret:
         return Secret(scalar(loader, node, "!secret"))

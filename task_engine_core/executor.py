@@ -212,7 +212,7 @@ class PipelineExecutor:
     def _prepare(self) -> tuple[RunPlan, dict[str, PriorityKey]]:
         pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
         if self.select:
-            pipeline = pipeline.select(**self.select)
+            pipeline = pipeline.select(**self.select)  # type: ignore[arg-type]  # check_select_options checked the keywords
         validated = pipeline.validate()
         context = self._build_context()
         self._configure_rate_limits(validated, context)

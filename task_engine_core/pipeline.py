@@ -62,6 +62,12 @@ class TaskDefinition:
         """True for a plain function registered as a task."""
         return not isinstance(self.target, type)
 
+    @property
+    def body(self) -> Callable[..., Any]:
+        """What a run calls: the function, or the class's perform_task."""
+        target = self.target
+        return cast("type[Task]", target).perform_task if isinstance(target, type) else target
+
     def create(self) -> Task:
         """A fresh Task instance for one run."""
         if self.is_function:

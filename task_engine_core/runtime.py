@@ -144,7 +144,7 @@ def _after_failure(run: AttemptState, attempt: int, error: Exception) -> Attempt
 
     if attempt >= limit:
         return give_up("no attempts left" if limit > 1 else "no retries configured")
-    handler = run.task.retry_handler
+    handler: Callable[..., Any] = run.task.retry_handler
     try:
         decision = handler(error, run) if _takes_state(handler) else handler(error)
     except Exception as handler_error:

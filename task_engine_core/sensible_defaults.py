@@ -332,9 +332,8 @@ def _transport_error(
 
 
 def _timeout_part(timeout: Any, index: int) -> float | None:
-    if isinstance(timeout, tuple):
-        return timeout[index]
-    return timeout
+    part = timeout[index] if isinstance(timeout, tuple) else timeout
+    return None if part is None else float(part)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -364,7 +363,7 @@ def _session_class() -> type:
             self._prepaid_attempt: tuple[int, int] | None = None
             self._lock = threading.Lock()
 
-        def request(  # type: ignore[override]
+        def request(
             self,
             method: str,
             url: str,

@@ -443,8 +443,8 @@ class StatsStore:
 
         def read(connection: sqlite3.Connection) -> int:
             if pipeline is None:
-                return connection.execute("SELECT count(*) FROM runs").fetchone()[0]
-            return connection.execute("SELECT count(*) FROM runs WHERE pipeline = ?", (pipeline,)).fetchone()[0]
+                return int(connection.execute("SELECT count(*) FROM runs").fetchone()[0])
+            return int(connection.execute("SELECT count(*) FROM runs WHERE pipeline = ?", (pipeline,)).fetchone()[0])
 
         return self._use(read, 0, "the statistics cannot be read")
 
@@ -931,6 +931,7 @@ class PostgresStatsStore(StatsStore):
 
         deadline = time.monotonic() + (self.give_up_after if wait is None else wait)
         delay = 0.05
+        reason: Exception
         while True:
             try:
                 with self._lock:
@@ -951,7 +952,7 @@ class PostgresStatsStore(StatsStore):
             self._warn(f"{detail} ({type(reason).__name__}); {consequence}")
             return fallback
 
-    def _connection(self) -> Any:
+    def _connection(self, busy: float | None = None) -> Any:  # busy: SQLite's lock wait; a server has its own
         if self._open is not None and self._pid == os.getpid():
             return self._open
         import psycopg

@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from .attempt import HandlerDecision
 
 from ._dataflow import NO_INPUTS, call_with_inputs, parameter_plan
 
@@ -13,7 +16,7 @@ __all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
 
 #: What `retry_handler` may answer: False/None = give up, True = retry after the backoff,
 #: a number = retry after that many seconds; a `HandlerDecision` says the same with a reason.
-RetryDecision = bool | float | int | None
+RetryDecision = Union[bool, float, int, None, "HandlerDecision"]  # noqa: UP007 - a forward reference
 
 
 class TaskState(enum.StrEnum):

@@ -35,10 +35,21 @@ else
 fi
 # --- end of the core block
 
+# --- the house's tools: ruff (lint and format) and mypy --strict over the core, in .venvs/core
+echo "== lint: ruff check, ruff format --check, mypy --strict task_engine_core"
+if [ -x .venvs/core/bin/python ]; then
+    .venvs/core/bin/python -m ruff check . || status=1
+    .venvs/core/bin/python -m ruff format --check . || status=1
+    .venvs/core/bin/python -m mypy || status=1
+fi
+# --- end of the lint block
+
 # --- Airflow adapter (tests/airflow): its own virtualenv, as Airflow 3.3 and Prefect 3.9 cannot share one.
 echo "== airflow: virtualenv (.venvs/airflow) and tests"
 if bash scripts/suite-venv.sh airflow; then
     .venvs/airflow/bin/python -m pytest -q tests/airflow || status=1
+    # The adapter is type-checked where Airflow is installed; the core it imports is checked above.
+    .venvs/airflow/bin/python -m mypy --strict --follow-imports=silent adapters/airflow.py adapters/_provider.py || status=1
 else
     echo "airflow: building .venvs/airflow failed"
     status=1
@@ -50,6 +61,7 @@ fi
 echo "== prefect: install and test"
 if bash scripts/suite-venv.sh prefect; then
     .venvs/prefect/bin/python -m pytest -q tests/prefect || status=1
+    .venvs/prefect/bin/python -m mypy --strict --follow-imports=silent adapters/prefect.py || status=1
 else
     echo "prefect: creating .venvs/prefect failed"
     status=1

@@ -219,7 +219,7 @@ class RateLimiter:
         state = self._state(key)
         store = self.store
         if store is not MEMORY:
-            return store.reserve(key, self._limits_of(state), 0.0, None)[2]
+            return float(store.reserve(key, self._limits_of(state), 0.0, None)[2])
         with state.lock:
             now = self.clock()
             for bucket in state.buckets.values():
@@ -275,7 +275,7 @@ class RateLimiter:
         wait, taken, _ = store.reserve(key, limits, tokens, timeout)
         if not taken:
             raise RateLimitTimeoutError(key, wait, timeout)  # type: ignore[arg-type]
-        return wait
+        return float(wait)
 
     def try_acquire(self, key: str, tokens: float = 1) -> bool:
         """Take `tokens` if they are available now; never waits."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..errors import DefinitionError, InvalidArgumentError, ResourceTimeoutError, SkipTask
 from ._numbers import capped_growth, check_number
@@ -79,7 +79,7 @@ class ResourceGuard:
                 f"task {run.name!r} uses @wait_for_resource without a check, so it needs a "
                 f"{HOOK_METHOD}(self) -> bool method; add one or pass check="
             )
-        return method
+        return cast("Callable[[], Any]", method)
 
 
 def _takes_context(function: Callable[..., Any]) -> bool:
@@ -107,7 +107,7 @@ def wait_for_resource(
     """
     if isinstance(check, type):
         return wait_for_resource(timeout=timeout, interval=interval, backoff=backoff, max_interval=max_interval,
-                                 soft_fail=soft_fail, name=name)(check)  # type: ignore[return-value]
+                                 soft_fail=soft_fail, name=name)(check)
     label = name or (getattr(check, "__name__", None) if check is not None else None) or HOOK_METHOD
     if check is not None and not callable(check):
         raise InvalidArgumentError(f"wait_for_resource(check={check!r}): the check must be callable, returning a bool")

@@ -153,7 +153,7 @@ def gantt_svg(
         parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#555">{_tick_label(total * tick / 5, total)}</text>')
     lane = {worker: i for i, worker in enumerate(workers)}
     for i, worker in enumerate(workers):
-        y = top + i * lane_h
+        y = float(top + i * lane_h)
         parts.append(
             f'<text x="{label_w - 8}" y="{y + lane_h / 2 + 4:.1f}" text-anchor="end" fill="#333">{esc(_fit(worker, 26))}</text>'
         )

@@ -314,7 +314,7 @@ class _StatusClearingStdout:
     @classmethod
     def install(cls, reporter: ProgressReporter) -> _StatusClearingStdout:
         shield = cls(sys.stdout, reporter)
-        sys.stdout = shield  # type: ignore[assignment]
+        sys.stdout = shield
         return shield
 
     def uninstall(self) -> None:

@@ -9,7 +9,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import IO, Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -20,8 +20,8 @@ try:  # the SDK renamed LogExporter to LogRecordExporter; accept both
     from opentelemetry.sdk._logs.export import LogRecordExporter as _LogExporter
     from opentelemetry.sdk._logs.export import LogRecordExportResult as _LogResult
 except ImportError:  # pragma: no cover - older SDKs
-    from opentelemetry.sdk._logs.export import LogExporter as _LogExporter  # type: ignore[no-redef]
-    from opentelemetry.sdk._logs.export import LogExportResult as _LogResult  # type: ignore[no-redef]
+    from opentelemetry.sdk._logs.export import LogExporter as _LogExporter  # type: ignore[assignment, no-redef, unused-ignore]
+    from opentelemetry.sdk._logs.export import LogExportResult as _LogResult  # type: ignore[assignment, no-redef, unused-ignore]
 
 __all__ = ["JsonLinesFile", "JsonLinesSpanExporter", "JsonLinesLogExporter", "span_to_dict", "log_to_dict"]
 
@@ -41,8 +41,8 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     return {
         "type": "span",
         "name": span.name,
-        "trace_id": _hex(context.trace_id, 32),
-        "span_id": _hex(context.span_id, 16),
+        "trace_id": _hex(context.trace_id, 32) if context is not None else None,
+        "span_id": _hex(context.span_id, 16) if context is not None else None,
         "parent_span_id": _hex(parent.span_id, 16) if parent is not None else None,
         "start_time_unix_nano": span.start_time,
         "end_time_unix_nano": span.end_time,
@@ -85,7 +85,7 @@ class JsonLinesFile:
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         self.path = os.fspath(path)
         self._mode = "a" if append else "w"
-        self._file: TextIO | None = None
+        self._file: IO[str] | None = None
         self._closed = False
         self._lock = threading.Lock()
         self._users = 0
@@ -100,11 +100,12 @@ class JsonLinesFile:
         with self._lock:
             if self._closed:
                 return False
-            if self._file is None:
-                self._file = open(self.path, self._mode, encoding="utf-8")  # noqa: SIM115 - closed in release()
+            file = self._file
+            if file is None:
+                file = self._file = open(self.path, self._mode, encoding="utf-8")  # noqa: SIM115 - closed in release()
             for row in rows:
-                self._file.write(encodable(json.dumps(row, ensure_ascii=False, default=str)) + "\n")
-            self._file.flush()
+                file.write(encodable(json.dumps(row, ensure_ascii=False, default=str)) + "\n")
+            file.flush()
             return True
 
     def release(self) -> None:
@@ -146,7 +147,7 @@ class JsonLinesSpanExporter(_JsonLinesExporter, SpanExporter):
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
 
-class JsonLinesLogExporter(_JsonLinesExporter, _LogExporter):  # type: ignore[misc,valid-type]
+class JsonLinesLogExporter(_JsonLinesExporter, _LogExporter):
     """Writes each log record as one JSON line (`"type": "log"`)."""
 
     def export(self, batch: Sequence[Any]) -> Any:

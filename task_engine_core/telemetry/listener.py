@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._secrets import error_text
 from ..events import (
@@ -30,6 +30,10 @@ from ..reporters.base import Reporter
 from ..task import TaskState
 from ._otel import require_otel
 from ._registry import registered_log_exporters, registered_span_exporters
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["TracingListener"]
 
@@ -53,7 +57,7 @@ class _GuardedExporter:
         return self.exporter.export(batch)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
+        return bool(self.exporter.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
         if self._shut_down:
@@ -136,7 +140,7 @@ class TracingListener(Reporter):
         self._ids = _run_trace_ids()
         self.tracer_provider = sdk_trace.TracerProvider(resource=self.resource, id_generator=self._ids)
         for exporter in self.span_exporters:
-            self.tracer_provider.add_span_processor(processor(_GuardedExporter(exporter)))
+            self.tracer_provider.add_span_processor(processor(cast("SpanExporter", _GuardedExporter(exporter))))
         self.tracer = self.tracer_provider.get_tracer("task_engine_core")
         self.logger_provider: Any = None
         if self.log_exporters:
@@ -146,7 +150,7 @@ class TracingListener(Reporter):
             log_processor = BatchLogRecordProcessor if batch else SimpleLogRecordProcessor
             self.logger_provider = LoggerProvider(resource=self.resource)
             for exporter in self.log_exporters:
-                self.logger_provider.add_log_record_processor(log_processor(_GuardedExporter(exporter)))
+                self.logger_provider.add_log_record_processor(log_processor(cast("LogRecordExporter", _GuardedExporter(exporter))))
         self.log_level = log_level
         from ..reporters._output import redactor
 
