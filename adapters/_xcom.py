@@ -60,7 +60,7 @@ class FileOutputStore:
     def get(self, reference: str) -> Any:
         """Read the output written under `reference`."""
         with open(self.directory / Path(reference).name, "rb") as file:
-            return pickle.load(file)  # noqa: S301 - files this store wrote for this DAG's own tasks
+            return pickle.load(file)
 
     def __repr__(self) -> str:
         return f"FileOutputStore({str(self.directory)!r})"
@@ -81,9 +81,11 @@ class XComTransfer:
 
         try:
             size = len(json.dumps(serialize(value)).encode("utf-8"))
-        except Exception as error:  # noqa: BLE001 - serde raises TypeError, json ValueError/TypeError
+        except Exception as error:
             raise OutputTransferError(
-                task, value, "Airflow XCom",
+                task,
+                value,
+                "Airflow XCom",
                 f"it cannot be serialised ({type(error).__name__}: {error}); return JSON-like data (dict, list, "
                 f"str, numbers), a dataclass, or an object with serialize()/deserialize(); keep secrets in the "
                 f"context, not in outputs",
@@ -97,7 +99,9 @@ class XComTransfer:
                 else "no output store is configured"
             )
             raise OutputTransferError(
-                task, value, "Airflow XCom",
+                task,
+                value,
+                "Airflow XCom",
                 f"its serialised form is {size} bytes, over max_xcom_bytes={self.max_xcom_bytes}, and {why}; pass "
                 f"to_airflow_dag(output_store=FileOutputStore('/shared/dir')) or raise max_xcom_bytes",
             )

@@ -27,7 +27,7 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from task_engine_core import (
@@ -57,21 +57,20 @@ from task_engine_core.backend import (
     HydrationRequest,
     OutcomeKind,
     TaskDefinition,
-    TaskLifecycle,
     TaskInputs,
+    TaskLifecycle,
     TaskPolicies,
     UnavailableOutput,
     ValidatedPipeline,
     attempt_state,
     check_inputs_available,
-    instance_name,
-    items_of,
-    open_stats_store,
     configured_tracing,
     deep_merge,
     default_listeners,
     error_text,
     group_pipeline,
+    instance_name,
+    items_of,
     may_start,
     open_stats_store,
     parse_backend_options,
@@ -86,7 +85,7 @@ from task_engine_core.backend import (
 #: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
 DAG_PARSE_STATS_TIMEOUT = 2.0
 
-from ._xcom import DEFAULT_MAX_XCOM_BYTES, ITEM_KWARG, FileOutputStore, OutputStore, XComTransfer, item_kwargs
+from ._xcom import DEFAULT_MAX_XCOM_BYTES, ITEM_KWARG, FileOutputStore, OutputStore, XComTransfer, item_kwargs  # noqa: E402 - after the constants it reads
 
 try:
     from airflow.sdk import DAG, Connection, Param, RetryDecision, RetryPolicy, TaskGroup, TriggerRule, Variable
@@ -151,7 +150,7 @@ AIRFLOW_PARAMS_ORDER = ENVIRONMENT_ORDER * 2
 # Airflow DAG arguments the adapter fills in when the caller does not.
 _DAG_DEFAULTS: dict[str, Any] = {
     "schedule": None,
-    "start_date": datetime(2024, 1, 1, tzinfo=timezone.utc),
+    "start_date": datetime(2024, 1, 1, tzinfo=UTC),
     "catchup": False,
     "tags": ["task-engine"],
 }
@@ -322,7 +321,6 @@ def _set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
     values[last] = value
 
 
-
 def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float] | None = None) -> dict[str, int]:
     """Airflow `priority_weight` per task (absolute rule): the core's start order, first = heaviest.
 
@@ -334,7 +332,9 @@ def priority_weights(validated: ValidatedPipeline, expected: Mapping[str, float]
     return {name: len(ranked) - rank for rank, name in enumerate(ranked)}
 
 
-def expected_durations(stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str) -> dict[str, float] | None:
+def expected_durations(
+    stats: StatsStore | str | os.PathLike[str] | bool | None, pipeline_name: str
+) -> dict[str, float] | None:
     """Recorded durations of `pipeline_name` from `stats` (a file path, postgresql:// URL or StatsStore); None without.
 
     `stats=None` reads the store named by TASK_ENGINE_STATS if that is set; never the working
@@ -426,7 +426,9 @@ def to_airflow_dag(
     except TaskEngineError:
         raise
     except Exception as error:
-        raise AirflowAdapterError(f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}") from error
+        raise AirflowAdapterError(
+            f"cannot build Airflow DAG {dag_id!r} from pipeline {pipeline.name!r}: {error}"
+        ) from error
 
     transfer = XComTransfer(max_xcom_bytes, output_store)
     mapped = validated.mapped
@@ -485,7 +487,10 @@ def _run_options_param() -> Param:
         ),
         # Types only: unknown keys and bad names get the core's messages (with close matches) in the tasks.
         properties={
-            "only": names, "from": names, "to": names, "tags": names,
+            "only": names,
+            "from": names,
+            "to": names,
+            "tags": names,
             "with_upstream": {"type": "boolean"},
             "resume": {"type": ["boolean", "string", "null"]},
         },
@@ -533,8 +538,8 @@ def _module_task_groups(validated: ValidatedPipeline, plan: GroupPlan) -> dict[s
     if len(distinct) < 2:
         return {}  # one module: a single group around everything would only add a click
     # Group ids are the modules' names below their common package (jobs.job1 -> job1).
-    common = os.path.commonprefix([module.split(".") for module in distinct])
-    ids = {module: "_".join(module.split(".")[len(common):]) or module.replace(".", "_") for module in distinct}
+    common = os.path.commonprefix([module.split(".") for module in distinct])  # noqa: RUF071 - lists of parts, compared part by part
+    ids = {module: "_".join(module.split(".")[len(common) :]) or module.replace(".", "_") for module in distinct}
     # Airflow keeps task ids and TaskGroup ids in one namespace: a module named like a task yields.
     ids = {module: f"{group_id}_tasks" if group_id in plan.units else group_id for module, group_id in ids.items()}
     tooltips = {module: _module_summary(module) for module in distinct}
@@ -585,8 +590,14 @@ def _unit_callable(
     if plan.is_group(unit):
         return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, stats)
     return _AirflowAttempt(
-        validated.definitions[unit], validated.policies[unit], context_source, validated, fail_fast=not keep_going,
-        stats=stats, pipeline=pipeline, data=_data_flow(validated, plan, unit, transfer or XComTransfer()),
+        validated.definitions[unit],
+        validated.policies[unit],
+        context_source,
+        validated,
+        fail_fast=not keep_going,
+        stats=stats,
+        pipeline=pipeline,
+        data=_data_flow(validated, plan, unit, transfer or XComTransfer()),
     )
 
 
@@ -605,7 +616,11 @@ def _unit_arguments(
     keys = tuple(key for name in plan.members[unit] for key in validated.policies[name].rate_limit_keys)
     # Explicit: Airflow's default_task_retries must not re-run a group whose tasks already used their attempts.
     # No execution_timeout: the tasks' own @timeout apply inside, and their retries' waits add up.
-    return {"retries": 0, "doc_md": _group_doc(validated, plan, unit), **_pool_arguments(unit, TaskPolicies(rate_limit_keys=keys), pools)}
+    return {
+        "retries": 0,
+        "doc_md": _group_doc(validated, plan, unit),
+        **_pool_arguments(unit, TaskPolicies(rate_limit_keys=keys), pools),
+    }
 
 
 def _retry_arguments(policies: TaskPolicies) -> dict[str, Any]:
@@ -648,9 +663,7 @@ class _AirflowContextSource:
 
     def hydrate(self, airflow_context: Mapping[str, Any]) -> Any:
         """Run the core's hydrator chain with the Airflow hydrators switched on for this try."""
-        token = _CURRENT_TRY.set(
-            _AirflowTry(airflow_context, self.context_variable, self.connections, self.secrets)
-        )
+        token = _CURRENT_TRY.set(_AirflowTry(airflow_context, self.context_variable, self.connections, self.secrets))
         try:
             context = hydrate(self.context_file)
         finally:
@@ -694,7 +707,9 @@ def _data_flow(validated: ValidatedPipeline, plan: GroupPlan, name: str, transfe
         )
     try:
         check_inputs_available(
-            name, validated.definitions[name].target if validated.definitions[name].is_function else None, over,
+            name,
+            validated.definitions[name].target if validated.definitions[name].is_function else None,
+            over,
             unavailable,
         )
     except TaskEngineError as error:
@@ -754,9 +769,16 @@ class _AirflowAttempt:
         resource_wait = _ResourceWaitAcrossTries(airflow_context, ti, self.policies)
         # Wall-clock time: a resource wait's deadline spans tries, each in its own process.
         lifecycle = TaskLifecycle(
-            self.definition, self.policies, run_id, events, worker=socket.gethostname(), trace_id=trace_id,
-            clock=time.time, sleep=resource_wait.reschedule,
-            name=name, inputs=self._inputs(name, ti, item, unavailable),
+            self.definition,
+            self.policies,
+            run_id,
+            events,
+            worker=socket.gethostname(),
+            trace_id=trace_id,
+            clock=time.time,
+            sleep=resource_wait.reschedule,
+            name=name,
+            inputs=self._inputs(name, ti, item, unavailable),
         )
         try:
             return self._try(lifecycle, attempt, (str(ti.dag_id), run_id), airflow_context, resource_wait)
@@ -776,7 +798,9 @@ class _AirflowAttempt:
             except TaskEngineError as error:
                 # As standalone, the run is refused before the task starts: retrying cannot fix it.
                 raise AirflowFailException(f"Task Engine: task {name!r} did not start: {error}") from error
-        outputs: dict[str, Any] = data.transfer.pull(ti, [p for p in data.upstream if p not in unavailable], data.mapped)
+        outputs: dict[str, Any] = data.transfer.pull(
+            ti, [p for p in data.upstream if p not in unavailable], data.mapped
+        )
         outputs.update((parent, unavailable[parent]) for parent in data.upstream if parent in unavailable)
         if data.over is None:
             return TaskInputs(name, data.upstream, outputs)
@@ -792,7 +816,11 @@ class _AirflowAttempt:
                 output = items_of(data.mapper, name, output)
             xcom = data.transfer.to_xcom(name, output, key, mapped_over=data.mapper is not None)
         except (MapOverError, OutputTransferError) as error:
-            reason = "its output cannot be mapped over" if isinstance(error, MapOverError) else "its output cannot go by XCom"
+            reason = (
+                "its output cannot be mapped over"
+                if isinstance(error, MapOverError)
+                else "its output cannot go by XCom"
+            )
             return AttemptOutcome(OutcomeKind.FAILED, outcome.attempt, outcome.max_attempts, error, reason=reason), None
         return (outcome if output is outcome.output else replace(outcome, output=output)), xcom
 
@@ -824,7 +852,7 @@ class _AirflowAttempt:
         except _Reschedule as pause:
             # Like a sensor in reschedule mode: the worker slot is free until the next poll.
             resource_wait.keep(state.first_poll)
-            raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=pause.seconds)) from None
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=pause.seconds)) from None
         resource_wait.keep(state.first_poll)  # a retry's wait counts from this try's first poll
         xcom = None
         if outcome.kind is OutcomeKind.SUCCEEDED:
@@ -971,7 +999,7 @@ def note_not_run(ti: Any, note: str) -> bool:
 
     try:
         connection = Connection.get(NOTE_CONNECTION)
-    except Exception:  # not configured: the documented default
+    except Exception:  # noqa: BLE001 - not configured: the documented default
         return False
     base = (connection.host or "").rstrip("/")
     if connection.port and base.count(":") < 2:
@@ -989,12 +1017,14 @@ def note_not_run(ti: Any, note: str) -> bool:
         quoted = [urllib.parse.quote(str(part), safe="") for part in (ti.dag_id, ti.run_id, ti.task_id)]
         url = f"{base}/api/v2/dags/{quoted[0]}/dagRuns/{quoted[1]}/taskInstances/{quoted[2]}?update_mask=note"
         patch = urllib.request.Request(
-            url, json.dumps({"note": note}).encode(), method="PATCH",
+            url,
+            json.dumps({"note": note}).encode(),
+            method="PATCH",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(patch, timeout=10):
             return True
-    except Exception as error:  # the mark is a convenience: never fail the try over it
+    except Exception as error:  # noqa: BLE001 - the mark is a convenience: never fail the try over it
         _log.warning("Task Engine: cannot write the NOT RUN note through %s: %s", base, error)
         return False
 
@@ -1068,7 +1098,9 @@ class _AirflowGroup:
         try:
             context = self.context_source.hydrate(airflow_context)
         except ContextError as error:
-            raise AirflowFailException(f"Task Engine: task group {self.name!r} did not start: {mask_secrets(error)}") from error
+            raise AirflowFailException(
+                f"Task Engine: task group {self.name!r} did not start: {mask_secrets(error)}"
+            ) from error
         tracing = configured_tracing()
         try:
             result = run_group(
@@ -1088,7 +1120,9 @@ class _AirflowGroup:
         }
         ti.xcom_push(key=GROUP_STATES_XCOM_KEY, value=inner)
         for name, r in result.tasks.items():
-            _log.info("Task Engine group %r: %r ended %s after %d attempt(s)", self.name, name, r.state.value, r.attempts)
+            _log.info(
+                "Task Engine group %r: %r ended %s after %d attempt(s)", self.name, name, r.state.value, r.attempts
+            )
         worst = worst_state([r.state.value for r in result.tasks.values()])
         if worst == TaskState.SUCCESS.value:
             return
@@ -1096,12 +1130,17 @@ class _AirflowGroup:
             skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
             raise AirflowSkipException(f"Task Engine group {self.name!r}: {', '.join(map(repr, skipped))} skipped")
         failed = result.failed
-        detail = "; ".join(
-            f"task {r.name!r} failed after {r.attempts} attempt(s): {type(r.error).__name__}: {mask_secrets(error_text(r.error))}"
-            for r in failed
-        ) or f"tasks ended {worst}"
+        detail = (
+            "; ".join(
+                f"task {r.name!r} failed after {r.attempts} attempt(s): {type(r.error).__name__}: {mask_secrets(error_text(r.error))}"
+                for r in failed
+            )
+            or f"tasks ended {worst}"
+        )
         # The tasks inside already used their attempts: Airflow must not try the group again.
-        raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (failed[0].error if failed else None)
+        raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (
+            failed[0].error if failed else None
+        )
 
     def __repr__(self) -> str:
         return f"<Task Engine group {self.name!r}>"

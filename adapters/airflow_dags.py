@@ -215,14 +215,14 @@ def compile_pipelines(folder: str | os.PathLike[str]) -> tuple[dict[str, DAG], l
         except (TaskEngineError, TypeError) as error:
             problems.append(f"pipeline {entry.label!r} (target {entry.target!r}): {error_text(error)}")
             continue
-        except Exception as error:  # anything a pipeline module raises while it is imported
+        except Exception as error:  # noqa: BLE001 - anything a pipeline module raises while it is imported
             where = "".join(traceback.format_exception_only(type(error), error)).strip()
             problems.append(f"pipeline {entry.label!r} (target {entry.target!r}) failed to import: {where}")
             continue
         try:
             # What Airflow checks when it bags the DAG (schedule, params, ...), while the pipeline is known.
             dag.validate()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any refusal of Airflow's is this pipeline's import error
             problems.append(
                 f"pipeline {entry.label!r} (target {entry.target!r}): Airflow refuses DAG {dag.dag_id!r}: "
                 f"{type(error).__name__}: {error}; fix its settings in {CONFIG_FILE_NAME}"

@@ -49,9 +49,9 @@ from task_engine_core import (
 )
 from task_engine_core import Task as EngineTask
 from task_engine_core.backend import (
-    AttemptOutcome,
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
+    AttemptOutcome,
     AttemptState,
     GroupPlan,
     Hydrated,
@@ -60,15 +60,15 @@ from task_engine_core.backend import (
     OutcomeKind,
     Secret,
     TaskLifecycle,
+    TaskResult,
     ValidatedPipeline,
     build_context,
     deep_merge,
-    TaskResult,
     error_text,
-    parse_backend_options,
     group_pipeline,
-    plan_groups,
     mask_text,
+    parse_backend_options,
+    plan_groups,
     register_hydrator,
     registered_hydrators,
     run_group,
@@ -78,8 +78,7 @@ from task_engine_core.backend import (
 )
 
 try:
-    from prefect import Flow, Task, flow, task
-    from prefect import get_run_logger
+    from prefect import Flow, Task, flow, get_run_logger, task
     from prefect.client.schemas.objects import StateType
     from prefect.context import FlowRunContext, TaskRunContext
     from prefect.futures import PrefectFuture
@@ -118,6 +117,7 @@ TIMEOUT_GRACE_SECONDS = 1.0
 #: The typed flow parameters of the run-time options (the CLI's `--only/--from/--to/--tags/
 #: --with-upstream/--resume`), in the order the UI lists them.
 RUN_OPTION_PARAMETERS = ("only", "from_tasks", "to", "tags", "with_upstream", "resume")
+
 
 class _LatestResult:
     """The RunResult of a built flow's latest run in this process; each flow holds its own (no module global)."""
@@ -233,7 +233,7 @@ def to_prefect_flow(
         )
         try:
             return executor.run()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - every failure of the run becomes the flow run's state
             # Prefect stores the flow run's state message from this exception; a secret must not
             # reach it. Errors without one are raised unchanged.
             raise _masked_for_prefect(error) from None
@@ -410,8 +410,11 @@ class _PrefectTaskRuns:
         assert flow_run is not None and flow_run.flow_run is not None
         options = self.options.for_task(self._task_of(name), name)
         prefect_task = task(_never_runs, **options)
-        parents = [TaskRunResult(id=run_id) for parent in self.upstream[self._task_of(name)]
-                   if (run_id := self.task_run_id(parent)) is not None]
+        parents = [
+            TaskRunResult(id=run_id)
+            for parent in self.upstream[self._task_of(name)]
+            if (run_id := self.task_run_id(parent)) is not None
+        ]
         with get_client(sync_client=True) as client:
             created = client.create_task_run(
                 prefect_task,
@@ -521,7 +524,9 @@ def _units_pipeline(validated: ValidatedPipeline, plan: GroupPlan, inner_run: _I
             "__module__": __name__,
         }
         # A group starts as early as its most urgent task would.
-        priorities = [p for name in plan.members[unit] if (p := validated.definitions[name].explicit_priority) is not None]
+        priorities = [
+            p for name in plan.members[unit] if (p := validated.definitions[name].explicit_priority) is not None
+        ]
         units.add(
             type(_identifier(unit), (_GroupTask,), attributes),
             depends_on=depends_on,
@@ -549,7 +554,12 @@ def _publish_group_artifact(group: str, result: RunResult) -> None:
     from prefect.artifacts import create_table_artifact
 
     rows = [
-        {"task": name, "state": r.state.value, "attempts": r.attempts, "reason": error_text(r.error) if r.error else r.reason}
+        {
+            "task": name,
+            "state": r.state.value,
+            "attempts": r.attempts,
+            "reason": error_text(r.error) if r.error else r.reason,
+        }
         for name, r in result.tasks.items()
     ]
     key = "".join(ch if ch.isalnum() else "-" for ch in group.lower()).strip("-") or "group"
@@ -652,9 +662,7 @@ def _attempt(slot: _Slot) -> Any:
         # must carry no secret; the core's result keeps the original error.
         raise _masked_for_prefect(outcome.error)
     if outcome.kind is OutcomeKind.SKIPPED:
-        return Completed(
-            name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {error_text(outcome.error)}"
-        )
+        return Completed(name=SKIPPED_STATE_NAME, message=f"Skipping task due to error: {error_text(outcome.error)}")
     # The task's output is the task run's result (persisted if asked), as a Prefect user expects.
     return lifecycle.result.output
 
@@ -705,9 +713,7 @@ class _PrefectRateLimitGuard:
                 prefect_rate_limit(limit, occupy=1, strict=True)
 
 
-def _check_prefect_rate_limits(
-    mapping: Mapping[str, str] | None, validated: ValidatedPipeline
-) -> dict[str, str]:
+def _check_prefect_rate_limits(mapping: Mapping[str, str] | None, validated: ValidatedPipeline) -> dict[str, str]:
     if not mapping:
         return {}
     if not isinstance(mapping, Mapping):

@@ -22,7 +22,9 @@ def parents(i):
     return sorted({{i - 1, i // 2}} - {{i}}) if i else []
 """
 
-ADAPTER_DAG = SHAPE + """
+ADAPTER_DAG = (
+    SHAPE
+    + """
 # Airflow DAG file: a Task Engine pipeline compiled by task_engine.airflow.
 from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline
@@ -39,8 +41,11 @@ for i in range({tasks}):
 
 dag = to_airflow_dag(pipeline)
 """
+)
 
-HAND_WRITTEN_DAG = SHAPE + """
+HAND_WRITTEN_DAG = (
+    SHAPE
+    + """
 # Airflow DAG file written by hand with the same shape and settings.
 import datetime
 from airflow.sdk import DAG
@@ -62,6 +67,7 @@ with DAG("bench_hand_written", schedule=None, start_date=datetime.datetime(2024,
             operators[p] >> operator
         operators.append(operator)
 """
+)
 
 
 def parse_seconds(folder: Path) -> float:
@@ -84,8 +90,13 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     # Airflow reads its configuration on import: a private home, no examples.
-    os.environ.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                       "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
     folders = {}
     for label, template in (("adapter", ADAPTER_DAG), ("hand-written", HAND_WRITTEN_DAG)):
         folder = home / label

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_engine import layered  # noqa: E402
-from task_engine_core import Pipeline, PipelineExecutor, Task  # noqa: E402
+from bench.bench_engine import layered
+from task_engine_core import Pipeline, PipelineExecutor, Task
 
 
 def best_of(repeats: int, action: Callable[[], object]) -> float:
@@ -46,6 +46,7 @@ def run(pipeline: Pipeline, workers: int) -> Callable[[], object]:
 def without_outputs(graph: dict[str, list[str]]) -> Pipeline:
     pipeline = Pipeline("no_outputs")
     for name, parents in graph.items():
+
         def noop() -> None:
             pass
 
@@ -68,6 +69,7 @@ def with_task_outputs(graph: dict[str, list[str]]) -> Pipeline:
     """Each task is a Task subclass summing `self.inputs`."""
     pipeline = Pipeline("task_outputs")
     for name, parents in graph.items():
+
         class Step(Task):
             def perform_task(self) -> int:
                 inputs = self.inputs
@@ -90,7 +92,9 @@ def outputs_rows(repeats: int) -> list[tuple[str, int, float, float, float]]:
                 samples[key].append(best_of(1, run(pipeline, workers)))
         # Best of the repeats: on a shared machine the minimum is the run least disturbed by others.
         base = min(samples["plain"])
-        rows.append(("layered 1k", workers, base / 1000 * 1e6, min(samples["functions"]) / base, min(samples["tasks"]) / base))
+        rows.append(
+            ("layered 1k", workers, base / 1000 * 1e6, min(samples["functions"]) / base, min(samples["tasks"]) / base)
+        )
     return rows
 
 
@@ -117,6 +121,7 @@ def static(n: int) -> Pipeline:
         return list(range(n))
 
     for i in range(n):
+
         def poll() -> int:
             return i
 

@@ -30,14 +30,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from task_engine_core import Pipeline, PipelineExecutor  # noqa: E402
-from task_engine_core.graph import critical_path_lengths, topological_order  # noqa: E402
-from task_engine_core.stats import StatsStore, _task_rows  # noqa: E402
+from task_engine_core import Pipeline, PipelineExecutor
+from task_engine_core.graph import critical_path_lengths, topological_order
+from task_engine_core.stats import StatsStore, _task_rows
 
 Graph = dict[str, list[str]]  # task -> upstream tasks, in registration order
 
@@ -194,7 +194,7 @@ def makespan_rows(workers: int, database: Path) -> list[tuple]:
     rows = []
     for family, seed in (("sparse", 1), ("sparse", 2), ("layered", 1), ("layered", 2)):
         graph, durations = sleeping_graph(family, 96, seed)
-        pipeline = pipeline_of(f"sleep-{family}-{seed}", graph, lambda name: (lambda s=durations[name]: time.sleep(s)))
+        pipeline = pipeline_of(f"sleep-{family}-{seed}", graph, lambda name: lambda s=durations[name]: time.sleep(s))
         bound = lower_bound(graph, durations, workers)
         store = StatsStore(database)
         first = best_of(1, engine(pipeline, workers, store))
@@ -212,7 +212,7 @@ def trap_rows(workers: int, database: Path) -> list[tuple]:
     graph: Graph = {f"short{i}": [] for i in range(shorts)}
     graph |= {f"long{i}": [f"long{i - 1}"] if i else [] for i in range(chain_length)}
     durations = {name: (link if name.startswith("long") else short) for name in graph}
-    pipeline = pipeline_of("trap", graph, lambda name: (lambda s=durations[name]: time.sleep(s)))
+    pipeline = pipeline_of("trap", graph, lambda name: lambda s=durations[name]: time.sleep(s))
     bound = lower_bound(graph, durations, workers)
     store = StatsStore(database)
     first = best_of(1, engine(pipeline, workers, store))
@@ -288,10 +288,26 @@ def sequential_targets(sizes: list[int], repeats: int, folder: Path) -> list[Tar
         )
         store.close()
         floor = us_per_task(best["floor"], size)
-        rows.append(Target("sequential, stats off (<= 2x floor)", label, us_per_task(best["off"], size), floor,
-                           best["off"] / best["floor"], 2.0))
-        rows.append(Target("sequential, stats on (<= 3x floor)", label, us_per_task(best["on"], size), floor,
-                           best["on"] / best["floor"], 3.0))
+        rows.append(
+            Target(
+                "sequential, stats off (<= 2x floor)",
+                label,
+                us_per_task(best["off"], size),
+                floor,
+                best["off"] / best["floor"],
+                2.0,
+            )
+        )
+        rows.append(
+            Target(
+                "sequential, stats on (<= 3x floor)",
+                label,
+                us_per_task(best["on"], size),
+                floor,
+                best["on"] / best["floor"],
+                3.0,
+            )
+        )
     return rows
 
 
@@ -300,13 +316,11 @@ def feature_targets(size: int, repeats: int) -> list[Target]:
     graph = layered(size)
     pipeline = pipeline_of(f"features-{size}", graph, lambda _: noop)
     roots = [name for name, parents in graph.items() if not parents]
-    outputs = pipeline_of(f"outputs-{size}", graph, lambda _: (lambda: 1))
+    outputs = pipeline_of(f"outputs-{size}", graph, lambda _: lambda: 1)
     actions = {
         "plain": engine(pipeline, 1),
         "lifecycle": lifecycle_loop(pipeline),
-        "selection": lambda: PipelineExecutor(
-            pipeline, reporters=[], stats=False, select={"from_": roots}
-        ).run(),
+        "selection": lambda: PipelineExecutor(pipeline, reporters=[], stats=False, select={"from_": roots}).run(),
         "backend": lambda: PipelineExecutor(
             pipeline, reporters=[], stats=False, run_task=lambda lifecycle: lifecycle.run_to_end()
         ).run(),
@@ -318,14 +332,38 @@ def feature_targets(size: int, repeats: int) -> list[Target]:
     unused = "features unused (<= 1.10x the lifecycle loop)"
     used = "features used (info: used / unused)"
     return [
-        Target(unused, f"{label}: engine vs its lifecycle in a loop", us_per_task(plain, size),
-               us_per_task(best["lifecycle"], size), plain / best["lifecycle"], 1.10),
-        Target(used, f"{label}: selection (from_ every root)", us_per_task(best["selection"], size),
-               us_per_task(plain, size), best["selection"] / plain, None),
-        Target(used, f"{label}: lifecycle via run_task= (backend seam)", us_per_task(best["backend"], size),
-               us_per_task(plain, size), best["backend"] / plain, None),
-        Target(used, f"{label}: every task returns a value (outputs)", us_per_task(best["outputs"], size),
-               us_per_task(plain, size), best["outputs"] / plain, None),
+        Target(
+            unused,
+            f"{label}: engine vs its lifecycle in a loop",
+            us_per_task(plain, size),
+            us_per_task(best["lifecycle"], size),
+            plain / best["lifecycle"],
+            1.10,
+        ),
+        Target(
+            used,
+            f"{label}: selection (from_ every root)",
+            us_per_task(best["selection"], size),
+            us_per_task(plain, size),
+            best["selection"] / plain,
+            None,
+        ),
+        Target(
+            used,
+            f"{label}: lifecycle via run_task= (backend seam)",
+            us_per_task(best["backend"], size),
+            us_per_task(plain, size),
+            best["backend"] / plain,
+            None,
+        ),
+        Target(
+            used,
+            f"{label}: every task returns a value (outputs)",
+            us_per_task(best["outputs"], size),
+            us_per_task(plain, size),
+            best["outputs"] / plain,
+            None,
+        ),
     ]
 
 
@@ -352,16 +390,26 @@ def stats_write_targets(size: int, repeats: int, folder: Path) -> list[Target]:
         return lambda: list(_task_rows(result, upstream))
 
     best = compare(
-        repeats, {"one": write(1), "many": write(size), "rows": prepare(size), "row": prepare(1)}, clock=time.process_time
+        repeats,
+        {"one": write(1), "many": write(size), "rows": prepare(size), "row": prepare(1)},
+        clock=time.process_time,
     )
     store.close()
     per_row = (best["many"] - best["one"]) / (size - 1)
     rows_part = (best["rows"] - best["row"]) / (size - 1)
     section = "statistics write (<= 3 us per task row)"
     return [
-        Target(section, f"{size} task rows, one transaction", f"{per_row * 1e6:.2f} us", "3 us", per_row * 1e6 / 3.0, 1.0),
-        Target(section, "  of which preparing the rows (Python)", f"{rows_part * 1e6:.2f} us",
-               f"{per_row * 1e6:.2f} us", rows_part / per_row if per_row > 0 else None, None),
+        Target(
+            section, f"{size} task rows, one transaction", f"{per_row * 1e6:.2f} us", "3 us", per_row * 1e6 / 3.0, 1.0
+        ),
+        Target(
+            section,
+            "  of which preparing the rows (Python)",
+            f"{rows_part * 1e6:.2f} us",
+            f"{per_row * 1e6:.2f} us",
+            rows_part / per_row if per_row > 0 else None,
+            None,
+        ),
     ]
 
 
@@ -375,11 +423,28 @@ def thread_targets(sizes: list[int], workers: int, repeats: int, has_dask: bool)
             actions["dask"] = lambda: dask_threads(graph, call, workers)
         best = compare(reps, actions)
         ours = us_per_task(best["ours"], size)
-        rows.append(Target(f"threads, {workers} workers (<= 1.0x floor)", label, ours,
-                           us_per_task(best["floor"], size), best["ours"] / best["floor"], 1.0))
+        rows.append(
+            Target(
+                f"threads, {workers} workers (<= 1.0x floor)",
+                label,
+                ours,
+                us_per_task(best["floor"], size),
+                best["ours"] / best["floor"],
+                1.0,
+            )
+        )
         if has_dask:
-            rows.append(Target("threads vs dask.threaded.get (dask / engine >= 4x)", label, ours,
-                               us_per_task(best["dask"], size), best["dask"] / best["ours"], 4.0, at_least=True))
+            rows.append(
+                Target(
+                    "threads vs dask.threaded.get (dask / engine >= 4x)",
+                    label,
+                    ours,
+                    us_per_task(best["dask"], size),
+                    best["dask"] / best["ours"],
+                    4.0,
+                    at_least=True,
+                )
+            )
     return rows
 
 
@@ -399,8 +464,10 @@ def startup_targets(runs: int) -> list[Target]:
         # Bytecode is cached (in the temporary folder) as on an installed system, even where
         # PYTHONDONTWRITEBYTECODE is set: compiling every module on each start is not start-up.
         env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-        env |= {"PYTHONPATH": repository + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                "PYTHONPYCACHEPREFIX": str(Path(folder) / "pycache")}
+        env |= {
+            "PYTHONPATH": repository + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "PYTHONPYCACHEPREFIX": str(Path(folder) / "pycache"),
+        }
         (Path(folder) / "one.py").write_text(ONE_TASK_PIPELINE)
         commands = {
             "floor": [sys.executable, "-c", "pass"],
@@ -421,8 +488,16 @@ def startup_targets(runs: int) -> list[Target]:
     rows = []
     for kind, values in (("wall", wall), ("CPU", cpu)):
         ours, floor = statistics.median(values["ours"]), statistics.median(values["floor"])
-        rows.append(Target("start-up, one-task `run` (<= 3x `python -c pass`)", f"{kind}, median of {runs}",
-                           f"{ours * 1e3:.0f} ms", f"{floor * 1e3:.0f} ms", ours / floor if floor else None, 3.0))
+        rows.append(
+            Target(
+                "start-up, one-task `run` (<= 3x `python -c pass`)",
+                f"{kind}, median of {runs}",
+                f"{ours * 1e3:.0f} ms",
+                f"{floor * 1e3:.0f} ms",
+                ours / floor if floor else None,
+                3.0,
+            )
+        )
     return rows
 
 
@@ -435,10 +510,22 @@ def load_targets(tasks: int, workers: int) -> list[Target]:
     ours = measure("engine", tasks, workers)
     section = f"{tasks:,} layered, {workers} workers, stats on"
     return [
-        Target(f"{section} (<= 1.5x floor)", "run to completion", f"{ours['run']:.2f} s", f"{floor['run']:.2f} s",
-               ours["run"] / floor["run"], 1.5),
-        Target(f"{section} (<= 1 KiB peak RSS per task)", "peak RSS per task",
-               f"{ours['rss_per_task'] / 1024:.2f} KiB", "1 KiB", ours["rss_per_task"] / 1024, 1.0),
+        Target(
+            f"{section} (<= 1.5x floor)",
+            "run to completion",
+            f"{ours['run']:.2f} s",
+            f"{floor['run']:.2f} s",
+            ours["run"] / floor["run"],
+            1.5,
+        ),
+        Target(
+            f"{section} (<= 1 KiB peak RSS per task)",
+            "peak RSS per task",
+            f"{ours['rss_per_task'] / 1024:.2f} KiB",
+            "1 KiB",
+            ours["rss_per_task"] / 1024,
+            1.0,
+        ),
     ]
 
 
@@ -477,7 +564,9 @@ MODES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no ordering / makespan tables")
-    parser.add_argument("--tiny", action="store_true", help="seconds: tiny graphs, for the smoke test (ratios mean little)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="seconds: tiny graphs, for the smoke test (ratios mean little)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="worker threads for the thread runs (default 4)")
     args = parser.parse_args()
     try:
@@ -490,7 +579,7 @@ def main() -> None:
     sizes, repeats, startup_runs, load_tasks, extra = MODES[mode]
     workers = args.workers
 
-    print(f"Task Engine bench ({mode}), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"Task Engine bench ({mode}), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}; dask {dask_version or 'not installed'}; {workers} workers for thread runs; "
@@ -514,12 +603,16 @@ def main() -> None:
     print(f"{'graph':<9}{'tasks':>8}{'graphlib':>10}{'engine':>9}{'ratio':>8}{'seed':>10}{'seed/eng':>10}")
     for shape, size, floor, ours, seed in ordering_rows(repeats):
         ms = lambda t: f"{t * 1e3:.1f}" if t is not None else "-"  # noqa: E731
-        print(f"{shape:<9}{size:>8}{ms(floor):>10}{ms(ours):>9}{ratio(ours, floor):>8}{ms(seed):>10}{ratio(seed, ours):>10}")
+        print(
+            f"{shape:<9}{size:>8}{ms(floor):>10}{ms(ours):>9}{ratio(ours, floor):>8}{ms(seed):>10}{ratio(seed, ours):>10}"
+        )
     print()
     with tempfile.TemporaryDirectory() as folder:
         database = Path(folder) / "stats.sqlite3"
         print(f"Makespan, sleeping tasks, {workers} workers (s; ratio = makespan / max(critical path, work / workers))")
-        print(f"{'graph':<22}{'tasks':>6}{'bound':>7}{'floor':>7}{'ratio':>7}{'run 1':>7}{'ratio':>7}{'run 2':>7}{'ratio':>7}")
+        print(
+            f"{'graph':<22}{'tasks':>6}{'bound':>7}{'floor':>7}{'ratio':>7}{'run 1':>7}{'ratio':>7}{'run 2':>7}{'ratio':>7}"
+        )
         for name, size, bound, floor, first, second in makespan_rows(workers, database):
             print(
                 f"{name:<22}{size:>6}{bound:>7.3f}{floor:>7.3f}{ratio(floor, bound):>7}"

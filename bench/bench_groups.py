@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 CHAINS, LENGTH, SKIPPED_AT = 10, 20, 9
 
-PIPELINE_MODULE = '''
-"""The bench pipeline: {chains} chains of {length} no-op tasks; task {skipped} of each chain skips."""
+PIPELINE_MODULE = f'''
+"""The bench pipeline: {CHAINS} chains of {LENGTH} no-op tasks; task {SKIPPED_AT} of each chain skips."""
 from task_engine_core import Pipeline, SkipTask
 
 pipeline = Pipeline("bench_groups")
@@ -47,13 +47,13 @@ def skips():
     raise SkipTask("skipped on purpose")
 
 
-for chain in range({chains}):
-    for step in range({length}):
-        pipeline.add(skips if step == {skipped} else work, name=f"c{{chain}}_t{{step}}",
+for chain in range({CHAINS}):
+    for step in range({LENGTH}):
+        pipeline.add(skips if step == {SKIPPED_AT} else work, name=f"c{{chain}}_t{{step}}",
                      depends_on=[f"c{{chain}}_t{{step - 1}}"] if step else [])
 
-GROUPS = {{f"chain{{chain}}": [f"c{{chain}}_t{{step}}" for step in range({length})] for chain in range({chains})}}
-'''.format(chains=CHAINS, length=LENGTH, skipped=SKIPPED_AT)
+GROUPS = {{f"chain{{chain}}": [f"c{{chain}}_t{{step}}" for step in range({LENGTH})] for chain in range({CHAINS})}}
+'''
 
 
 def write_pipeline(folder: Path) -> None:
@@ -65,15 +65,17 @@ def bench_airflow(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, 
     dags = home / "dags"
     dags.mkdir()
     database = home / "airflow.db"
-    os.environ.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "TASK_ENGINE_STATS": "off",
-        "PYTHONPATH": os.pathsep.join([str(home), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "TASK_ENGINE_STATS": "off",
+            "PYTHONPATH": os.pathsep.join([str(home), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        }
+    )
     write_pipeline(home)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     (dags / "bench_groups_dags.py").write_text(
@@ -127,17 +129,19 @@ def bench_prefect(home: Path, rounds: int) -> tuple[dict[str, float], dict[str, 
     )
     os.chdir(home)
     write_pipeline(home)
+    from bench_groups_pipeline import GROUPS, pipeline
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     from task_engine.prefect import last_result, to_prefect_flow
-    from bench_groups_pipeline import GROUPS, pipeline
 
     states: dict[str, dict[str, tuple[str, int]]] = {}
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), prefect_test_harness(90):
         flows = {
             "per task": to_prefect_flow(pipeline, name="bench-per-task", reporters=[], keep_going=True),
-            "groups of 20": to_prefect_flow(pipeline, name="bench-grouped", reporters=[], keep_going=True, groups=GROUPS),
+            "groups of 20": to_prefect_flow(
+                pipeline, name="bench-grouped", reporters=[], keep_going=True, groups=GROUPS
+            ),
         }
         samples: dict[str, list[float]] = {label: [] for label in flows}
         # One untimed run each (imports, first flow run), then alternating rounds: a flow run leaves

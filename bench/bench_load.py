@@ -23,16 +23,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import graphlib_threads, layered, noop, pipeline_of  # noqa: E402
+from bench_engine import graphlib_threads, layered, noop, pipeline_of
 
-from task_engine_core import PipelineExecutor, TaskState  # noqa: E402
-from task_engine_core.stats import StatsStore  # noqa: E402
+from task_engine_core import PipelineExecutor, TaskState
+from task_engine_core.stats import StatsStore
 
 
 def rss_now() -> int:
@@ -100,7 +100,9 @@ def child(kind: str, tasks: int, workers: int) -> dict[str, object]:
 def measure(kind: str, tasks: int, workers: int) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--tasks", str(tasks), "--workers", str(workers)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout)
 
@@ -117,10 +119,12 @@ def main() -> None:
     n, w = args.tasks, args.workers
     floor = measure("floor", n, w)
     engine = measure("engine", n, w)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"Task Engine load bench, {stamp}")
-    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}; layered DAG of {n:,} no-op tasks (width 50, 1-3 parents), {w} worker threads")
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}; layered DAG of {n:,} no-op tasks (width 50, 1-3 parents), {w} worker threads"
+    )
     print()
     print(f"{'':42}{'floor':>10}{'engine':>10}{'ratio':>9}")
     rows = [
@@ -135,11 +139,15 @@ def main() -> None:
     for label, a, b in rows:
         print(f"{label:42}{a:10.2f}{b:10.2f}{b / a:8.2f}x")
     write = engine["stats_write"]
-    print(f"{'statistics write (s)':42}{'-':>10}{write:10.2f}  {write / engine['run']:.0%} of the engine run, "
-          f"{write / n * 1e6:.1f} us per task row, file {engine['stats_bytes'] / 2**20:.1f} MiB")
+    print(
+        f"{'statistics write (s)':42}{'-':>10}{write:10.2f}  {write / engine['run']:.0%} of the engine run, "
+        f"{write / n * 1e6:.1f} us per task row, file {engine['stats_bytes'] / 2**20:.1f} MiB"
+    )
     print()
-    print(f"completed: floor {floor['completed']:,} / {n:,}; engine {engine['completed']:,} / {n:,} SUCCESS, "
-          f"{engine['rows']:,} task rows recorded")
+    print(
+        f"completed: floor {floor['completed']:,} / {n:,}; engine {engine['completed']:,} / {n:,} SUCCESS, "
+        f"{engine['rows']:,} task rows recorded"
+    )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,10 @@ def main() -> None:
     args = parser.parse_args()
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), prefect_test_harness(90):
-        print(f"Prefect flow per-task overhead: {args.tasks} no-op tasks, {args.workers} workers, "
-              f"median of {args.repeats} runs each, alternating")
+        print(
+            f"Prefect flow per-task overhead: {args.tasks} no-op tasks, {args.workers} workers, "
+            f"median of {args.repeats} runs each, alternating"
+        )
         ratios = []
         for label, shape in (("chain", chain(args.tasks)), ("fan-out/fan-in", fan(args.tasks))):
             engine, hand = engine_flow(shape, args.workers), hand_written_flow(shape, args.workers)
@@ -117,8 +119,10 @@ def main() -> None:
             per_hand = statistics.median(hand_times) / len(shape) * 1000
             ratio = per_engine / per_hand
             ratios.append(ratio)
-            print(f"  {label:15s} adapter {per_engine:6.2f} ms/task   hand-written {per_hand:6.2f} ms/task   "
-                  f"ratio {ratio:.2f}x")
+            print(
+                f"  {label:15s} adapter {per_engine:6.2f} ms/task   hand-written {per_hand:6.2f} ms/task   "
+                f"ratio {ratio:.2f}x"
+            )
         print(f"worst ratio {max(ratios):.2f}x (target <= 1.20x)")
 
 

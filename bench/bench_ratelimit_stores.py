@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_ratelimit import measure  # noqa: E402 - the path above makes the repo importable
-from tests._rate_limit_worker import run_processes, worst_excess  # noqa: E402
-from tests._services import RedisServer  # noqa: E402
+from bench.bench_ratelimit import measure
+from tests._rate_limit_worker import run_processes, worst_excess
+from tests._services import RedisServer
 
 HUGE = 10**9  # requests per second: never the bottleneck
 
@@ -75,7 +75,9 @@ def pyrate_redis_log(url: str) -> Callable[[], Callable[[], object]]:
         from pyrate_limiter import Duration, Limiter, Rate, RedisBucket
         from redis import Redis
 
-        bucket = RedisBucket.init([Rate(HUGE, Duration.SECOND)], Redis.from_url(url), f"pyrate-log-{time.monotonic_ns()}")
+        bucket = RedisBucket.init(
+            [Rate(HUGE, Duration.SECOND)], Redis.from_url(url), f"pyrate-log-{time.monotonic_ns()}"
+        )
         limiter = Limiter(bucket)
         return lambda: limiter.try_acquire("key")
 
@@ -99,15 +101,19 @@ def accuracy(server: RedisServer, folder: str, seconds: float) -> None:
     """Part 1: 4 processes x 8 threads, rate=50, burst=5, on the file and the Redis store."""
     rate, burst = 50.0, 5.0
     print(f"accuracy: 4 processes x 8 threads, one key, rate={rate:g}/s burst={burst:g}, {seconds:g} s")
-    print(f"{'store':<10} {'grants':>7} {'achieved':>9} {'of limit':>9} {'most above burst + rate*t':>27} "
-          f"{'latest wake-up':>15}")
+    print(
+        f"{'store':<10} {'grants':>7} {'achieved':>9} {'of limit':>9} {'most above burst + rate*t':>27} "
+        f"{'latest wake-up':>15}"
+    )
     for name, url in (("sqlite", f"sqlite:///{folder}/accuracy.sqlite3"), ("redis", server.url)):
         grants, start, stop, late = run_processes(
             url, f"accuracy-{name}", rate=rate, burst=burst, processes=4, threads=8, duration=seconds
         )
         achieved = sum(1 for t in grants if start <= t <= stop) / seconds
-        print(f"{name:<10} {len(grants):>7} {achieved:>7.1f}/s {achieved / rate:>8.1%} "
-              f"{worst_excess(grants, rate, burst):>20.2f} tokens {late * 1000:>9.1f} ms late")
+        print(
+            f"{name:<10} {len(grants):>7} {achieved:>7.1f}/s {achieved / rate:>8.1%} "
+            f"{worst_excess(grants, rate, burst):>20.2f} tokens {late * 1000:>9.1f} ms late"
+        )
 
 
 def cost(server: RedisServer, folder: str, n: int, threads: int) -> None:
@@ -133,12 +139,16 @@ def cost(server: RedisServer, folder: str, n: int, threads: int) -> None:
     print(f"{'limiter':<36} {'1 thread':>11} {'vs te redis':>11} {f'{threads} threads':>11} {'vs te redis':>11}")
     _, redis_single, redis_contended = base["task-engine redis"]
     for name, single, contended in rows:
-        print(f"{name:<36} {single * 1e6:>8.1f} us {single / redis_single:>10.2f}x "
-              f"{contended * 1e6:>8.1f} us {contended / redis_contended:>10.2f}x")
+        print(
+            f"{name:<36} {single * 1e6:>8.1f} us {single / redis_single:>10.2f}x "
+            f"{contended * 1e6:>8.1f} us {contended / redis_contended:>10.2f}x"
+        )
     sqlite_single = base["task-engine sqlite file"][1]
     if "pyrate-limiter sqlite log bucket" in base:
-        print(f"pyrate-limiter sqlite / task-engine sqlite (1 thread): "
-              f"{base['pyrate-limiter sqlite log bucket'][1] / sqlite_single:.2f}x")
+        print(
+            f"pyrate-limiter sqlite / task-engine sqlite (1 thread): "
+            f"{base['pyrate-limiter sqlite log bucket'][1] / sqlite_single:.2f}x"
+        )
     print("ratio > 1 means slower than task-engine's Redis store in this run")
 
 

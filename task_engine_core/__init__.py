@@ -4,8 +4,8 @@ Importing this package loads the standard library only.
 """
 
 from ._secrets import Secret, mask_secrets
-from .attempt import AttemptState, HandlerDecision
 from ._version import __version__
+from .attempt import AttemptState, HandlerDecision
 from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,

@@ -10,7 +10,6 @@ and this command share one list of differences.
 from __future__ import annotations
 
 import abc
-
 import ast
 import collections.abc
 import datetime
@@ -56,7 +55,7 @@ _AIRFLOW_MAX_MAP_LENGTH = 1024
 
 def configured_rate_limit_store(context: Mapping[str, Any] | None = None) -> str:
     """The name of the rate-limit store a run will use (password masked): the rate limiter's own resolution."""
-    return default_rate_limiter().configured_store(context).name
+    return str(default_rate_limiter().configured_store(context).name)
 
 
 def _store_is_per_process(store: str) -> bool:
@@ -155,7 +154,11 @@ class ResourcePollIsReschedule(Rule):
             return
         for name in validated.order:
             for guard in validated.policies[name].guards:
-                if isinstance(guard, ResourceGuard) and guard.timeout > 0 and guard.interval < _AIRFLOW_RESCHEDULE_SECONDS:
+                if (
+                    isinstance(guard, ResourceGuard)
+                    and guard.timeout > 0
+                    and guard.interval < _AIRFLOW_RESCHEDULE_SECONDS
+                ):
                     yield self.finding(
                         name,
                         f"@wait_for_resource({guard.name!r}, interval={guard.interval:g}) polls every {guard.interval:g} s "
@@ -282,7 +285,9 @@ class DagTestOnly(Rule):
         if target.backend != "airflow" or not target.dag_test or not target.pools:
             return
         for name in validated.order:
-            pools = sorted({target.pools[key] for key in validated.policies[name].rate_limit_keys if key in target.pools})
+            pools = sorted(
+                {target.pools[key] for key in validated.policies[name].rate_limit_keys if key in target.pools}
+            )
             if pools:
                 yield self.finding(
                     name,
@@ -431,10 +436,30 @@ def _return_annotation(definition: TaskDefinition) -> Any:
         return getattr(function, "__annotations__", {}).get("return", inspect.Signature.empty)
 
 
-_CARRIED_SCALARS = (str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.time,
-                    datetime.timedelta, decimal.Decimal)
-_SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.MutableSequence,
-              collections.abc.Set, collections.abc.MutableSet, collections.abc.Iterable, collections.abc.Collection)
+_CARRIED_SCALARS = (
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+)
+_SEQUENCES = (
+    list,
+    tuple,
+    set,
+    frozenset,
+    collections.abc.Sequence,
+    collections.abc.MutableSequence,
+    collections.abc.Set,
+    collections.abc.MutableSet,
+    collections.abc.Iterable,
+    collections.abc.Collection,
+)
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from .executor import RunPlan
 from .loader import load_pipeline
-from .resume import find_recorded_run
 from .result import RunResult
+from .resume import find_recorded_run
 from .selection import SelectOptions
 from .stats import STATS_ENVIRONMENT_VARIABLE, PostgresStatsStore, RecordedRun, StatsStore, open_stats_store
 
@@ -35,7 +35,9 @@ __all__ = [
 def _names(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise argparse.ArgumentTypeError(f"{text!r} names no task; give names separated by commas, e.g. --only Extract,Load")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no task; give names separated by commas, e.g. --only Extract,Load"
+        )
     return names
 
 
@@ -43,10 +45,29 @@ def add_selection_arguments(run: argparse.ArgumentParser) -> None:
     """Add --only, --from, --to, --tags, --with-upstream, --resume and --dry-run to the `run` parser."""
     group = run.add_argument_group("partial runs (names and tags may be glob patterns; criteria intersect)")
     group.add_argument("--only", metavar="A,B", type=_names, action="extend", help="run just these tasks")
-    group.add_argument("--from", metavar="A", dest="from_", type=_names, action="extend", help="run these tasks and everything downstream of them")
-    group.add_argument("--to", metavar="A", type=_names, action="extend", help="run these tasks and everything they need")
-    group.add_argument("--tags", metavar="T1,T2", type=_names, action="extend", help="run the tasks with one of these tags (@register(tags=...))")
-    group.add_argument("--with-upstream", action="store_true", help="also run what the selected tasks need (otherwise left-out upstreams count as succeeded)")
+    group.add_argument(
+        "--from",
+        metavar="A",
+        dest="from_",
+        type=_names,
+        action="extend",
+        help="run these tasks and everything downstream of them",
+    )
+    group.add_argument(
+        "--to", metavar="A", type=_names, action="extend", help="run these tasks and everything they need"
+    )
+    group.add_argument(
+        "--tags",
+        metavar="T1,T2",
+        type=_names,
+        action="extend",
+        help="run the tasks with one of these tags (@register(tags=...))",
+    )
+    group.add_argument(
+        "--with-upstream",
+        action="store_true",
+        help="also run what the selected tasks need (otherwise left-out upstreams count as succeeded)",
+    )
     group.add_argument(
         "--resume",
         metavar="RUN_ID",
@@ -113,11 +134,19 @@ def _stats_location(stats: StatsStore | None) -> str:
         return f"{stats.location!r} (a PostgreSQL server)"
     path = stats.path
     if path.is_file():
-        return f"{str(path)!r} (writable)" if os.access(path, os.W_OK) else f"{str(path)!r} is NOT writable: this run would not be recorded"
+        return (
+            f"{str(path)!r} (writable)"
+            if os.access(path, os.W_OK)
+            else f"{str(path)!r} is NOT writable: this run would not be recorded"
+        )
     folder = path.parent
     if folder.is_dir():
         usable = os.access(folder, os.W_OK | os.X_OK)
-        return f"{str(path)!r} (would be created)" if usable else f"folder {str(folder)!r} is NOT writable: this run would not be recorded"
+        return (
+            f"{str(path)!r} (would be created)"
+            if usable
+            else f"folder {str(folder)!r} is NOT writable: this run would not be recorded"
+        )
     if stats.create_directory:
         return f"{str(path)!r} (it and its folder would be created)"
     return f"folder {str(folder)!r} does not exist: this run would not be recorded (create it, or pass --stats PATH)"
@@ -153,14 +182,18 @@ def _runs(args: argparse.Namespace) -> int:
     validated = load_pipeline(args.target).validate()
     configured = open_stats_store(args.stats or None)
     if configured is None:
-        print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]}); no runs are recorded")
+        print(
+            f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]}); no runs are recorded"
+        )
         return 0
     # Read-only: listing runs never creates, migrates or moves the statistics file.
     store = configured.reader()
     if args.run_id is not None:
         return _show_run(store, validated.name, args.run_id)
     if not store.exists():
-        print(f"no runs recorded in {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+        print(
+            f"no runs recorded in {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})"
+        )
         return 0
     runs = store.recorded_runs(validated.name, limit=args.limit if args.limit > 0 else None)
     print(f"pipeline {validated.name!r}: {len(runs)} recorded run(s) in {store.location!r}, newest first")
@@ -211,7 +244,10 @@ def _show_run(store: StatsStore, pipeline: str, run_id: str) -> int:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows])
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+        for row in [header, *rows]
+    )
 
 
 def _moment(iso: str | None) -> str:

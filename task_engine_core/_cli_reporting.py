@@ -27,15 +27,25 @@ __all__ = [
 
 def add_run_reporting_arguments(run: argparse.ArgumentParser) -> None:
     """Add --progress, --report, --json and --trace to the `run` parser."""
-    run.add_argument("--progress", action="store_true", help="show progress: a live status line on a terminal, plain lines otherwise (on standard error)")
+    run.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress: a live status line on a terminal, plain lines otherwise (on standard error)",
+    )
     run.add_argument("--report", metavar="FILE", help="write a self-contained HTML run report to FILE")
     run.add_argument("--json", metavar="FILE", dest="json_summary", help="write a JSON run summary to FILE")
-    run.add_argument("--trace", metavar="FILE", help="trace the run with OpenTelemetry into FILE (JSON lines; needs the otel extra)")
+    run.add_argument(
+        "--trace", metavar="FILE", help="trace the run with OpenTelemetry into FILE (JSON lines; needs the otel extra)"
+    )
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
     """Fail with OutputPathError (exit 2) before any task starts when an output file cannot be written."""
-    for value, what in ((args.report, "HTML run report"), (args.json_summary, "JSON run summary"), (args.trace, "trace file")):
+    for value, what in (
+        (args.report, "HTML run report"),
+        (args.json_summary, "JSON run summary"),
+        (args.trace, "trace file"),
+    ):
         if value:
             check_writable(value, what)
 
@@ -101,6 +111,7 @@ def finish_run_reporting(tracing: Any, result: Any) -> None:
 def add_graph_command(commands: Any, target_help: str) -> None:
     """Add `graph TARGET --format dot|mermaid|html [-o FILE]`."""
     from .reporters.diagrams import GRAPH_FORMATS
+
     graph = commands.add_parser(
         "graph", help="write the task graph as DOT, Mermaid or HTML", description="Write the DAG of TARGET's pipeline."
     )

@@ -22,8 +22,16 @@ from ._secrets import MASK, Secret, mask_text
 from .errors import InputParameterError, InputUnavailableError, UnknownInputError
 
 __all__ = [
-    "TaskInputs", "NO_INPUTS", "ParameterPlan", "parameter_plan", "check_parameters", "call_with_inputs",
-    "output_text", "UnavailableOutput", "unavailable_output", "check_inputs_available",
+    "TaskInputs",
+    "NO_INPUTS",
+    "ParameterPlan",
+    "parameter_plan",
+    "check_parameters",
+    "call_with_inputs",
+    "output_text",
+    "UnavailableOutput",
+    "unavailable_output",
+    "check_inputs_available",
 ]
 
 _NO_ITEM: Any = object()
@@ -36,7 +44,7 @@ class UnavailableOutput:
     would let it compute from nothing.
     """
 
-    __slots__ = ("why", "action")
+    __slots__ = ("action", "why")
 
     def __init__(self, why: str, action: str) -> None:
         self.why = why  # completes "'Extract' ...": "was kept from run 1a2b by --resume"
@@ -91,7 +99,7 @@ class TaskInputs(Mapping[str, Any]):
     the mapped-over upstream reads as the instance's item.
     """
 
-    __slots__ = ("_task", "_upstream", "_outputs", "_mapped", "_item")
+    __slots__ = ("_item", "_mapped", "_outputs", "_task", "_upstream")
 
     def __init__(
         self,

@@ -92,7 +92,9 @@ def _check_members(
     if not isinstance(group, str) or not group:
         raise GroupError(f"task group name {group!r} must be a non-empty string")
     if isinstance(names, str) or not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
-        raise GroupError(f"task group {group!r} must list task names, e.g. groups={{{group!r}: ['A', 'B']}}; got {names!r}")
+        raise GroupError(
+            f"task group {group!r} must list task names, e.g. groups={{{group!r}: ['A', 'B']}}; got {names!r}"
+        )
     if not names:
         raise GroupError(f"task group {group!r} has no tasks; list the names of the tasks it runs")
     for name in names:
@@ -194,6 +196,7 @@ def run_group(
 ) -> RunResult:
     """Run a group's pipeline with the standalone executor on one worker; return its result, also after a failure."""
     from .executor import PipelineExecutor  # the executor imports the backend seam, which re-exports this module
+
     executor = PipelineExecutor(
         pipeline,
         workers=1,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .attempt import AttemptState
@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskLifecycle", "may_start"]
 
-_UTC = timezone.utc
+_UTC = UTC
 _FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS, OutcomeKind.FAILED: TaskState.FAILED, OutcomeKind.SKIPPED: TaskState.SKIPPED
+    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
+    OutcomeKind.FAILED: TaskState.FAILED,
+    OutcomeKind.SKIPPED: TaskState.SKIPPED,
 }
 
 
@@ -54,8 +56,24 @@ def may_start(*, started: bool, failed: bool, keep_going: bool, stopping: bool =
 class TaskLifecycle:
     """Drives one task of one run: start, attempts, retry waits, final TaskResult, TaskFinished."""
 
-    __slots__ = ("definition", "policies", "run_id", "events", "clock", "sleep", "context", "inputs", "result",
-                 "state", "escaped", "settled", "finished", "trace_id", "_started", "_retry_wait_started")
+    __slots__ = (
+        "_retry_wait_started",
+        "_started",
+        "clock",
+        "context",
+        "definition",
+        "escaped",
+        "events",
+        "finished",
+        "inputs",
+        "policies",
+        "result",
+        "run_id",
+        "settled",
+        "sleep",
+        "state",
+        "trace_id",
+    )
 
     def __init__(
         self,
@@ -118,9 +136,16 @@ class TaskLifecycle:
         outcome = run_attempt(state, number, self.context)
         self.result.attempts = number
         if outcome.kind is OutcomeKind.RETRY:
+            assert outcome.error is not None  # a retry outcome always carries the error it retries
             self.events.emit(
                 RetryScheduled(
-                    self.run_id, state.name, number + 1, outcome.max_attempts, outcome.delay, outcome.error, outcome.reason
+                    self.run_id,
+                    state.name,
+                    number + 1,
+                    outcome.max_attempts,
+                    outcome.delay,
+                    outcome.error,
+                    outcome.reason,
                 )
             )
         return outcome
@@ -204,7 +229,13 @@ class TaskLifecycle:
         if self.inputs is not None:
             task.inputs = self.inputs
         state = self.state = AttemptState(
-            self.result.name, self.policies, task, self.run_id, self.events, self.clock, self.sleep,
+            self.result.name,
+            self.policies,
+            task,
+            self.run_id,
+            self.events,
+            self.clock,
+            self.sleep,
             started=self._started,
         )
         return state

@@ -29,7 +29,9 @@ def check_runnable(target: Any) -> None:
     if isinstance(target, type):
         body = getattr(target, "perform_task", None)
         if not callable(body):
-            raise NotATaskError(target, reason=f"whose perform_task is {body!r}, not a method; define perform_task(self)")
+            raise NotATaskError(
+                target, reason=f"whose perform_task is {body!r}, not a method; define perform_task(self)"
+            )
         if inspect.isgeneratorfunction(body) or inspect.isasyncgenfunction(body):
             raise NotATaskError(target, reason=f"whose perform_task is a generator function: {_GENERATOR_HINT}")
         missing = _required_parameters(target)
@@ -52,11 +54,7 @@ def _required_parameters(cls: type) -> list[str]:
         parameters = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):  # a builtin-backed __init__ without a signature: cannot tell
         return []
-    return [
-        p.name
-        for p in parameters
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    return [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 _thread_loops = threading.local()
@@ -92,5 +90,3 @@ async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
 def is_awaitable(value: object) -> bool:
     """True for what a coroutine function (or any other awaitable-returning body) gave back."""
     return value is not None and inspect.isawaitable(value)  # most tasks return None
-
-

@@ -16,7 +16,16 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SENSITIVE_WORDS", "Secret", "MASK", "is_secret", "mask_secrets", "mask_text", "error_text", "install_log_masking"]
+__all__ = [
+    "SENSITIVE_WORDS",
+    "Secret",
+    "MASK",
+    "is_secret",
+    "mask_secrets",
+    "mask_text",
+    "error_text",
+    "install_log_masking",
+]
 
 MASK = "***"
 # Shorter secrets are not searched for inside other text: masking every "ab" would ruin the logs.
@@ -30,7 +39,18 @@ _known_lock = threading.Lock()
 #: Key names that mark a value secret when they contain one of these words (case-insensitive): the
 #: one list for context keys from the environment, Airflow Variables and params, and, with a few
 #: URL-only markers added, HTTP query parameters.
-SENSITIVE_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "credential", "authorization")
+SENSITIVE_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "access_key",
+    "credential",
+    "authorization",
+)
 _log_masking_installed = False
 
 
@@ -80,10 +100,10 @@ def is_secret(value: object) -> bool:
 def _escaped_once(text: str) -> set[str]:
     """The forms `text` takes inside the escaped renderings a Python program commonly produces."""
     forms = {
-        repr(text)[1:-1],                       # repr(), {x!r}, %r, a container's repr (quotes chosen by Python)
-        repr(text + "'\"")[1:-3],              # ... the same inside a repr that had to escape its quotes
-        ascii(text)[1:-1],                      # ascii(): non-ASCII as \xe9 / \u20ac
-        json.dumps(text)[1:-1],                 # json.dumps (ensure_ascii, the default)
+        repr(text)[1:-1],  # repr(), {x!r}, %r, a container's repr (quotes chosen by Python)
+        repr(text + "'\"")[1:-3],  # ... the same inside a repr that had to escape its quotes
+        ascii(text)[1:-1],  # ascii(): non-ASCII as \xe9 / \u20ac
+        json.dumps(text)[1:-1],  # json.dumps (ensure_ascii, the default)
         json.dumps(text, ensure_ascii=False)[1:-1],
         repr(text.encode("utf-8", "surrogateescape"))[2:-1],  # repr of the encoded bytes: b'caf\xc3\xa9'
     }
@@ -165,7 +185,7 @@ def install_log_masking() -> None:
         if _known_longest_first:
             try:
                 message = record.getMessage()
-            except Exception:  # a broken format string is logging's to report, not ours
+            except Exception:  # noqa: BLE001 - a broken format string is logging's to report, not ours
                 return record
             masked = mask_text(message)
             if masked != message:

@@ -63,7 +63,9 @@ class AttemptState:
     context: Mapping[str, Any] = field(default_factory=dict)
     # Attempt threads a timeout gave up on, and the waits each thread has open (closed by `abandon`).
     _abandoned: set[threading.Thread] = field(default_factory=set, init=False, repr=False)
-    _open_waits: dict[threading.Thread, list[tuple[str, str, float]]] = field(default_factory=dict, init=False, repr=False)
+    _open_waits: dict[threading.Thread, list[tuple[str, str, float]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _waits_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property

@@ -52,12 +52,11 @@ from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, un
 from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from ._lifecycle import TaskLifecycle, may_start
 from ._mapping import instance_name, items_of
-from ._secrets import Secret, error_text, mask_secrets, mask_text
+from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
 from .attempt import AttemptState, HandlerDecision
 from .context import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
-    SENSITIVE_WORDS,
     Hydrated,
     HydrationRequest,
     TaskContext,

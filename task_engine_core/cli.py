@@ -35,9 +35,9 @@ from ._cli_reporting import (
 from ._secrets import error_text, mask_text
 from ._streams import prefix_task_output, protect_stdout
 from ._version import __version__
+from .backend import BACKENDS
 from .context import build_context
 from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
-from .backend import BACKENDS
 from .executor import PipelineExecutor, exit_code_for_signal
 from .loader import load_pipeline
 from .pipeline import Pipeline
@@ -90,11 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a pipeline", description="Run every task of TARGET's pipeline.")
     run.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     run.add_argument("--workers", type=_positive_int, default=1, help="worker threads (default 1: sequential)")
-    run.add_argument("--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it")
-    run.add_argument("--prefix-output", action="store_true", help="start every line a task prints with [TaskName] (useful with --workers)")
+    run.add_argument(
+        "--keep-going", action="store_true", help="after a failure, still run branches that do not depend on it"
+    )
+    run.add_argument(
+        "--prefix-output",
+        action="store_true",
+        help="start every line a task prints with [TaskName] (useful with --workers)",
+    )
     run.add_argument("--plan", action="store_true", help="print the plan line before running")
     run.add_argument(
-        "--context", metavar="PATH", help="context YAML file (default: task_engine.yml in the working directory, if present)"
+        "--context",
+        metavar="PATH",
+        help="context YAML file (default: task_engine.yml in the working directory, if present)",
     )
     add_run_reporting_arguments(run)
     _add_stats_arguments(run)
@@ -110,14 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
         "stats", help="print recorded runtime statistics", description="Print per-task statistics of TARGET's pipeline."
     )
     stats.add_argument("target", metavar="TARGET", help=TARGET_HELP)
-    stats.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    stats.add_argument(
+        "--stats",
+        metavar="PATH",
+        help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})",
+    )
     stats.set_defaults(handler=_stats)
 
-    listing = commands.add_parser("list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline.")
+    listing = commands.add_parser(
+        "list", help="list tasks, dependencies and policies", description="List the tasks of TARGET's pipeline."
+    )
     listing.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     listing.set_defaults(handler=_list)
     add_graph_command(commands, TARGET_HELP)
-    add_runs_command(commands, TARGET_HELP, f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    add_runs_command(
+        commands, TARGET_HELP, f"statistics file (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})"
+    )
     _add_check_command(commands)
     return parser
 
@@ -159,7 +175,9 @@ def _pool_mapping(entries: Sequence[str]) -> dict[str, str]:
     for entry in entries:
         key, sep, pool = entry.rpartition("=")
         if not sep or not key or not pool:
-            raise InvalidArgumentError(f"--pool {entry!r}: write KEY=POOL, e.g. --pool /jobs/runs/get=databricks_runs_get")
+            raise InvalidArgumentError(
+                f"--pool {entry!r}: write KEY=POOL, e.g. --pool /jobs/runs/get=databricks_runs_get"
+            )
         pools[key] = pool
     return pools
 
@@ -186,7 +204,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _add_stats_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stats", metavar="PATH", help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})")
+    where.add_argument(
+        "--stats",
+        metavar="PATH",
+        help=f"statistics file or postgresql:// URL (default ${STATS_ENVIRONMENT_VARIABLE} or {_DEFAULT_STATS})",
+    )
     where.add_argument("--no-stats", action="store_true", help="neither read nor write runtime statistics")
 
 
@@ -207,7 +229,12 @@ def _warning_printer(python_default: Callable[..., None]) -> Callable[..., None]
     # A StatsWarning tells the user what was skipped and what to do; the source line of the
     # library that warned would only look like a crash.
     def show(
-        message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
     ) -> None:
         if issubclass(category, StatsWarning):
             print(f"warning: {mask_text(str(message))}", file=sys.stderr)
@@ -341,7 +368,9 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"statistics are off ({STATS_ENVIRONMENT_VARIABLE}={os.environ[STATS_ENVIRONMENT_VARIABLE]})")
         return EXIT_OK
     if not store.exists():
-        print(f"no statistics at {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})")
+        print(
+            f"no statistics at {store.location!r}: run the pipeline first (python -m task_engine_core run {args.target})"
+        )
         return EXIT_OK
     runs = store.run_count(validated.name)
     print(f"pipeline {validated.name!r}: {runs} run(s) recorded in {store.location!r}")
@@ -367,8 +396,8 @@ def format_summaries(summaries: Sequence[TaskSummary]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=False)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-

@@ -18,7 +18,14 @@ from typing import Any
 
 from ._registry import Registry
 from ._secrets import SENSITIVE_WORDS, Secret, install_log_masking, is_secret, mask_secrets, mask_text
-from .errors import ContextError, ContextFileError, ContextKeyError, HydrationError, InvalidArgumentError, TaskEngineError
+from .errors import (
+    ContextError,
+    ContextFileError,
+    ContextKeyError,
+    HydrationError,
+    InvalidArgumentError,
+    TaskEngineError,
+)
 
 __all__ = [
     "TaskContext",
@@ -59,16 +66,16 @@ class TaskContext(Mapping[str, Any]):
     repr/str show them as `***`.
     """
 
-    __slots__ = ("_data", "_sources", "_path")
+    __slots__ = ("_data", "_path", "_sources")
     _data: dict[str, Any]
     _sources: tuple[str, ...]
     _path: str
 
-    def __init__(
-        self, data: Mapping[str, Any] | None = None, *, sources: tuple[str, ...] = (), path: str = ""
-    ) -> None:
+    def __init__(self, data: Mapping[str, Any] | None = None, *, sources: tuple[str, ...] = (), path: str = "") -> None:
         sources = tuple(sources)
-        frozen = {key: _freeze(value, sources, f"{path}.{key}" if path else str(key)) for key, value in (data or {}).items()}
+        frozen = {
+            key: _freeze(value, sources, f"{path}.{key}" if path else str(key)) for key, value in (data or {}).items()
+        }
         object.__setattr__(self, "_data", frozen)
         object.__setattr__(self, "_sources", sources)
         object.__setattr__(self, "_path", path)
@@ -95,8 +102,7 @@ class TaskContext(Mapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         raise TypeError(
-            f"TaskContext is read-only: cannot set {self._dotted(key)!r}; "
-            f"change the context file or a hydrator instead"
+            f"TaskContext is read-only: cannot set {self._dotted(key)!r}; change the context file or a hydrator instead"
         )
 
     def __delitem__(self, key: str) -> None:
@@ -208,7 +214,9 @@ def register_hydrator(
 
     def decorate(function: Hydrator) -> Hydrator:
         if not callable(function):
-            raise InvalidArgumentError(f"register_hydrator() needs a callable taking a HydrationRequest, not {function!r}")
+            raise InvalidArgumentError(
+                f"register_hydrator() needs a callable taking a HydrationRequest, not {function!r}"
+            )
         label = name or getattr(function, "__name__", None) or type(function).__name__
         if order is not None and (isinstance(order, bool) or not isinstance(order, (int, float))):
             raise InvalidArgumentError(f"register_hydrator({label!r}, order={order!r}): order must be a number")
@@ -354,7 +362,7 @@ def environment_hydrator(request: HydrationRequest) -> Hydrated:
 def _env_conflict(variable: str, other: str) -> str:
     return (
         f"environment variables {other!r} and {variable!r} both set context key "
-        f"{'.'.join(p.lower() for p in other[len(ENV_PREFIX):].split('__'))!r}, one as a value and one as a "
+        f"{'.'.join(p.lower() for p in other[len(ENV_PREFIX) :].split('__'))!r}, one as a value and one as a "
         f"section; unset one of them"
     )
 
@@ -500,7 +508,9 @@ def load_context_file(path: str | os.PathLike[str], *, environ: Mapping[str, str
             _check_expansion(node, path)
         data = loader.construct_document(node) if node is not None else None
     except _Refused as refused:
-        raise ContextFileError(f"context file '{path}', line {refused.line}: {refused}", str(path), refused.line) from None
+        raise ContextFileError(
+            f"context file '{path}', line {refused.line}: {refused}", str(path), refused.line
+        ) from None
     except RecursionError:  # PyYAML's parser recurses per level: thousands of levels end here
         raise _too_deep(path, None) from None
     except yaml.MarkedYAMLError as error:

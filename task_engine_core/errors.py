@@ -32,8 +32,10 @@ class UnknownDependencyError(DefinitionError):
         self.dependency = dependency
         self.suggestions = tuple(suggestions)
         if hint is None:
-            hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else (
-                "; register it in the same pipeline or fix the name"
+            hint = (
+                f"; did you mean {' or '.join(repr(s) for s in suggestions)}?"
+                if suggestions
+                else ("; register it in the same pipeline or fix the name")
             )
         super().__init__(f"task {task!r} depends on unknown task {dependency!r}{hint}")
 
@@ -42,11 +44,15 @@ class UnknownDependencyError(DefinitionError):
         """A dependency given as a class or function that is not registered in this pipeline."""
         name = getattr(target, "__name__", repr(target))
         where = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', name)}"
-        return cls(task, name, hint=(
-            f" ({where}): that class or function is not registered in pipeline {pipeline!r}, and a class "
-            f"or function dependency means that very object, never a local task of the same name; "
-            f"register it in this pipeline, or depend on a local task by its name (depends_on={name!r})"
-        ))
+        return cls(
+            task,
+            name,
+            hint=(
+                f" ({where}): that class or function is not registered in pipeline {pipeline!r}, and a class "
+                f"or function dependency means that very object, never a local task of the same name; "
+                f"register it in this pipeline, or depend on a local task by its name (depends_on={name!r})"
+            ),
+        )
 
 
 class CycleError(DefinitionError):
@@ -54,9 +60,7 @@ class CycleError(DefinitionError):
 
     def __init__(self, cycle: Sequence[str]) -> None:
         self.cycle = tuple(cycle)
-        super().__init__(
-            f"dependency cycle: {' -> '.join(self.cycle)}; remove one of these dependencies"
-        )
+        super().__init__(f"dependency cycle: {' -> '.join(self.cycle)}; remove one of these dependencies")
 
 
 class NotATaskError(DefinitionError):
@@ -64,9 +68,7 @@ class NotATaskError(DefinitionError):
 
     def __init__(self, obj: object, where: str = "@register", reason: str | None = None) -> None:
         self.obj = obj
-        reason = reason or (
-            "which is not a task: register a subclass of task_engine_core.Task or a plain function"
-        )
+        reason = reason or ("which is not a task: register a subclass of task_engine_core.Task or a plain function")
         super().__init__(f"{where} got {obj!r}, {reason}")
 
 
@@ -78,9 +80,7 @@ class EmptyPipelineError(DefinitionError):
     """A pipeline with no tasks was asked to run."""
 
     def __init__(self, pipeline: str) -> None:
-        super().__init__(
-            f"pipeline {pipeline!r} has no tasks; decorate a Task subclass or function with @register"
-        )
+        super().__init__(f"pipeline {pipeline!r} has no tasks; decorate a Task subclass or function with @register")
 
 
 class UnknownSelectionError(DefinitionError, LookupError):

@@ -199,9 +199,7 @@ class EventBus:
             try:
                 listener(event)
             except Exception:
-                logger.exception(
-                    "listener %r failed on %s; the run goes on", listener, type(event).__name__
-                )
+                logger.exception("listener %r failed on %s; the run goes on", listener, type(event).__name__)
             except BaseException as error:
                 # A listener's SystemExit (or its own BaseException) is still only that listener's
                 # failure: on a worker thread it would end the thread and leave the run waiting.
@@ -210,5 +208,8 @@ class EventBus:
                     raise
                 logger.error(
                     "listener %r raised %s on %s; the run goes on",
-                    listener, type(error).__name__, type(event).__name__, exc_info=True,
+                    listener,
+                    type(error).__name__,
+                    type(event).__name__,
+                    exc_info=True,
                 )

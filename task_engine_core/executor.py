@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import heapq
 import os
+import secrets
 import signal
 import threading
 import time
-import secrets
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
+from ._lifecycle import TaskLifecycle, may_start
 from ._mapping import FanOut, items_of, ordered_results
+from .backend import default_listeners, resolve_stats_store, settle_trace_id
 from .context import TaskContext, build_context
 from .errors import InvalidArgumentError, MapOverError, RunInterrupted
 from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
@@ -33,18 +35,16 @@ from .policies import TaskPolicies
 from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
 from .result import RunResult, TaskResult
-from ._lifecycle import TaskLifecycle, may_start
-from .backend import default_listeners, resolve_stats_store, settle_trace_id
-from .stats import StatsStore
 from .resume import ResumePoint, find_resume_point
 from .selection import SelectOptions, check_select_options
+from .stats import StatsStore
 from .task import TaskState
 
 __all__ = ["PipelineExecutor", "RunPlan"]
 
 # Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
 _SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
-_UTC = timezone.utc
+_UTC = UTC
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 # A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
 # send SIGTERM to the child and again to its process group. The same signal again within this many
@@ -111,9 +111,7 @@ class PipelineExecutor:
             raise InvalidArgumentError(f"workers={workers!r}: the number of workers must be an integer >= 1")
         self.select = check_select_options(select) if select is not None else None
         if not (resume is True or resume is False or resume is None or (isinstance(resume, str) and resume.strip())):
-            raise InvalidArgumentError(
-                f"resume={resume!r}: pass True (the latest recorded run), a run id, or False"
-            )
+            raise InvalidArgumentError(f"resume={resume!r}: pass True (the latest recorded run), a run id, or False")
         self.resume = resume.strip() if isinstance(resume, str) else bool(resume)
         self.pipeline = pipeline
         self.workers = workers
@@ -177,7 +175,12 @@ class PipelineExecutor:
         started = self.clock()
         self.events.emit(
             RunStarted(
-                result.run_id, validated.name, run_plan.to_run, validated.upstream, self.workers, time.time(),
+                result.run_id,
+                validated.name,
+                run_plan.to_run,
+                validated.upstream,
+                self.workers,
+                time.time(),
                 result.trace_id,
             )
         )
@@ -265,7 +268,7 @@ class PipelineExecutor:
         keys: Mapping[str, PriorityKey],
         context: TaskContext,
         result: RunResult,
-        carried: Mapping[str, TaskResult] = {},  # noqa: B006 - read only
+        carried: Mapping[str, TaskResult] = {},
     ) -> None:
         """The one scheduling loop: each worker takes the best ready task, runs it, releases its children.
 
@@ -276,10 +279,14 @@ class PipelineExecutor:
         # Left-out and resumed tasks never start (more parents than exist: never released) and
         # count as done for their dependents.
         never = len(validated.upstream) + 1
-        waiting = {
-            name: never if name in carried else sum(1 for parent in parents if parent not in carried)
-            for name, parents in validated.upstream.items()
-        } if carried else {name: len(parents) for name, parents in validated.upstream.items()}
+        waiting = (
+            {
+                name: never if name in carried else sum(1 for parent in parents if parent not in carried)
+                for name, parents in validated.upstream.items()
+            }
+            if carried
+            else {name: len(parents) for name, parents in validated.upstream.items()}
+        )
         downstream = downstream_map(validated.upstream)
         # The heap holds each task's rank in the start preference: ints compare much faster than
         # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
@@ -316,8 +323,13 @@ class PipelineExecutor:
                         try:
                             if index >= 0:
                                 fan = fan_outs[name]
-                                task_result = execute(
-                                    fan.names[index], definitions[name], policies[name], context, run_id, worker,
+                                task_result: TaskResult | FanOut | None = execute(
+                                    fan.names[index],
+                                    definitions[name],
+                                    policies[name],
+                                    context,
+                                    run_id,
+                                    worker,
                                     fan.inputs(index, outputs),
                                 )
                             elif name in mapped:
@@ -333,7 +345,7 @@ class PipelineExecutor:
                             running -= 1
                         if task_result is None or self._abandoned:
                             continue  # stopped before it started, or the run no longer waits for it
-                        if type(task_result) is FanOut:
+                        if isinstance(task_result, FanOut):
                             fan_outs[name] = task_result
                             tasks[name] = task_result.result
                             tasks.update(task_result.placeholders())
@@ -387,8 +399,17 @@ class PipelineExecutor:
     ) -> TaskResult | None:
         """Run one task's lifecycle to its final state; None if the run stopped before it could start."""
         lifecycle = TaskLifecycle(
-            definition, policies, run_id, self.events, context=context, worker=worker, clock=self.clock,
-            sleep=self.sleep, settled=self._settled, name=name, inputs=inputs,
+            definition,
+            policies,
+            run_id,
+            self.events,
+            context=context,
+            worker=worker,
+            clock=self.clock,
+            sleep=self.sleep,
+            settled=self._settled,
+            name=name,
+            inputs=inputs,
         )
         runner = self.run_task
         with self._start_lock:
@@ -578,7 +599,9 @@ def _check_inputs_available(validated: ValidatedPipeline, carried: Mapping[str, 
         if parents:
             definition = validated.definitions[name]
             check_inputs_available(
-                name, definition.target if definition.is_function else None, validated.mapped.get(name),
+                name,
+                definition.target if definition.is_function else None,
+                validated.mapped.get(name),
                 {parent: unavailable[parent] for parent in parents},
             )
 
@@ -626,7 +649,7 @@ class _SignalGuard:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def exit_code_for_signal(name: str | None) -> int:

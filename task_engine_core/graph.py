@@ -32,7 +32,7 @@ class ReadyQueue:
     several threads hold one lock around it.
     """
 
-    __slots__ = ("_upstream", "_rank", "_by_rank", "_skip", "_waiting", "_downstream", "_heap", "_handed", "_finished")
+    __slots__ = ("_by_rank", "_downstream", "_finished", "_handed", "_heap", "_rank", "_skip", "_upstream", "_waiting")
 
     def __init__(
         self,
@@ -150,12 +150,12 @@ def find_cycle(candidates: Sequence[str], upstream: Mapping[str, Sequence[str]])
         position[node] = len(path)
         path.append(node)
         node = next(parent for parent in upstream[node] if parent in allowed)
-    cycle = path[position[node]:]
+    cycle = path[position[node] :]
     cycle.reverse()  # upstream walk -> run order (A -> B means A runs before B)
     rank = {name: i for i, name in enumerate(candidates)}
     start = min(range(len(cycle)), key=lambda i: rank[cycle[i]])  # begin at the first registered
     cycle = cycle[start:] + cycle[:start]
-    return cycle + [cycle[0]]
+    return [*cycle, cycle[0]]
 
 
 def critical_path_lengths(

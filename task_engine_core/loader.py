@@ -84,7 +84,9 @@ def _load_attribute(source: str, attribute: str, target: str) -> Pipeline:
     if not isinstance(value, Pipeline):
         kind = type(value).__name__
         article = "an" if kind[:1].lower() in "aeiou" else "a"
-        raise TargetError(f"{target!r} is {article} {kind}, not a Pipeline; point at a Pipeline object or at the module")
+        raise TargetError(
+            f"{target!r} is {article} {kind}, not a Pipeline; point at a Pipeline object or at the module"
+        )
     return value
 
 
@@ -101,7 +103,7 @@ def _import_module(name: str) -> ModuleType:
                 f"project folder, or pass the path of a .py file"
             ) from None
         raise _import_failure(name, error) from None
-    except (Exception, SystemExit) as error:  # SystemExit: script code that runs on import
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - SystemExit: script code that runs on import
         raise _import_failure(name, error) from None
 
 
@@ -124,7 +126,7 @@ def _import_path(path: Path, target: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as error:  # SystemExit: script code that runs on import
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - SystemExit: script code that runs on import
         sys.modules.pop(name, None)
         raise _import_failure(target, error) from None
     return module
@@ -134,7 +136,7 @@ def _import_submodules(package: ModuleType) -> None:
     for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         try:
             importlib.import_module(info.name)
-        except (Exception, SystemExit) as error:  # SystemExit: script code that runs on import
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - SystemExit: script code that runs on import
             raise _import_failure(info.name, error) from None
 
 

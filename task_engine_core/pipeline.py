@@ -6,8 +6,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
+from ._dataflow import check_parameters
 from ._runnable import check_runnable
 from .errors import (
     DuplicateTaskError,
@@ -18,7 +19,6 @@ from .errors import (
     UnknownDependencyError,
     closest_names,
 )
-from ._dataflow import check_parameters
 from .graph import topological_order
 from .policies import TaskPolicies, resolve_policies
 from .selection import check_select_options, describe_selection, normalise_tags, resolve_selection
@@ -33,9 +33,7 @@ DependencyRef = str | type | Callable[..., Any]
 class TaskDefinition:
     """One registered task: its name, what to instantiate, what it depends on, its policies."""
 
-    __slots__ = (
-        "name", "target", "depends_on", "index", "explicit_priority", "pipeline_name", "tags", "map_over"
-    )
+    __slots__ = ("depends_on", "explicit_priority", "index", "map_over", "name", "pipeline_name", "tags", "target")
 
     def __init__(
         self,
@@ -78,7 +76,7 @@ class TaskDefinition:
         """Resolve the policies from the class and its perform_task (or from the function)."""
         # Resolved at every validation (a few microseconds a task), so a decorator applied after
         # registration counts; a cache would need process-wide invalidation (issue 13).
-        targets = (self.target,) if self.is_function else (self.target, self.target.perform_task)
+        targets = (self.target,) if self.is_function else (self.target, self.body)
         policies = resolve_policies(*targets)
         if self.explicit_priority is not None:
             policies = replace(policies, priority=self.explicit_priority)
@@ -200,7 +198,13 @@ class Pipeline:
             if task_name in self._definitions:
                 raise DuplicateTaskError(task_name, self.name)
             definition = TaskDefinition(
-                task_name, target, tuple(depends_on), len(self._definitions), priority, self.name, task_tags,
+                task_name,
+                target,
+                tuple(depends_on),
+                len(self._definitions),
+                priority,
+                self.name,
+                task_tags,
                 map_over,
             )
             self._definitions[task_name] = definition
@@ -289,8 +293,13 @@ class Pipeline:
         if from_ is not None and from_tasks is not None:
             raise InvalidArgumentError("select() got both from_= and from_tasks=; they are the same option, give one")
         options = check_select_options(
-            {"only": only, "from_": from_ if from_ is not None else from_tasks, "to": to, "tags": tags,
-             "with_upstream": with_upstream}
+            {
+                "only": only,
+                "from_": from_ if from_ is not None else from_tasks,
+                "to": to,
+                "tags": tags,
+                "with_upstream": with_upstream,
+            }
         )
         validated = self.validate()
         tags_of = {name: definition.tags for name, definition in validated.definitions.items()}

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from .graph import ReadyQueue, critical_path_lengths
 from .pipeline import ValidatedPipeline
 
-__all__ = ["PriorityKey", "fill_unknown_durations", "planned_order", "priority_keys", "registration_keys", "start_ranks"]
+__all__ = [
+    "PriorityKey",
+    "fill_unknown_durations",
+    "planned_order",
+    "priority_keys",
+    "registration_keys",
+    "start_ranks",
+]
 
 #: (minus explicit priority, minus critical path seconds, registration index): smallest starts first.
 PriorityKey = tuple[float, float, int]

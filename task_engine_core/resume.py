@@ -64,8 +64,10 @@ def find_recorded_run(store: StatsStore, pipeline: str, run_id: str | None, what
         )
     known = [run.run_id for run in store.recorded_runs(pipeline)]
     close = closest_names(run_id, known)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else (
-        "list the recorded runs with: python -m task_engine_core runs TARGET"
+    hint = (
+        f"did you mean {' or '.join(repr(c) for c in close)}?"
+        if close
+        else ("list the recorded runs with: python -m task_engine_core runs TARGET")
     )
     raise UnknownRunError(
         f"cannot {what} run {run_id!r} of pipeline {pipeline!r}: no such run is recorded {where}; {hint}"

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .attempt import AttemptState, HandlerDecision
 from . import _streams
 from ._runnable import close_thread_loop, is_awaitable, run_awaitable
+from .attempt import AttemptState, HandlerDecision
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted
 
@@ -76,7 +76,7 @@ def run_attempt(run: AttemptState, attempt: int, context: Mapping[str, Any] | No
             output = _perform_with_timeout(run, attempt, policies.timeout)
     except SkipTask as skip:
         return AttemptOutcome(OutcomeKind.SKIPPED, attempt, policies.max_attempts, skip, reason=str(skip))
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - whatever a task raises is its attempt's outcome
         run.last_error = error
         run.emit(AttemptFailed(run.run_id, run.name, attempt, policies.max_attempts, error))
         return _after_failure(run, attempt, error)
@@ -147,7 +147,7 @@ def _after_failure(run: AttemptState, attempt: int, error: Exception) -> Attempt
     handler: Callable[..., Any] = run.task.retry_handler
     try:
         decision = handler(error, run) if _takes_state(handler) else handler(error)
-    except Exception as handler_error:
+    except Exception as handler_error:  # noqa: BLE001 - a failing handler gives up, naming its error
         handler_error.__context__ = error
         return give_up(f"retry_handler raised {type(handler_error).__name__}", handler_error)
     reason = ""

@@ -166,12 +166,13 @@ def parse_backend_options(options: object, where: str) -> tuple[SelectOptions | 
     if options is None:
         return None, False
     if not isinstance(options, Mapping):
-        raise InvalidArgumentError(
-            f"{where} must be an object such as {{\"only\": [\"Extract\"]}}, not {options!r}"
-        )
+        raise InvalidArgumentError(f'{where} must be an object such as {{"only": ["Extract"]}}, not {options!r}')
     unknown = sorted(str(key) for key in options if key not in BACKEND_OPTIONS)
     if unknown:
-        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := closest_names(key, BACKEND_OPTIONS)) else repr(key) for key in unknown]
+        hints = [
+            f"{key!r} (did you mean {close[0]!r}?)" if (close := closest_names(key, BACKEND_OPTIONS)) else repr(key)
+            for key in unknown
+        ]
         raise InvalidArgumentError(
             f"{where} has unknown key(s) {', '.join(hints)}; the keys are {', '.join(BACKEND_OPTIONS)}"
         )
@@ -192,7 +193,5 @@ def parse_backend_options(options: object, where: str) -> tuple[SelectOptions | 
     if resume is None:
         resume = False
     if not (isinstance(resume, bool) or (isinstance(resume, str) and resume.strip())):
-        raise InvalidArgumentError(
-            f"{where}['resume'] must be true (the latest run) or a run id, not {resume!r}"
-        )
+        raise InvalidArgumentError(f"{where}['resume'] must be true (the latest run) or a run id, not {resume!r}")
     return (select or None), (resume.strip() if isinstance(resume, str) else resume)  # type: ignore[return-value]

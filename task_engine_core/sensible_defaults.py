@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from ._secrets import SENSITIVE_WORDS, mask_text
+from .attempt import AttemptState, HandlerDecision
 from .errors import (
     HttpConnectionError,
     HttpStatusError,
@@ -32,7 +33,6 @@ from .errors import (
     MissingExtraError,
 )
 from .policies import Backoff, RetryPolicy, attach, stored_settings
-from .attempt import AttemptState, HandlerDecision
 from .task import Task
 
 __all__ = [
@@ -296,7 +296,7 @@ def _loaded_requests() -> Any:
 def _status_error(response: Any, snippet_length: int) -> HttpStatusError:
     try:
         text = response.text
-    except Exception:  # a body that cannot be decoded is no reason to lose the status
+    except Exception:  # noqa: BLE001 - a body that cannot be decoded is no reason to lose the status
         text = ""
     body = mask_text(" ".join(text.split()))  # before cutting, so a secret cannot straddle the cut
     if len(body) > snippet_length:
@@ -316,9 +316,7 @@ def _status_error(response: Any, snippet_length: int) -> HttpStatusError:
 _QUERY = re.compile(r"\?[^\s'\")]*")
 
 
-def _transport_error(
-    requests: Any, error: BaseException, method: str, url: str, timeout: Any
-) -> HttpConnectionError:
+def _transport_error(requests: Any, error: BaseException, method: str, url: str, timeout: Any) -> HttpConnectionError:
     masked = mask_text(mask_url(url))
     root = _root_cause(error)
     read_timeout = isinstance(error, requests.ReadTimeout) or type(root).__name__ == "ReadTimeoutError"

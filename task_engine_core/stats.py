@@ -23,9 +23,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -155,7 +155,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 # Errors that mean "someone else holds the lock right now": wait and try again.
 _BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_RECOVERY", "SQLITE_LOCKED_SHAREDCACHE"}
 # Errors that mean "this file is not a usable stats database": move it aside and start anew.
-_BROKEN = {"SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_CORRUPT_VTAB", "SQLITE_CORRUPT_SEQUENCE", "SQLITE_IOERR_SHORT_READ"}
+_BROKEN = {
+    "SQLITE_NOTADB",
+    "SQLITE_CORRUPT",
+    "SQLITE_CORRUPT_VTAB",
+    "SQLITE_CORRUPT_SEQUENCE",
+    "SQLITE_IOERR_SHORT_READ",
+}
 
 T = TypeVar("T")
 
@@ -317,6 +323,7 @@ class StatsStore:
     def reader(self) -> StatsStore:
         """A read-only twin of this store (for a dry run): reads what exists, never creates or writes."""
         return StatsStore(self.path, busy_timeout=self.busy_timeout, give_up_after=self.give_up_after, read_only=True)
+
     @property
     def location(self) -> str:
         """Where the statistics are, for messages: the file path (a URL for PostgreSQL, password masked)."""
@@ -335,7 +342,8 @@ class StatsStore:
         upstream = upstream or {}
         wait_rows = [
             (result.run_id, encodable(r.name), encodable(reason), seconds)
-            for r in result.tasks.values() if r.waits
+            for r in result.tasks.values()
+            if r.waits
             for reason, seconds in r.waits.items()
         ]
 
@@ -381,8 +389,19 @@ class StatsStore:
         outcome = "failed" if task.state is TaskState.FAILED else "success"
         start, end = _iso(task.start), _iso(task.end)
         run_row = (
-            run_id, pipeline, start, end, task.duration, 1, tasks, outcome, None, trace_id, os.getpid(),
-            resumed_from, selection or None,
+            run_id,
+            pipeline,
+            start,
+            end,
+            task.duration,
+            1,
+            tasks,
+            outcome,
+            None,
+            trace_id,
+            os.getpid(),
+            resumed_from,
+            selection or None,
         )
         task_row = _task_row(run_id, pipeline, task, upstream)
         wait_rows = [(run_id, task.name, reason, seconds) for reason, seconds in task.waits.items()]
@@ -405,7 +424,11 @@ class StatsStore:
             if task.attempts and task.duration is not None and not replaced:  # a cleared task's rerun counts once
                 connection.execute(_UPDATE_ESTIMATE, (pipeline, task.name, task.duration))
 
-        return self._use(partial(_in_transaction, statements), False, f"task {task.name!r} of run {run_id} (pipeline {pipeline!r}) was not recorded")
+        return self._use(
+            partial(_in_transaction, statements),
+            False,
+            f"task {task.name!r} of run {run_id} (pipeline {pipeline!r}) was not recorded",
+        )
 
     # -- reading ----------------------------------------------------------------------------
     def expected_durations(self, pipeline: str) -> dict[str, float]:
@@ -418,7 +441,9 @@ class StatsStore:
         # Priority is a nicety: a database another process holds locked may delay the first task by
         # about a second (PRIORITY_READ_WAIT), never for as long as the lock is held.
         return self._use(
-            read, {}, "expected durations are unavailable; ready tasks start in registration order",
+            read,
+            {},
+            "expected durations are unavailable; ready tasks start in registration order",
             wait=PRIORITY_READ_WAIT,
         )
 
@@ -469,7 +494,9 @@ class StatsStore:
                 per_run = counts.setdefault(run_id, {})
                 per_run[label] = per_run.get(label, 0) + n
             return [
-                RecordedRun(run_id, pipeline, started, duration, outcome, counts.get(run_id, {}), resumed_from, selection or "")
+                RecordedRun(
+                    run_id, pipeline, started, duration, outcome, counts.get(run_id, {}), resumed_from, selection or ""
+                )
                 for run_id, started, duration, outcome, resumed_from, selection in rows
             ]
 
@@ -487,8 +514,15 @@ class StatsStore:
             )
             return [
                 RecordedTask(
-                    task, state, attempts, duration, None if upstream is None else tuple(json.loads(upstream)),
-                    resumed_from, bool(excluded), error_type, reason,
+                    task,
+                    state,
+                    attempts,
+                    duration,
+                    None if upstream is None else tuple(json.loads(upstream)),
+                    resumed_from,
+                    bool(excluded),
+                    error_type,
+                    reason,
                 )
                 for task, state, attempts, duration, upstream, resumed_from, excluded, error_type, reason in rows
             ]
@@ -531,7 +565,7 @@ class StatsStore:
                     time.sleep(delay * (1 + random.random()))  # jitter: two writers must not retry in step
                     delay = min(delay * 2, 1.0)
                     continue
-                if (code in _BROKEN or code == "SQLITE_CANTOPEN" and self.path.is_file()) and not recovered:
+                if (code in _BROKEN or (code == "SQLITE_CANTOPEN" and self.path.is_file())) and not recovered:
                     recovered = self._move_aside(f"{error} ({code})")
                     if recovered:
                         continue
@@ -587,8 +621,11 @@ class StatsStore:
             wal = self.path.with_name(self.path.name + "-wal")
             mode = "ro" if wal.exists() else "ro&immutable=1"
             connection = sqlite3.connect(
-                f"{self.path.resolve().as_uri()}?mode={mode}", uri=True, timeout=busy,
-                isolation_level=None, check_same_thread=False,
+                f"{self.path.resolve().as_uri()}?mode={mode}",
+                uri=True,
+                timeout=busy,
+                isolation_level=None,
+                check_same_thread=False,
             )
             try:
                 version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -669,7 +706,7 @@ class StatsStore:
     def _move_aside(self, why: str) -> bool:
         if self.read_only:
             return False  # a dry run leaves even a broken file where it is
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         target = self.path.with_name(f"{self.path.name}.broken-{stamp}-{os.getpid()}")
         try:
             os.replace(self.path, target)
@@ -731,8 +768,14 @@ class TaskStatsRecorder:
         if type(event) is TaskFinished:
             result = event.result
             self.store.record_task(
-                event.run_id, self.pipeline, result, tasks=self.tasks, trace_id=self.trace_id,
-                upstream=self.upstream.get(result.name), resumed_from=self.resumed_from, selection=self.selection,
+                event.run_id,
+                self.pipeline,
+                result,
+                tasks=self.tasks,
+                trace_id=self.trace_id,
+                upstream=self.upstream.get(result.name),
+                resumed_from=self.resumed_from,
+                selection=self.selection,
             )
 
     def __repr__(self) -> str:
@@ -776,10 +819,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _run_row(result: RunResult) -> tuple[object, ...]:
-    if result.interrupted:
-        outcome = "interrupted"
-    else:
-        outcome = "success" if result.succeeded else "failed"
+    outcome = "interrupted" if result.interrupted else "success" if result.succeeded else "failed"
     return (
         result.run_id,
         result.pipeline,

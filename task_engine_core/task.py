@@ -16,7 +16,7 @@ __all__ = ["Task", "FunctionTask", "TaskState", "RetryDecision"]
 
 #: What `retry_handler` may answer: False/None = give up, True = retry after the backoff,
 #: a number = retry after that many seconds; a `HandlerDecision` says the same with a reason.
-RetryDecision = Union[bool, float, int, None, "HandlerDecision"]  # noqa: UP007 - a forward reference
+RetryDecision = Union[bool, float, int, None, "HandlerDecision"]
 
 
 class TaskState(enum.StrEnum):

@@ -35,9 +35,17 @@ class PageLoad:
 
 def _base_args(profile: Path) -> list[str]:
     return [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-        "--enable-logging=stderr", "--v=0",
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
     ]
 
 
@@ -47,7 +55,10 @@ def load(page: Path, profile: Path, budget_ms: int | None = None) -> PageLoad:
     if budget_ms:
         args.append(f"--virtual-time-budget={budget_ms}")
     done = subprocess.run(
-        [*args, "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120,
+        [*args, "--dump-dom", page.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "HOME": str(profile)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -61,7 +72,10 @@ def screenshot(page: Path, profile: Path, name: str, size: str = "1280,1000") ->
     target.unlink(missing_ok=True)
     done = subprocess.run(
         [*_base_args(profile), f"--window-size={size}", f"--screenshot={target}", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(profile)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(profile)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return target

@@ -57,8 +57,21 @@ class RedisServer:
         if self.binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--loglevel", "warning"],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -103,15 +116,38 @@ class PostgresServer:
             shutil.chown(self.directory, "postgres", "postgres")
         if not data.exists():
             subprocess.run(
-                [*self._as, str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                 "--no-sync", "-E", "UTF8"],
+                [
+                    *self._as,
+                    str(POSTGRES_BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
                 check=True,
                 capture_output=True,
             )
         self.process = subprocess.Popen(
-            [*self._as, str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
-             "-c", "fsync=off", "-c", "max_connections=200"],
+            [
+                *self._as,
+                str(POSTGRES_BIN / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.directory}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -141,8 +177,16 @@ class PostgresServer:
         """Fast shutdown (pg_ctl: runuser does not pass signals on), then SIGKILL; the data folder is removed."""
         if self.process is not None and self.process.poll() is None:
             subprocess.run(
-                [*self._as, str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w",
-                 "stop"],
+                [
+                    *self._as,
+                    str(POSTGRES_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.directory / "data"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                ],
                 capture_output=True,
                 timeout=60,
             )

@@ -26,4 +26,3 @@ def test_importing_the_adapter_without_prefect_names_the_extra(monkeypatch: pyte
         "installed; install it with: pip install 'task-engine[prefect]'"
     )
     assert "task_engine.prefect" not in sys.modules
-

@@ -5,14 +5,13 @@ from __future__ import annotations
 import ast
 import inspect
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import task_engine_core
-from task_engine_core import Backoff, Pipeline, PipelineExecutor, Task, TaskState, retries
-from task_engine_core import backend
+from task_engine_core import Backoff, Pipeline, PipelineExecutor, Task, TaskState, backend, retries
 from task_engine_core.backend import (
     EventBus,
     OutcomeKind,
@@ -119,7 +118,9 @@ def test_an_orchestrator_handing_off_retries_sees_the_events_and_result_of_the_e
 
     validated = validated_pipeline(flaky_pipeline())
     handed: list[object] = []
-    lifecycle = TaskLifecycle(validated.definitions["Flaky"], validated.policies["Flaky"], "r", EventBus([handed.append]))
+    lifecycle = TaskLifecycle(
+        validated.definitions["Flaky"], validated.policies["Flaky"], "r", EventBus([handed.append])
+    )
     lifecycle.start()
     number = 1
     while True:
@@ -133,19 +134,37 @@ def test_an_orchestrator_handing_off_retries_sees_the_events_and_result_of_the_e
     result = lifecycle.conclude(outcome)
     lifecycle.finish()
 
-    assert lifecycle_events(handed) == lifecycle_events(standalone) == [
-        ("TaskStarted",), ("retry", 2, 0.5), ("WaitStarted", "retry"), ("WaitFinished", "retry"),
-        ("retry", 3, 0.5), ("WaitStarted", "retry"), ("WaitFinished", "retry"), ("TaskFinished",),
-    ]
+    assert (
+        lifecycle_events(handed)
+        == lifecycle_events(standalone)
+        == [
+            ("TaskStarted",),
+            ("retry", 2, 0.5),
+            ("WaitStarted", "retry"),
+            ("WaitFinished", "retry"),
+            ("retry", 3, 0.5),
+            ("WaitStarted", "retry"),
+            ("WaitFinished", "retry"),
+            ("TaskFinished",),
+        ]
+    )
     assert (result.state, result.attempts, sorted(result.waits)) == (TaskState.SUCCESS, 3, ["retry"])
 
 
 def test_a_run_seen_task_by_task_leaves_one_run_row_and_a_row_per_task(tmp_path: Path) -> None:
     store = StatsStore(tmp_path / "stats.sqlite3")
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     first = TaskResult("a", TaskState.SUCCESS, 1, start, start + timedelta(seconds=2), 2.0)
-    second = TaskResult("b", TaskState.FAILED, 2, start + timedelta(seconds=3), start + timedelta(seconds=6), 3.0,
-                        RuntimeError("x"), waits={"retry": 1.0})
+    second = TaskResult(
+        "b",
+        TaskState.FAILED,
+        2,
+        start + timedelta(seconds=3),
+        start + timedelta(seconds=6),
+        3.0,
+        RuntimeError("x"),
+        waits={"retry": 1.0},
+    )
     assert store.record_task("run-1", "p", first, tasks=2)
     assert store.record_task("run-1", "p", second, tasks=2)
     store.close()
@@ -162,4 +181,6 @@ def test_default_listeners_record_per_task_when_asked(tmp_path: Path) -> None:
     validated = validated_pipeline(flaky_pipeline())
     listeners = backend.default_listeners([], stats_store=store, per_task_stats=(validated, None))
     assert [type(listener).__name__ for listener in listeners] == ["TaskStatsRecorder"]
-    assert [type(listener).__name__ for listener in backend.default_listeners([], stats_store=store)] == ["StatsRecorder"]
+    assert [type(listener).__name__ for listener in backend.default_listeners([], stats_store=store)] == [
+        "StatsRecorder"
+    ]

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_engine.py"
-ROW = re.compile(r"^  (?P<row>.+?)\s+(?P<ours>\S+ (?:us|ms|s|KiB))\s+(?P<peer>\S+ (?:us|ms|s|KiB))\s+(?P<ratio>\d+\.\d\dx)\s+(?P<verdict>met|missed|info)$")
+ROW = re.compile(
+    r"^  (?P<row>.+?)\s+(?P<ours>\S+ (?:us|ms|s|KiB))\s+(?P<peer>\S+ (?:us|ms|s|KiB))\s+(?P<ratio>\d+\.\d\dx)\s+(?P<verdict>met|missed|info)$"
+)
 
 
 def test_tiny_bench_prints_every_target_row_with_a_verdict():
@@ -40,11 +42,15 @@ def test_tiny_bench_prints_every_target_row_with_a_verdict():
         "features used (info: used / unused)",
     ):
         assert expected in names, f"section {expected!r} missing from {names}"
-    for section in ("sequential, stats off (<= 2x floor)", "sequential, stats on (<= 3x floor)",
-                    "threads, 4 workers (<= 1.0x floor)"):
+    for section in (
+        "sequential, stats off (<= 2x floor)",
+        "sequential, stats on (<= 3x floor)",
+        "threads, 4 workers (<= 1.0x floor)",
+    ):
         assert [m["row"] for m in sections[section]] == ["chain 200", "fan-out 200", "layered 200"]
     assert [m["row"] for m in sections["start-up, one-task `run` (<= 3x `python -c pass`)"]] == [
-        "wall, median of 3", "CPU, median of 3"
+        "wall, median of 3",
+        "CPU, median of 3",
     ]
     rows = [m for members in sections.values() for m in members]
     counted = [m for m in rows if m["verdict"] != "info"]
@@ -54,5 +60,7 @@ def test_tiny_bench_prints_every_target_row_with_a_verdict():
     assert summary == f"targets: {met} met, {len(counted) - met} missed"
     if "dask not installed" not in lines[1]:
         assert [m["row"] for m in sections["threads vs dask.threaded.get (dask / engine >= 4x)"]] == [
-            "chain 200", "fan-out 200", "layered 200"
+            "chain 200",
+            "fan-out 200",
+            "layered 200",
         ]

@@ -22,7 +22,9 @@ def test_the_readme_copy_is_the_generated_matrix():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     # Stale when a scenario, its FEATURES / DIFFERENCES, or a check rule changed since the last
     # `python scripts/capability_matrix.py`.
-    assert script.with_matrix(readme) == readme, "README.md's capability matrix is stale: run python scripts/capability_matrix.py"
+    assert script.with_matrix(readme) == readme, (
+        "README.md's capability matrix is stale: run python scripts/capability_matrix.py"
+    )
 
 
 def test_cells_name_the_proving_scenario_or_the_difference():
@@ -34,7 +36,11 @@ def test_cells_name_the_proving_scenario_or_the_difference():
     rows = {line.split(" | ")[0].lstrip("| "): line for line in script.render().splitlines() if line.startswith("| ")}
     # fail_fast_independent_branch does not run on threads: its difference is declared there instead.
     assert "~ an independent task already running when a task fails runs to its end" in rows["fail-fast"]
-    assert rows["resource waits (`wait_for_resource`)"].split(" | ")[3].startswith("~ each pause between polls is a reschedule")
+    assert (
+        rows["resource waits (`wait_for_resource`)"]
+        .split(" | ")[3]
+        .startswith("~ each pause between polls is a reschedule")
+    )
 
 
 def test_check_mode_fails_on_a_stale_copy_and_writes_nothing(tmp_path):
@@ -52,6 +58,9 @@ def test_check_mode_fails_on_a_stale_copy_and_writes_nothing(tmp_path):
 
 def test_the_script_runs_from_any_directory(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "capability_matrix.py"), "--check"], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, str(ROOT / "scripts" / "capability_matrix.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert (done.returncode, done.stderr) == (0, "")

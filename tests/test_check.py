@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from task_engine_core import Pipeline, Task, rate_limit, retries, set_rate_limit, RateLimit, wait_for_resource
+from task_engine_core import Pipeline, RateLimit, Task, rate_limit, retries, set_rate_limit, wait_for_resource
 from task_engine_core._check import (
     RULES,
     CheckTarget,
@@ -105,7 +105,10 @@ def test_kind_resource_poll_reschedule():
         "@wait_for_resource('cluster', interval=0.5) polls every 0.5 s standalone, but on Airflow each pause is a "
         "reschedule: the scheduler starts a new task process for the next poll, which takes seconds, so polls come less often"
     )
-    assert finding.action == "give interval >= 5 s for Airflow (the timeout still counts from the first poll, across tries)"
+    assert (
+        finding.action
+        == "give interval >= 5 s for Airflow (the timeout still counts from the first poll, across tries)"
+    )
     # Standalone and on Prefect a resource wait sleeps inside the attempt.
     assert kinds(pipeline, backend="prefect") == kinds(pipeline, backend="standalone") == []
 
@@ -189,7 +192,10 @@ def test_kind_xcom_output():
 
     found = check_pipeline(pipeline.validate(), CheckTarget("airflow", rate_limit_store=SHARED))
     assert [(f.kind, f.task) for f in found] == [
-        ("xcom-output", "raw"), ("xcom-output", "by_id"), ("xcom-output", "rows"), ("xcom-output", "Opens")
+        ("xcom-output", "raw"),
+        ("xcom-output", "by_id"),
+        ("xcom-output", "rows"),
+        ("xcom-output", "Opens"),
     ]
     assert [f.reason.split("; standalone")[0] for f in found] == [
         "its output is declared as bytes, and Airflow's XCom cannot serialise bytes (it stores JSON)",
@@ -234,7 +240,11 @@ def test_kind_dag_test_only():
     # A pooled key is always a pool difference; verifying with dag.test() adds exactly this kind.
     assert without == ["pool-is-concurrency"]
     assert with_dag_test == ["pool-is-concurrency", "dag-test-only"]
-    [finding] = [f for f in check_pipeline(pipeline.validate(), CheckTarget(**target, dag_test=True)) if f.kind == "dag-test-only"]
+    [finding] = [
+        f
+        for f in check_pipeline(pipeline.validate(), CheckTarget(**target, dag_test=True))
+        if f.kind == "dag-test-only"
+    ]
     assert "dag.test() ignores" in finding.reason and "airflow pools set api_pool" in finding.action
 
 
@@ -358,7 +368,9 @@ def test_cli_exit_0_when_nothing_differs_and_1_with_findings(tmp_path):
     (tmp_path / "jobs.py").write_text(PIPELINE_FILE)
     clean = cli("jobs.py", "--backend", "standalone", cwd=tmp_path)
     assert (clean.returncode, clean.stdout, clean.stderr) == (
-        0, "pipeline 'jobs' on standalone, 1 worker: nothing behaves differently from a standalone run\n", ""
+        0,
+        "pipeline 'jobs' on standalone, 1 worker: nothing behaves differently from a standalone run\n",
+        "",
     )
     found = cli("jobs.py", "--backend", "airflow", cwd=tmp_path)
     assert found.returncode == 1, found.stderr
@@ -369,33 +381,45 @@ def test_cli_exit_0_when_nothing_differs_and_1_with_findings(tmp_path):
     shared = cli("jobs.py", "--backend", "airflow", cwd=tmp_path, env={"TASK_ENGINE_RATE_LIMIT_STORE": SHARED})
     assert shared.returncode == 0, shared.stdout
     # A store pinned in the pipeline's code is the one its tasks use, whatever the environment says.
-    (tmp_path / "pinned.py").write_text(PIPELINE_FILE + f"\nfrom task_engine_core import set_rate_limit_store\n"
-                                        f"set_rate_limit_store({SHARED!r})\n")
+    (tmp_path / "pinned.py").write_text(
+        PIPELINE_FILE + f"\nfrom task_engine_core import set_rate_limit_store\nset_rate_limit_store({SHARED!r})\n"
+    )
     pinned = cli("pinned.py", "--backend", "airflow", cwd=tmp_path, env={"TASK_ENGINE_RATE_LIMIT_STORE": "memory"})
     assert (pinned.returncode, pinned.stderr) == (0, ""), pinned.stdout
     # The context file's store beats the environment's, as in a run.
     (tmp_path / "shared.yml").write_text(f"rate_limit_store: {SHARED}\n")
-    context = cli("jobs.py", "--backend", "airflow", "--context", "shared.yml", cwd=tmp_path,
-                  env={"TASK_ENGINE_RATE_LIMIT_STORE": "memory"})
+    context = cli(
+        "jobs.py",
+        "--backend",
+        "airflow",
+        "--context",
+        "shared.yml",
+        cwd=tmp_path,
+        env={"TASK_ENGINE_RATE_LIMIT_STORE": "memory"},
+    )
     assert (context.returncode, context.stderr) == (0, ""), context.stdout
 
 
 def test_cli_json_and_pools(tmp_path):
     (tmp_path / "jobs.py").write_text(PIPELINE_FILE)
     (tmp_path / "task_engine.yml").write_text(f"rate_limit_store: {SHARED}\n")
-    done = cli("jobs.py", "--backend", "airflow", "--json", "--pool", "/jobs/runs/get=runs_pool", "--dag-test", cwd=tmp_path)
+    done = cli(
+        "jobs.py", "--backend", "airflow", "--json", "--pool", "/jobs/runs/get=runs_pool", "--dag-test", cwd=tmp_path
+    )
     assert done.returncode == 1, done.stderr
     document = json.loads(done.stdout)
     assert document["format"] == "task-engine-check/1"
     assert (document["pipeline"], document["backend"]) == ("jobs", "airflow")
     assert [(f["kind"], f["task"]) for f in document["findings"]] == [
-        ("pool-is-concurrency", "poll"), ("dag-test-only", "poll")
+        ("pool-is-concurrency", "poll"),
+        ("dag-test-only", "poll"),
     ]
     assert set(document["findings"][0]) == {"kind", "task", "reason", "action"}
 
 
 def test_cli_definition_and_usage_errors_exit_2_without_a_traceback(tmp_path):
-    (tmp_path / "cycle.py").write_text(textwrap.dedent("""
+    (tmp_path / "cycle.py").write_text(
+        textwrap.dedent("""
         from task_engine_core import register
 
         @register(depends_on="b")
@@ -405,7 +429,8 @@ def test_cli_definition_and_usage_errors_exit_2_without_a_traceback(tmp_path):
         @register(depends_on="a")
         def b():
             pass
-    """))
+    """)
+    )
     (tmp_path / "jobs.py").write_text(PIPELINE_FILE)
     cycle = cli("cycle.py", "--backend", "airflow", cwd=tmp_path)
     assert (cycle.returncode, cycle.stdout) == (2, "")

@@ -14,15 +14,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args, cwd=ROOT):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "task_engine_core", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "task_engine_core", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_run_module_target_prints_the_seed_lines():
     done = cli("run", "examples.jobs")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "Executing Job2Task1", "Hello from Job2, Task1!", "Executing Job2Task2", "Hello from Job2, Task2!",
-        "Executing Job1Task1", "Hello from Job1, Task1!", "Executing Job1Task2", "Hello from Job1, Task2!",
+        "Executing Job2Task1",
+        "Hello from Job2, Task1!",
+        "Executing Job2Task2",
+        "Hello from Job2, Task2!",
+        "Executing Job1Task1",
+        "Hello from Job1, Task1!",
+        "Executing Job1Task2",
+        "Hello from Job1, Task2!",
     ]
 
 
@@ -34,25 +42,31 @@ def test_plan_flag_and_threads():
 
 def test_failed_task_exits_1_with_a_summary_then_the_traceback(tmp_path):
     file = tmp_path / "fails.py"
-    file.write_text(textwrap.dedent("""
+    file.write_text(
+        textwrap.dedent("""
         from task_engine_core import register
 
         @register
         def extract():
             raise ValueError("Error 401")
-    """))
+    """)
+    )
     done = cli("run", str(file), cwd=tmp_path)
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines[0] == "task 'extract' failed after 1 attempt(s): ValueError: Error 401"
     assert lines[1] == "Traceback (most recent call last):"
-    assert lines[-3:-1] == ["ValueError: Error 401", "Task Engine: task 'extract' failed on attempt 1 (no retries configured)"]
+    assert lines[-3:-1] == [
+        "ValueError: Error 401",
+        "Task Engine: task 'extract' failed on attempt 1 (no retries configured)",
+    ]
     assert re.fullmatch(r"run finished in \d+\.\d\d s: 1 failed", lines[-1])  # which tasks then did not run
 
 
 def test_definition_error_exits_2_without_traceback(tmp_path):
     file = tmp_path / "cycle.py"
-    file.write_text(textwrap.dedent("""
+    file.write_text(
+        textwrap.dedent("""
         from task_engine_core import register
 
         @register(depends_on="b")
@@ -62,7 +76,8 @@ def test_definition_error_exits_2_without_traceback(tmp_path):
         @register(depends_on="a")
         def b():
             pass
-    """))
+    """)
+    )
     done = cli("run", str(file), cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == "error: dependency cycle: a -> b -> a; remove one of these dependencies\n"
@@ -75,7 +90,10 @@ def test_unknown_target_exits_2():
 
 
 def test_bad_workers_exit_2():
-    for value, message in (("0", "'0': the number of workers must be at least 1"), ("many", "'many' is not a whole number; use e.g. --workers 4")):
+    for value, message in (
+        ("0", "'0': the number of workers must be at least 1"),
+        ("many", "'many' is not a whole number; use e.g. --workers 4"),
+    ):
         done = cli("run", "examples.jobs", "--workers", value)
         assert done.returncode == 2 and done.stderr.splitlines()[-1] == f"error: argument --workers: {message}"
 
@@ -85,7 +103,18 @@ def test_list_shows_tasks_dependencies_and_policies():
     assert done.returncode == 0
     lines = [line.split() for line in done.stdout.splitlines()]
     assert lines[0] == ["pipeline", "'examples.tasks':", "4", "tasks"]
-    assert lines[3] == ["AlwaysFailsTask", "depends", "on:", "Task1", "retries=3", "(constant", "backoff", "from", "1s)", "skippable"]
+    assert lines[3] == [
+        "AlwaysFailsTask",
+        "depends",
+        "on:",
+        "Task1",
+        "retries=3",
+        "(constant",
+        "backoff",
+        "from",
+        "1s)",
+        "skippable",
+    ]
 
 
 def test_help_explains_commands_and_exit_codes():
@@ -98,14 +127,16 @@ def test_help_explains_commands_and_exit_codes():
 
 def test_cli_default_is_one_worker_in_the_main_thread(tmp_path):
     file = tmp_path / "where.py"
-    file.write_text(textwrap.dedent("""
+    file.write_text(
+        textwrap.dedent("""
         import threading
         from task_engine_core import register
 
         @register
         def where():
             print(threading.current_thread().name)
-    """))
+    """)
+    )
     done = cli("run", str(file), cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.splitlines() == ["Executing where", "MainThread"]
     threaded = cli("run", str(file), "--workers", "2", cwd=tmp_path)
@@ -117,7 +148,8 @@ def test_pipeline_with_no_tasks_exits_2(tmp_path):
     file.write_text("x = 1\n")
     done = cli("run", str(file), cwd=tmp_path)
     assert (done.returncode, done.stderr) == (
-        2, "error: pipeline 'empty_pipe' has no tasks; decorate a Task subclass or function with @register\n"
+        2,
+        "error: pipeline 'empty_pipe' has no tasks; decorate a Task subclass or function with @register\n",
     )
 
 
@@ -141,15 +173,20 @@ def test_version_prints_the_installed_version_and_exits_0():
 
     import task_engine_core
 
-    done = subprocess.run([sys.executable, "-m", "task_engine_core", "--version"], capture_output=True, text=True,
-                          cwd=Path(task_engine_core.__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "task_engine_core", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=Path(task_engine_core.__file__).parents[1],
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, f"task-engine {task_engine_core.__version__}\n", "")
     assert re.fullmatch(r"\d+\.\d+\.\d+", task_engine_core.__version__)
 
 
 def test_prefix_output_names_the_task_on_each_line_it_prints(tmp_path):
     file = tmp_path / "talkers.py"
-    file.write_text(textwrap.dedent("""
+    file.write_text(
+        textwrap.dedent("""
         import sys
         from task_engine_core import register
 
@@ -162,12 +199,16 @@ def test_prefix_output_names_the_task_on_each_line_it_prints(tmp_path):
         @register
         def two():
             print("two says", 2)
-    """))
+    """)
+    )
     done = cli("run", str(file), "--workers", "2", "--prefix-output", "--no-stats", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert sorted(line for line in lines if not line.startswith("Executing ")) == [
-        "[one] and more", "[one] one says 1", "[one] partial line", "[two] two says 2",
+        "[one] and more",
+        "[one] one says 1",
+        "[one] partial line",
+        "[two] two says 2",
     ]
     assert sorted(line for line in lines if line.startswith("Executing ")) == ["Executing one", "Executing two"]
     plain = cli("run", str(file), "--workers", "2", "--no-stats", cwd=tmp_path)  # off by default

@@ -84,14 +84,31 @@ def test_selection_flags(project: Path, flags: list[str], expected: list[str]) -
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--only", "step9"], "error: --only 'step9': pipeline 'eight' has no task matching it; did you mean 'step8' or 'step7' or 'step6'?"),
-        (["--from", "x*"], "error: --from 'x*': pipeline 'eight' has no task matching it; its tasks: step1, step2, step3, step4, step5, step6, step7, step8"),
-        (["--tags", "nigthly"], "error: --tags 'nigthly': pipeline 'eight' has no tag matching it; did you mean 'nightly'?"),
-        (["--only", "step1", "--to", "step0*"], "error: --to 'step0*': pipeline 'eight' has no task matching it; did you mean 'step8' or 'step7' or 'step6'?"),
-        (["--only", "step8", "--to", "step2"], "error: --only step8 --to step2 selects no task of pipeline 'eight': the criteria must all hold (they intersect); drop one, or list the tasks with: python -m task_engine_core list TARGET"),
+        (
+            ["--only", "step9"],
+            "error: --only 'step9': pipeline 'eight' has no task matching it; did you mean 'step8' or 'step7' or 'step6'?",
+        ),
+        (
+            ["--from", "x*"],
+            "error: --from 'x*': pipeline 'eight' has no task matching it; its tasks: step1, step2, step3, step4, step5, step6, step7, step8",
+        ),
+        (
+            ["--tags", "nigthly"],
+            "error: --tags 'nigthly': pipeline 'eight' has no tag matching it; did you mean 'nightly'?",
+        ),
+        (
+            ["--only", "step1", "--to", "step0*"],
+            "error: --to 'step0*': pipeline 'eight' has no task matching it; did you mean 'step8' or 'step7' or 'step6'?",
+        ),
+        (
+            ["--only", "step8", "--to", "step2"],
+            "error: --only step8 --to step2 selects no task of pipeline 'eight': the criteria must all hold (they intersect); drop one, or list the tasks with: python -m task_engine_core list TARGET",
+        ),
     ],
 )
-def test_selection_errors_exit_2_with_one_message_before_anything_runs(project: Path, flags: list[str], message: str) -> None:
+def test_selection_errors_exit_2_with_one_message_before_anything_runs(
+    project: Path, flags: list[str], message: str
+) -> None:
     done = cli("run", "eight.py", *flags, cwd=project)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [message]
@@ -102,7 +119,10 @@ def test_selection_errors_exit_2_with_one_message_before_anything_runs(project: 
 def test_an_empty_name_list_is_a_usage_error(project: Path) -> None:
     done = cli("run", "eight.py", "--only", ",", cwd=project)
     assert done.returncode == 2
-    assert done.stderr.splitlines()[-1] == "error: argument --only: ',' names no task; give names separated by commas, e.g. --only Extract,Load"
+    assert (
+        done.stderr.splitlines()[-1]
+        == "error: argument --only: ',' names no task; give names separated by commas, e.g. --only Extract,Load"
+    )
 
 
 def test_resume_after_a_failure_at_step_5_runs_steps_5_to_8(project: Path) -> None:
@@ -154,7 +174,10 @@ def test_dry_run_writes_nothing_and_prints_the_plan(project: Path) -> None:
         "  step2  1. run  (after step1)",
     ]
     assert lines[6] == "  step5  2. run  (after step4)"
-    assert lines[-1] == f"statistics: {str(project / '.task_engine' / 'stats.sqlite3')!r} (it and its folder would be created)"
+    assert (
+        lines[-1]
+        == f"statistics: {str(project / '.task_engine' / 'stats.sqlite3')!r} (it and its folder would be created)"
+    )
     assert sorted(p.name for p in project.iterdir()) == ["eight.py"]  # no stats folder, no json, no report
 
 
@@ -190,7 +213,18 @@ def test_runs_lists_recorded_runs_and_shows_one(project: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert lines[0].startswith("pipeline 'eight': 3 recorded run(s) in ") and lines[0].endswith(", newest first")
-    assert lines[1].split() == ["run", "id", "started", "(UTC)", "duration", "outcome", "tasks", "resumed", "from", "selection"]
+    assert lines[1].split() == [
+        "run",
+        "id",
+        "started",
+        "(UTC)",
+        "duration",
+        "outcome",
+        "tasks",
+        "resumed",
+        "from",
+        "selection",
+    ]
     cells = [re.split(r"\s{2,}", line) for line in lines[2:]]
     assert [row[0] for row in cells] == [cells[0][0], second, first]
     assert cells[0][3:] == ["success", "7 not selected, 1 success", "-", "--only step1"]
@@ -206,7 +240,9 @@ def test_runs_lists_recorded_runs_and_shows_one(project: Path) -> None:
     assert rows[6].split()[:3] == ["step5", "success", "1"]
 
     failed = cli("runs", "eight.py", first, cwd=project).stdout.splitlines()
-    assert failed[6].split()[:3] == ["step5", "failed", "1"] and failed[6].endswith("RuntimeError: no retries configured")
+    assert failed[6].split()[:3] == ["step5", "failed", "1"] and failed[6].endswith(
+        "RuntimeError: no retries configured"
+    )
 
 
 def test_runs_unknown_id_exits_2_with_a_suggestion(project: Path) -> None:
@@ -236,7 +272,10 @@ def test_the_readme_example_fails_at_task_5_and_resumes_5_to_8(tmp_path: Path) -
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "task_engine_core", "run", "examples.partial_runs", *args],
-            capture_output=True, text=True, cwd=tmp_path, env={**env, **extra},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**env, **extra},
         )
 
     failed = run()

@@ -71,12 +71,15 @@ def capture_context(**executor_kwargs):
 
 # -- the default YAML file and the environment ------------------------------------------------------
 def test_task_engine_yml_in_the_working_directory_is_read_by_default(tmp_path):
-    write(tmp_path / "task_engine.yml", """
+    write(
+        tmp_path / "task_engine.yml",
+        """
         tenant_info:
           url: https://tenant.example
           retries: 3
         hosts: [a, b]
-    """)
+    """,
+    )
     context = capture_context()
     assert context["tenant_info"]["url"] == "https://tenant.example"
     assert context["tenant_info"]["retries"] == 3
@@ -101,11 +104,14 @@ def test_an_explicit_path_wins_over_the_working_directory(tmp_path):
 
 
 def test_environment_variables_become_nested_keys_and_override_the_file(tmp_path, monkeypatch):
-    write(tmp_path / "task_engine.yml", """
+    write(
+        tmp_path / "task_engine.yml",
+        """
         tenant_info:
           url: https://file.example
           region: eu
-    """)
+    """,
+    )
     monkeypatch.setenv("TASK_ENGINE__TENANT_INFO__URL", "https://env.example")
     monkeypatch.setenv("TASK_ENGINE__FEATURE", "on")
     monkeypatch.setenv("TASK_ENGINE_EXAMPLE_SEED", "7")  # one underscore: not a context variable
@@ -153,10 +159,13 @@ def test_a_missing_nested_key_names_the_dotted_path(tmp_path):
 
 # -- registered hydrators -----------------------------------------------------------------------------
 def test_a_registered_hydrator_runs_in_order_sees_earlier_data_and_is_overridden_by_later(tmp_path, monkeypatch):
-    write(tmp_path / "task_engine.yml", """
+    write(
+        tmp_path / "task_engine.yml",
+        """
         vault: {url: https://vault.example}
         db: {host: file-host, user: app}
-    """)
+    """,
+    )
     asked = []
 
     @register_hydrator(order=50, name="vault")
@@ -176,7 +185,9 @@ def test_a_registered_hydrator_runs_in_order_sees_earlier_data_and_is_overridden
 
 def test_a_hydrator_can_replace_the_default_file_hydrator(tmp_path):
     write(tmp_path / "task_engine.yml", "source: file\n")
-    register_hydrator(lambda request: Hydrated({"source": "service"}, "config service"), name="service", replace_default=True)
+    register_hydrator(
+        lambda request: Hydrated({"source": "service"}, "config service"), name="service", replace_default=True
+    )
     context = hydrate()
     assert context["source"] == "service"
     assert context.sources == ("config service", "environment TASK_ENGINE__*")
@@ -192,12 +203,15 @@ def test_registering_a_name_again_replaces_it_and_unregister_removes_it():
 
 
 def test_a_later_hydrator_deep_merges_and_a_secret_stays_secret_when_overridden(tmp_path):
-    write(tmp_path / "task_engine.yml", """
+    write(
+        tmp_path / "task_engine.yml",
+        """
         api:
           token: !secret file-token-1
           hosts: [a, b]
           timeout: 5
-    """)
+    """,
+    )
     register_hydrator(lambda request: {"api": {"token": "plain-token-2", "hosts": ["c"]}}, name="override")
     context = hydrate()
     assert context["api"]["timeout"] == 5
@@ -220,7 +234,9 @@ def test_a_hydrator_that_raises_or_returns_a_non_mapping_stops_the_run_before_an
     executor = PipelineExecutor(pipeline, reporters=[])
     with pytest.raises(HydrationError) as caught:
         executor.run()
-    assert str(caught.value) == "context hydrator 'vault' raised RuntimeError: login with *** refused; no task was started"
+    assert (
+        str(caught.value) == "context hydrator 'vault' raised RuntimeError: login with *** refused; no task was started"
+    )
     assert ran == [] and executor.result is None
 
     register_hydrator(lambda request: ["not", "a", "mapping"], name="vault")
@@ -300,7 +316,15 @@ def test_secrets_never_show_in_repr_str_print_or_format(tmp_path, monkeypatch, c
     write(tmp_path / "task_engine.yml", SECRET_FILE)
     context = hydrate()
     token = context["tenant_info"]["token"]
-    shown = [repr(context), str(context), repr(context["tenant_info"]), repr(token), str(token), f"{token}", f"{token:>5}"]
+    shown = [
+        repr(context),
+        str(context),
+        repr(context["tenant_info"]),
+        repr(token),
+        str(token),
+        f"{token}",
+        f"{token:>5}",
+    ]
     print(context, token, context["db"])
     shown.append(capsys.readouterr().out)
     for text in shown:
@@ -368,7 +392,10 @@ def test_short_secrets_are_masked_as_values_but_not_searched_for_in_text():
             ", line 2: the tag '!!python/object/apply:os.system' is not allowed: the context loader builds plain "
             "data only (yaml.safe_load), never Python objects; remove the tag",
         ),
-        ("x: !vault db/password\n", ", line 1: the tag '!vault' is not allowed: the context loader knows only !secret and !env; remove the tag"),
+        (
+            "x: !vault db/password\n",
+            ", line 1: the tag '!vault' is not allowed: the context loader knows only !secret and !env; remove the tag",
+        ),
         ("x: !secret {a: 1}\n", ", line 1: !secret applies to a single value, not to a mapping"),
         (
             "db:\n  password: !env CTX_TEST_UNSET_VARIABLE\n",
@@ -414,14 +441,17 @@ def test_a_missing_or_unreadable_explicit_path_is_named(tmp_path):
 
 
 def test_aliases_and_merge_keys_work_within_the_expansion_limit(tmp_path):
-    write(tmp_path / "task_engine.yml", """
+    write(
+        tmp_path / "task_engine.yml",
+        """
         base: &base {region: eu, retries: 3}
         prod:
           <<: *base
           region: us
         hosts: &hosts [a, b]
         copies: [*hosts, *hosts]
-    """)
+    """,
+    )
     assert hydrate().to_dict() == {
         "base": {"region": "eu", "retries": 3},
         "prod": {"region": "us", "retries": 3},
@@ -446,10 +476,13 @@ def test_an_empty_file_is_an_empty_context(tmp_path):
 
 
 def test_rate_limits_in_the_context_file_configure_the_limiter(tmp_path):
-    write(tmp_path / "task_engine.yml", """
+    write(
+        tmp_path / "task_engine.yml",
+        """
         rate_limits:
           /jobs/runs/get: [{rate: 30}, {rate: 1000, per: hour}]
-    """)
+    """,
+    )
     capture_context()
     assert default_rate_limiter().limits("/jobs/runs/get") == (
         RateLimit("/jobs/runs/get", 30),
@@ -458,7 +491,7 @@ def test_rate_limits_in_the_context_file_configure_the_limiter(tmp_path):
 
 
 # -- the command line, in a real subprocess ---------------------------------------------------------------
-PIPELINE_FILE = '''
+PIPELINE_FILE = """
 import logging
 import my_vault  # registers a hydrator when imported, as an application would
 from task_engine_core import Task, register
@@ -471,15 +504,15 @@ class Report(Task):
         print("context", ctx)
         logging.getLogger("app").warning("token %s", ctx["tenant_info"]["token"].reveal())
         raise RuntimeError("rejected key " + ctx["vault_key"].reveal())
-'''
+"""
 
-VAULT_MODULE = '''
+VAULT_MODULE = """
 from task_engine_core import Secret, register_hydrator
 
 @register_hydrator(order=500, name="vault")
 def vault(request):
     return {"vault_key": Secret("vault-key-0042")}
-'''
+"""
 
 
 def run_cli(tmp_path, *args, env_extra=None):
@@ -488,21 +521,31 @@ def run_cli(tmp_path, *args, env_extra=None):
     env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "task_engine_core", "run", *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_cli_context_option_env_override_custom_hydrator_and_masked_failure(tmp_path):
     write(tmp_path / "pipeline.py", PIPELINE_FILE)
     write(tmp_path / "my_vault.py", VAULT_MODULE)
-    config = write(tmp_path / "prod.yml", """
+    config = write(
+        tmp_path / "prod.yml",
+        """
         tenant_info:
           url: https://file.example
           region: eu
           token: !secret file-token-0099
-    """)
+    """,
+    )
     done = run_cli(
-        tmp_path, "pipeline.py", "--context", str(config),
+        tmp_path,
+        "pipeline.py",
+        "--context",
+        str(config),
         env_extra={"TASK_ENGINE__TENANT_INFO__URL": "https://env.example"},
     )
     assert done.returncode == 1, done.stderr
@@ -543,7 +586,9 @@ def test_a_context_nested_up_to_the_limit_works_in_every_output(tmp_path):
     from task_engine_core.reporters import HtmlRunReport, JsonRunSummary
 
     depth = MAX_CONTEXT_DEPTH
-    (tmp_path / "deep.yml").write_text("".join("  " * i + f"k{i}:\n" for i in range(depth - 1)) + "  " * (depth - 1) + "v: 1\n")
+    (tmp_path / "deep.yml").write_text(
+        "".join("  " * i + f"k{i}:\n" for i in range(depth - 1)) + "  " * (depth - 1) + "v: 1\n"
+    )
     p = Pipeline("deep")
     seen = []
 
@@ -573,7 +618,9 @@ def test_constructing_a_secret_installs_no_logging_hook_and_a_run_does() -> None
         "PipelineExecutor(pipeline, reporters=[], stats=False, context={}).run()\n"
         "print(logging.getLogRecordFactory() is python_default)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False"]
     assert "token ***" in done.stderr and "s3cr3t-value-123" not in done.stderr

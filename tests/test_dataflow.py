@@ -139,7 +139,9 @@ def test_the_seed_error_def_transform_extract_without_the_dependency():
     def transform(extract):
         return extract
 
-    with pytest.raises(InputParameterError, match="parameter 'extract' names no upstream task; its upstream tasks are: none"):
+    with pytest.raises(
+        InputParameterError, match="parameter 'extract' names no upstream task; its upstream tasks are: none"
+    ):
         pipeline.validate()
 
 
@@ -212,7 +214,10 @@ def test_reports_show_a_short_masked_output(tmp_path: Path):
     json_path, html_path = tmp_path / "run.json", tmp_path / "run.html"
     PipelineExecutor(pipeline, reporters=[JsonRunSummary(json_path), HtmlRunReport(html_path)], stats=False).run()
     data = json.loads(json_path.read_text(encoding="utf-8"))
-    assert {t["name"]: t["output"] for t in data["tasks"]} == {"login": "{'user': 'ana', 'token': '***'}", "quiet": None}
+    assert {t["name"]: t["output"] for t in data["tasks"]} == {
+        "login": "{'user': 'ana', 'token': '***'}",
+        "quiet": None,
+    }
     html = html_path.read_text(encoding="utf-8")
     assert "tok-9f8e7d6c" not in html and "tok-9f8e7d6c" not in json_path.read_text(encoding="utf-8")
     assert '<td class="out">{&#x27;user&#x27;: &#x27;ana&#x27;, &#x27;token&#x27;: &#x27;***&#x27;}</td>' in html
@@ -327,7 +332,9 @@ def test_a_task_subclass_reading_a_kept_output_fails_with_the_same_message(tmp_p
     with pytest.raises(RuntimeError):
         PipelineExecutor(pipeline, reporters=[], stats=stats, keep_going=True).run()
     fail["Report"] = False
-    executor = PipelineExecutor(pipeline, reporters=[], stats=stats, resume=True, keep_going=True, raise_on_failure=False)
+    executor = PipelineExecutor(
+        pipeline, reporters=[], stats=stats, resume=True, keep_going=True, raise_on_failure=False
+    )
     result = executor.run()
     assert result.tasks["source"].resumed_from is not None
     assert result.tasks["Count"].state is TaskState.SUCCESS

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._chromium import MERMAID_JS, load, screenshot
 from task_engine_core import InvalidArgumentError, Pipeline
 from task_engine_core.reporters import render_graph, to_dot, to_html, to_mermaid
+from tests._chromium import MERMAID_JS, load, screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 NASTY = [
@@ -101,7 +101,9 @@ def test_mermaid_structure() -> None:
 def _render_mermaid(tmp_path: Path, text: str) -> tuple[str, list[str], str]:
     """Render `text` with the real Mermaid in Chromium; return status, console lines and the DOM."""
     if not MERMAID_JS.exists():
-        pytest.skip("Mermaid is not installed in tests/js (tests/run_all.sh runs npm ci there); structure checked above")
+        pytest.skip(
+            "Mermaid is not installed in tests/js (tests/run_all.sh runs npm ci there); structure checked above"
+        )
     import html
 
     page = tmp_path / "mermaid.html"
@@ -157,7 +159,10 @@ def test_unknown_format_is_refused() -> None:
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "task_engine_core", "graph", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "task_engine_core", "graph", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 

@@ -31,10 +31,18 @@ def test_tasks_run_1():
     done = run_example("tasks", "--seed", "7")
     assert done.returncode == 0
     assert done.stdout.splitlines() == [
-        "Executing BaseTask", "Hello!", "Executing Task1", "Task1 failed with error 500, retrying...",
-        "Task1 completed successfully", "Executing AlwaysFailsTask", "AlwaysFailsTask failed",
-        "AlwaysFailsTask failed", "AlwaysFailsTask failed", "Skipping task due to error: AlwaysFailsTask failed",
-        "Executing Task2", "Task2 completed successfully",
+        "Executing BaseTask",
+        "Hello!",
+        "Executing Task1",
+        "Task1 failed with error 500, retrying...",
+        "Task1 completed successfully",
+        "Executing AlwaysFailsTask",
+        "AlwaysFailsTask failed",
+        "AlwaysFailsTask failed",
+        "AlwaysFailsTask failed",
+        "Skipping task due to error: AlwaysFailsTask failed",
+        "Executing Task2",
+        "Task2 completed successfully",
     ]
 
 
@@ -42,13 +50,19 @@ def test_tasks_run_2_ends_with_the_seed_traceback():
     done = run_example("tasks", "--seed", "9")
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
-        "Executing BaseTask", "Hello!", "Executing Task1", "Task1 failed with error 500, retrying...",
+        "Executing BaseTask",
+        "Hello!",
+        "Executing Task1",
+        "Task1 failed with error 500, retrying...",
         "Task1 failed with error 401, no retries",
     ]
     lines = done.stderr.splitlines()
     assert lines[0] == "Traceback (most recent call last):"
     assert 'raise Exception(f"Error {status}")' in done.stderr
-    assert lines[-2:] == ["Exception: Error 401", "Task Engine: task 'Task1' failed on attempt 2 (retry_handler declined to retry)"]
+    assert lines[-2:] == [
+        "Exception: Error 401",
+        "Task Engine: task 'Task1' failed on attempt 2 (retry_handler declined to retry)",
+    ]
 
 
 def test_context_rate_limit_example_masks_the_secret_and_waits_for_tokens():
@@ -73,17 +87,32 @@ def test_context_rate_limit_example_masks_the_secret_and_waits_for_tokens():
 def test_databricks_fan_out_example_polls_each_run_through_the_rate_limit(tmp_path, workers):
     summary = tmp_path / "run.json"
     done = subprocess.run(
-        [sys.executable, "-m", "task_engine_core", "run", "examples.databricks_fan_out", "--workers", str(workers),
-         "--json", str(summary), "--no-stats"],
-        capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            "examples.databricks_fan_out",
+            "--workers",
+            str(workers),
+            "--json",
+            str(summary),
+            "--no-stats",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "ListRuns: 5 runs" in lines
     # Instances print from several threads, next to the console reporter's lines: find each poll's text.
     assert sorted(re.findall(r"PollRun: run \d+ is [A-Z]+", done.stdout)) == [
-        "PollRun: run 1001 is TERMINATED", "PollRun: run 1002 is TERMINATED", "PollRun: run 1003 is TERMINATED",
-        "PollRun: run 1004 is RUNNING", "PollRun: run 1005 is TERMINATED",
+        "PollRun: run 1001 is TERMINATED",
+        "PollRun: run 1002 is TERMINATED",
+        "PollRun: run 1003 is TERMINATED",
+        "PollRun: run 1004 is RUNNING",
+        "PollRun: run 1005 is TERMINATED",
     ]
     # Only the instance that met the 429 retried, honouring its Retry-After.
     assert re.findall(r"PollRun\[\d+\]: 429 .*?\(attempt \d+ of \d+\)", done.stdout) == [
@@ -93,9 +122,15 @@ def test_databricks_fan_out_example_polls_each_run_through_the_rate_limit(tmp_pa
     assert "Workspace saw 7 requests, 0 over its limit" in lines
     tasks = {task["name"]: task for task in json.loads(summary.read_text(encoding="utf-8"))["tasks"]}
     assert {name: (task["state"], task["attempts"]) for name, task in tasks.items()} == {
-        "StartWorkspace": ("success", 1), "ListRuns": ("success", 1), "PollRun": ("success", 6),
-        "PollRun[0]": ("success", 1), "PollRun[1]": ("success", 1), "PollRun[2]": ("success", 2),
-        "PollRun[3]": ("success", 1), "PollRun[4]": ("success", 1), "Report": ("success", 1),
+        "StartWorkspace": ("success", 1),
+        "ListRuns": ("success", 1),
+        "PollRun": ("success", 6),
+        "PollRun[0]": ("success", 1),
+        "PollRun[1]": ("success", 1),
+        "PollRun[2]": ("success", 2),
+        "PollRun[3]": ("success", 1),
+        "PollRun[4]": ("success", 1),
+        "Report": ("success", 1),
     }
     assert tasks["ListRuns"]["output"] == "[1001, 1002, 1003, 1004, 1005]"
     assert tasks["Report"]["output"] == "{'failed': [1002], 'running': [1004]}"
@@ -109,7 +144,9 @@ def _runnable_readme_samples() -> list[tuple[int, str]]:
     samples = []
     for number, line in enumerate(lines):
         if line.strip() == "<!-- runnable -->":
-            assert lines[number + 1] == "```python", f"README.md:{number + 1}: the runnable mark must precede a ```python block"
+            assert lines[number + 1] == "```python", (
+                f"README.md:{number + 1}: the runnable mark must precede a ```python block"
+            )
             end = lines.index("```", number + 2)
             samples.append((number + 3, "\n".join(lines[number + 2 : end]) + "\n"))
     return samples
@@ -126,6 +163,8 @@ def test_the_readme_marks_samples_as_runnable():
 def test_every_runnable_readme_sample_runs_as_shown(tmp_path, line, code):
     (tmp_path / "sample.py").write_text(code, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT), TASK_ENGINE_STATS="off")
-    done = subprocess.run([sys.executable, "sample.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "sample.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, f"README.md:{line}\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr, done.stderr

@@ -254,8 +254,16 @@ def test_events_in_order(recorder, no_sleep):
     run(p, listeners=[recorder], sleep=no_sleep)
     kinds = [type(e).__name__ for e in recorder.events]
     assert kinds == [
-        "RunStarted", "TaskStarted", "AttemptStarted", "AttemptFailed", "RetryScheduled",
-        "WaitStarted", "WaitFinished", "AttemptStarted", "TaskFinished", "RunFinished",
+        "RunStarted",
+        "TaskStarted",
+        "AttemptStarted",
+        "AttemptFailed",
+        "RetryScheduled",
+        "WaitStarted",
+        "WaitFinished",
+        "AttemptStarted",
+        "TaskFinished",
+        "RunFinished",
     ]
     retry = recorder.of(RetryScheduled)[0]
     assert (retry.task, retry.next_attempt, retry.max_attempts, retry.delay) == ("Once", 2, 2, 0.0)

@@ -65,8 +65,7 @@ def dags(draw: st.DrawFn, max_tasks: int = 16) -> Drawn:
     count = draw(st.integers(min_value=1, max_value=max_tasks))
     names = [f"t{i}" for i in range(count)]  # t0..tn in a topological order
     upstream = {
-        name: sorted(draw(st.sets(st.sampled_from(names[:i]), max_size=3))) if i else []
-        for i, name in enumerate(names)
+        name: sorted(draw(st.sets(st.sampled_from(names[:i]), max_size=3))) if i else [] for i, name in enumerate(names)
     }
     registration = draw(st.permutations(names))
     weights = st.sampled_from(["ok"] * 6 + ["fail", "skip", "flaky", "exhausted", "skippable"])
@@ -120,7 +119,9 @@ def build(drawn: Drawn, calls: Counter[str], lock: threading.Lock) -> Pipeline:
     return pipeline
 
 
-def run_drawn(drawn: Drawn, workers: int, keep_going: bool) -> tuple[dict, Counter[str], Recorder, BaseException | None]:
+def run_drawn(
+    drawn: Drawn, workers: int, keep_going: bool
+) -> tuple[dict, Counter[str], Recorder, BaseException | None]:
     calls: Counter[str] = Counter()
     recorder = Recorder()
     pipeline = build(drawn, calls, threading.Lock())
@@ -167,7 +168,9 @@ def sequential_fail_fast_model(drawn: Drawn) -> dict[str, tuple[TaskState, int]]
     return finals
 
 
-def check_common(drawn: Drawn, finals: dict, calls: Counter[str], recorder: Recorder, raised: BaseException | None) -> None:
+def check_common(
+    drawn: Drawn, finals: dict, calls: Counter[str], recorder: Recorder, raised: BaseException | None
+) -> None:
     """Invariants of every run: exactly once, order, states consistent with behaviours and upstreams."""
     assert list(finals) == list(recorder.events[0].plan)  # RunResult.tasks in plan order
     assert isinstance(recorder.events[0], RunStarted)
@@ -219,7 +222,7 @@ def test_fail_fast_starts_nothing_after_a_failure(drawn: Drawn) -> None:
         i for i, e in enumerate(recorder.events) if type(e) is TaskFinished and e.result.state is TaskState.FAILED
     ]
     if failures:
-        later_starts = [e.task for e in recorder.events[failures[0]:] if type(e) is TaskStarted]
+        later_starts = [e.task for e in recorder.events[failures[0] :] if type(e) is TaskStarted]
         assert later_starts == []
     else:  # nothing failed: everything ran, as with keep_going
         assert finals == keep_going_model(drawn)
@@ -338,9 +341,24 @@ def start_cli(tmp_path: Path, workers: int, slow: float = 1.0) -> tuple[subproce
     marks = tmp_path / "marks"
     marks.mkdir()
     database = tmp_path / "stats.sqlite3"
-    env = dict(os.environ, MARKS=str(marks), SLOW=str(slow), PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        MARKS=str(marks),
+        SLOW=str(slow),
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "task_engine_core", "run", str(target), "--workers", str(workers), "--stats", str(database)],
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            str(target),
+            "--workers",
+            str(workers),
+            "--stats",
+            str(database),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

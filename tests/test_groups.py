@@ -69,7 +69,10 @@ def test_a_group_whose_contraction_closes_a_cycle_is_a_definition_error():
         ({"g": []}, "task group 'g' has no tasks; list the names of the tasks it runs"),
         ({"g": "A"}, "task group 'g' must list task names, e.g. groups={'g': ['A', 'B']}; got 'A'"),
         ({"g": ["A", "Bb"]}, "task group 'g' names unknown task 'Bb' of pipeline 'groups'; did you mean 'B'?"),
-        ({"g": ["A", "B"], "h": ["B", "C"]}, "task 'B' is in task groups 'g' and 'h'; a task belongs to at most one group"),
+        (
+            {"g": ["A", "B"], "h": ["B", "C"]},
+            "task 'B' is in task groups 'g' and 'h'; a task belongs to at most one group",
+        ),
         (
             {"D": ["A", "B"]},
             "task group 'D' has the name of task 'D', which is not in it; the group becomes one orchestrator task "
@@ -106,7 +109,12 @@ def test_a_group_pipeline_keeps_map_over_and_tags_so_the_group_fans_out_as_stand
     inner = group_pipeline(validated, plan_groups(validated, {"all": ["items", "double"]}), "all").validate()
     assert inner.mapped == {"double": "items"}
     assert inner.definitions["items"].tags == ("listing",)
-    result = run_group(group_pipeline(validated, plan_groups(validated, {"all": ["items", "double"]}), "all"),
-                       context={}, keep_going=False, reporters=[], stats=False)
+    result = run_group(
+        group_pipeline(validated, plan_groups(validated, {"all": ["items", "double"]}), "all"),
+        context={},
+        keep_going=False,
+        reporters=[],
+        stats=False,
+    )
     assert result.tasks["double"].output == [2, 4, 6]
     assert [name for name in result.tasks if name.startswith("double[")] == ["double[0]", "double[1]", "double[2]"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._chromium import load, screenshot
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
 from task_engine_core.reporters import HtmlRunReport, mask_values, render_run_report
 from task_engine_core.task import TaskState
+from tests._chromium import load, screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_ERROR = '<script>document.title="pwned";console.error("injected")</script> & <b>not bold</b>'
@@ -184,13 +184,19 @@ def Touch():
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--report", "missing-dir/run.html",
-         "error: cannot write the HTML run report to 'missing-dir/run.html': directory 'missing-dir' does not exist; "
-         "choose a writable path\n"),
+        (
+            "--report",
+            "missing-dir/run.html",
+            "error: cannot write the HTML run report to 'missing-dir/run.html': directory 'missing-dir' does not exist; "
+            "choose a writable path\n",
+        ),
         ("--json", ".", "error: cannot write the JSON run summary to '.': it is a directory; choose a writable path\n"),
-        ("--trace", "missing-dir/t.jsonl",
-         "error: cannot write the trace file to 'missing-dir/t.jsonl': directory 'missing-dir' does not exist; "
-         "choose a writable path\n"),
+        (
+            "--trace",
+            "missing-dir/t.jsonl",
+            "error: cannot write the trace file to 'missing-dir/t.jsonl': directory 'missing-dir' does not exist; "
+            "choose a writable path\n",
+        ),
     ],
 )
 def test_unwritable_output_stops_the_run_before_any_task(tmp_path: Path, option: str, value: str, message: str) -> None:
@@ -199,7 +205,10 @@ def test_unwritable_output_stops_the_run_before_any_task(tmp_path: Path, option:
     target.write_text(PIPELINE_FILE.format(marker=str(marker)))
     done = subprocess.run(
         [sys.executable, "-m", "task_engine_core", "run", str(target), option, value],
-        cwd=tmp_path, capture_output=True, text=True, env=_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
     )
     assert (done.returncode, done.stderr) == (2, message)
     assert not marker.exists()
@@ -207,8 +216,21 @@ def test_unwritable_output_stops_the_run_before_any_task(tmp_path: Path, option:
 
 def test_cli_report_option_writes_the_report(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "task_engine_core", "run", "examples.jobs", "--workers", "2", "--report", str(tmp_path / "r.html")],
-        cwd=ROOT, capture_output=True, text=True, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            "examples.jobs",
+            "--workers",
+            "2",
+            "--report",
+            str(tmp_path / "r.html"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env(),
     )
     assert done.returncode == 0, done.stderr
     rows = _Rows()
@@ -232,7 +254,7 @@ def test_context_secrets_are_masked_everywhere_in_the_report(tmp_path: Path) -> 
 
     @pipeline.register
     @skippable
-    def Call(context) -> None:  # noqa: ANN001 - the executor passes the run's TaskContext
+    def Call(context) -> None:
         raise PermissionError(f"token {context['api']['token'].reveal()} was refused")
 
     report, summary = tmp_path / "run.html", tmp_path / "run.json"

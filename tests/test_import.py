@@ -21,7 +21,10 @@ def test_core_imports_only_the_standard_library():
     loaded = json.loads(out)
     stdlib = set(sys.stdlib_module_names)
     third_party = sorted(
-        {name.split(".")[0] for name in loaded} - stdlib - {"task_engine_core"} - {n for n in loaded if n.startswith("_")}
+        {name.split(".")[0] for name in loaded}
+        - stdlib
+        - {"task_engine_core"}
+        - {n for n in loaded if n.startswith("_")}
     )
     assert third_party == [], f"import task_engine_core loaded {third_party}"
     assert "task_engine_core" in loaded and sysconfig.get_paths()["stdlib"]
@@ -30,8 +33,19 @@ def test_core_imports_only_the_standard_library():
 def test_public_names_of_the_design():
     import task_engine_core
 
-    for name in ("Task", "register", "retries", "skippable", "Pipeline", "PipelineExecutor", "RunResult",
-                 "TaskResult", "TaskState", "TaskContext", "TaskEngineError"):
+    for name in (
+        "Task",
+        "register",
+        "retries",
+        "skippable",
+        "Pipeline",
+        "PipelineExecutor",
+        "RunResult",
+        "TaskResult",
+        "TaskState",
+        "TaskContext",
+        "TaskEngineError",
+    ):
         assert name in task_engine_core.__all__ and hasattr(task_engine_core, name), name
 
 

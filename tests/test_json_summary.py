@@ -36,17 +36,27 @@ def test_summary_holds_states_attempts_retries_and_errors(tmp_path: Path) -> Non
     path = tmp_path / "summary.json"
     result = PipelineExecutor(pipeline, reporters=[JsonRunSummary(path, redact=mask_values(["hunter2"]))]).run()
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert {k: data[k] for k in ("format", "run_id", "pipeline", "workers", "succeeded", "interrupted", "trace_id")} == {
-        "format": "task-engine-run-summary/1", "run_id": result.run_id, "pipeline": "summary", "workers": 1,
-        "succeeded": True, "interrupted": None, "trace_id": None,
+    assert {
+        k: data[k] for k in ("format", "run_id", "pipeline", "workers", "succeeded", "interrupted", "trace_id")
+    } == {
+        "format": "task-engine-run-summary/1",
+        "run_id": result.run_id,
+        "pipeline": "summary",
+        "workers": 1,
+        "succeeded": True,
+        "interrupted": None,
+        "trace_id": None,
     }
     assert data["counts"] == {"success": 2, "skipped": 1}
     assert [t["name"] for t in data["tasks"]] == ["Extract", "Flaky", "Load"]
     flaky = data["tasks"][1]
     assert {k: flaky[k] for k in ("state", "attempts", "upstream", "error", "reason", "worker")} == {
-        "state": "skipped", "attempts": 2, "upstream": ["Extract"],
+        "state": "skipped",
+        "attempts": 2,
+        "upstream": ["Extract"],
         "error": {"type": "ValueError", "message": "password *** rejected"},
-        "reason": "no attempts left", "worker": "MainThread",
+        "reason": "no attempts left",
+        "worker": "MainThread",
     }
     assert flaky["attempt_errors"] == [
         {"attempt": 1, "type": "ValueError", "message": "password *** rejected"},
@@ -62,13 +72,18 @@ def test_cli_json_option(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     done = subprocess.run(
         [sys.executable, "-m", "task_engine_core", "run", "examples.tasks", "--json", str(path)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "TASK_ENGINE_EXAMPLE_SEED": "9"},
     )
     assert done.returncode == 1  # the seed's Run 2: Task1 fails with 401
     data = json.loads(path.read_text(encoding="utf-8"))
     assert {t["name"]: t["state"] for t in data["tasks"]} == {
-        "BaseTask": "success", "Task1": "failed", "AlwaysFailsTask": "upstream_failed", "Task2": "upstream_failed",
+        "BaseTask": "success",
+        "Task1": "failed",
+        "AlwaysFailsTask": "upstream_failed",
+        "Task2": "upstream_failed",
     }
     assert data["tasks"][1]["error"] == {"type": "Exception", "message": "Error 401"}
     assert data["succeeded"] is False

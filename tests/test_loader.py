@@ -22,13 +22,16 @@ def test_module_target_gets_a_fresh_pipeline_each_time():
 
 
 def test_file_target(tmp_path):
-    file = write(tmp_path / "my_pipe.py", """
+    file = write(
+        tmp_path / "my_pipe.py",
+        """
         from task_engine_core import register
 
         @register
         def hello():
             print("hi")
-    """)
+    """,
+    )
     pipeline = load_pipeline(str(file))
     assert pipeline.name == "my_pipe" and pipeline.task_names == ["hello"]
 
@@ -37,26 +40,34 @@ def test_package_folder_imports_its_submodules(tmp_path):
     package = tmp_path / "pkg_tasks"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    write(package / "a.py", """
+    write(
+        package / "a.py",
+        """
         from task_engine_core import register
 
         @register
         def a():
             pass
-    """)
-    write(package / "b.py", """
+    """,
+    )
+    write(
+        package / "b.py",
+        """
         from task_engine_core import register
 
         @register(depends_on="a")
         def b():
             pass
-    """)
+    """,
+    )
     pipeline = load_pipeline(str(package))
     assert sorted(pipeline.task_names) == ["a", "b"]
 
 
 def test_module_with_its_own_pipeline_object(tmp_path):
-    file = write(tmp_path / "own_pipe.py", """
+    file = write(
+        tmp_path / "own_pipe.py",
+        """
         from task_engine_core import Pipeline
 
         pipeline = Pipeline("mine")
@@ -64,7 +75,8 @@ def test_module_with_its_own_pipeline_object(tmp_path):
         @pipeline.register
         def only():
             pass
-    """)
+    """,
+    )
     assert load_pipeline(str(file)).name == "mine"
 
 
@@ -78,7 +90,10 @@ def test_missing_module():
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(TargetError, match=r"^no such file or folder: '.*nothing\.py'; pass a module name, a \.py file or a package folder$"):
+    with pytest.raises(
+        TargetError,
+        match=r"^no such file or folder: '.*nothing\.py'; pass a module name, a \.py file or a package folder$",
+    ):
         load_pipeline(str(tmp_path / "nothing.py"))
 
 

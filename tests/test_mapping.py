@@ -115,7 +115,11 @@ def test_keep_going_runs_every_instance():
     with pytest.raises(RuntimeError, match="item 1 failed"):
         runner.run()
     assert [r.state for r in runner.result.tasks.values()] == [
-        TaskState.SUCCESS, TaskState.FAILED, TaskState.FAILED, TaskState.SUCCESS, TaskState.FAILED,
+        TaskState.SUCCESS,
+        TaskState.FAILED,
+        TaskState.FAILED,
+        TaskState.SUCCESS,
+        TaskState.FAILED,
         TaskState.UPSTREAM_FAILED,
     ]
     assert runner.result.tasks["poll"].reason == "2 of 3 instances failed, first poll[0]"
@@ -125,15 +129,15 @@ def test_empty_list_runs_no_instance_and_succeeds_with_an_empty_list():
     events: list = []
     result = executor(fan_out([]), listeners=[events.append]).run()
     assert states(result) == {
-        "source": (TaskState.SUCCESS, 1), "poll": (TaskState.SUCCESS, 0), "total": (TaskState.SUCCESS, 1),
+        "source": (TaskState.SUCCESS, 1),
+        "poll": (TaskState.SUCCESS, 0),
+        "total": (TaskState.SUCCESS, 1),
     }
     assert result.tasks["poll"].output == []
     assert [e.task for e in events if isinstance(e, TaskFinished)] == ["source", "poll", "total"]
 
 
-@pytest.mark.parametrize(
-    ("value", "type_name"), [(None, "NoneType"), (42, "int"), ("abc", "str"), ({"a": 1}, "dict")]
-)
+@pytest.mark.parametrize(("value", "type_name"), [(None, "NoneType"), (42, "int"), ("abc", "str"), ({"a": 1}, "dict")])
 def test_an_output_that_is_not_a_list_fails_the_mapped_task_naming_it_and_the_type(value, type_name):
     runner = executor(fan_out(value))
     with pytest.raises(MapOverError) as caught:
@@ -143,7 +147,9 @@ def test_an_output_that_is_not_a_list_fails_the_mapped_task_naming_it_and_the_ty
         f"return a list (or tuple, or another iterable) of the items to fan out over"
     )
     assert states(runner.result) == {
-        "source": (TaskState.SUCCESS, 1), "poll": (TaskState.FAILED, 0), "total": (TaskState.UPSTREAM_FAILED, 0),
+        "source": (TaskState.SUCCESS, 1),
+        "poll": (TaskState.FAILED, 0),
+        "total": (TaskState.UPSTREAM_FAILED, 0),
     }
 
 
@@ -164,7 +170,9 @@ def test_a_skipped_upstream_skips_the_mapped_task_and_its_downstream_still_runs(
 
     result = executor(pipeline).run()
     assert states(result) == {
-        "source": (TaskState.SKIPPED, 1), "poll": (TaskState.SKIPPED, 0), "total": (TaskState.SUCCESS, 1),
+        "source": (TaskState.SKIPPED, 1),
+        "poll": (TaskState.SKIPPED, 0),
+        "total": (TaskState.SUCCESS, 1),
     }
     assert result.tasks["poll"].reason == "upstream 'source' was skipped: nothing to map over"
 
@@ -264,7 +272,11 @@ def test_console_summary_and_statistics_name_the_instances(tmp_path: Path):
     assert "Executing poll[0]\nExecuting poll[1]\n" in out.getvalue()
     data = json.loads(path.read_text(encoding="utf-8"))
     assert [(t["name"], t["output"]) for t in data["tasks"]] == [
-        ("source", "['x', 'y']"), ("poll", "['xx', 'yy']"), ("poll[0]", "'xx'"), ("poll[1]", "'yy'"), ("total", "2"),
+        ("source", "['x', 'y']"),
+        ("poll", "['xx', 'yy']"),
+        ("poll[0]", "'xx'"),
+        ("poll[1]", "'yy'"),
+        ("total", "2"),
     ]
     assert data["critical_path"][:2] == ["source", "poll"]
     recorded = {summary.task for summary in store.summaries("fan")}
@@ -284,5 +296,7 @@ def test_map_over_errors_name_the_task():
     def source():
         return []
 
-    with pytest.raises(UnknownDependencyError, match="task 'poll' depends on unknown task 'sourse'; did you mean 'source'"):
+    with pytest.raises(
+        UnknownDependencyError, match="task 'poll' depends on unknown task 'sourse'; did you mean 'source'"
+    ):
         pipeline.validate()

@@ -18,8 +18,18 @@ OWN_NAMES = {"task_engine", "task_engine_core"}
 
 #: What a build must never read: local state, environments and earlier build output.
 NOT_SOURCES = shutil.ignore_patterns(
-    ".git", ".venvs", ".venv", ".task_engine", "node_modules", "build", "dist", "*.egg-info", "__pycache__",
-    "test-artifacts", ".pytest_cache", ".hypothesis",
+    ".git",
+    ".venvs",
+    ".venv",
+    ".task_engine",
+    "node_modules",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "test-artifacts",
+    ".pytest_cache",
+    ".hypothesis",
 )
 
 
@@ -30,9 +40,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(ROOT, source, ignore=NOT_SOURCES, symlinks=True)
     out = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
-         "--disable-pip-version-check", "-w", str(out), str(source)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert built.returncode == 0, built.stdout + built.stderr
     [path] = out.glob("task_engine-*.whl")
@@ -61,7 +84,12 @@ def test_the_wheel_installs_only_this_projects_import_names(wheel: Path) -> None
     # `adapters` is AdapterHub's distribution's import name: installing both would overwrite files.
     assert "adapters" not in top_level_names(wheel)
     members = zipfile.ZipFile(wheel).namelist()
-    assert {"task_engine/airflow.py", "task_engine/prefect.py", "task_engine/_provider.py", "task_engine/py.typed"} <= set(members)
+    assert {
+        "task_engine/airflow.py",
+        "task_engine/prefect.py",
+        "task_engine/_provider.py",
+        "task_engine/py.typed",
+    } <= set(members)
 
 
 def test_the_airflow_provider_entry_point_names_a_module_of_the_wheel(wheel: Path) -> None:
@@ -72,9 +100,21 @@ def test_the_airflow_provider_entry_point_names_a_module_of_the_wheel(wheel: Pat
 def test_the_installed_wheel_imports_by_the_readme_names_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", "--disable-pip-version-check",
-         "--target", str(site), str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     code = (
         "import sys; sys.path[:0] = [sys.argv[1]]\n"
@@ -84,7 +124,9 @@ def test_the_installed_wheel_imports_by_the_readme_names_outside_the_checkout(wh
     )
     # -I -S (no site-packages, no environment) in a neutral directory: only the installed copy can
     # answer, not the checkout or an editable install of it; the core needs the standard library only.
-    shown = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True
+    )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.split("\n")[:2] == ["True task-engine", "no adapters"]
 

@@ -63,7 +63,13 @@ def test_register_bare_called_and_depends_on_forms():
 
     v = p.validate()
     assert v.upstream == {
-        "A": (), "B": (), "C": ("A",), "d": ("C",), "e": ("d",), "F": ("A", "B", "e"), "G": ("B",),
+        "A": (),
+        "B": (),
+        "C": ("A",),
+        "d": ("C",),
+        "e": ("d",),
+        "F": ("A", "B", "e"),
+        "G": ("B",),
     }
     # register returns the decorated object unchanged, so it stays usable as a dependency and callable
     assert isinstance(A, type) and callable(d)
@@ -140,7 +146,10 @@ def test_unknown_dependency_suggests_close_names():
 def test_unknown_dependency_without_suggestion():
     p = Pipeline("nothing-close")
     p.register(depends_on="zzz")(make("Load"))
-    with pytest.raises(UnknownDependencyError, match=r"^task 'Load' depends on unknown task 'zzz'; register it in the same pipeline or fix the name$"):
+    with pytest.raises(
+        UnknownDependencyError,
+        match=r"^task 'Load' depends on unknown task 'zzz'; register it in the same pipeline or fix the name$",
+    ):
         p.validate()
 
 
@@ -222,7 +231,14 @@ def test_bad_name_and_priority():
 
 
 def test_every_definition_error_is_a_task_engine_error():
-    for cls in (CycleError, DuplicateTaskError, EmptyPipelineError, InvalidArgumentError, NotATaskError, UnknownDependencyError):
+    for cls in (
+        CycleError,
+        DuplicateTaskError,
+        EmptyPipelineError,
+        InvalidArgumentError,
+        NotATaskError,
+        UnknownDependencyError,
+    ):
         assert issubclass(cls, DefinitionError) and issubclass(cls, TaskEngineError)
 
 
@@ -306,8 +322,11 @@ class _NeedsArguments(Task):
         (_generator_function, "which is a generator function: a generator cannot be run as a task"),
         (_async_generator_function, "which is a generator function: a generator cannot be run as a task"),
         (_GeneratorTask, "whose perform_task is a generator function: a generator cannot be run as a task"),
-        (_NeedsArguments, "whose __init__ needs 'url', 'token', but the engine creates each task with no arguments; "
-                          "give them defaults, or read settings from self.context in perform_task"),
+        (
+            _NeedsArguments,
+            "whose __init__ needs 'url', 'token', but the engine creates each task with no arguments; "
+            "give them defaults, or read settings from self.context in perform_task",
+        ),
     ],
     ids=["generator", "async-generator", "generator-perform_task", "init-needs-arguments"],
 )
@@ -344,7 +363,8 @@ def test_async_tasks_run_their_bodies_on_an_event_loop_of_their_worker():
 
     result = PipelineExecutor(p, reporters=[], stats=False, workers=2).run()
     assert {n: (r.state, r.attempts) for n, r in result.tasks.items()} == {
-        "Fetch": (TaskState.SUCCESS, 1), "store": (TaskState.SUCCESS, 2),
+        "Fetch": (TaskState.SUCCESS, 1),
+        "store": (TaskState.SUCCESS, 2),
     }
     assert [name for name, _, _ in ran] == ["Fetch", "store", "store"]
     by_thread = {}

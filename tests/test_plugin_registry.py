@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from task_engine_core import register_hydrator
 from task_engine_core._registry import Registry
-from task_engine_core.context import ENVIRONMENT_HYDRATOR, YAML_FILE_HYDRATOR, registered_hydrators, reset_hydrators, unregister_hydrator
+from task_engine_core.context import (
+    ENVIRONMENT_HYDRATOR,
+    YAML_FILE_HYDRATOR,
+    registered_hydrators,
+    reset_hydrators,
+    unregister_hydrator,
+)
 from task_engine_core.reporters import register_reporter
 from task_engine_core.reporters.registry import registered_reporters
 from task_engine_core.telemetry import register_span_exporter
@@ -57,7 +63,11 @@ def test_hydrators_keep_their_order_and_ties_their_registration_order() -> None:
         register_hydrator(lambda request: None, name="first_100")
         register_hydrator(lambda request: None, name="second_100")
         assert registered_hydrators() == [
-            (YAML_FILE_HYDRATOR, 0), ("first_100", 100), ("second_100", 100), ("late", 500), (ENVIRONMENT_HYDRATOR, 1000),
+            (YAML_FILE_HYDRATOR, 0),
+            ("first_100", 100),
+            ("second_100", 100),
+            ("late", 500),
+            (ENVIRONMENT_HYDRATOR, 1000),
         ]
         register_hydrator(lambda request: None, name="first_100")  # replaces, and now registered last
         assert [name for name, _ in registered_hydrators()][1:3] == ["second_100", "first_100"]

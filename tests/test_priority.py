@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ def trap(name: str = "trap", shorts: int = 4, chain: int = 3, nap: float = 0.0) 
 
 def record(store: StatsStore, pipeline: str, durations: dict[str, float]) -> None:
     """Store one synthetic successful run with the given task durations (a real SQLite write)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tasks = {
         name: TaskResult(name, TaskState.SUCCESS, attempts=1, start=now, end=now, duration=seconds)
         for name, seconds in durations.items()
@@ -124,7 +124,14 @@ def test_priority_off_keeps_registration_order(tmp_path: Path) -> None:
     pipeline = trap()
     pipeline.add(lambda: None, name="urgent", priority=5)
     assert start_order(pipeline, stats=store, priority=False) == [
-        "short0", "short1", "short2", "short3", "long0", "long1", "long2", "urgent",
+        "short0",
+        "short1",
+        "short2",
+        "short3",
+        "long0",
+        "long1",
+        "long2",
+        "urgent",
     ]
 
 

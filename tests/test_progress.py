@@ -19,7 +19,6 @@ from task_engine_core.reporters.progress import format_seconds
 
 from .fakes import FakeClock
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -97,7 +96,9 @@ def test_waiting_tasks_say_why() -> None:
     attach(Poll, guards=(RateLimitGuard(clock, seen, reporter),))
     run_with(reporter, clock, pipeline)
     assert "[0/1] Poll waiting for rate limit '/jobs/runs/get' ~0.8 s" in out.getvalue().splitlines()
-    assert seen == ["0/1 done | running 1 | failed 0 | skipped 0 | elapsed 0:00 | waiting: Poll (rate limit '/jobs/runs/get' ~0.8 s)"]
+    assert seen == [
+        "0/1 done | running 1 | failed 0 | skipped 0 | elapsed 0:00 | waiting: Poll (rate limit '/jobs/runs/get' ~0.8 s)"
+    ]
 
 
 def test_status_line_redrawn_in_place_on_a_terminal() -> None:
@@ -163,7 +164,10 @@ def test_format_seconds() -> None:
 def test_cli_progress_prints_plain_lines_off_a_terminal() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "task_engine_core", "run", "examples.jobs", "--progress"],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()

@@ -30,7 +30,6 @@ from task_engine_core.policies.ratelimit import parse_rate_limits
 
 from .fakes import FakeClock
 
-
 KEY = "/jobs/runs/get"
 
 
@@ -200,9 +199,15 @@ def test_rate_limit_decorator_attaches_a_guard_and_the_keys_in_any_stacking_orde
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: rate_limit(lambda: None), "@rate_limit needs a key, e.g. @rate_limit(key='/jobs/runs/get'); it was used bare"),
+        (
+            lambda: rate_limit(lambda: None),
+            "@rate_limit needs a key, e.g. @rate_limit(key='/jobs/runs/get'); it was used bare",
+        ),
         (lambda: rate_limit(key=""), "rate_limit(key=''): the key must be a non-empty string"),
-        (lambda: rate_limit(KEY, timeout=-1), "rate_limit('/jobs/runs/get', timeout=-1): timeout must be a finite number >= 0"),
+        (
+            lambda: rate_limit(KEY, timeout=-1),
+            "rate_limit('/jobs/runs/get', timeout=-1): timeout must be a finite number >= 0",
+        ),
     ],
 )
 def test_rate_limit_decorator_rejects_bad_arguments(make, message):

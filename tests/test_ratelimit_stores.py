@@ -162,10 +162,16 @@ def test_the_running_tasks_context_beats_the_environment_and_code_beats_both(tmp
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ftp://x", r"TASK_ENGINE_RATE_LIMIT_STORE='ftp://x' is not a rate-limit store; use memory, sqlite:///PATH "
-                    r"\(one host\) or redis://HOST:PORT/DB \(many hosts\)"),
-        ("sqlite://relative", r"TASK_ENGINE_RATE_LIMIT_STORE='sqlite://relative': a file store is written "
-                              r"sqlite:///PATH"),
+        (
+            "ftp://x",
+            r"TASK_ENGINE_RATE_LIMIT_STORE='ftp://x' is not a rate-limit store; use memory, sqlite:///PATH "
+            r"\(one host\) or redis://HOST:PORT/DB \(many hosts\)",
+        ),
+        (
+            "sqlite://relative",
+            r"TASK_ENGINE_RATE_LIMIT_STORE='sqlite://relative': a file store is written "
+            r"sqlite:///PATH",
+        ),
         ("redis://:hunter2@127.0.0.1:x/0", r"rate-limit store 'redis://:\*\*\*@127.0.0.1:x/0'|is not a"),
     ],
 )
@@ -200,8 +206,11 @@ def test_a_bad_store_in_the_context_is_a_context_error():
 
 def test_the_redis_store_without_the_redis_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` meets where it is not installed
-    with pytest.raises(MissingExtraError, match=r"the Redis rate-limit store \(redis://127.0.0.1:1/0\) needs the "
-                                                r"'redis' package.*pip install 'task-engine\[redis\]'"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"the Redis rate-limit store \(redis://127.0.0.1:1/0\) needs the "
+        r"'redis' package.*pip install 'task-engine\[redis\]'",
+    ):
         _bucket_stores.RedisBucketStore("redis://127.0.0.1:1/0")
 
 
@@ -220,8 +229,11 @@ def test_an_unreachable_store_fails_the_attempt_naming_the_store(tmp_path):
     )
     assert caught.value.retryable is True
     unwritable = _limiter(f"sqlite:///{tmp_path / 'missing' / 'b.sqlite3'}", RateLimit("api", rate=1))
-    with pytest.raises(RateLimitStoreError, match=r"rate-limit store sqlite:///.*/missing/b.sqlite3 could not be used "
-                                                  r"for key 'api' \(cannot open .*/missing/b.sqlite3.lock: \[Errno 2\] No such file"):
+    with pytest.raises(
+        RateLimitStoreError,
+        match=r"rate-limit store sqlite:///.*/missing/b.sqlite3 could not be used "
+        r"for key 'api' \(cannot open .*/missing/b.sqlite3.lock: \[Errno 2\] No such file",
+    ):
         unwritable.acquire("api")
 
 
@@ -231,7 +243,12 @@ def test_four_processes_of_eight_threads_hold_one_rate(kind, tmp_path, request):
     url = f"sqlite:///{tmp_path / 'b.sqlite3'}" if kind == "sqlite" else request.getfixturevalue("redis_server").url
     rate, burst, duration = 50.0, 5.0, 3.0
     grants, start, stop, late = run_processes(
-        url, f"accuracy-{kind}-{time.monotonic_ns()}", rate=rate, burst=burst, processes=4, threads=8,
+        url,
+        f"accuracy-{kind}-{time.monotonic_ns()}",
+        rate=rate,
+        burst=burst,
+        processes=4,
+        threads=8,
         duration=duration,
     )
     # Tolerance: one token for clock granularity, plus what a sleep that woke `late` seconds past
@@ -284,7 +301,9 @@ def test_redis_stopped_mid_run_fails_token_attempts_retryably_and_a_restart_lets
     failures = recorder.of(AttemptFailed)
     assert failures and {f.task for f in failures} == {"needs_token"}
     assert all(isinstance(f.error, RateLimitStoreError) for f in failures)
-    assert all(str(f.error).startswith(f"rate-limit store {server.url} could not be used for key 'api'") for f in failures)
+    assert all(
+        str(f.error).startswith(f"rate-limit store {server.url} could not be used for key 'api'") for f in failures
+    )
 
 
 def test_without_retries_a_store_outage_fails_only_the_tasks_that_need_a_token():

@@ -45,8 +45,14 @@ def test_registered_reporter_gets_every_run_until_unregistered() -> None:
     finally:
         unregister()
     assert recorder.seen == [
-        "RunStarted", "TaskStarted", "AttemptStarted", "TaskFinished First",
-        "TaskStarted", "AttemptStarted", "TaskFinished Second", "RunFinished",
+        "RunStarted",
+        "TaskStarted",
+        "AttemptStarted",
+        "TaskFinished First",
+        "TaskStarted",
+        "AttemptStarted",
+        "TaskFinished Second",
+        "RunFinished",
     ]
     assert recorder not in registered_reporters()
     PipelineExecutor(small_pipeline(), reporters=[]).run()

@@ -50,7 +50,11 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 def cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "task_engine_core", "run", *args],
-        cwd=tmp_path, env=environment(tmp_path, **extra), capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=environment(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -75,31 +79,44 @@ def assert_nothing_done(tmp_path: Path, done: subprocess.CompletedProcess[str], 
 
 
 TARGET_ERRORS = [
-    ("no_such_pipeline", "no module named 'no_such_pipeline' (target 'no_such_pipeline'); check the spelling, run from the "
-     "project folder, or pass the path of a .py file"),
+    (
+        "no_such_pipeline",
+        "no module named 'no_such_pipeline' (target 'no_such_pipeline'); check the spelling, run from the "
+        "project folder, or pass the path of a .py file",
+    ),
     ("nothing.py", "no such file or folder: 'nothing.py'; pass a module name, a .py file or a package folder"),
     ("plain_folder", "folder 'plain_folder' is not a package (it has no __init__.py)"),
     ("own:pipe", "'own' has no attribute 'pipe' (target 'own:pipe'); pipelines there: pipeline"),
-    ("own:NOT_A_PIPELINE", "'own:NOT_A_PIPELINE' is an int, not a Pipeline; point at a Pipeline object or at the module"),
+    (
+        "own:NOT_A_PIPELINE",
+        "'own:NOT_A_PIPELINE' is an int, not a Pipeline; point at a Pipeline object or at the module",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("target", "message"), TARGET_ERRORS, ids=["module", "file", "folder", "attribute", "not-a-pipeline"])
+@pytest.mark.parametrize(
+    ("target", "message"), TARGET_ERRORS, ids=["module", "file", "folder", "attribute", "not-a-pipeline"]
+)
 def test_a_target_that_cannot_be_loaded_exits_2(tmp_path: Path, target: str, message: str) -> None:
     (tmp_path / "plain_folder").mkdir()
-    write(tmp_path / "own.py", """
+    write(
+        tmp_path / "own.py",
+        """
         from task_engine_core import Pipeline
 
         NOT_A_PIPELINE = 3
         pipeline = Pipeline("own")
         pipeline.add(lambda: print("ran"), name="t")
-    """)
+    """,
+    )
     args, _ = outputs(tmp_path)
     assert_nothing_done(tmp_path, cli(tmp_path, target, *args), message)
 
 
 def test_a_module_that_exits_while_imported_exits_2_naming_its_line(tmp_path: Path) -> None:
-    pipe = write(tmp_path / "pipe.py", """
+    pipe = write(
+        tmp_path / "pipe.py",
+        """
         import sys
         from task_engine_core import register
 
@@ -109,18 +126,22 @@ def test_a_module_that_exits_while_imported_exits_2_naming_its_line(tmp_path: Pa
 
         if len(sys.argv) > 1:  # script code that should sit under `if __name__ == "__main__":`
             sys.exit(3)
-    """)
+    """,
+    )
     args, _ = outputs(tmp_path)
     assert_nothing_done(
         tmp_path,
         cli(tmp_path, "pipe.py", *args),
         f"cannot load 'pipe.py': it called sys.exit(3) while being imported at {pipe}, line 10; a pipeline module "
-        f"should only define tasks: put script code under `if __name__ == \"__main__\":`",
+        f'should only define tasks: put script code under `if __name__ == "__main__":`',
     )
 
 
 CONTEXT_ERRORS = [
-    (None, "context file '{dir}/ctx.yml' does not exist; check the path given with --context or PipelineExecutor(context=...)"),
+    (
+        None,
+        "context file '{dir}/ctx.yml' does not exist; check the path given with --context or PipelineExecutor(context=...)",
+    ),
     (
         "a: [1\n",
         "context file '{dir}/ctx.yml' is not valid YAML, line 2, column 1: expected ',' or ']', but got "
@@ -133,8 +154,14 @@ CONTEXT_ERRORS = [
         "context file '{dir}/ctx.yml', line 1: the tag '!!python/object/apply:os.system' is not allowed: the "
         "context loader builds plain data only (yaml.safe_load), never Python objects; remove the tag",
     ),
-    ("rate_limits:\n  api: {{rate: 0}}\n", "context key rate_limits.api: RateLimit('api', rate=0): rate must be a finite number > 0"),
-    ("rate_limits:\n  api: {{rate: -2}}\n", "context key rate_limits.api: RateLimit('api', rate=-2): rate must be a finite number > 0"),
+    (
+        "rate_limits:\n  api: {{rate: 0}}\n",
+        "context key rate_limits.api: RateLimit('api', rate=0): rate must be a finite number > 0",
+    ),
+    (
+        "rate_limits:\n  api: {{rate: -2}}\n",
+        "context key rate_limits.api: RateLimit('api', rate=-2): rate must be a finite number > 0",
+    ),
     (
         "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)),
@@ -169,7 +196,23 @@ CONTEXT_ERRORS = [
 
 
 @pytest.mark.parametrize(
-    ("text", "message"), CONTEXT_ERRORS, ids=["missing", "malformed", "list", "scalar", "python-tag", "rate-0", "rate-neg", "alias-bomb", "recursive-alias", "burst", "deep-300", "deep-flow-300", "deep-5000"]
+    ("text", "message"),
+    CONTEXT_ERRORS,
+    ids=[
+        "missing",
+        "malformed",
+        "list",
+        "scalar",
+        "python-tag",
+        "rate-0",
+        "rate-neg",
+        "alias-bomb",
+        "recursive-alias",
+        "burst",
+        "deep-300",
+        "deep-flow-300",
+        "deep-5000",
+    ],
 )
 def test_a_bad_context_file_exits_2_before_anything_happens(tmp_path: Path, text: str | None, message: str) -> None:
     write(tmp_path / "pipe.py", TASK)
@@ -182,7 +225,9 @@ def test_a_bad_context_file_exits_2_before_anything_happens(tmp_path: Path, text
 
 
 def test_a_definition_error_leaves_an_earlier_trace_file_alone(tmp_path: Path) -> None:
-    write(tmp_path / "pipe.py", """
+    write(
+        tmp_path / "pipe.py",
+        """
         from task_engine_core import register
 
         @register(depends_on="b")
@@ -192,7 +237,8 @@ def test_a_definition_error_leaves_an_earlier_trace_file_alone(tmp_path: Path) -
         @register(depends_on="a")
         def b():
             pass
-    """)
+    """,
+    )
     args, _ = outputs(tmp_path)
     done = cli(tmp_path, "pipe.py", *args)
     assert_nothing_done(tmp_path, done, "dependency cycle: a -> b -> a; remove one of these dependencies")
@@ -200,14 +246,17 @@ def test_a_definition_error_leaves_an_earlier_trace_file_alone(tmp_path: Path) -
 
 @pytest.mark.parametrize("n", [0, -1])
 def test_bad_retries_in_the_users_module_point_at_its_line(tmp_path: Path, n: int) -> None:
-    pipe = write(tmp_path / "pipe.py", f"""
+    pipe = write(
+        tmp_path / "pipe.py",
+        f"""
         from task_engine_core import register, retries
 
         @register
         @retries({n})
         def flaky():
             print("flaky ran")
-    """)
+    """,
+    )
     args, _ = outputs(tmp_path)
     done = cli(tmp_path, "pipe.py", *args)
     assert_nothing_done(
@@ -241,11 +290,18 @@ def test_a_read_only_stats_folder_skips_statistics_with_one_warning(tmp_path: Pa
     assert re.fullmatch(re.escape(cannot) + "run [0-9a-f]{32} of pipeline 'pipe' was not recorded", written)
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc and /sys, folders even root cannot write to")
+@pytest.mark.skipif(
+    not Path("/proc/self").is_dir(), reason="needs Linux /proc and /sys, folders even root cannot write to"
+)
 @pytest.mark.parametrize(
     ("option", "value", "what", "problem"),
     [
-        ("--report", "/proc/run.html", "HTML run report", "directory '/proc' is not writable (No such file or directory)"),
+        (
+            "--report",
+            "/proc/run.html",
+            "HTML run report",
+            "directory '/proc' is not writable (No such file or directory)",
+        ),
         ("--json", "/sys/run.json", "JSON run summary", "directory '/sys' is not writable (Permission denied)"),
         ("--trace", "/proc/trace.jsonl", "trace file", "directory '/proc' is not writable (No such file or directory)"),
     ],
@@ -257,7 +313,9 @@ def test_an_output_folder_that_refuses_files_is_found_before_any_task(
     write(tmp_path / "pipe.py", TASK)
     done = cli(tmp_path, "pipe.py", option, value, "--stats", "stats.sqlite3")
     assert (done.returncode, done.stdout, done.stderr) == (
-        2, "", f"error: cannot write the {what} to {value!r}: {problem}; choose a writable path\n"
+        2,
+        "",
+        f"error: cannot write the {what} to {value!r}: {problem}; choose a writable path\n",
     )
     assert not (tmp_path / "stats.sqlite3").exists()
 
@@ -306,7 +364,9 @@ def test_a_base_exception_in_a_worker_thread_keeps_the_other_results(tmp_path: P
     write(tmp_path / "pipe.py", ESCAPING.format(error=error))
     (tmp_path / "marks").mkdir()
     database = tmp_path / "stats.sqlite3"
-    done = cli(tmp_path, "pipe.py", "--workers", "4", "--keep-going", "--stats", str(database), MARKS=str(tmp_path / "marks"))
+    done = cli(
+        tmp_path, "pipe.py", "--workers", "4", "--keep-going", "--stats", str(database), MARKS=str(tmp_path / "marks")
+    )
     name = shown.split(":")[0]
     assert done.returncode == 1, done.stderr
     assert sorted(done.stdout.splitlines()) == ["Executing bad", "Executing slow", "slow done"]  # no new start
@@ -360,14 +420,21 @@ def second():
 
 
 @pytest.mark.parametrize(("second", "code"), [("print('second ran')", 0), ("raise ValueError('second broke')", 1)])
-def test_a_raising_reporter_and_exporter_leave_results_stats_trace_and_exit_code(tmp_path: Path, second: str, code: int) -> None:
+def test_a_raising_reporter_and_exporter_leave_results_stats_trace_and_exit_code(
+    tmp_path: Path, second: str, code: int
+) -> None:
     write(tmp_path / "pipe.py", RAISING_LISTENERS.format(second=second))
     database, trace = tmp_path / "stats.sqlite3", tmp_path / "trace.jsonl"
-    done = cli(tmp_path, "pipe.py", "--workers", "2", "--stats", str(database), "--trace", str(trace), "--json", "run.json")
+    done = cli(
+        tmp_path, "pipe.py", "--workers", "2", "--stats", str(database), "--trace", str(trace), "--json", "run.json"
+    )
     assert done.returncode == code, done.stderr
     assert done.stdout.splitlines()[:3] == ["Executing first", "first ran", "Executing second"]
     assert "listener <pipe.BrokenReporter object at" in done.stderr  # logged, and the run went on
-    assert "tracing: shutting down exporter BrokenExporter failed: ConnectionError: collector gone; the run's results are unaffected" in done.stderr
+    assert (
+        "tracing: shutting down exporter BrokenExporter failed: ConnectionError: collector gone; the run's results are unaffected"
+        in done.stderr
+    )
     states = dict(rows(database, "SELECT task, state FROM task_runs"))
     assert states == {"first": "success", "second": "success" if code == 0 else "failed"}
     summary = json.loads((tmp_path / "run.json").read_text())
@@ -401,7 +468,11 @@ def test_a_reporter_raising_system_exit_neither_kills_nor_hangs_the_run(tmp_path
     database = tmp_path / "stats.sqlite3"
     done = cli(tmp_path, "pipe.py", "--workers", workers, "--stats", str(database))
     assert done.returncode == 0, done.stderr  # was: the worker threads died and the run waited forever
-    logged = re.findall(r"^listener <pipe\.Quitter object at \w+> raised SystemExit on TaskFinished; the run goes on$", done.stderr, re.M)
+    logged = re.findall(
+        r"^listener <pipe\.Quitter object at \w+> raised SystemExit on TaskFinished; the run goes on$",
+        done.stderr,
+        re.M,
+    )
     assert len(logged) == 4 and "SystemExit: stop after t3" in done.stderr
     assert dict(rows(database, "SELECT task, state FROM task_runs")) == {f"t{i}": "success" for i in range(4)}
 
@@ -413,13 +484,17 @@ def test_a_stats_path_that_cannot_be_a_database_warns_and_keeps_the_exit_code(tm
     assert done.returncode == 1
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2  # reading expected durations, then recording the run
-    assert warnings[-1].startswith("warning: statistics file 'folder': unable to open database file (SQLITE_CANTOPEN); run ")
+    assert warnings[-1].startswith(
+        "warning: statistics file 'folder': unable to open database file (SQLITE_CANTOPEN); run "
+    )
     assert json.loads((tmp_path / "run.json").read_text())["tasks"][0]["state"] == "failed"
 
 
-def test_a_stats_store_that_raises_never_costs_the_run_its_result(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stats_store_that_raises_never_costs_the_run_its_result(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     class Exploding(StatsStore):
-        def record(self, result):  # noqa: ANN001, ANN202 - a bug in the statistics code itself
+        def record(self, result):
             raise TypeError("cannot adapt this value")
 
     pipeline = Pipeline("exploding")
@@ -428,7 +503,10 @@ def test_a_stats_store_that_raises_never_costs_the_run_its_result(tmp_path: Path
     finished: list[RunFinished] = []
     with caplog.at_level(logging.ERROR):
         result = PipelineExecutor(
-            pipeline, reporters=[], stats=Exploding(tmp_path / "s.sqlite3"), listeners=[lambda e: finished.append(e) if isinstance(e, RunFinished) else None]
+            pipeline,
+            reporters=[],
+            stats=Exploding(tmp_path / "s.sqlite3"),
+            listeners=[lambda e: finished.append(e) if isinstance(e, RunFinished) else None],
         ).run()
     assert result.states() == {"a": TaskState.SUCCESS, "b": TaskState.SUCCESS}
     assert len(finished) == 1  # the other listeners got RunFinished (they come before the recorder)
@@ -467,19 +545,39 @@ def fine():
 def test_an_error_that_cannot_be_printed_costs_no_report_and_no_summary(tmp_path: Path, console: str) -> None:
     write(tmp_path / "pipe.py", BROKEN_STR)
     done = cli(
-        tmp_path, "pipe.py", console, "--keep-going", "--report", "run.html", "--json", "run.json",
-        "--trace", "trace.jsonl", "--stats", "stats.sqlite3",
+        tmp_path,
+        "pipe.py",
+        console,
+        "--keep-going",
+        "--report",
+        "run.html",
+        "--json",
+        "run.json",
+        "--trace",
+        "trace.jsonl",
+        "--stats",
+        "stats.sqlite3",
     )
     assert done.returncode == 1
-    assert done.stderr.count("Traceback") == 1 and "the run goes on" not in done.stderr  # the task's own; no listener failed
+    assert (
+        done.stderr.count("Traceback") == 1 and "the run goes on" not in done.stderr
+    )  # the task's own; no listener failed
     assert "task 'failed' failed after 1 attempt(s): Unprintable: <exception str() failed>\n" in done.stderr
     summary = json.loads((tmp_path / "run.json").read_text())
-    assert [t["error"] for t in summary["tasks"]] == [{"type": "Unprintable", "message": "<exception str() failed>"}] * 2 + [None]
+    assert [t["error"] for t in summary["tasks"]] == [
+        {"type": "Unprintable", "message": "<exception str() failed>"}
+    ] * 2 + [None]
     assert "Unprintable: &lt;exception str() failed&gt;" in (tmp_path / "run.html").read_text()
-    events = [e for line in (tmp_path / "trace.jsonl").read_text().splitlines() for e in json.loads(line).get("events", [])]
-    assert {e["attributes"].get("exception.message") for e in events if e["name"] == "exception"} == {"<exception str() failed>"}
+    events = [
+        e for line in (tmp_path / "trace.jsonl").read_text().splitlines() for e in json.loads(line).get("events", [])
+    ]
+    assert {e["attributes"].get("exception.message") for e in events if e["name"] == "exception"} == {
+        "<exception str() failed>"
+    }
     assert dict(rows(tmp_path / "stats.sqlite3", "SELECT task, state FROM task_runs")) == {
-        "skipped": "skipped", "failed": "failed", "fine": "success"
+        "skipped": "skipped",
+        "failed": "failed",
+        "fine": "success",
     }
 
 
@@ -512,8 +610,24 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     marks.mkdir()
     database = tmp_path / "stats.sqlite3"
     process = subprocess.Popen(
-        [sys.executable, "-m", "task_engine_core", "run", "stoppable.py", "--workers", "4", "--stats", str(database), "--json", "run.json"],
-        cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            "stoppable.py",
+            "--workers",
+            "4",
+            "--stats",
+            str(database),
+            "--json",
+            "run.json",
+        ],
+        cwd=tmp_path,
+        env=environment(tmp_path, MARKS=str(marks)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while len(list(marks.glob("slow*.started"))) < 3:
@@ -523,14 +637,17 @@ def test_a_signal_lets_three_running_tasks_finish_and_starts_none(tmp_path: Path
     _, err = process.communicate(timeout=60)
     name = signal.Signals(signum).name
     assert process.returncode == code, err
-    assert sorted(p.name for p in marks.iterdir()) == sorted(f"slow{i}.{s}" for i in range(3) for s in ("started", "done"))
+    assert sorted(p.name for p in marks.iterdir()) == sorted(
+        f"slow{i}.{s}" for i in range(3) for s in ("started", "done")
+    )
     assert err.splitlines()[0] == (
         f"interrupted: run {rows(database, 'SELECT run_id FROM runs')[0][0]} of pipeline 'stoppable' stopped by "
         f"{name}; finished tasks kept their results"
     )
     assert re.fullmatch(rf"run interrupted by {name} in \d+\.\d\d s: 3 success, 3 not_run\n", err.split("\n", 1)[1])
     assert dict(rows(database, "SELECT task, state FROM task_runs")) == {
-        **{f"slow{i}": "success" for i in range(3)}, **{f"next{i}": "not_run" for i in range(3)}
+        **{f"slow{i}": "success" for i in range(3)},
+        **{f"next{i}": "not_run" for i in range(3)},
     }
     assert rows(database, "SELECT outcome, interrupted FROM runs") == [("interrupted", name)]
     summary = json.loads((tmp_path / "run.json").read_text())
@@ -551,7 +668,11 @@ def test_ctrl_c_before_the_run_starts_exits_130_without_a_traceback(tmp_path: Pa
     marks.mkdir()
     process = subprocess.Popen(
         [sys.executable, "-m", "task_engine_core", "run", "pipe.py", "--stats", "stats.sqlite3"],
-        cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=environment(tmp_path, MARKS=str(marks)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while not (marks / "importing").exists():
@@ -596,8 +717,24 @@ def test_a_signal_while_the_results_are_written_lets_the_writing_finish(tmp_path
     marks.mkdir()
     database = tmp_path / "stats.sqlite3"
     process = subprocess.Popen(
-        [sys.executable, "-m", "task_engine_core", "run", "pipe.py", "--workers", "2", "--stats", str(database), "--json", "run.json"],
-        cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            "pipe.py",
+            "--workers",
+            "2",
+            "--stats",
+            str(database),
+            "--json",
+            "run.json",
+        ],
+        cwd=tmp_path,
+        env=environment(tmp_path, MARKS=str(marks)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while not (marks / "writing").exists():
@@ -639,17 +776,34 @@ def test_four_cli_runs_recording_into_one_database_at_once_lose_no_row(tmp_path:
     database = tmp_path / "stats.sqlite3"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "task_engine_core", "run", "concurrent.py", "--workers", "2", "--stats", str(database)],
-            cwd=tmp_path, env=environment(tmp_path, MARKS=str(marks), ME=f"p{i}", PROCESSES="4"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "task_engine_core",
+                "run",
+                "concurrent.py",
+                "--workers",
+                "2",
+                "--stats",
+                str(database),
+            ],
+            cwd=tmp_path,
+            env=environment(tmp_path, MARKS=str(marks), ME=f"p{i}", PROCESSES="4"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(4)
     ]
     errors = [process.communicate(timeout=120)[1] for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0, 0], errors
     assert errors == ["", "", "", ""]  # no "database is locked", no warning of any kind
-    assert rows(database, "SELECT count(*), count(DISTINCT pid), min(outcome), max(outcome) FROM runs") == [(4, 4, "success", "success")]
-    assert rows(database, "SELECT count(*), count(DISTINCT run_id) FROM task_runs WHERE state = 'success'") == [(4 * 401, 4)]
+    assert rows(database, "SELECT count(*), count(DISTINCT pid), min(outcome), max(outcome) FROM runs") == [
+        (4, 4, "success", "success")
+    ]
+    assert rows(database, "SELECT count(*), count(DISTINCT run_id) FROM task_runs WHERE state = 'success'") == [
+        (4 * 401, 4)
+    ]
 
 
 # -- security ---------------------------------------------------------------------------------------------------------
@@ -696,14 +850,35 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
     write(tmp_path / "secret_pipe.py", SECRET_PIPELINE)
     write(tmp_path / "ctx.yml", f"api:\n  url: https://api.example\n  token: !secret {TOKEN}\n")
     done = cli(
-        tmp_path, "secret_pipe.py", "--context", "ctx.yml", "--keep-going", "--workers", "4",
-        "--report", "run.html", "--json", "run.json", "--trace", "trace.jsonl", "--stats", "stats.sqlite3",
-        APP_LOG="app.log", TASK_ENGINE__DB__PASSWORD=PASSWORD,
+        tmp_path,
+        "secret_pipe.py",
+        "--context",
+        "ctx.yml",
+        "--keep-going",
+        "--workers",
+        "4",
+        "--report",
+        "run.html",
+        "--json",
+        "run.json",
+        "--trace",
+        "trace.jsonl",
+        "--stats",
+        "stats.sqlite3",
+        APP_LOG="app.log",
+        TASK_ENGINE__DB__PASSWORD=PASSWORD,
     )
     assert done.returncode == 1, done.stderr
     progress = cli(  # the other console reporter
-        tmp_path, "secret_pipe.py", "--context", "ctx.yml", "--keep-going", "--progress", "--no-stats",
-        APP_LOG="app2.log", TASK_ENGINE__DB__PASSWORD=PASSWORD,
+        tmp_path,
+        "secret_pipe.py",
+        "--context",
+        "ctx.yml",
+        "--keep-going",
+        "--progress",
+        "--no-stats",
+        APP_LOG="app2.log",
+        TASK_ENGINE__DB__PASSWORD=PASSWORD,
     )
     with sqlite3.connect(tmp_path / "stats.sqlite3") as connection:
         database = "\n".join(connection.iterdump())
@@ -726,13 +901,14 @@ def test_context_secrets_reach_no_output_channel_of_a_cli_run(tmp_path: Path) ->
         "task 'calls_api' failed after 2 attempt(s): PermissionError: 401 for token *** (1 more failed)",
         "task 'Explains' failed after 1 attempt(s): ValueError: rejected *** (1 more failed)",
     )
-    assert channels["log file"].count("calling with token ***") == 2 and "ValueError: rejected ***" in channels["log file"]
+    assert (
+        channels["log file"].count("calling with token ***") == 2 and "ValueError: rejected ***" in channels["log file"]
+    )
     assert "PermissionError: 401 for token ***" in channels["html"] and "401 for token ***" in channels["json"]
     trace = [json.loads(line) for line in channels["trace"].splitlines()]
     assert {row["body"] for row in trace if row["type"] == "log"} >= {"calling with token ***", "request failed"}
     assert "no rows for password ***" in database and "gave up on ***" in database
     assert "nothing_new skipped in " in progress.stderr and ": SkipTask: no rows for password ***" in progress.stderr
-
 
 
 ESCAPED_SECRET_PIPELINE = """
@@ -772,9 +948,20 @@ def test_escaped_renderings_of_a_secret_reach_no_output_channel(tmp_path: Path) 
     write(tmp_path / "escaped_pipe.py", ESCAPED_SECRET_PIPELINE)
     (tmp_path / "ctx.yml").write_text(f"api:\n  token: !secret {json.dumps(ESCAPED_TOKEN)}\n", encoding="utf-8")
     done = cli(
-        tmp_path, "escaped_pipe.py", "--context", "ctx.yml", "--keep-going",
-        "--report", "run.html", "--json", "run.json", "--trace", "trace.jsonl", "--no-stats",
-        APP_LOG="app.log", PYTHONIOENCODING="utf-8",
+        tmp_path,
+        "escaped_pipe.py",
+        "--context",
+        "ctx.yml",
+        "--keep-going",
+        "--report",
+        "run.html",
+        "--json",
+        "run.json",
+        "--trace",
+        "trace.jsonl",
+        "--no-stats",
+        APP_LOG="app.log",
+        PYTHONIOENCODING="utf-8",
     )
     assert done.returncode == 1, done.stderr
     channels = {  # a task's own print is its own output, not masked (as in Airflow's and Prefect's logs)
@@ -789,7 +976,7 @@ def test_escaped_renderings_of_a_secret_reach_no_output_channel(tmp_path: Path) 
     # The texts that held the secret are there, masked.
     assert "ascii: '***' list: ['***']" in channels["log file"]
     assert "bad params {'token': '***', 'n': 1}" in done.stderr
-    assert "payload {\\\"token\\\": \\\"***\\\"}" in channels["json"] and "rejected '***' / ['***']" in channels["html"]
+    assert 'payload {\\"token\\": \\"***\\"}' in channels["json"] and "rejected '***' / ['***']" in channels["html"]
     assert "params {'token': '***', 'n': 1}" in channels["log file"]
 
 
@@ -812,8 +999,17 @@ def after():
 def test_a_lone_surrogate_in_a_skip_reason_costs_no_output(tmp_path: Path) -> None:
     write(tmp_path / "sur_pipe.py", SURROGATE_PIPELINE)
     done = cli(
-        tmp_path, "sur_pipe.py", "--json", "run.json", "--report", "run.html", "--trace", "trace.jsonl",
-        "--stats", "stats.sqlite3", PYTHONIOENCODING="utf-8",  # a strict standard output, as a pipe often is
+        tmp_path,
+        "sur_pipe.py",
+        "--json",
+        "run.json",
+        "--report",
+        "run.html",
+        "--trace",
+        "trace.jsonl",
+        "--stats",
+        "stats.sqlite3",
+        PYTHONIOENCODING="utf-8",  # a strict standard output, as a pipe often is
     )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "Skipping task due to error: odd file caf\\udcff.txt" in done.stdout and "after ran" in done.stdout
@@ -824,7 +1020,8 @@ def test_a_lone_surrogate_in_a_skip_reason_costs_no_output(tmp_path: Path) -> No
     spans = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {row["name"] for row in spans if row["type"] == "span"} >= {"task lists", "task after"}
     assert rows(tmp_path / "stats.sqlite3", "SELECT task, reason FROM task_runs ORDER BY task") == [
-        ("after", None), ("lists", "odd file caf\\udcff.txt"),
+        ("after", None),
+        ("lists", "odd file caf\\udcff.txt"),
     ]
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
@@ -838,9 +1035,24 @@ def test_a_failed_report_write_leaves_no_temporary_file(tmp_path: Path) -> None:
 
     write(tmp_path / "only.py", TASK)
     done = subprocess.run(
-        [sys.executable, "-m", "task_engine_core", "run", "only.py", "--json", "run.json", "--report", "run.html", "--no-stats"],
-        cwd=tmp_path, env=environment(tmp_path, PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True,
-        timeout=120, preexec_fn=small_file_limit,
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            "only.py",
+            "--json",
+            "run.json",
+            "--report",
+            "run.html",
+            "--no-stats",
+        ],
+        cwd=tmp_path,
+        env=environment(tmp_path, PYTHONDONTWRITEBYTECODE="1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_file_limit,
     )
     assert done.returncode == 0, done.stderr
     assert "File too large" in done.stderr  # the write did fail
@@ -867,7 +1079,9 @@ connection.close()
 
 
 def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: Path) -> None:
-    write(tmp_path / "pipe.py", """
+    write(
+        tmp_path / "pipe.py",
+        """
         from pathlib import Path
         from task_engine_core import register
 
@@ -879,12 +1093,14 @@ def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: P
         @register
         def second():
             print("second ran")
-    """)
+    """,
+    )
     assert cli(tmp_path, "pipe.py", "--stats", "stats.sqlite3").returncode == 0  # a database with history
     (tmp_path / "release").unlink()
     locker = subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(tmp_path / "stats.sqlite3"), str(tmp_path / "release")],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert locker.stdout.readline() == "locked\n"
@@ -894,7 +1110,12 @@ def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: P
         locker.kill() if locker.poll() is None else None
         locker.wait()
     assert released == "released by the task\n", (done.stdout, done.stderr)
-    assert done.returncode == 0 and done.stdout.splitlines() == ["Executing first", "first ran", "Executing second", "second ran"], done.stderr
+    assert done.returncode == 0 and done.stdout.splitlines() == [
+        "Executing first",
+        "first ran",
+        "Executing second",
+        "second ran",
+    ], done.stderr
     assert done.stderr.splitlines()[0] == (
         "warning: statistics file 'stats.sqlite3': database is locked (SQLITE_BUSY); expected durations are "
         "unavailable; ready tasks start in registration order"
@@ -904,7 +1125,9 @@ def test_a_locked_statistics_file_delays_the_first_task_only_briefly(tmp_path: P
 
 
 def test_a_reader_that_closes_standard_output_is_not_a_task_failure(tmp_path: Path) -> None:
-    write(tmp_path / "noisy.py", """
+    write(
+        tmp_path / "noisy.py",
+        """
         from task_engine_core import register
 
         @register
@@ -915,10 +1138,15 @@ def test_a_reader_that_closes_standard_output_is_not_a_task_failure(tmp_path: Pa
         @register(depends_on=noisy)
         def after():
             print("after ran")
-    """)
+    """,
+    )
     process = subprocess.Popen(  # what `... run noisy.py | head -2` does
         [sys.executable, "-m", "task_engine_core", "run", "noisy.py", "--json", "run.json", "--no-stats"],
-        cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert [process.stdout.readline(), process.stdout.readline()] == ["Executing noisy\n", "line 0\n"]
     process.stdout.close()
@@ -927,12 +1155,15 @@ def test_a_reader_that_closes_standard_output_is_not_a_task_failure(tmp_path: Pa
     assert err == ""  # no BrokenPipeError traceback, no "Exception ignored" at exit
     summary = json.loads((tmp_path / "run.json").read_text())
     assert {t["name"]: (t["state"], t["error"]) for t in summary["tasks"]} == {
-        "noisy": ("success", None), "after": ("success", None),
+        "noisy": ("success", None),
+        "after": ("success", None),
     }
 
 
 def test_a_failed_run_ends_with_one_line_of_task_states(tmp_path: Path) -> None:
-    write(tmp_path / "fails.py", """
+    write(
+        tmp_path / "fails.py",
+        """
         from task_engine_core import register
 
         @register
@@ -946,7 +1177,8 @@ def test_a_failed_run_ends_with_one_line_of_task_states(tmp_path: Path) -> None:
         @register(depends_on=breaks)
         def downstream():
             pass
-    """)
+    """,
+    )
     done = cli(tmp_path, "fails.py", "--no-stats")
     assert done.returncode == 1
     assert re.fullmatch(
@@ -957,7 +1189,9 @@ def test_a_failed_run_ends_with_one_line_of_task_states(tmp_path: Path) -> None:
 
 
 def test_a_module_that_runs_its_own_pipeline_at_import_runs_once_with_a_warning(tmp_path: Path) -> None:
-    write(tmp_path / "selfrun.py", """
+    write(
+        tmp_path / "selfrun.py",
+        """
         from task_engine_core import PipelineExecutor, register
 
         @register
@@ -965,7 +1199,8 @@ def test_a_module_that_runs_its_own_pipeline_at_import_runs_once_with_a_warning(
             print("hello ran")
 
         PipelineExecutor().run()  # the README's first sample ends like this
-    """)
+    """,
+    )
     done = cli(tmp_path, "selfrun.py", "--no-stats")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["Executing hello", "hello ran"]  # once, not twice
@@ -975,6 +1210,12 @@ def test_a_module_that_runs_its_own_pipeline_at_import_runs_once_with_a_warning(
         '`if __name__ == "__main__":` to silence this warning (`python selfrun.py` still runs it)',
         "  PipelineExecutor().run()  # the README's first sample ends like this",
     ]
-    alone = subprocess.run([sys.executable, "selfrun.py"], cwd=tmp_path, env=environment(tmp_path),
-                           capture_output=True, text=True, timeout=60)
+    alone = subprocess.run(
+        [sys.executable, "selfrun.py"],
+        cwd=tmp_path,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (alone.returncode, alone.stdout, alone.stderr) == (0, "Executing hello\nhello ran\n", "")

@@ -131,7 +131,9 @@ def test_the_timeout_counts_from_the_first_poll_and_is_not_reset_by_retries(cloc
     # Attempts 2 and 3 start after the deadline: one poll each, then the timeout, no new waiting.
     assert check.polls == [0.0, 3.0, 6.0, 9.0, 10.0, 14.0, 18.0]
     assert clock.sleeps == [3.0, 3.0, 3.0, 1.0, 4.0, 4.0]
-    assert str(task.error).endswith("not ready 10 s after the first poll (1 poll); raise timeout= or check the resource")
+    assert str(task.error).endswith(
+        "not ready 10 s after the first poll (1 poll); raise timeout= or check the resource"
+    )
 
 
 def test_a_retry_after_the_deadline_still_succeeds_when_the_resource_is_ready(clock):
@@ -290,7 +292,13 @@ def test_the_list_command_shows_resource_waits_and_rate_limit_keys(tmp_path, cap
     assert main(["list", str(tmp_path / "pipe.py")]) == 0
     line = capsys.readouterr().out.splitlines()[1]
     assert line.split() == [
-        "load", "depends", "on:", "-", "rate_limit=/jobs/runs/get", "wait_for_resource=db_ready(timeout", "30s)"
+        "load",
+        "depends",
+        "on:",
+        "-",
+        "rate_limit=/jobs/runs/get",
+        "wait_for_resource=db_ready(timeout",
+        "30s)",
     ]
 
 

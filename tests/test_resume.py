@@ -172,9 +172,12 @@ def test_unknown_ambiguous_and_foreign_run_ids(tmp_path: Path) -> None:
         f"cannot resume run {typo!r} of pipeline 'eight': no such run is recorded in {str(stats)!r}; "
         f"did you mean {first!r}?"
     )
-    with pytest.raises(UnknownRunError, match=f"it is a run of pipeline 'other'"):
+    with pytest.raises(UnknownRunError, match="it is a run of pipeline 'other'"):
         run(eight(set(), ran), stats, resume=foreign)
-    with pytest.raises(UnknownRunError, match="no such run is recorded .*list the recorded runs with: python -m task_engine_core runs TARGET"):
+    with pytest.raises(
+        UnknownRunError,
+        match="no such run is recorded .*list the recorded runs with: python -m task_engine_core runs TARGET",
+    ):
         run(eight(set(), ran), stats, resume="zz")
 
     # Force two runs of "eight" to share a prefix.
@@ -222,7 +225,9 @@ def test_runs_recorded_by_schema_1_are_migrated_and_not_resumed(tmp_path: Path) 
         columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
     assert columns[-2:] == ["resumed_from", "selection"]
     ran: list[str] = []
-    with pytest.raises(ResumeError, match="recorded by an older Task Engine that did not store each task's dependencies"):
+    with pytest.raises(
+        ResumeError, match="recorded by an older Task Engine that did not store each task's dependencies"
+    ):
         run(eight(set(), ran), stats, resume="old1")
     run(eight(set(), ran), stats)  # a migrated file takes new runs
     assert len(StatsStore(stats).recorded_runs("eight")) == 2

@@ -68,12 +68,16 @@ def test_retries_used_bare_is_explained():
 
 
 def test_retries_rejects_a_bad_backoff():
-    with pytest.raises(InvalidArgumentError, match=r"^retries\(3, backoff='soon'\): backoff must be a number of seconds or a Backoff$"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^retries\(3, backoff='soon'\): backoff must be a number of seconds or a Backoff$"
+    ):
         retries(3, backoff="soon")
 
 
 def test_decorating_something_that_is_not_callable():
-    with pytest.raises(InvalidArgumentError, match=r"^@retries decorates a task class, its perform_task or a function task, not 5$"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"^@retries decorates a task class, its perform_task or a function task, not 5$"
+    ):
         retries(2)(5)
     with pytest.raises(InvalidArgumentError, match=r"^@skippable decorates"):
         skippable(5)

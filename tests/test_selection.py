@@ -115,7 +115,9 @@ def test_a_failure_among_the_selected_tasks_still_blocks_its_dependents() -> Non
         executor.run()
     assert executor.result is not None
     assert executor.result.states() == {
-        "first": TaskState.NOT_RUN, "broken": TaskState.FAILED, "after": TaskState.UPSTREAM_FAILED,
+        "first": TaskState.NOT_RUN,
+        "broken": TaskState.FAILED,
+        "after": TaskState.UPSTREAM_FAILED,
     }
     assert [name for name, task in executor.result.tasks.items() if task.excluded] == ["first"]
     assert not executor.result.succeeded
@@ -159,7 +161,10 @@ def test_unknown_task_name_suggests_the_closest() -> None:
         pipeline.select(only="laod")
     assert str(raised.value) == "--only 'laod': pipeline 'etl' has no task matching it; did you mean 'load'?"
     assert raised.value.suggestions == ("load",)
-    with pytest.raises(UnknownSelectionError, match=r"^--from 'nothing\*': pipeline 'etl' has no task matching it; its tasks: extract, clean"):
+    with pytest.raises(
+        UnknownSelectionError,
+        match=r"^--from 'nothing\*': pipeline 'etl' has no task matching it; its tasks: extract, clean",
+    ):
         pipeline.select(from_="nothing*")
     assert ran == []
 
@@ -199,7 +204,10 @@ def test_executor_select_errors_come_before_any_task() -> None:
     ("select", "message"),
     [
         (["load"], "select=['load']: pass a mapping of Pipeline.select options"),
-        ({"onyl": "load"}, "select= got unknown option(s) 'onyl'; the options are 'only', 'from_', 'to', 'tags', 'with_upstream'"),
+        (
+            {"onyl": "load"},
+            "select= got unknown option(s) 'onyl'; the options are 'only', 'from_', 'to', 'tags', 'with_upstream'",
+        ),
     ],
 )
 def test_bad_select_argument(select: object, message: str) -> None:
@@ -234,8 +242,11 @@ def test_backend_options_map_onto_the_executor_options() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"onyl": ["a"]}, "conf has unknown key(s) 'onyl' (did you mean 'only'?); the keys are only, from, to, tags, with_upstream, resume"),
-        (["a"], "conf must be an object such as {\"only\": [\"Extract\"]}, not ['a']"),
+        (
+            {"onyl": ["a"]},
+            "conf has unknown key(s) 'onyl' (did you mean 'only'?); the keys are only, from, to, tags, with_upstream, resume",
+        ),
+        (["a"], 'conf must be an object such as {"only": ["Extract"]}, not [\'a\']'),
         ({"with_upstream": "yes"}, "conf['with_upstream'] must be true or false, not 'yes'"),
         ({"resume": 7}, "conf['resume'] must be true (the latest run) or a run id, not 7"),
         ({"only": [1]}, "conf['only'] got 1; give non-empty names"),

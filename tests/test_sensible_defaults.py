@@ -38,7 +38,6 @@ from task_engine_core.sensible_defaults import (
 
 from .fakes import FakeClock
 
-
 DROP = "drop"  # close the connection without an answer
 
 
@@ -77,7 +76,9 @@ class ScriptedServer:
         if step == DROP:
             handler.close_connection = True
             return
-        status, headers, body, delay = (*step, None, None, None)[:4] if isinstance(step, tuple) else (step, None, None, None)
+        status, headers, body, delay = (
+            (*step, None, None, None)[:4] if isinstance(step, tuple) else (step, None, None, None)
+        )
         if delay:
             self.stopping.wait(delay)
         payload = (body if body is not None else f'{{"status": {status}}}').encode()
@@ -123,7 +124,7 @@ def run_task(task_class: type, time_source: FakeClock | None = None, **executor_
     raised = None
     try:
         executor.run()
-    except Exception as error:  # noqa: BLE001 - the tests inspect what the run raised
+    except Exception as error:
         raised = error
     assert executor.result is not None
     return executor.result.tasks["call"], events, raised
@@ -312,7 +313,7 @@ def test_401_fails_at_once_with_method_masked_url_status_and_body(serve):
     assert result.reason == "401 from GET /me: not retried"
     assert str(raised) == (
         f"401 Unauthorized from GET {server.url('/me?api_key=***&page=2')}; "
-        "body: '{\"error\": \"bad token\", \"hint\": \"renew it\"}'; "
+        'body: \'{"error": "bad token", "hint": "renew it"}\'; '
         "the service did not accept the credentials; check the token or password the task sends"
     )
     assert "s3cret" not in str(raised)
@@ -340,7 +341,9 @@ def test_context_secrets_are_masked_in_the_url_and_body(serve):
     server = serve((403, None, f"token {token} has no access"))
     _, _, raised = run_task(get_task(server.url(f"/users/{token}/jobs")))
     assert token not in str(raised)
-    assert str(raised).startswith(f"403 Forbidden from GET {server.url('/users/***/jobs')}; body: 'token *** has no access'")
+    assert str(raised).startswith(
+        f"403 Forbidden from GET {server.url('/users/***/jobs')}; body: 'token *** has no access'"
+    )
 
 
 def test_other_exceptions_are_not_retried(serve):
@@ -648,10 +651,7 @@ def test_retry_rule_rejects_negative_retries():
 
 
 def test_importing_the_core_does_not_import_requests():
-    code = (
-        "import sys, task_engine_core, task_engine_core.sensible_defaults; "
-        "print('requests' in sys.modules)"
-    )
+    code = "import sys, task_engine_core, task_engine_core.sensible_defaults; print('requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -57,7 +57,9 @@ def test_a_run_writes_one_row_per_run_and_per_task(tmp_path: Path) -> None:
     assert rows(database, "SELECT run_id, pipeline, workers, tasks, outcome, interrupted, trace_id FROM runs") == [
         (result.run_id, "stats", 2, 3, "success", None, None)
     ]
-    tasks = rows(database, "SELECT task, state, attempts, duration IS NOT NULL, error_type FROM task_runs ORDER BY task")
+    tasks = rows(
+        database, "SELECT task, state, attempts, duration IS NOT NULL, error_type FROM task_runs ORDER BY task"
+    )
     assert tasks == [
         ("first", "success", 1, 1, None),
         ("flaky", "success", 2, 1, None),

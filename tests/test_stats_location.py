@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from task_engine_core.stats import StatsStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PIPELINE = '''
+PIPELINE = """
 from task_engine_core import register
 
 
@@ -39,7 +39,7 @@ def b():
 @register
 def c():
     pass
-'''
+"""
 
 #: The configured file says c, b, a; the decoy says b, a, c; registration order is a, b, c.
 CONFIGURED = {"a": 60.0, "b": 120.0, "c": 300.0}
@@ -48,8 +48,11 @@ DECOY = {"a": 600.0, "b": 900.0, "c": 60.0}
 
 def record(path: Path, durations: dict[str, float], pipeline: str = "pipe") -> None:
     """One synthetic successful run of `pipeline` with these durations (a real SQLite write)."""
-    now = datetime.now(timezone.utc)
-    tasks = {name: TaskResult(name, TaskState.SUCCESS, attempts=1, start=now, end=now, duration=seconds) for name, seconds in durations.items()}
+    now = datetime.now(UTC)
+    tasks = {
+        name: TaskResult(name, TaskState.SUCCESS, attempts=1, start=now, end=now, duration=seconds)
+        for name, seconds in durations.items()
+    }
     store = StatsStore(path, create_directory=True)
     assert store.record(RunResult(uuid.uuid4().hex, pipeline, tasks, start=now, end=now, duration=1.0))
     store.close()
@@ -76,7 +79,9 @@ def project(tmp_path: Path) -> Path:
 
 def cli(work: Path, stats: str, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TASK_ENGINE_STATS": stats}
-    done = subprocess.run([sys.executable, "-m", "task_engine_core", *args], cwd=work, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "task_engine_core", *args], cwd=work, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -128,7 +133,10 @@ def test_the_stats_command_reads_the_configured_file(project: Path) -> None:
 def test_the_runs_command_reads_the_configured_file(project: Path) -> None:
     out = cli(project, str(configured(project)), "runs", "pipe.py")
     assert f"pipeline 'pipe': 1 recorded run(s) in {str(configured(project))!r}, newest first" in out
-    assert cli(project, "off", "runs", "pipe.py").strip() == "statistics are off (TASK_ENGINE_STATS=off); no runs are recorded"
+    assert (
+        cli(project, "off", "runs", "pipe.py").strip()
+        == "statistics are off (TASK_ENGINE_STATS=off); no runs are recorded"
+    )
 
 
 def test_a_dry_run_names_the_configured_file(project: Path) -> None:
@@ -143,7 +151,9 @@ def test_without_the_variable_every_reader_uses_the_working_directorys_file(proj
     env["PYTHONPATH"] = str(ROOT)
 
     def run(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "task_engine_core", *args], cwd=project, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "task_engine_core", *args], cwd=project, env=env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout + done.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
+from datetime import UTC
 
 import pytest
 
@@ -64,9 +65,11 @@ def test_a_postgresql_url_records_runs_and_the_same_queries_read_them(database, 
     assert all(s.failures == 0 and s.mean is not None for s in summaries.values())
     with psycopg.connect(database) as connection:
         assert connection.execute("SELECT version FROM task_engine_schema").fetchall() == [(SCHEMA_VERSION,)]
-        columns = dict(connection.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'task_estimates'"
-        ).fetchall())
+        columns = dict(
+            connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'task_estimates'"
+            ).fetchall()
+        )
     assert columns["expected"] == "double precision"  # SQLite's REAL is a double; so is ours here
 
 
@@ -93,7 +96,7 @@ def test_workers_on_many_machines_record_into_one_database_at_once(database):
         try:
             for _ in range(3):
                 PipelineExecutor(pipeline_of_three("shared"), reporters=[], stats=store, handle_signals=False).run()
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:
             errors.append(error)
 
     with warnings.catch_warnings():
@@ -148,15 +151,20 @@ def test_an_unreachable_server_warns_once_and_the_run_still_succeeds(postgres):
     messages = [str(w.message) for w in caught if issubclass(w.category, StatsWarning)]
     assert len(messages) == 1, messages
     assert messages[0].startswith(f"statistics database {url}: connection failed: ")
-    assert messages[0].endswith("(OperationalError); expected durations are unavailable; ready tasks start in registration order")
+    assert messages[0].endswith(
+        "(OperationalError); expected durations are unavailable; ready tasks start in registration order"
+    )
 
 
 def test_a_database_written_by_a_newer_version_is_left_alone(database):
     with psycopg.connect(database, autocommit=True) as connection:
         connection.execute("CREATE TABLE task_engine_schema (version INTEGER NOT NULL)")
         connection.execute("INSERT INTO task_engine_schema VALUES (%s)", (SCHEMA_VERSION + 1,))
-    with pytest.warns(StatsWarning, match=rf"written by a newer Task Engine \(schema {SCHEMA_VERSION + 1}, this one "
-                                          rf"knows {SCHEMA_VERSION}\)"):
+    with pytest.warns(
+        StatsWarning,
+        match=rf"written by a newer Task Engine \(schema {SCHEMA_VERSION + 1}, this one "
+        rf"knows {SCHEMA_VERSION}\)",
+    ):
         assert open_stats_store(database).run_count() == 0
     with psycopg.connect(database) as connection:
         tables = connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
@@ -169,25 +177,30 @@ def test_the_password_never_shows_and_a_missing_psycopg_names_the_extra(monkeypa
     from task_engine_core.stats import StatsRecorder, TaskStatsRecorder
 
     assert [repr(r) for r in (StatsRecorder(store), TaskStatsRecorder(store, "p", 1))] == [
-        "<StatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>", "<TaskStatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>"
+        "<StatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>",
+        "<TaskStatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>",
     ]
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets where it is not installed
-    with pytest.raises(MissingExtraError, match=r"the PostgreSQL statistics store postgresql://te:\*\*\*@127.0.0.1:1/stats "
-                                                r"needs the 'psycopg' package.*task-engine\[postgres\]"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"the PostgreSQL statistics store postgresql://te:\*\*\*@127.0.0.1:1/stats "
+        r"needs the 'psycopg' package.*task-engine\[postgres\]",
+    ):
         PipelineExecutor(pipeline_of_three(), reporters=[], stats="postgresql://te:hunter2@127.0.0.1:1/stats")
 
 
 def test_a_run_recorded_task_by_task_on_postgresql_gives_the_same_rows_as_on_sqlite(database, tmp_path):
     # How an Airflow dag run records: each try writes its task, and the tasks together make the run's row.
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from task_engine_core.result import TaskResult
     from task_engine_core.task import TaskState
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     first = TaskResult("a", TaskState.SUCCESS, 1, start + timedelta(seconds=1), start + timedelta(seconds=3), 2.0)
-    second = TaskResult("b", TaskState.FAILED, 2, start, start + timedelta(seconds=6), 6.0,
-                        RuntimeError("x"), waits={"retry": 1.0})
+    second = TaskResult(
+        "b", TaskState.FAILED, 2, start, start + timedelta(seconds=6), 6.0, RuntimeError("x"), waits={"retry": 1.0}
+    )
     stores = [StatsStore(tmp_path / "s.sqlite3"), open_stats_store(database)]
     with warnings.catch_warnings():
         warnings.simplefilter("error", StatsWarning)  # a statement PostgreSQL rejects only warns: make it fail
@@ -200,7 +213,8 @@ def test_a_run_recorded_task_by_task_on_postgresql_gives_the_same_rows_as_on_sql
             ("run-1", start.isoformat(), pytest.approx(6.0), "failed", {"success": 1, "failed": 1})
         ]
         assert [(t.task, t.state, t.attempts) for t in store.recorded_tasks("run-1")] == [
-            ("a", "success", 1), ("b", "failed", 2)
+            ("a", "success", 1),
+            ("b", "failed", 2),
         ]
         assert store.expected_durations("p") == {"a": 2.0, "b": 6.0}
     with psycopg.connect(database) as connection:
@@ -211,16 +225,17 @@ def test_a_run_recorded_task_by_task_on_postgresql_gives_the_same_rows_as_on_sql
 
 
 def test_tasks_of_one_run_recorded_at_once_from_many_machines_widen_one_run_row(database):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from task_engine_core.result import TaskResult
     from task_engine_core.task import TaskState
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     # Task i runs from second i to second 2i+1: the run spans 0 .. 15 s.
     results = [
-        TaskResult(f"t{i}", TaskState.SUCCESS, 1, start + timedelta(seconds=i), start + timedelta(seconds=2 * i + 1),
-                   i + 1.0)
+        TaskResult(
+            f"t{i}", TaskState.SUCCESS, 1, start + timedelta(seconds=i), start + timedelta(seconds=2 * i + 1), i + 1.0
+        )
         for i in range(8)
     ]
     stores = [open_stats_store(database) for _ in results]

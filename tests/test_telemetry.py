@@ -45,13 +45,15 @@ def parallel_pipeline(width: int = 8, tasks: int = 16) -> Pipeline:
     return pipeline
 
 
-def traced_run(pipeline: Pipeline, workers: int = 8, **options: object) -> tuple[object, InMemorySpanExporter, InMemoryLogRecordExporter]:
+def traced_run(
+    pipeline: Pipeline, workers: int = 8, **options: object
+) -> tuple[object, InMemorySpanExporter, InMemoryLogRecordExporter]:
     spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
     listener = TracingListener([spans], [logs], use_registered=False)
     executor = PipelineExecutor(pipeline, workers=workers, reporters=[listener], **options)  # type: ignore[arg-type]
     try:
         executor.run()
-    except Exception:  # noqa: BLE001 - some tests make tasks fail on purpose
+    except Exception:
         pass
     listener.shutdown()
     return executor.result, spans, logs
@@ -136,8 +138,12 @@ def test_events_for_retry_skip_and_waits() -> None:
     assert names[-1] == "skip"
     retry = next(e for e in span.events if e.name == "retry")
     assert dict(retry.attributes) == {
-        "next_attempt": 2, "max_attempts": 3, "delay_seconds": 0.0, "reason": "retry_handler asked to retry",
-        "exception.type": "ConnectionError", "exception.message": "server said 503",
+        "next_attempt": 2,
+        "max_attempts": 3,
+        "delay_seconds": 0.0,
+        "reason": "retry_handler asked to retry",
+        "exception.type": "ConnectionError",
+        "exception.message": "server said 503",
     }
     wait = next(e for e in span.events if e.name == "rate_limit wait")
     assert wait.attributes["key"] == "/jobs/runs/get" and wait.attributes["ok"] is True
@@ -199,7 +205,7 @@ def test_environment_turns_tracing_on() -> None:
     )
 
 
-PIPELINE_FILE = '''
+PIPELINE_FILE = """
 import logging, threading
 from task_engine_core import Pipeline
 pipeline = Pipeline("filetrace")
@@ -210,16 +216,30 @@ for i in range(8):
         barrier.wait()
     task.__name__ = f"W{i}"
     pipeline.register(task)
-'''
+"""
 
 
 def test_cli_trace_file_holds_one_trace_and_correlated_logs(tmp_path: Path) -> None:
     (tmp_path / "filetrace.py").write_text(PIPELINE_FILE)
     trace, summary = tmp_path / "trace.jsonl", tmp_path / "summary.json"
     done = subprocess.run(
-        [sys.executable, "-m", "task_engine_core", "run", "filetrace.py", "--workers", "8",
-         "--trace", str(trace), "--json", str(summary)],
-        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "task_engine_core",
+            "run",
+            "filetrace.py",
+            "--workers",
+            "8",
+            "--trace",
+            str(trace),
+            "--json",
+            str(summary),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
     printed = re.fullmatch(r"(?s).*trace id: ([0-9a-f]{32})\n", done.stderr)
@@ -250,7 +270,9 @@ def test_without_the_sdk_tracing_names_the_extra(tmp_path: Path) -> None:
         "from task_engine_core.telemetry import TracingListener\n"
         "try:\n    TracingListener()\nexcept ImportError as e:\n    print(type(e).__name__, e)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert done.stdout == (
         "MissingExtraError Tracing with OpenTelemetry needs the 'opentelemetry-sdk' package, which is not installed; "
         "install it with: pip install 'task-engine[otel]'\n"
@@ -258,7 +280,10 @@ def test_without_the_sdk_tracing_names_the_extra(tmp_path: Path) -> None:
     cli = BLOCK_OTEL + "from task_engine_core.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run(
         [sys.executable, "-c", cli, "run", "examples.jobs", "--trace", str(tmp_path / "t.jsonl")],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
@@ -272,7 +297,9 @@ def test_core_imports_no_opentelemetry() -> None:
         "import sys, task_engine_core, task_engine_core.telemetry, task_engine_core.reporters, task_engine_core.cli\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     assert done.stdout == "[]\n", done.stderr
 
 
@@ -284,7 +311,7 @@ def test_secrets_never_reach_spans_or_logs() -> None:
 
     @pipeline.register
     @retries(2, backoff=Backoff.constant(0))
-    def Call(context) -> None:  # noqa: ANN001
+    def Call(context) -> None:
         log.warning("calling with %s", context["token"].reveal())
         raise PermissionError(f"token {context['token'].reveal()} refused")
 

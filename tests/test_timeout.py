@@ -6,7 +6,17 @@ import threading
 
 import pytest
 
-from task_engine_core import InvalidArgumentError, Pipeline, PipelineExecutor, Task, TaskState, TaskTimeoutError, retries, skippable, timeout
+from task_engine_core import (
+    InvalidArgumentError,
+    Pipeline,
+    PipelineExecutor,
+    Task,
+    TaskState,
+    TaskTimeoutError,
+    retries,
+    skippable,
+    timeout,
+)
 
 
 def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():
@@ -32,7 +42,9 @@ def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():
             executor.run()
     finally:
         release.set()
-    assert str(info.value).startswith("task 'hangs' did not finish within 0.2 s (attempt 1); its thread was left running")
+    assert str(info.value).startswith(
+        "task 'hangs' did not finish within 0.2 s (attempt 1); its thread was left running"
+    )
     assert seen == ["quick", "hangs"]
     states = {n: r.state for n, r in executor.result.tasks.items()}
     assert states == {"quick": TaskState.SUCCESS, "hangs": TaskState.FAILED, "after": TaskState.UPSTREAM_FAILED}
@@ -136,8 +148,11 @@ def test_a_wait_a_timeout_abandons_ends_at_the_timeout_and_the_abandoned_thread_
     for thread in threading.enumerate():  # let that thread leave its wait and try to report it
         if thread.name == "task-engine-needs_db-attempt-1":
             thread.join(10)
-    waits = [(type(e).__name__, e.reason) + ((e.ok,) if isinstance(e, WaitFinished) else ()) for e in events
-             if isinstance(e, (WaitStarted, WaitFinished))]
+    waits = [
+        (type(e).__name__, e.reason) + ((e.ok,) if isinstance(e, WaitFinished) else ())
+        for e in events
+        if isinstance(e, (WaitStarted, WaitFinished))
+    ]
     assert waits == [("WaitStarted", "resource"), ("WaitFinished", "resource", False)]
     finished = next(i for i, e in enumerate(events) if isinstance(e, TaskFinished))
     assert [i for i, e in enumerate(events) if isinstance(e, WaitFinished)] < [finished]

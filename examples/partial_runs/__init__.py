@@ -1,8 +1,8 @@
 """Eight tasks in a chain for partial runs and --resume: load_warehouse fails until WAREHOUSE_UP=1.
 
-    python -m task_engine_core run examples.partial_runs                 # fails at task 5 of 8
-    WAREHOUSE_UP=1 python -m task_engine_core run examples.partial_runs --resume   # runs 5-8
-    python -m task_engine_core run examples.partial_runs --tags report --dry-run
+python -m task_engine_core run examples.partial_runs                 # fails at task 5 of 8
+WAREHOUSE_UP=1 python -m task_engine_core run examples.partial_runs --resume   # runs 5-8
+python -m task_engine_core run examples.partial_runs --tags report --dry-run
 """
 
 import os

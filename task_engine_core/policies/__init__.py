@@ -1,8 +1,16 @@
 """Policies that shape how each task runs: retries, skip, rate limits, resource waits, the per-task policy set."""
 
 from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
-from .ratelimit import RateLimit, RateLimiter, TokenBucket, default_rate_limiter, rate_limit, rate_limited, set_rate_limit
-from .ratelimit import set_rate_limit_store
+from .ratelimit import (
+    RateLimit,
+    RateLimiter,
+    TokenBucket,
+    default_rate_limiter,
+    rate_limit,
+    rate_limited,
+    set_rate_limit,
+    set_rate_limit_store,
+)
 from .resource import wait_for_resource
 from .retry import Backoff, RetryPolicy, retries
 from .skip import skippable

@@ -166,9 +166,7 @@ class SqliteBucketStore:
         self._connection = None
         self._pid = os.getpid()
         # isolation_level=None: transactions are explicit; check_same_thread=False: self._lock serialises.
-        connection = sqlite3.connect(
-            self.path, timeout=STORE_TIMEOUT, isolation_level=None, check_same_thread=False
-        )
+        connection = sqlite3.connect(self.path, timeout=STORE_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")  # a crash may lose the last take, never the file
@@ -302,7 +300,7 @@ def bucket_store(url: str, where: str = RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE) -
 def _open(url: str, where: str) -> Any:
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme == "sqlite":
-        path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else ""
+        path = url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else ""
         if not path:
             raise InvalidArgumentError(
                 f"{where}={display_url(url)!r}: a file store is written sqlite:///PATH "

@@ -98,7 +98,7 @@ def _positive(label: str, value: object, what: str, *, minimum: float, strict: b
 class TokenBucket:
     """One bucket: refills at `limit.tokens_per_second` up to `limit.burst`; tokens may go negative (reserved)."""
 
-    __slots__ = ("limit", "capacity", "per_second", "tokens", "updated")
+    __slots__ = ("capacity", "limit", "per_second", "tokens", "updated")
 
     def __init__(self, limit: RateLimit, now: float, tokens: float | None = None) -> None:
         self.limit = limit
@@ -263,9 +263,7 @@ class RateLimiter:
             return tuple(bucket.limit for bucket in state.buckets.values())
 
     @staticmethod
-    def _reserve_in(
-        store: Any, key: str, limits: tuple[RateLimit, ...], tokens: float, timeout: float | None
-    ) -> float:
+    def _reserve_in(store: Any, key: str, limits: tuple[RateLimit, ...], tokens: float, timeout: float | None) -> float:
         for limit in limits:
             if tokens > limit.burst:  # type: ignore[operator]
                 raise InvalidArgumentError(
@@ -388,9 +386,7 @@ def rate_limit(
 ) -> Callable[[F], F]:
     """Take a token of `key` before every attempt of the decorated task (class, perform_task or function)."""
     if callable(key) and not isinstance(key, str):
-        raise InvalidArgumentError(
-            "@rate_limit needs a key, e.g. @rate_limit(key='/jobs/runs/get'); it was used bare"
-        )
+        raise InvalidArgumentError("@rate_limit needs a key, e.g. @rate_limit(key='/jobs/runs/get'); it was used bare")
     if not isinstance(key, str) or not key:
         raise InvalidArgumentError(f"rate_limit(key={key!r}): the key must be a non-empty string")
     _positive(f"rate_limit({key!r}, tokens={tokens!r})", tokens, "tokens", minimum=0.0, strict=True)
@@ -481,4 +477,4 @@ def check_rate_limit_keys(policies_by_task: Mapping[str, Any]) -> None:
                 except UnknownRateLimitKeyError as error:
                     error.args = (f"task {task!r}: {error.args[0]}",)
                     raise
-                (guard.limiter or _DEFAULT).store  # a bad TASK_ENGINE_RATE_LIMIT_STORE stops the run here
+                _ = (guard.limiter or _DEFAULT).store  # a bad TASK_ENGINE_RATE_LIMIT_STORE stops the run here

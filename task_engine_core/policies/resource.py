@@ -106,8 +106,14 @@ def wait_for_resource(
     class (`@wait_for_resource`), it polls `resource_ready()` with the defaults.
     """
     if isinstance(check, type):
-        return wait_for_resource(timeout=timeout, interval=interval, backoff=backoff, max_interval=max_interval,
-                                 soft_fail=soft_fail, name=name)(check)
+        return wait_for_resource(
+            timeout=timeout,
+            interval=interval,
+            backoff=backoff,
+            max_interval=max_interval,
+            soft_fail=soft_fail,
+            name=name,
+        )(check)
     label = name or (getattr(check, "__name__", None) if check is not None else None) or HOOK_METHOD
     if check is not None and not callable(check):
         raise InvalidArgumentError(f"wait_for_resource(check={check!r}): the check must be callable, returning a bool")

@@ -48,10 +48,10 @@ def esc(value: object) -> str:
 def page(title: str, body: str) -> str:
     """A whole HTML document; its content security policy forbids scripts and network loads."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 
@@ -150,7 +150,9 @@ def gantt_svg(
     for tick in range(6):
         x = label_w + plot_w * tick / 5
         parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 6}" stroke="#e0e0e0"/>')
-        parts.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#555">{_tick_label(total * tick / 5, total)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#555">{_tick_label(total * tick / 5, total)}</text>'
+        )
     lane = {worker: i for i, worker in enumerate(workers)}
     for i, worker in enumerate(workers):
         y = float(top + i * lane_h)

@@ -102,9 +102,7 @@ def _error(error: BaseException | None, redact: Redactor) -> dict[str, str] | No
     return {"type": type(error).__name__, "message": redact(error_text(error))}
 
 
-def _task_dict(
-    task: TaskResult, upstream: Sequence[str], history: TaskHistory, redact: Redactor
-) -> dict[str, Any]:
+def _task_dict(task: TaskResult, upstream: Sequence[str], history: TaskHistory, redact: Redactor) -> dict[str, Any]:
     return {
         "name": task.name,
         "state": task.state.value,

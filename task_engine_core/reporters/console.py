@@ -22,7 +22,9 @@ def format_plan(plan: tuple[str, ...] | list[str]) -> str:
 class ConsoleReporter(Reporter):
     """Prints `Executing <task>`, `Skipping task due to error: <error>` and, if asked, the plan line."""
 
-    def __init__(self, show_plan: bool = False, stream: TextIO | None = None, wait_threshold: float = WAIT_LINE_THRESHOLD) -> None:
+    def __init__(
+        self, show_plan: bool = False, stream: TextIO | None = None, wait_threshold: float = WAIT_LINE_THRESHOLD
+    ) -> None:
         self.show_plan = show_plan
         self._stream = stream
         # Rate-limit and resource waits shorter than this are recorded but not printed (less noise).
@@ -44,9 +46,12 @@ class ConsoleReporter(Reporter):
 
     def on_wait_started(self, event: WaitStarted) -> None:
         """Print `<task>: waiting 0.8 s for '<key>'` for rate-limit and resource waits above the threshold."""
-        if event.reason in ("rate_limit", "resource") and event.message:
-            if event.seconds is None or event.seconds >= self.wait_threshold:
-                self._print(f"{event.task}: {event.message}")
+        if (
+            event.reason in ("rate_limit", "resource")
+            and event.message
+            and (event.seconds is None or event.seconds >= self.wait_threshold)
+        ):
+            self._print(f"{event.task}: {event.message}")
 
     def on_task_finished(self, event: TaskFinished) -> None:
         """Print the seed's skip line for a task that failed and was skipped."""

@@ -119,7 +119,7 @@ def to_html(pipeline: Pipeline | ValidatedPipeline | DagView, states: Mapping[st
 
     view = dag_view(pipeline)
     rows = "".join(
-        f"<tr data-task=\"{_html.esc(name)}\"><td>{_html.esc(name)}</td>"
+        f'<tr data-task="{_html.esc(name)}"><td>{_html.esc(name)}</td>'
         f"<td>{_html.esc(', '.join(view.upstream.get(name, ())) or '-')}</td></tr>"
         for name in view.order
     )
@@ -132,7 +132,9 @@ def to_html(pipeline: Pipeline | ValidatedPipeline | DagView, states: Mapping[st
     return _html.page(f"Pipeline {view.name}", body)
 
 
-def render_graph(pipeline: Pipeline | ValidatedPipeline | DagView, fmt: str, states: Mapping[str, str] | None = None) -> str:
+def render_graph(
+    pipeline: Pipeline | ValidatedPipeline | DagView, fmt: str, states: Mapping[str, str] | None = None
+) -> str:
     """Render the DAG in `fmt`, one of GRAPH_FORMATS."""
     renderers = {"dot": to_dot, "mermaid": to_mermaid, "html": to_html}
     if fmt not in renderers:

@@ -45,7 +45,9 @@ def _problem_cell(task: TaskResult, history: TaskHistory, redact: Redactor) -> s
 
 
 def _waits_cell(task: TaskResult, history: TaskHistory, redact: Redactor) -> str:
-    parts = [f"{reason.replace('_', ' ')} {seconds:.3f} s" for reason, seconds in task.waits.items() if seconds or reason]
+    parts = [
+        f"{reason.replace('_', ' ')} {seconds:.3f} s" for reason, seconds in task.waits.items() if seconds or reason
+    ]
     timed_out = [w for w in history.waits if not w.ok]
     parts += [f"gave up on {w.reason.replace('_', ' ')} {redact(w.key)!r}" for w in timed_out]
     return esc(", ".join(parts))
@@ -68,9 +70,7 @@ def _context_section(context: Mapping[str, Any] | None, redact: Redactor) -> str
     from .._secrets import mask_secrets
 
     safe = context.redacted() if hasattr(context, "redacted") else mask_secrets(context)
-    rows = "".join(
-        f"<tr><td>{esc(key)}</td><td>{esc(redact(str(value)))}</td></tr>" for key, value in _flatten(safe)
-    )
+    rows = "".join(f"<tr><td>{esc(key)}</td><td>{esc(redact(str(value)))}</td></tr>" for key, value in _flatten(safe))
     return (
         '<h2>Context</h2><table id="context"><thead><tr><th>Key</th><th>Value (secrets masked)</th></tr></thead>'
         f"<tbody>{rows}</tbody></table>"
@@ -117,7 +117,9 @@ def render_run_report(
         if task.start is not None and task.end is not None
     ]
     if ran and result.start and result.end:
-        timeline = _html.gantt_svg(ran, min(result.start, *(r[3] for r in ran)), max(result.end, *(r[4] for r in ran)), critical)
+        timeline = _html.gantt_svg(
+            ran, min(result.start, *(r[3] for r in ran)), max(result.end, *(r[4] for r in ran)), critical
+        )
     else:
         timeline = '<p class="meta">No task started.</p>'
 

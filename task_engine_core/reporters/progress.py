@@ -22,7 +22,7 @@ _WAIT_NAMES = {"rate_limit": "rate limit", "resource": "resource", "retry": "ret
 
 def format_seconds(seconds: float) -> str:
     """Seconds as `m:ss` (or `h:mm:ss`), the way the status line shows elapsed time and ETA."""
-    whole = max(int(round(seconds)), 0)
+    whole = max(round(seconds), 0)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
@@ -247,7 +247,9 @@ class ProgressReporter(Reporter):
             self._waiting.pop(event.task, None)
         if not event.ok and event.reason != "retry":
             what = _WAIT_NAMES.get(event.reason, event.reason)
-            self._line(f"{self._prefix()} {event.task} gave up waiting for {what} {event.key!r} after {event.seconds:.1f} s")
+            self._line(
+                f"{self._prefix()} {event.task} gave up waiting for {what} {event.key!r} after {event.seconds:.1f} s"
+            )
         else:
             self._redraw()
 

@@ -69,7 +69,9 @@ def _from_names(kind: str, names: list[str], environ: Mapping[str, str]) -> list
     return exporters
 
 
-def tracing_from_environment(trace_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Any:
+def tracing_from_environment(
+    trace_file: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Any:
     """A TracingListener when `trace_file` is given or OTEL_TRACES_EXPORTER names an exporter, else None.
 
     `OTEL_SDK_DISABLED=true` turns environment-driven tracing off; an explicit `trace_file` still

@@ -50,7 +50,8 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         "status_message": span.status.description,
         "attributes": _attributes(span.attributes),
         "events": [
-            {"name": e.name, "time_unix_nano": e.timestamp, "attributes": _attributes(e.attributes)} for e in span.events
+            {"name": e.name, "time_unix_nano": e.timestamp, "attributes": _attributes(e.attributes)}
+            for e in span.events
         ],
         "resource": _attributes(span.resource.attributes),
     }

@@ -38,8 +38,14 @@ if TYPE_CHECKING:
 __all__ = ["TracingListener"]
 
 _PREFIX = "task_engine"
-_SEVERITY = ((logging.CRITICAL, 21, "FATAL"), (logging.ERROR, 17, "ERROR"), (logging.WARNING, 13, "WARN"),
-             (logging.INFO, 9, "INFO"), (logging.DEBUG, 5, "DEBUG"), (0, 1, "TRACE"))
+_SEVERITY = (
+    (logging.CRITICAL, 21, "FATAL"),
+    (logging.ERROR, 17, "ERROR"),
+    (logging.WARNING, 13, "WARN"),
+    (logging.INFO, 9, "INFO"),
+    (logging.DEBUG, 5, "DEBUG"),
+    (0, 1, "TRACE"),
+)
 
 
 class _GuardedExporter:
@@ -68,7 +74,9 @@ class _GuardedExporter:
         except Exception as error:  # noqa: BLE001 - reported, never raised: the run is over and recorded
             logging.getLogger("task_engine").warning(
                 "tracing: shutting down exporter %s failed: %s: %s; the run's results are unaffected",
-                type(self.exporter).__name__, type(error).__name__, error,
+                type(self.exporter).__name__,
+                type(error).__name__,
+                error,
             )
 
     def __getattr__(self, name: str) -> Any:
@@ -150,7 +158,9 @@ class TracingListener(Reporter):
             log_processor = BatchLogRecordProcessor if batch else SimpleLogRecordProcessor
             self.logger_provider = LoggerProvider(resource=self.resource)
             for exporter in self.log_exporters:
-                self.logger_provider.add_log_record_processor(log_processor(cast("LogRecordExporter", _GuardedExporter(exporter))))
+                self.logger_provider.add_log_record_processor(
+                    log_processor(cast("LogRecordExporter", _GuardedExporter(exporter)))
+                )
         self.log_level = log_level
         from ..reporters._output import redactor
 
@@ -195,16 +205,26 @@ class TracingListener(Reporter):
         for name, task in result.tasks.items():
             if name not in self._spans:  # never started: upstream failed or not run
                 span = self.tracer.start_span(f"task {name}", context=self._root_context, start_time=end)
-                span.set_attributes({f"{_PREFIX}.task.name": name, f"{_PREFIX}.task.attempts": task.attempts,
-                                     f"{_PREFIX}.task.state": task.state.value, f"{_PREFIX}.task.started": False})
+                span.set_attributes(
+                    {
+                        f"{_PREFIX}.task.name": name,
+                        f"{_PREFIX}.task.attempts": task.attempts,
+                        f"{_PREFIX}.task.state": task.state.value,
+                        f"{_PREFIX}.task.started": False,
+                    }
+                )
                 span.end(end_time=end)
         counts: dict[str, int] = {}
         for task in result.tasks.values():
             counts[task.state.value] = counts.get(task.state.value, 0) + 1
         root = self._root
         if root is not None:
-            root.set_attributes({f"{_PREFIX}.succeeded": result.succeeded,
-                                 **{f"{_PREFIX}.count.{state}": n for state, n in counts.items()}})
+            root.set_attributes(
+                {
+                    f"{_PREFIX}.succeeded": result.succeeded,
+                    **{f"{_PREFIX}.count.{state}": n for state, n in counts.items()},
+                }
+            )
             if result.interrupted:
                 root.set_attribute(f"{_PREFIX}.interrupted", result.interrupted)
             if not result.succeeded:
@@ -242,8 +262,12 @@ class TracingListener(Reporter):
             f"task {event.task}",
             context=parent,
             start_time=_ns(event.time) or time.time_ns(),
-            attributes={f"{_PREFIX}.task.name": event.task, f"{_PREFIX}.task.worker": event.worker,
-                        "thread.name": threading.current_thread().name, f"{_PREFIX}.task.started": True},
+            attributes={
+                f"{_PREFIX}.task.name": event.task,
+                f"{_PREFIX}.task.worker": event.worker,
+                "thread.name": threading.current_thread().name,
+                f"{_PREFIX}.task.started": True,
+            },
         )
         with self._lock:
             self._spans[event.task] = span
@@ -276,9 +300,16 @@ class TracingListener(Reporter):
         """One `retry` event per retry, with its delay."""
         span = self._span(event.task)
         if span is not None:
-            span.add_event("retry", {"next_attempt": event.next_attempt, "max_attempts": event.max_attempts,
-                                     "delay_seconds": event.delay, "reason": self.redact(event.reason),
-                                     **self._error(event.error)})
+            span.add_event(
+                "retry",
+                {
+                    "next_attempt": event.next_attempt,
+                    "max_attempts": event.max_attempts,
+                    "delay_seconds": event.delay,
+                    "reason": self.redact(event.reason),
+                    **self._error(event.error),
+                },
+            )
 
     def on_wait_started(self, event: WaitStarted) -> None:
         """A `<reason> wait started` event (rate_limit, resource, retry)."""
@@ -293,8 +324,9 @@ class TracingListener(Reporter):
         """A `<reason> wait` event with how long the task waited and whether the wait succeeded."""
         span = self._span(event.task)
         if span is not None:
-            span.add_event(f"{event.reason} wait", {"key": self.redact(event.key), "seconds": event.seconds,
-                                                   "ok": event.ok})
+            span.add_event(
+                f"{event.reason} wait", {"key": self.redact(event.key), "seconds": event.seconds, "ok": event.ok}
+            )
 
     def on_task_finished(self, event: TaskFinished) -> None:
         """Set the final attributes, end the task's span and restore this thread's context."""
@@ -313,7 +345,9 @@ class TracingListener(Reporter):
             from opentelemetry.trace import Status, StatusCode
 
             span.add_event("exception", self._error(result.error))
-            span.set_status(Status(StatusCode.ERROR, self.redact(f"{type(result.error).__name__}: {error_text(result.error)}")))
+            span.set_status(
+                Status(StatusCode.ERROR, self.redact(f"{type(result.error).__name__}: {error_text(result.error)}"))
+            )
         span.end(end_time=_ns(result.end) or time.time_ns())
         token = self._tokens.pop(event.task, None)
         if token is not None:
@@ -377,8 +411,11 @@ class _TaskLogHandler(logging.Handler):
             from opentelemetry._logs import SeverityNumber
 
             attributes: dict[str, Any] = {
-                "code.filepath": record.pathname, "code.lineno": record.lineno, "code.function": record.funcName,
-                "thread.name": record.threadName or "", "logger.name": record.name,
+                "code.filepath": record.pathname,
+                "code.lineno": record.lineno,
+                "code.function": record.funcName,
+                "thread.name": record.threadName or "",
+                "logger.name": record.name,
             }
             if record.exc_info and record.exc_info[1] is not None:
                 attributes["exception.type"] = type(record.exc_info[1]).__name__
@@ -395,8 +432,10 @@ class _TaskLogHandler(logging.Handler):
                 otel_record = self._record_type(context=listener._context.get_current(), **fields)
             except TypeError:  # SDKs before the `context` argument take the ids one by one
                 otel_record = self._record_type(
-                    trace_id=span_context.trace_id, span_id=span_context.span_id,
-                    trace_flags=span_context.trace_flags, **fields,
+                    trace_id=span_context.trace_id,
+                    span_id=span_context.span_id,
+                    trace_flags=span_context.trace_flags,
+                    **fields,
                 )
             listener.logger_provider.get_logger(record.name).emit(otel_record)
         except Exception:  # noqa: BLE001 - logging must never break a task

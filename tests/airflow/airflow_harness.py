@@ -129,7 +129,9 @@ def roll_up(engine: dict[str, tuple[str, int]], outputs: dict[str, object], task
     from task_engine_core import TaskState
     from task_engine_core._mapping import roll_up_state
 
-    instances = sorted((name for name in engine if name.startswith(f"{task}[")), key=lambda n: int(n[len(task) + 1 : -1]))
+    instances = sorted(
+        (name for name in engine if name.startswith(f"{task}[")), key=lambda n: int(n[len(task) + 1 : -1])
+    )
     if not instances:
         if engine.get(task, ("", 0))[0] == "skipped":
             # Airflow marks a task mapped over an empty list skipped; the engine ends it SUCCESS with [].
@@ -192,7 +194,8 @@ def _outcomes(dag_run) -> dict[str, tuple[str | None, int]]:
     # An instance of a mapped Airflow task is named as the engine names it: Poll[0], Poll[1], ...
     return {
         (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): (
-            None if ti.state is None else str(ti.state), ti.try_number
+            None if ti.state is None else str(ti.state),
+            ti.try_number,
         )
         for ti in dag_run.get_task_instances()
     }
@@ -328,8 +331,11 @@ class AirflowServices:
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         """Wait until the dag-processor has parsed `dag_id` into the database."""
-        self._wait(lambda: bool(self.query("select 1 from dag where dag_id = ?", dag_id)),
-                   timeout, f"the dag-processor to register {dag_id!r}")
+        self._wait(
+            lambda: bool(self.query("select 1 from dag where dag_id = ?", dag_id)),
+            timeout,
+            f"the dag-processor to register {dag_id!r}",
+        )
 
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         """Trigger one run of `dag_id` and return its run id."""
@@ -339,6 +345,7 @@ class AirflowServices:
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         """Wait until the run is finished and return its state."""
+
         def finished() -> bool:
             rows = self.query("select state from dag_run where dag_id = ? and run_id = ?", dag_id, run_id)
             return bool(rows) and rows[0][0] in ("success", "failed")
@@ -350,15 +357,14 @@ class AirflowServices:
         """{task_id: (state, try number)} of one run."""
         rows = self.query(
             "select task_id, state, try_number from task_instance where dag_id = ? and run_id = ?",
-            dag_id, run_id,
+            dag_id,
+            run_id,
         )
         return {task_id: (state, try_number) for task_id, state, try_number in rows}
 
     def engine_outcomes(self, dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
         """{task: (engine state, attempts)} of one run, NOT_RUN marks included."""
-        return as_engine_outcomes(
-            self.task_outcomes(dag_id, run_id), marked_not_run(self.database, dag_id, run_id)
-        )
+        return as_engine_outcomes(self.task_outcomes(dag_id, run_id), marked_not_run(self.database, dag_id, run_id))
 
     def _api_is_healthy(self) -> bool:
         try:

@@ -8,9 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from airflow_harness import DATABASE, load_dag_bag, marked_not_run, run_dag_test
 
 from task_engine.airflow import AirflowAdapterError, _attempt_number, _CoreRetryDelay, priority_weights, to_airflow_dag
-from airflow_harness import DATABASE, load_dag_bag, marked_not_run, run_dag_test
 from task_engine_core import Backoff, Pipeline, rate_limit, retries
 
 
@@ -77,7 +77,9 @@ def test_retries_and_backoff_map_to_airflow_retry_settings() -> None:
 
     flaky_task = tasks["flaky"]
     assert (flaky_task.retries, flaky_task.retry_delay, flaky_task.retry_exponential_backoff) == (
-        3, timedelta(seconds=2), 3,
+        3,
+        timedelta(seconds=2),
+        3,
     )
     assert flaky_task.max_retry_delay == timedelta(seconds=30)
     assert isinstance(flaky_task.retry_policy, _CoreRetryDelay)
@@ -95,7 +97,10 @@ def test_priority_follows_the_core_start_order_as_absolute_weights() -> None:
 
     assert priority_weights(pipeline.validate()) == {"urgent": 4, "a": 3, "b": 2, "c": 1}
     assert {task.task_id: (task.priority_weight, str(task.weight_rule)) for task in dag.tasks} == {
-        "urgent": (4, "absolute"), "a": (3, "absolute"), "b": (2, "absolute"), "c": (1, "absolute"),
+        "urgent": (4, "absolute"),
+        "a": (3, "absolute"),
+        "b": (2, "absolute"),
+        "c": (1, "absolute"),
     }
 
 
@@ -122,7 +127,6 @@ def test_a_task_cannot_be_put_in_two_pools() -> None:
     @rate_limit(key="b")
     def greedy():
         pass
-
 
     with pytest.raises(AirflowAdapterError) as caught:
         to_airflow_dag(pipeline, pools={"a": "pool_a", "b": "pool_b"})
@@ -163,7 +167,10 @@ def test_attempt_number_restarts_after_airflow_clears_a_task(try_number, max_tri
 
 
 def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) -> None:
-    dag = compile_in_folder(dags_folder, "retry_after", """
+    dag = compile_in_folder(
+        dags_folder,
+        "retry_after",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, Task, retries
 
@@ -180,7 +187,8 @@ def test_retry_handler_seconds_become_airflows_retry_delay(dags_folder: Path) ->
                 return 0.25  # seconds, as a Retry-After header would say
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     assert run_dag_test(dag) == {"RateLimited": ("success", 2)}
 
@@ -204,7 +212,10 @@ def test_context_goes_through_the_core_chain_with_variable_params_and_conf(
     )
     monkeypatch.setenv("TASK_ENGINE__REGION", "eu")
     seen = dags_folder.parent / "seen-context.json"
-    dag = compile_in_folder(dags_folder, "contextual", f"""
+    dag = compile_in_folder(
+        dags_folder,
+        "contextual",
+        f"""
         import json
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
@@ -220,7 +231,8 @@ def test_context_goes_through_the_core_chain_with_variable_params_and_conf(
                            "sources": list(context.sources)}}, out)
 
         dag = to_airflow_dag(pipeline, params={{"mode": "params", "day": "monday"}})
-    """)
+    """,
+    )
 
     assert run_dag_test(dag, conf={"db": {"host": "conf-host"}, "day": "tuesday"}) == {"show": ("success", 1)}
     seen_context = json.loads(seen.read_text())
@@ -255,14 +267,18 @@ def test_a_variable_that_is_not_an_object_fails_the_task_with_the_fix(
     from airflow.models.variable import Variable
 
     Variable.set("task_engine_context", json.dumps([1, 2]))
-    dag = compile_in_folder(dags_folder, "bad_variable", """
+    dag = compile_in_folder(
+        dags_folder,
+        "bad_variable",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries
 
         pipeline = Pipeline("bad_variable")
         pipeline.register(retries(3, backoff=Backoff.constant(0))(lambda: None), name="only")
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     # One try only: a context that cannot be built is not retried.
     assert run_dag_test(dag) == {"only": ("failed", 1)}
@@ -274,7 +290,10 @@ def test_a_variable_that_is_not_an_object_fails_the_task_with_the_fix(
 
 
 def test_skip_task_inside_a_task_skips_it_and_children_still_run(dags_folder: Path) -> None:
-    dag = compile_in_folder(dags_folder, "self_skip", """
+    dag = compile_in_folder(
+        dags_folder,
+        "self_skip",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, SkipTask
 
@@ -289,7 +308,8 @@ def test_skip_task_inside_a_task_skips_it_and_children_still_run(dags_folder: Pa
             pass
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     assert run_dag_test(dag) == {"nothing_to_do": ("skipped", 1), "after": ("success", 1)}
 
@@ -297,7 +317,10 @@ def test_skip_task_inside_a_task_skips_it_and_children_still_run(dags_folder: Pa
 def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
     dags_folder: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    dag = compile_in_folder(dags_folder, "fail_fast", """
+    dag = compile_in_folder(
+        dags_folder,
+        "fail_fast",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, SkipTask
 
@@ -322,7 +345,8 @@ def test_fail_fast_marks_unstarted_tasks_not_run_unlike_a_real_skip(
             print("after independent ran")
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     dag_run = dag.test()
     airflow_states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
@@ -368,7 +392,10 @@ def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pyte
 
 def test_rate_limits_come_from_the_tasks_context_on_a_worker(dags_folder: Path) -> None:
     # No executor runs on an Airflow worker: the limit of a key is read from the try's context.
-    dag = compile_in_folder(dags_folder, "limited", """
+    dag = compile_in_folder(
+        dags_folder,
+        "limited",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, rate_limit, rate_limited
 
@@ -382,13 +409,17 @@ def test_rate_limits_come_from_the_tasks_context_on_a_worker(dags_folder: Path) 
                     pass
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     assert run_dag_test(dag, conf={"rate_limits": {"airflow-test-api": 1000}}) == {"call_api": ("success", 1)}
 
 
 def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
-    dag = compile_in_folder(dags_folder, "hanging", """
+    dag = compile_in_folder(
+        dags_folder,
+        "hanging",
+        """
         import threading
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries, timeout
@@ -407,14 +438,13 @@ def test_a_hanging_attempt_times_out_inside_the_try(dags_folder: Path) -> None:
             pass
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     assert run_dag_test(dag) == {"hangs": ("failed", 2), "after": ("upstream_failed", 0)}
 
 
-def test_statistics_are_read_only_from_an_explicit_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_statistics_are_read_only_from_an_explicit_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from task_engine.airflow import expected_durations
 
     # The dag-processor's working directory is arbitrary: its default statistics file is never read
@@ -430,7 +460,9 @@ def test_statistics_are_read_only_from_an_explicit_file(
     assert expected_durations(None, "any") is None
 
 
-def test_priority_weights_honour_task_engine_stats_path_and_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_priority_weights_honour_task_engine_stats_path_and_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.test_stats_location import record
 
     def weights() -> dict[str, int]:
@@ -474,7 +506,10 @@ def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
 
 
 def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    dag = compile_in_folder(dags_folder, "leaky", """
+    dag = compile_in_folder(
+        dags_folder,
+        "leaky",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline, skippable
 
@@ -486,7 +521,8 @@ def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest
             raise PermissionError(f"rejected token {context['api']['token'].reveal()}")
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     assert run_dag_test(dag, conf={"api": {"token": "s3cr3t-value"}}) == {"leaky": ("skipped", 1)}
     output = "".join(capfd.readouterr())
@@ -495,7 +531,10 @@ def test_airflow_messages_mask_revealed_secrets(dags_folder: Path, capfd: pytest
 
 
 def test_a_started_task_finishes_its_retries_after_a_neighbour_failed(dags_folder: Path) -> None:
-    dag = compile_in_folder(dags_folder, "retries_after_failure", """
+    dag = compile_in_folder(
+        dags_folder,
+        "retries_after_failure",
+        """
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, Task, retries
 
@@ -522,7 +561,8 @@ def test_a_started_task_finishes_its_retries_after_a_neighbour_failed(dags_folde
             raise RuntimeError("broken on purpose")
 
         dag = to_airflow_dag(pipeline)
-    """)
+    """,
+    )
 
     dag_run = dag.test()
     outcomes = {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
@@ -569,14 +609,18 @@ def test_airflow_runs_record_statistics_that_later_set_priority_weights(
     """
     dag = compile_in_folder(dags_folder, "recorded", source)
     # Registration order first, before anything is recorded.
-    assert {t.task_id: t.priority_weight for t in dag.tasks}["quick"] > {t.task_id: t.priority_weight for t in dag.tasks}["slow"]
+    assert {t.task_id: t.priority_weight for t in dag.tasks}["quick"] > {
+        t.task_id: t.priority_weight for t in dag.tasks
+    }["slow"]
     dag_run = dag.test()
 
     with sqlite3.connect(stats) as connection:
         runs = connection.execute("SELECT run_id, pipeline, tasks, outcome FROM runs").fetchall()
         tasks = dict(
             (task, (state, attempts, waited > 0))
-            for task, state, attempts, waited in connection.execute("SELECT task, state, attempts, waited FROM task_runs")
+            for task, state, attempts, waited in connection.execute(
+                "SELECT task, state, attempts, waited FROM task_runs"
+            )
         )
     assert runs == [(dag_run.run_id, "recorded", 4, "success")]
     assert tasks == {

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from airflow_harness import dag_test_as_engine, load_dag_bag, run_dag_test_with_outputs
 
-DAG_FILE = '''
+DAG_FILE = """
 from task_engine.airflow import FileOutputStore, to_airflow_dag
 from task_engine_core import Pipeline
 
@@ -42,7 +41,7 @@ def poll(not_a_list):
 
 dag = to_airflow_dag(pipeline, dag_id="xcom_limits", keep_going=True, max_xcom_bytes=100,
                      output_store={store})
-'''
+"""
 
 
 def run(dags_folder: Path, store: str):
@@ -59,12 +58,12 @@ def test_large_output_goes_to_the_store_and_bad_values_fail_their_own_task(dags_
     assert outputs["size"] == 500  # read back from the store by the downstream task
     assert list((tmp_path / "outputs").glob("*big.pickle"))
     assert states["weird"] == ("failed", 1)
-    assert "task 'weird' returned a object that Airflow XCom cannot carry: it cannot be serialised" in logs.out + logs.err
+    assert (
+        "task 'weird' returned a object that Airflow XCom cannot carry: it cannot be serialised" in logs.out + logs.err
+    )
     # Airflow checks what it expands over only when it pushes; the adapter fails the upstream first, naming both.
     assert states["not_a_list"] == ("failed", 1)
-    assert (
-        "task 'poll' maps over the output of 'not_a_list', which returned dict, not a list" in logs.out + logs.err
-    )
+    assert "task 'poll' maps over the output of 'not_a_list', which returned dict, not a list" in logs.out + logs.err
 
 
 def test_large_output_without_a_store_is_an_error_saying_what_to_configure(dags_folder: Path, capfd):
@@ -79,7 +78,7 @@ def test_large_output_without_a_store_is_an_error_saying_what_to_configure(dags_
     ) in logs.out + logs.err
 
 
-RESUME_DAG_FILE = '''
+RESUME_DAG_FILE = """
 from pathlib import Path
 
 from task_engine.airflow import to_airflow_dag
@@ -102,7 +101,7 @@ def load(extract):
 
 
 dag = to_airflow_dag(pipeline, dag_id="resume_outputs")
-'''
+"""
 
 
 def test_a_resume_that_would_hand_a_task_a_kept_output_fails_it_with_the_core_message(
@@ -138,7 +137,9 @@ def test_data_that_would_cross_a_task_group_boundary_is_refused_when_the_dag_is_
         "which this run does not have: 'list_runs' runs inside the Airflow task group 'listing', and outputs are not "
         "kept between runs\nput 'get_run' in that group too, or 'list_runs' in none"
     )
-    with pytest.raises(AirflowAdapterError, match="task 'get_run' maps over the output of 'list_runs', but only 'get_run' is in"):
+    with pytest.raises(
+        AirflowAdapterError, match="task 'get_run' maps over the output of 'list_runs', but only 'get_run' is in"
+    ):
         to_airflow_dag(pipeline, groups={"polling": ["get_run"]})
     with pytest.raises(AirflowAdapterError, match="task 'summary' reads the output of 'get_run'"):
         to_airflow_dag(pipeline, groups={"both": ["list_runs", "get_run"]})

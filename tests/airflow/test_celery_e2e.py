@@ -22,12 +22,16 @@ from airflow_harness import REPO_ROOT, AirflowServices
 from tests._rate_limit_worker import worst_excess
 from tests._services import PostgresServer, RedisServer
 
-psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed in .venvs/airflow (tests/airflow/requirements.txt)")
-pytest.importorskip("airflow.providers.celery", reason="apache-airflow-providers-celery is not installed in .venvs/airflow")
+psycopg = pytest.importorskip(
+    "psycopg", reason="psycopg is not installed in .venvs/airflow (tests/airflow/requirements.txt)"
+)
+pytest.importorskip(
+    "airflow.providers.celery", reason="apache-airflow-providers-celery is not installed in .venvs/airflow"
+)
 
 RATE, BURST, TASKS, CALLS = 4.0, 1.0, 4, 12
 
-PIPELINE_DAG = f'''
+PIPELINE_DAG = f"""
 import os
 import urllib.request
 
@@ -53,7 +57,7 @@ for number in range({TASKS}):
     pipeline.register(make(number), name=f"call_{{number}}")
 
 dag = to_airflow_dag(pipeline, dag_id="celery_rate")
-'''
+"""
 
 
 class RequestLog(http.server.ThreadingHTTPServer):
@@ -65,7 +69,7 @@ class RequestLog(http.server.ThreadingHTTPServer):
         log = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 with log.lock:
                     log.requests.append((time.monotonic(), self.path))
                 self.send_response(200)
@@ -91,19 +95,21 @@ class CeleryServices(AirflowServices):
         super().__init__(home, dags_folder)
         self.metadata = postgres.create_database("airflow")
         self.database_url = self.metadata.replace("postgresql://", "postgresql+psycopg://")
-        self.env.update({
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
-            # psycopg 3 is async too: without this Airflow would derive an asyncpg URL.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": self.database_url,
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis.port}/1",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url}",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            # A loaded CI machine answers the execution API slowly; a timeout there is no test result.
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
-            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
-        })
+        self.env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
+                # psycopg 3 is async too: without this Airflow would derive an asyncpg URL.
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": self.database_url,
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis.port}/1",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url}",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+                # A loaded CI machine answers the execution API slowly; a timeout there is no test result.
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+                "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+            }
+        )
 
     def start(self) -> None:
         """The Airflow services, then two Celery workers as separate processes."""
@@ -114,8 +120,19 @@ class CeleryServices(AirflowServices):
         for number in (1, 2):
             log = open(self.home / f"worker-{number}.log", "wb")
             self.processes[f"worker-{number}"] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"w{number}@%h",
-                 "--concurrency", "2", "--without-mingle", "--without-gossip"],
+                [
+                    sys.executable,
+                    "-m",
+                    "airflow",
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"w{number}@%h",
+                    "--concurrency",
+                    "2",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
                 env={**self.env, "TE_WORKER": f"w{number}"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -154,12 +171,14 @@ def stack(tmp_path: Path) -> Iterator[tuple[CeleryServices, RequestLog, str]]:
         redis.start()
         stats = postgres.create_database("stats")
         services = CeleryServices(tmp_path / "home", dags, postgres, redis)
-        services.env.update({
-            "PYTHONPATH": str(REPO_ROOT),
-            "TE_API": api.url,
-            "TASK_ENGINE_RATE_LIMIT_STORE": f"redis://127.0.0.1:{redis.port}/2",
-            "TASK_ENGINE_STATS": stats,
-        })
+        services.env.update(
+            {
+                "PYTHONPATH": str(REPO_ROOT),
+                "TE_API": api.url,
+                "TASK_ENGINE_RATE_LIMIT_STORE": f"redis://127.0.0.1:{redis.port}/2",
+                "TASK_ENGINE_STATS": stats,
+            }
+        )
         services.start()
         yield services, api, stats
     finally:
@@ -204,5 +223,7 @@ def test_two_celery_workers_hold_one_rate_limit(stack: tuple[CeleryServices, Req
     from task_engine.airflow import expected_durations
 
     assert set(expected_durations(stats, "celery_rate") or {}) == {f"call_{n}" for n in range(TASKS)}
-    print(f"celery e2e: {len(moments)} requests from {sorted(workers)} at {achieved:.2f}/s of {RATE:g}/s, "
-          f"{worst_excess(moments, RATE, BURST):.2f} above burst + rate * window")
+    print(
+        f"celery e2e: {len(moments)} requests from {sorted(workers)} at {achieved:.2f}/s of {RATE:g}/s, "
+        f"{worst_excess(moments, RATE, BURST):.2f} above burst + rate * window"
+    )

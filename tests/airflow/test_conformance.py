@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from airflow_harness import (
-    DATABASE, dag_test_as_engine, engine_marks, load_dag_bag, run_dag_test_as_engine, run_dag_test_with_outputs,
+    DATABASE,
+    dag_test_as_engine,
+    engine_marks,
+    load_dag_bag,
+    run_dag_test_as_engine,
+    run_dag_test_with_outputs,
     write_scenario_dag,
 )
+
 from task_engine_core import PipelineExecutor, TaskState
 from tests.conformance import RESUME_SCENARIOS, SELECTION_SCENARIOS, load, mismatches, output_mismatches, scenarios_for
 
@@ -44,12 +49,16 @@ def test_keep_going_dag_runs_the_independent_branch_of_the_fail_fast_scenario(da
         executor.run()
     standalone = {task: (result.state.value, result.attempts) for task, result in executor.result.tasks.items()}
 
-    assert run_dag_test_as_engine(load_dag_bag(dags_folder).dags[name]) == standalone == {
-        "Broken": ("failed", 1),
-        "NeedsBroken": ("upstream_failed", 0),
-        "Independent": ("success", 1),
-        "AfterIndependent": ("success", 1),
-    }
+    assert (
+        run_dag_test_as_engine(load_dag_bag(dags_folder).dags[name])
+        == standalone
+        == {
+            "Broken": ("failed", 1),
+            "NeedsBroken": ("upstream_failed", 0),
+            "Independent": ("success", 1),
+            "AfterIndependent": ("success", 1),
+        }
+    )
 
 
 def as_states(observed: dict[str, tuple[str, int]]) -> dict[str, tuple[TaskState, int]]:

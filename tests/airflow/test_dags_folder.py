@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from airflow_harness import REPO_ROOT, load_dag_bag, run_dag_test
 
 ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
@@ -14,7 +13,7 @@ ERRORS_FILE = REPO_ROOT / "dags" / "task_engine_import_errors.py"
 
 # Two pipelines that both have a task called "Report"; Report.__init__ proves no task is
 # created while Airflow parses the folder, and perform_task records that it ran.
-FIRST_PIPELINE = '''
+FIRST_PIPELINE = """
 from pathlib import Path
 from task_engine_core import Task, register
 
@@ -32,15 +31,15 @@ class Report(Task):
 
     def perform_task(self):
         pass
-'''
-SECOND_PIPELINE = '''
+"""
+SECOND_PIPELINE = """
 from task_engine_core import register
 
 
 @register
 def Report():
     pass
-'''
+"""
 
 
 @pytest.fixture()
@@ -56,7 +55,9 @@ def copied_entry(tmp_path: Path) -> Path:
 
 
 def dag_shapes(bag) -> dict[str, dict[str, set[str]]]:
-    return {dag_id: {task.task_id: set(task.upstream_task_ids) for task in dag.tasks} for dag_id, dag in bag.dags.items()}
+    return {
+        dag_id: {task.task_id: set(task.upstream_task_ids) for task in dag.tasks} for dag_id, dag in bag.dags.items()
+    }
 
 
 def test_project_dags_folder_shows_the_examples_without_import_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +66,12 @@ def test_project_dags_folder_shows_the_examples_without_import_errors(monkeypatc
     assert bag.import_errors == {}
     assert dag_shapes(bag) == {
         "tasks": {"BaseTask": set(), "Task1": {"BaseTask"}, "AlwaysFailsTask": {"Task1"}, "Task2": {"AlwaysFailsTask"}},
-        "jobs": {"Job2Task1": set(), "Job2Task2": {"Job2Task1"}, "Job1Task1": {"Job2Task2"}, "Job1Task2": {"Job1Task1"}},
+        "jobs": {
+            "Job2Task1": set(),
+            "Job2Task2": {"Job2Task1"},
+            "Job1Task1": {"Job2Task2"},
+            "Job1Task2": {"Job1Task1"},
+        },
     }
 
 

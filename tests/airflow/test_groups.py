@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from airflow_harness import (
     DATABASE,
     load_dag_bag,
@@ -13,6 +12,7 @@ from airflow_harness import (
     write_scenario_dag,
     xcom_values,
 )
+
 from task_engine.airflow import GROUP_STATES_XCOM_KEY
 from task_engine_core._groups import GroupError
 from tests.conformance import connected_groups, load, mismatches, scenarios_for
@@ -36,7 +36,9 @@ def test_a_group_ends_in_its_worst_inner_state_and_shows_every_inner_state(dags_
     dag = load_dag_bag(dags_folder).dags[name]
     dag_run = dag.test()
     # Skipped is the worst inner state; the retries happened inside one Airflow try.
-    assert {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()} == {"part1": ("skipped", 1)}
+    assert {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()} == {
+        "part1": ("skipped", 1)
+    }
     inner = xcom_values(DATABASE, name, dag_run.run_id, GROUP_STATES_XCOM_KEY)["part1"]
     assert {task: (value["state"], value["attempts"]) for task, value in inner.items()} == {
         "BaseTask": ("success", 1),
@@ -51,6 +53,7 @@ def test_a_group_that_is_not_connected_is_refused_when_the_dag_is_built() -> Non
     from task_engine.airflow import to_airflow_dag
 
     pipeline = load("keep_going").pipeline
-    with pytest.raises(GroupError, match=r"task group 'all' is not connected: \{'Broken', 'NeedsBroken', 'TwoBelowBroken'\}"):
+    with pytest.raises(
+        GroupError, match=r"task group 'all' is not connected: \{'Broken', 'NeedsBroken', 'TwoBelowBroken'\}"
+    ):
         to_airflow_dag(pipeline, groups={"all": list(pipeline.task_names)})
-

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from airflow_harness import load_dag_bag, run_dag_test
 
-PLAIN_DAG = '''
+PLAIN_DAG = """
 import datetime
 from airflow.sdk import DAG, TriggerRule, get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -41,7 +41,7 @@ with DAG("plain", schedule=None, start_date=datetime.datetime(2024, 1, 1)) as da
                                    trigger_rule=TriggerRule.NONE_FAILED)
     flaky_task >> skipped >> after_skip
     failing >> after_failure
-'''
+"""
 
 
 def test_dag_test_reports_states_and_try_numbers(dags_folder: Path) -> None:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import textwrap
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from airflow_harness import REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_as_engine
 
 from task_engine.airflow import EXECUTION_TIMEOUT_GRACE, AirflowAdapterError, to_airflow_dag
 from task_engine.airflow_dags import DagsConfigError, read_dags_config
-from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_as_engine
-from task_engine_core import Pipeline, register, retries, timeout, wait_for_resource
+from task_engine_core import Pipeline, timeout
 from task_engine_core.context import registered_hydrators, unregister_hydrator
 
 ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
@@ -67,12 +65,15 @@ def write_config(folder: Path, text: str) -> Path:
 
 def test_a_broken_target_does_not_hide_the_others_and_is_an_import_error_naming_it(entry: Path) -> None:
     (entry.parent / "broken_pipeline.py").write_text("import no_such_module_anywhere\n")
-    write_config(entry, """
+    write_config(
+        entry,
+        """
         pipelines:
           good: ../good_pipeline.py
           broken: ../broken_pipeline.py
           missing: ../missing.py
-    """)
+    """,
+    )
 
     bag = load_dag_bag(entry)
 
@@ -88,7 +89,9 @@ def test_a_broken_target_does_not_hide_the_others_and_is_an_import_error_naming_
 
 def test_the_yaml_file_sets_each_pipelines_dag_settings(entry: Path) -> None:
     (entry.parent / "context.yml").write_text("greeting: hello\n")
-    write_config(entry, """
+    write_config(
+        entry,
+        """
         pipelines:
           nightly:
             target: ../good_pipeline.py
@@ -102,7 +105,8 @@ def test_the_yaml_file_sets_each_pipelines_dag_settings(entry: Path) -> None:
               dry: {type: boolean, default: false}
           second:
             target: ../good_pipeline.py
-    """)
+    """,
+    )
 
     bag = load_dag_bag(entry)
 
@@ -123,7 +127,8 @@ def test_the_yaml_file_sets_each_pipelines_dag_settings(entry: Path) -> None:
 
 def test_the_trigger_form_has_a_run_options_field_and_a_selection_given_there_runs(dags_folder: Path) -> None:
     seen = dags_folder.parent / "context.json"
-    (dags_folder / "selected.py").write_text(textwrap.dedent(f"""
+    (dags_folder / "selected.py").write_text(
+        textwrap.dedent(f"""
         import json
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
@@ -137,10 +142,15 @@ def test_the_trigger_form_has_a_run_options_field_and_a_selection_given_there_ru
         pipeline.register(extract, name="Extract")
         pipeline.register(lambda: None, name="Report", depends_on="Extract")
         dag = to_airflow_dag(pipeline, params={{"region": "eu"}})
-    """))
+    """)
+    )
     dag = load_dag_bag(dags_folder).dags["selected"]
     field = dag.params.get_param("task_engine")
-    assert (field.value, field.schema["type"], field.schema["title"]) == (None, ["object", "null"], "Task Engine run options")
+    assert (field.value, field.schema["type"], field.schema["title"]) == (
+        None,
+        ["object", "null"],
+        "Task Engine run options",
+    )
     assert set(field.schema["properties"]) == {"only", "from", "to", "tags", "with_upstream", "resume"}
     # As the form sends it: the field's value in dag_run.conf; the run options are not context.
     observed = run_dag_test_as_engine(dag, {"task_engine": {"only": ["Extract"]}})
@@ -165,19 +175,31 @@ def test_a_params_key_named_like_the_run_options_field_is_refused() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("pipelines:\n  nightly: {target: x.py, schedul: '@daily'}\n",
-         "pipeline 'nightly': unknown key 'schedul'; did you mean 'schedule'?"),
-        ("pipelines:\n  nightly: {target: x.py, keep_going: 'yes'}\n",
-         "pipeline 'nightly', key 'keep_going': expected bool, got 'yes'"),
+        (
+            "pipelines:\n  nightly: {target: x.py, schedul: '@daily'}\n",
+            "pipeline 'nightly': unknown key 'schedul'; did you mean 'schedule'?",
+        ),
+        (
+            "pipelines:\n  nightly: {target: x.py, keep_going: 'yes'}\n",
+            "pipeline 'nightly', key 'keep_going': expected bool, got 'yes'",
+        ),
         ("pipelines:\n  nightly: {schedule: '@daily'}\n", "pipeline 'nightly': key 'target' is missing"),
-        ("pipelines:\n  nightly: {target: x.py, tags: [1]}\n",
-         "pipeline 'nightly', key 'tags': expected a list of strings, got [1]"),
-        ("pipelines:\n  nightly: {target: x.py, pools: {api: 3}}\n",
-         "pipeline 'nightly', key 'pools.api': expected a string, got 3"),
-        ("pipelines:\n  nightly: {target: x.py, params: {n: {type: int}}}\n",
-         "pipeline 'nightly', key 'params.n.type': 'int' is not a JSON-schema type"),
-        ("pipelines:\n  nightly: {target: x.py, params: {n: {type: integer, default: nope}}}\n",
-         "pipeline 'nightly', key 'params.n':"),
+        (
+            "pipelines:\n  nightly: {target: x.py, tags: [1]}\n",
+            "pipeline 'nightly', key 'tags': expected a list of strings, got [1]",
+        ),
+        (
+            "pipelines:\n  nightly: {target: x.py, pools: {api: 3}}\n",
+            "pipeline 'nightly', key 'pools.api': expected a string, got 3",
+        ),
+        (
+            "pipelines:\n  nightly: {target: x.py, params: {n: {type: int}}}\n",
+            "pipeline 'nightly', key 'params.n.type': 'int' is not a JSON-schema type",
+        ),
+        (
+            "pipelines:\n  nightly: {target: x.py, params: {n: {type: integer, default: nope}}}\n",
+            "pipeline 'nightly', key 'params.n':",
+        ),
         ("nightly: x.py\n", "the file holds one key, 'pipelines:'"),
     ],
 )
@@ -199,11 +221,14 @@ def test_a_bad_yaml_file_is_an_import_error_of_the_entry(entry: Path) -> None:
 
 
 def test_a_bad_setting_of_one_pipeline_leaves_the_others(entry: Path) -> None:
-    write_config(entry, """
+    write_config(
+        entry,
+        """
         pipelines:
           good: ../good_pipeline.py
           unscheduled: {target: ../good_pipeline.py, schedule: "every tuesday-ish"}
-    """)
+    """,
+    )
     bag = load_dag_bag(entry)
     assert sorted(bag.dags) == ["good"]
     [error] = bag.import_errors.values()
@@ -212,11 +237,14 @@ def test_a_bad_setting_of_one_pipeline_leaves_the_others(entry: Path) -> None:
 
 
 def test_tasks_of_each_module_form_a_task_group_and_docstrings_become_doc_md(entry: Path) -> None:
-    write_config(entry, f"""
+    write_config(
+        entry,
+        f"""
         pipelines:
           jobs: {REPO_ROOT / "examples" / "jobs"}
           good: ../good_pipeline.py
-    """)
+    """,
+    )
     bag = load_dag_bag(entry)
     assert bag.import_errors == {}
     jobs = bag.dags["jobs"]
@@ -233,12 +261,15 @@ def test_tasks_of_each_module_form_a_task_group_and_docstrings_become_doc_md(ent
 def test_groups_units_sit_in_their_module_task_group_or_at_the_top_level(entry: Path) -> None:
     # One rule: `groups` decides what runs as one Airflow task, module TaskGroups only arrange them.
     jobs = REPO_ROOT / "examples" / "jobs"
-    write_config(entry, f"""
+    write_config(
+        entry,
+        f"""
         pipelines:
           inside: {{target: {jobs}, groups: {{first: [Job2Task1, Job2Task2]}}}}
           across: {{target: {jobs}, groups: {{bridge: [Job2Task2, Job1Task1]}}}}
           named_like_a_module: {{target: {jobs}, groups: {{job1: [Job1Task1, Job1Task2]}}}}
-    """)
+    """,
+    )
     bag = load_dag_bag(entry)
     assert bag.import_errors == {}
 
@@ -298,14 +329,13 @@ def test_timeout_also_sets_execution_timeout() -> None:
     assert tasks["untimed"].execution_timeout is None
 
 
-def test_connections_and_secrets_reach_the_context_masked(
-    dags_folder: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_connections_and_secrets_reach_the_context_masked(dags_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The environment is one of Airflow's secrets backends, for Connections and Variables alike.
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", "postgres://loader:pg-s3cret@db.internal:5433/sales")
     monkeypatch.setenv("AIRFLOW_VAR_API_TOKEN", "tok-s3cret")
     seen = dags_folder.parent / "seen.json"
-    (dags_folder / "secretive.py").write_text(textwrap.dedent(f"""
+    (dags_folder / "secretive.py").write_text(
+        textwrap.dedent(f"""
         import json
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
@@ -323,7 +353,8 @@ def test_connections_and_secrets_reach_the_context_masked(
 
         dag = to_airflow_dag(pipeline, connections={{"warehouse": "warehouse_db"}},
                              secrets={{"api.token": "api_token"}})
-    """))
+    """)
+    )
     bag = load_dag_bag(dags_folder)
     assert bag.import_errors == {}
 
@@ -332,20 +363,26 @@ def test_connections_and_secrets_reach_the_context_masked(
     sources = seen_context.pop("sources")
     assert sources[sources.index("airflow connections 'warehouse_db'") + 1] == "airflow secrets 'api_token'"
     assert seen_context == {
-        "host": "db.internal", "port": 5433, "login": "loader", "schema": "sales",
-        "password": ["Secret('***')", "pg-s3cret"], "token": ["Secret('***')", "tok-s3cret"],
+        "host": "db.internal",
+        "port": 5433,
+        "login": "loader",
+        "schema": "sales",
+        "password": ["Secret('***')", "pg-s3cret"],
+        "token": ["Secret('***')", "tok-s3cret"],
     }
 
 
 def test_a_missing_connection_fails_the_try_naming_key_and_conn_id(dags_folder: Path) -> None:
-    (dags_folder / "unconnected.py").write_text(textwrap.dedent("""
+    (dags_folder / "unconnected.py").write_text(
+        textwrap.dedent("""
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Pipeline
 
         pipeline = Pipeline("unconnected")
         pipeline.register(lambda: None, name="use")
         dag = to_airflow_dag(pipeline, connections={"warehouse": "no_such_conn"})
-    """))
+    """)
+    )
     bag = load_dag_bag(dags_folder)
     # No retry: a context that cannot be built fails at once, as standalone.
     assert run_dag_test(bag.dags["unconnected"]) == {"use": ("failed", 1)}
@@ -374,7 +411,8 @@ def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
     dags_folder: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     polls = dags_folder.parent / "polls.txt"
-    (dags_folder / "waiting.py").write_text(textwrap.dedent(f"""
+    (dags_folder / "waiting.py").write_text(
+        textwrap.dedent(f"""
         import time
         from task_engine.airflow import to_airflow_dag
         from task_engine_core import Backoff, Pipeline, retries, wait_for_resource
@@ -393,7 +431,8 @@ def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
             pass
 
         dag = to_airflow_dag(pipeline)
-    """))
+    """)
+    )
     bag = load_dag_bag(dags_folder)
 
     dag_run = bag.dags["waiting"].test()

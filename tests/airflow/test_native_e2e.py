@@ -13,13 +13,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from airflow_harness import REPO_ROOT, AirflowServices
 
 SCREENS = Path(os.environ.get("TASK_ENGINE_SCREENS", "/work/wt/screens"))
@@ -69,7 +66,7 @@ def fails():
     raise RuntimeError("boom")
 '''
 
-WAITING_PIPELINE = '''
+WAITING_PIPELINE = """
 from pathlib import Path
 from task_engine_core import register, wait_for_resource
 
@@ -91,7 +88,7 @@ def ready(context):
 @wait_for_resource(ready, timeout=1800, interval=1, name="warehouse")
 def load(context):
     print("region is", context["region"])
-'''
+"""
 
 
 @pytest.fixture()
@@ -100,7 +97,9 @@ def services(tmp_path: Path) -> Iterator[AirflowServices]:
     dags.mkdir()
     shutil.copy(REPO_ROOT / "dags" / "task_engine_dags.py", dags)
     shutil.copy(REPO_ROOT / "dags" / "task_engine_import_errors.py", dags)
-    (tmp_path / "fail_fast_pipeline.py").write_text(FAIL_FAST_PIPELINE.replace("{database}", str(tmp_path / "home" / "airflow.db")))
+    (tmp_path / "fail_fast_pipeline.py").write_text(
+        FAIL_FAST_PIPELINE.replace("{database}", str(tmp_path / "home" / "airflow.db"))
+    )
     (tmp_path / "waiting_pipeline.py").write_text(WAITING_PIPELINE)
     (tmp_path / "broken_pipeline.py").write_text("import no_such_module_anywhere\n")
     (dags / "task_engine_dags.yml").write_text(
@@ -126,7 +125,9 @@ def services(tmp_path: Path) -> Iterator[AirflowServices]:
 
 
 @pytest.mark.slow
-def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_waits(services: AirflowServices) -> None:
+def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_waits(
+    services: AirflowServices,
+) -> None:
     # Generous deadlines: the services share a loaded machine; nothing here asserts a duration.
     for dag_id in ("jobs", "fail_fast", "waiting"):
         services.wait_for_dag(dag_id, timeout=900)
@@ -134,7 +135,10 @@ def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_
     # The command exits 1 when there are import errors; its JSON is the last line.
     listed = subprocess.run(
         [sys.executable, "-m", "airflow", "dags", "list-import-errors", "--output", "json"],
-        env=services.env, capture_output=True, text=True, timeout=300,
+        env=services.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     print(listed.stdout)
     [error] = json.loads(listed.stdout.strip().splitlines()[-1])
@@ -149,11 +153,15 @@ def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_
     for dag_id, run_id in runs.items():
         print(services.command("tasks", "states-for-dag-run", dag_id, run_id))
     assert services.task_outcomes("fail_fast", runs["fail_fast"]) == {
-        "slow": ("success", 1), "later": ("skipped", 1), "fails": ("failed", 1),
+        "slow": ("success", 1),
+        "later": ("skipped", 1),
+        "fails": ("failed", 1),
     }
     notes = services.query(
         "select ti.task_id, n.content from task_instance_note n join task_instance ti on ti.id = n.ti_id "
-        "where ti.dag_id = ? and ti.run_id = ?", "fail_fast", runs["fail_fast"],
+        "where ti.dag_id = ? and ti.run_id = ?",
+        "fail_fast",
+        runs["fail_fast"],
     )
     assert notes == [("later", "Task Engine: NOT RUN. fails failed first and the DAG is fail-fast.")]
 
@@ -162,7 +170,9 @@ def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_
     assert len(polls) == 3 and len(set(polls)) == 3, polls
     assert services.task_outcomes("waiting", runs["waiting"]) == {"load": ("success", 1)}
     logs = "\n".join(
-        path.read_text(errors="replace") for path in (services.home / "logs").rglob("*") if "waiting" in str(path) and path.is_file()
+        path.read_text(errors="replace")
+        for path in (services.home / "logs").rglob("*")
+        if "waiting" in str(path) and path.is_file()
     )
     assert "region is us" in logs
 
@@ -179,10 +189,23 @@ def _screenshot(services: AirflowServices, run_id: str) -> None:
     url = f"http://127.0.0.1:{services.port}/dags/jobs/runs/{run_id}?mode=graph"
     profile = tempfile.mkdtemp(prefix="chromium-")
     subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--window-size=1600,1000", "--virtual-time-budget=15000", f"--screenshot={target}", url],
-        capture_output=True, timeout=120,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=15000",
+            f"--screenshot={target}",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
     )
     shutil.rmtree(profile, ignore_errors=True)
     print("screenshot:", target, target.exists())

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from importlib import metadata
 
-from task_engine._provider import DISTRIBUTION, get_provider_info
 from airflow_harness import airflow_command
+
+from task_engine._provider import DISTRIBUTION, get_provider_info
 
 
 def test_provider_info_passes_airflows_own_schema() -> None:
@@ -54,7 +55,10 @@ def test_load_examples_finds_the_provider_module_without_an_error_in_the_log() -
     # to look for an example_dags folder; a missing module logs an error with a traceback.
     done = subprocess.run(
         [sys.executable, "-c", EXAMPLE_DAG_DISCOVERY],
-        env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "True"}, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "True"},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log

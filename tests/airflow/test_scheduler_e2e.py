@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from airflow_harness import REPO_ROOT, AirflowServices
+
 from tests.conformance import load, mismatches
 
 SCENARIOS = ("seed_tasks_run1", "seed_tasks_run2")
@@ -45,14 +45,16 @@ class SpanCollector(http.server.ThreadingHTTPServer):
         collector = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
                 with collector.lock:
                     for resource in request.resource_spans:
                         for scope in resource.scope_spans:
                             for span in scope.spans:
-                                attributes = {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes}
+                                attributes = {
+                                    a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes
+                                }
                                 collector.spans.append((span.trace_id.hex(), span.name, attributes))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -93,12 +95,14 @@ def airflow_services(tmp_path: Path, collector: SpanCollector) -> Iterator[Airfl
     # Every try records its task here: one `runs` row per dag run, one `task_runs` row per task.
     services.env["TASK_ENGINE_STATS"] = str(tmp_path / "stats.sqlite3")
     # Tracing as an Airflow user turns it on: the standard variables, an OTLP collector.
-    services.env.update({
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.endpoint,
-        "OTEL_SERVICE_NAME": "task-engine-e2e",
-    })
+    services.env.update(
+        {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.endpoint,
+            "OTEL_SERVICE_NAME": "task-engine-e2e",
+        }
+    )
     try:
         services.start()
         yield services
@@ -136,11 +140,16 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(
     trace_of = {pipeline: trace_id for _, pipeline, _, _, trace_id in recorded}
     assert len(set(trace_of.values())) == 2 and None not in trace_of.values(), recorded
     with collector.lock:
-        task_spans = [(trace_id, attributes) for trace_id, name, attributes in collector.spans
-                      if name.startswith("task ") and "task_engine.task.name" in attributes]
+        task_spans = [
+            (trace_id, attributes)
+            for trace_id, name, attributes in collector.spans
+            if name.startswith("task ") and "task_engine.task.name" in attributes
+        ]
     for name, run_id in runs.items():
         started = {task for task, value in airflow_services.engine_outcomes(name, run_id).items() if value[1]}
-        in_trace = {attributes["task_engine.task.name"] for trace_id, attributes in task_spans if trace_id == trace_of[name]}
+        in_trace = {
+            attributes["task_engine.task.name"] for trace_id, attributes in task_spans if trace_id == trace_of[name]
+        }
         assert in_trace == started, (name, task_spans)
     assert {trace_id for trace_id, _ in task_spans} == set(trace_of.values()), task_spans
     for name, run_id in runs.items():
@@ -150,7 +159,8 @@ def test_scheduler_runs_the_dropped_entry_file_like_the_standalone_run(
     from task_engine.airflow import expected_durations
 
     assert set(expected_durations(airflow_services.env["TASK_ENGINE_STATS"], "seed_tasks_run1") or {}) == {
-        task for task, value in airflow_services.engine_outcomes("seed_tasks_run1", runs["seed_tasks_run1"]).items()
+        task
+        for task, value in airflow_services.engine_outcomes("seed_tasks_run1", runs["seed_tasks_run1"]).items()
         if value[1]
     }
 

@@ -216,7 +216,14 @@ def lifecycle_events(events: list[object]) -> dict[str, list[tuple[object, ...]]
     result's state, attempts, reason and which waits it recorded). A backend that starts the task
     once per try (Airflow) repeats TaskStarted; only the first counts.
     """
-    from task_engine_core.backend import AttemptFailed, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
+    from task_engine_core.backend import (
+        AttemptFailed,
+        RetryScheduled,
+        TaskFinished,
+        TaskStarted,
+        WaitFinished,
+        WaitStarted,
+    )
 
     per_task: dict[str, list[tuple[object, ...]]] = {}
     for event in events:

@@ -7,12 +7,24 @@ import pytest
 from task_engine_core import PipelineExecutor, TaskState
 from task_engine_core.backend import parse_backend_options
 
-from . import DATA_SCENARIOS, RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, output_mismatches, scenarios_for
+from . import (
+    DATA_SCENARIOS,
+    RESUME_SCENARIOS,
+    SCENARIOS,
+    SELECTION_SCENARIOS,
+    lifecycle_events,
+    load,
+    mismatches,
+    output_mismatches,
+    scenarios_for,
+)
 
 
 def run_standalone(name: str, workers: int) -> dict:
     scenario = load(name)
-    executor = PipelineExecutor(scenario.pipeline, workers=workers, keep_going=scenario.keep_going, sleep=lambda s: None)
+    executor = PipelineExecutor(
+        scenario.pipeline, workers=workers, keep_going=scenario.keep_going, sleep=lambda s: None
+    )
     if scenario.fails:
         with pytest.raises(Exception):
             executor.run()
@@ -52,7 +64,9 @@ def test_mismatches_reports_a_wrong_state():
     scenario = load("diamond")
     observed = dict(scenario.expected)
     observed["left"] = ("failed", 1)
-    assert mismatches(scenario, observed) == ["diamond: task 'left' ended failed after 1 attempt(s); expected success after 1"]
+    assert mismatches(scenario, observed) == [
+        "diamond: task 'left' ended failed after 1 attempt(s); expected success after 1"
+    ]
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -60,10 +74,14 @@ def test_mismatches_reports_a_wrong_state():
 def test_selection_scenario(name, workers):
     scenario = load(name)
     select, resume = parse_backend_options(scenario.run_options, "RUN_OPTIONS")
-    executor = PipelineExecutor(scenario.pipeline, workers=workers, select=select, stats=False, reporters=[], sleep=lambda s: None)
+    executor = PipelineExecutor(
+        scenario.pipeline, workers=workers, select=select, stats=False, reporters=[], sleep=lambda s: None
+    )
     result = executor.run()
     assert mismatches(scenario, {n: (r.state, r.attempts) for n, r in result.tasks.items()}) == []
-    assert {n for n, r in result.tasks.items() if r.excluded} == {n for n, (state, _) in scenario.expected.items() if state.value == "not_run"}
+    assert {n for n, r in result.tasks.items() if r.excluded} == {
+        n for n, (state, _) in scenario.expected.items() if state.value == "not_run"
+    }
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -79,7 +97,9 @@ def test_resume_scenario(name, workers, tmp_path):
     assert mismatches(scenario, observed, scenario.first_expected) == []
     scenario.module.fix()
     select, resume = parse_backend_options({"resume": first.result.run_id}, "resume")
-    second = PipelineExecutor(scenario.pipeline, workers=workers, stats=stats, resume=resume, reporters=[], sleep=lambda s: None)
+    second = PipelineExecutor(
+        scenario.pipeline, workers=workers, stats=stats, resume=resume, reporters=[], sleep=lambda s: None
+    )
     result = second.run()
     assert mismatches(scenario, {n: (r.state, r.attempts) for n, r in result.tasks.items()}) == []
     assert {n: r.resumed_from for n, r in result.tasks.items() if r.resumed_from} == {
@@ -103,8 +123,12 @@ def events_of(name: str, workers: int) -> dict:
     scenario = load(name)
     events: list[object] = []
     executor = PipelineExecutor(
-        scenario.pipeline, workers=workers, keep_going=scenario.keep_going, reporters=[events.append],
-        stats=False, sleep=lambda s: None,
+        scenario.pipeline,
+        workers=workers,
+        keep_going=scenario.keep_going,
+        reporters=[events.append],
+        stats=False,
+        sleep=lambda s: None,
     )
     try:
         executor.run()
@@ -115,7 +139,11 @@ def events_of(name: str, workers: int) -> dict:
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in SCENARIOS + DATA_SCENARIOS if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)],
+    [
+        n
+        for n in SCENARIOS + DATA_SCENARIOS
+        if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)
+    ],
 )
 def test_one_and_four_workers_emit_the_same_lifecycle_events_per_task(name):
     assert events_of(name, 4) == events_of(name, 1)

@@ -105,9 +105,7 @@ def test_bad_max_workers_is_a_definition_error() -> None:
     pipeline.register(lambda: None, name="only")
     with pytest.raises(InvalidArgumentError) as caught:
         to_prefect_flow(pipeline, max_workers=0)
-    assert str(caught.value) == (
-        "to_prefect_flow(max_workers=0): the number of worker threads must be an integer >= 1"
-    )
+    assert str(caught.value) == ("to_prefect_flow(max_workers=0): the number of worker threads must be an integer >= 1")
 
 
 def test_definition_errors_surface_when_the_flow_is_built() -> None:
@@ -115,7 +113,9 @@ def test_definition_errors_surface_when_the_flow_is_built() -> None:
         to_prefect_flow(Pipeline("empty"))
 
 
-def test_a_skipped_task_is_a_completed_state_named_skipped_and_dependents_run(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_skipped_task_is_a_completed_state_named_skipped_and_dependents_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     pipeline = Pipeline("skips")
 
     @pipeline.register
@@ -175,7 +175,10 @@ def test_a_failure_fails_the_flow_with_the_tasks_own_exception() -> None:
     assert caught.value.__notes__ == ["Task Engine: task 'Auth' failed on attempt 1 (no retries configured)"]
     assert states(flow) == {"Auth": (TaskState.FAILED, 1), "downstream": (TaskState.UPSTREAM_FAILED, 0)}
     state = flow(return_state=True)
-    assert (state.type.value, state.message) == ("FAILED", "Flow run encountered an exception: PermissionError: Error 401")
+    assert (state.type.value, state.message) == (
+        "FAILED",
+        "Flow run encountered an exception: PermissionError: Error 401",
+    )
 
 
 def test_keep_going_runs_branches_that_do_not_depend_on_the_failure() -> None:
@@ -293,7 +296,9 @@ def test_the_context_reaches_every_task_with_flow_parameters_on_top() -> None:
     def reads_too(context: TaskContext) -> None:
         seen["env"] = context["env"]
 
-    flow = to_prefect_flow(pipeline, context={"api": {"url": "http://127.0.0.1:1", "timeout": 5}, "env": "dev"}, reporters=[])
+    flow = to_prefect_flow(
+        pipeline, context={"api": {"url": "http://127.0.0.1:1", "timeout": 5}, "env": "dev"}, reporters=[]
+    )
     flow(params={"api": {"url": "http://127.0.0.1:2"}})
     assert (seen["url"], seen["timeout"], seen["env"]) == ("http://127.0.0.1:2", 5, "dev")
     assert seen["sources"][0] == "executor argument"
@@ -339,7 +344,9 @@ def test_the_hydrator_chain_runs_at_flow_start_with_flow_parameters_last(
     assert "missing" in str(caught.value) and "environment TASK_ENGINE__*" in str(caught.value)
 
 
-def test_the_flow_parameters_hydrator_adds_nothing_outside_a_flow_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_flow_parameters_hydrator_adds_nothing_outside_a_flow_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert hydrate().to_dict() == {}
 

@@ -20,7 +20,17 @@ from task_engine.prefect import (
     to_prefect_flow,
 )
 from task_engine_core import PipelineExecutor, TaskState
-from tests.conformance import DATA_SCENARIOS, RESUME_SCENARIOS, SCENARIOS, SELECTION_SCENARIOS, lifecycle_events, load, mismatches, output_mismatches, scenarios_for
+from tests.conformance import (
+    DATA_SCENARIOS,
+    RESUME_SCENARIOS,
+    SCENARIOS,
+    SELECTION_SCENARIOS,
+    lifecycle_events,
+    load,
+    mismatches,
+    output_mismatches,
+    scenarios_for,
+)
 
 Observed = dict[str, tuple[TaskState, int]]
 
@@ -152,7 +162,9 @@ def test_a_bad_task_engine_parameter_fails_the_flow_run_before_any_task(task_run
     flow = to_prefect_flow(scenario.pipeline, max_workers=1, reporters=[], stats=False)
     state = flow(only=["Claen"], return_state=True)
     assert state.is_failed()
-    assert "--only 'Claen': pipeline 'selection_from_tags' has no task matching it; did you mean 'Clean'?" in state.message
+    assert (
+        "--only 'Claen': pipeline 'selection_from_tags' has no task matching it; did you mean 'Clean'?" in state.message
+    )
     assert last_result(flow) is None
     resumed = flow(resume=True, return_state=True)
     assert resumed.is_failed()
@@ -174,7 +186,11 @@ def standalone_events(name: str) -> dict:
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in SCENARIOS + DATA_SCENARIOS if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)],
+    [
+        n
+        for n in SCENARIOS + DATA_SCENARIOS
+        if load(n).parallel_safe and not getattr(load(n).module, "TIMING_DEPENDENT_EVENTS", False)
+    ],
 )
 def test_a_flow_emits_the_lifecycle_events_of_the_standalone_run(name: str) -> None:
     scenario = load(name)

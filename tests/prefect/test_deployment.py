@@ -41,7 +41,11 @@ def prefect_cli(*args: str, cwd: Path) -> str:
     env = dict(os.environ, PREFECT_API_URL=get_current_settings().api.url or "")
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -82,7 +86,10 @@ def test_prefect_deploy_then_a_process_worker_runs_the_tasks_example(
         rows = connection.execute("SELECT run_id, task, state, attempts FROM task_runs").fetchall()
     assert [run[1:] for run in runs] == [("examples.tasks", len(SEED_RUN_1), "success")]
     assert {task: (state, attempts) for _, task, state, attempts in rows} == {
-        "BaseTask": ("success", 1), "Task1": ("success", 2), "AlwaysFailsTask": ("skipped", 3), "Task2": ("success", 1)
+        "BaseTask": ("success", 1),
+        "Task1": ("success", 2),
+        "AlwaysFailsTask": ("skipped", 3),
+        "Task2": ("success", 1),
     }
     assert {run_id for run_id, *_ in rows} == {runs[0][0]}
     assert set(StatsStore(os.environ["TASK_ENGINE_STATS"]).expected_durations("examples.tasks")) == set(SEED_RUN_1)
@@ -112,13 +119,17 @@ def test_flow_deploy_of_a_bound_flow_runs_on_a_process_worker(
     # A module-path entrypoint must be importable in the flow-run process the worker starts, as
     # for any Prefect module-path deployment: the repository goes on its PYTHONPATH.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")])))
-    from flows.example_flows import jobs_flow
-
     from prefect.types.entrypoint import EntrypointType
 
+    from flows.example_flows import jobs_flow
+
     # Without an image or remote storage Prefect deploys a local flow by its module path only.
-    jobs_flow.deploy(name="by-deploy", work_pool_name="task-engine-deploy", print_next_steps=False,
-                     entrypoint_type=EntrypointType.MODULE_PATH)
+    jobs_flow.deploy(
+        name="by-deploy",
+        work_pool_name="task-engine-deploy",
+        print_next_steps=False,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("jobs/by-deploy")
     assert deployment.entrypoint == "flows.example_flows.jobs_flow"

@@ -53,10 +53,15 @@ def test_a_group_ends_in_its_worst_inner_state_with_an_artifact_of_the_inner_sta
     [(name, run)] = task_runs(flow_state.state_details.flow_run_id, 1).items()
     assert (name, run.state.type.value, run.state.name) == ("part1", "COMPLETED", SKIPPED_STATE_NAME)
     with get_client(sync_client=True) as client:
-        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(task_run_id=ArtifactFilterTaskRunId(any_=[run.id])))
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(task_run_id=ArtifactFilterTaskRunId(any_=[run.id]))
+        )
     rows = artifact.data if isinstance(artifact.data, list) else __import__("json").loads(artifact.data)
     assert [(row["task"], row["state"], row["attempts"]) for row in rows] == [
-        ("BaseTask", "success", 1), ("Task1", "success", 2), ("AlwaysFailsTask", "skipped", 3), ("Task2", "success", 1)
+        ("BaseTask", "success", 1),
+        ("Task1", "success", 2),
+        ("AlwaysFailsTask", "skipped", 3),
+        ("Task2", "success", 1),
     ]
 
 

@@ -82,7 +82,9 @@ def test_engine_lines_and_task_prints_go_to_prefect_run_logs_masked(
     assert not any("tok-9f8e7d6c5b" in log.message for log in logs)
     out = capsys.readouterr().out
     assert "tok-9f8e7d6c5b" not in out
-    assert "Executing Extract" not in out  # not on plain standard output any more (Prefect's console handler writes stderr)
+    assert (
+        "Executing Extract" not in out
+    )  # not on plain standard output any more (Prefect's console handler writes stderr)
 
 
 def test_prints_of_a_task_under_timeout_reach_its_task_run_log(capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,12 +176,23 @@ def test_flow_parameters_are_typed_with_defaults() -> None:
             seen.update(env=self.context["env"], batch=self.context.get_path("load.batch_size"))
 
     flow = to_prefect_flow(
-        pipeline, context={"env": "from-context", "load": {"batch_size": 1}},
-        context_parameters={"env": None, "load.batch_size": 100}, reporters=[],
+        pipeline,
+        context={"env": "from-context", "load": {"batch_size": 1}},
+        context_parameters={"env": None, "load.batch_size": 100},
+        reporters=[],
     )
     properties = flow.parameters.properties
-    assert list(properties) == ["env", "load_batch_size", "only", "from_tasks", "to", "tags", "with_upstream",
-                                "resume", "params"]
+    assert list(properties) == [
+        "env",
+        "load_batch_size",
+        "only",
+        "from_tasks",
+        "to",
+        "tags",
+        "with_upstream",
+        "resume",
+        "params",
+    ]
     assert properties["load_batch_size"]["default"] == 100
     assert {"type": "integer"} in properties["load_batch_size"]["anyOf"]
     assert properties["with_upstream"] == {"default": False, "position": 6, "title": "with_upstream", "type": "boolean"}
@@ -341,7 +354,9 @@ def test_a_missing_variable_names_the_variable_the_key_and_the_fix() -> None:
         "e.g.: prefect variable set no-such-variable VALUE"
     )
     flow = to_prefect_flow(pipeline, prefect_secrets={"api.token": "no-such-secret"}, reporters=[])
-    with pytest.raises(PrefectContextError, match=r"^Prefect Secret block 'no-such-secret' \(for context key 'api.token'\)"):
+    with pytest.raises(
+        PrefectContextError, match=r"^Prefect Secret block 'no-such-secret' \(for context key 'api.token'\)"
+    ):
         flow()
 
 
@@ -361,10 +376,18 @@ def test_hydrators_are_registered_when_a_flow_is_built_not_at_import() -> None:
         print(before, plain, after)
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"[] ['prefect flow parameters'] ['prefect flow parameters', {PREFECT_SOURCES_HYDRATOR!r}]"
+    assert (
+        done.stdout.strip()
+        == f"[] ['prefect flow parameters'] ['prefect flow parameters', {PREFECT_SOURCES_HYDRATOR!r}]"
+    )
 
 
 # -- serve() and deploy() ----------------------------------------------------------------------------
@@ -388,8 +411,9 @@ def test_an_unbound_flow_cannot_be_deployed_and_says_how_to_fix_it() -> None:
 
 def test_flow_serve_runs_a_deployment_against_the_server(tmp_path: Path, task_runs: Any) -> None:
     script = tmp_path / "serve_jobs.py"
-    script.write_text(textwrap.dedent(
-        f"""
+    script.write_text(
+        textwrap.dedent(
+            f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from task_engine.prefect import to_prefect_flow
@@ -400,10 +424,17 @@ def test_flow_serve_runs_a_deployment_against_the_server(tmp_path: Path, task_ru
         if __name__ == "__main__":
             jobs_flow.serve(name="served", limit=1)
         """
-    ))
+        )
+    )
     env = dict(os.environ, PREFECT_API_URL=get_current_settings().api.url or "", PYTHONPATH=str(ROOT))
-    server = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deployment = wait_for_deployment("jobs/served", server)
         assert deployment.entrypoint == "serve_jobs.py:jobs_flow"

@@ -7,4 +7,8 @@ ITEMS[17] = FLAKY
 pipeline = fan_out_pipeline("fan_out_fifty", ITEMS)
 EXPECTED = expected(ITEMS)
 OUTPUTS = outputs(ITEMS)
-FEATURES = ("task outputs (return values)", "mapped tasks (`map_over=`)", "retries (`@retries`, `retry_handler`)")  # rows of the README's capability matrix
+FEATURES = (
+    "task outputs (return values)",
+    "mapped tasks (`map_over=`)",
+    "retries (`@retries`, `retry_handler`)",
+)  # rows of the README's capability matrix

@@ -74,4 +74,9 @@ OUTPUTS = {
     "after_work": None,
     "after_optional": ["ok", "broken", None, "ok"],
 }
-FEATURES = ("task outputs (return values)", "mapped tasks (`map_over=`)", "keep-going", "skip (`@skippable`, `SkipTask`)")  # rows of the README's capability matrix
+FEATURES = (
+    "task outputs (return values)",
+    "mapped tasks (`map_over=`)",
+    "keep-going",
+    "skip (`@skippable`, `SkipTask`)",
+)  # rows of the README's capability matrix

@@ -6,4 +6,8 @@ ITEMS = [FLAKY]
 pipeline = fan_out_pipeline("fan_out_one", ITEMS)
 EXPECTED = expected(ITEMS)
 OUTPUTS = outputs(ITEMS)
-FEATURES = ("task outputs (return values)", "mapped tasks (`map_over=`)", "retries (`@retries`, `retry_handler`)")  # rows of the README's capability matrix
+FEATURES = (
+    "task outputs (return values)",
+    "mapped tasks (`map_over=`)",
+    "retries (`@retries`, `retry_handler`)",
+)  # rows of the README's capability matrix

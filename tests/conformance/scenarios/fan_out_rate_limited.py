@@ -39,4 +39,8 @@ OUTPUTS = {
     "summary": ITEMS,
     **{f"get_run[{i}]": {"run_id": i, "state": "TERMINATED"} for i in ITEMS},
 }
-FEATURES = ("task outputs (return values)", "mapped tasks (`map_over=`)", "rate limits (`@rate_limit`)")  # rows of the README's capability matrix
+FEATURES = (
+    "task outputs (return values)",
+    "mapped tasks (`map_over=`)",
+    "rate limits (`@rate_limit`)",
+)  # rows of the README's capability matrix

@@ -31,7 +31,10 @@ def report():
     print("report")
 
 
-FEATURES = ("resource waits (`wait_for_resource`)", "skip (`@skippable`, `SkipTask`)")  # rows of the README's capability matrix
+FEATURES = (
+    "resource waits (`wait_for_resource`)",
+    "skip (`@skippable`, `SkipTask`)",
+)  # rows of the README's capability matrix
 EXPECTED = {
     "configure_cluster": (TaskState.SUCCESS, 1),
     "load_warehouse": (TaskState.SKIPPED, 1),

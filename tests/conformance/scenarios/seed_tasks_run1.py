@@ -5,7 +5,10 @@ from task_engine_core import TaskState
 from ._seed_tasks import build
 
 pipeline = build("seed_tasks_run1", answers=[500, 200, 200])
-FEATURES = ("retries (`@retries`, `retry_handler`)", "skip (`@skippable`, `SkipTask`)")  # rows of the README's capability matrix
+FEATURES = (
+    "retries (`@retries`, `retry_handler`)",
+    "skip (`@skippable`, `SkipTask`)",
+)  # rows of the README's capability matrix
 EXPECTED = {
     "BaseTask": (TaskState.SUCCESS, 1),
     "Task1": (TaskState.SUCCESS, 2),

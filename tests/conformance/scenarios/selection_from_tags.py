@@ -46,4 +46,3 @@ EXPECTED = {
     "report": (TaskState.NOT_RUN, 0),
     "audit": (TaskState.NOT_RUN, 0),
 }
-
