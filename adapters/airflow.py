@@ -444,7 +444,7 @@ def to_airflow_dag(
             over = None if plan.is_group(unit) else mapped.get(unit)
             try:
                 factory = PythonOperator if over is None else PythonOperator.partial
-                operator = factory(
+                operator: Any = factory(  # a PythonOperator, or a partial that expand() maps
                     task_id=unit,
                     python_callable=_unit_callable(
                         validated, plan, unit, context_source, keep_going, stats, pipeline, transfer
@@ -852,7 +852,8 @@ class _AirflowAttempt:
         except _Reschedule as pause:
             # Like a sensor in reschedule mode: the worker slot is free until the next poll.
             resource_wait.keep(state.first_poll)
-            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=pause.seconds)) from None
+            reschedule_at = datetime.now(UTC) + timedelta(seconds=pause.seconds)
+            raise AirflowRescheduleException(reschedule_at) from None  # type: ignore[no-untyped-call]
         resource_wait.keep(state.first_poll)  # a retry's wait counts from this try's first poll
         xcom = None
         if outcome.kind is OutcomeKind.SUCCEEDED:

@@ -17,12 +17,15 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from task_engine_core import MissingExtraError, TaskEngineError
 from task_engine_core.backend import error_text, load_pipeline
 
-from .airflow import DAG, AirflowAdapterError, to_airflow_dag
+from .airflow import AirflowAdapterError, to_airflow_dag
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
 
 __all__ = [
     "BrokenPipelinesError",
@@ -221,7 +224,7 @@ def compile_pipelines(folder: str | os.PathLike[str]) -> tuple[dict[str, DAG], l
             continue
         try:
             # What Airflow checks when it bags the DAG (schedule, params, ...), while the pipeline is known.
-            dag.validate()
+            dag.validate()  # type: ignore[no-untyped-call]
         except Exception as error:  # noqa: BLE001 - any refusal of Airflow's is this pipeline's import error
             problems.append(
                 f"pipeline {entry.label!r} (target {entry.target!r}): Airflow refuses DAG {dag.dag_id!r}: "

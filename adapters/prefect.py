@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, TextIO, cast
 from uuid import UUID
 
 from task_engine_core import (
@@ -79,10 +79,10 @@ from task_engine_core.backend import (
 
 try:
     from prefect import Flow, Task, flow, get_run_logger, task
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.objects import State, StateType
     from prefect.context import FlowRunContext, TaskRunContext
     from prefect.futures import PrefectFuture
-    from prefect.states import Completed, State
+    from prefect.states import Completed
     from prefect.task_runners import ThreadPoolTaskRunner
 except ImportError:  # pragma: no cover - exercised in the main test environment
     raise MissingExtraError("prefect", "prefect", "task_engine.prefect (running pipelines on Prefect)") from None
@@ -214,7 +214,7 @@ def to_prefect_flow(
         flow_run_id = getattr(getattr(flow_run, "flow_run", None), "id", None)
         run_reporters = chosen_reporters
         if run_reporters is None and prefect_logs and flow_run is not None:
-            run_reporters = (ConsoleReporter(stream=_RunLogStream(get_run_logger())),)
+            run_reporters = (ConsoleReporter(stream=cast("TextIO", _RunLogStream(get_run_logger()))),)
         run_task = task_runs = _PrefectTaskRuns(scheduled.upstream, limits, task_options)
         executor = PipelineExecutor(
             units,
@@ -300,7 +300,8 @@ class _PipelineFlow(Flow):  # type: ignore[type-arg]
     def __reduce_ex__(self, protocol: Any) -> Any:
         # serve() hands the flow to its flow-run process by (cloud)pickle. Pickled by value it
         # would drag the pipeline and its locks along; once bound, it is loaded by its name there.
-        if self.__dict__.get("_entrypoint") and self.fn.__qualname__ == self._entrypoint.rsplit(":", 1)[1]:
+        entrypoint = self.__dict__.get("_entrypoint")
+        if entrypoint and self.fn.__qualname__ == entrypoint.rsplit(":", 1)[1]:
             return (_load_built_flow, (self._entrypoint,))
         return super().__reduce_ex__(protocol)
 
@@ -423,7 +424,7 @@ class _PrefectTaskRuns:
                 name=options["task_run_name"].replace("{{", "{").replace("}}", "}"),
                 state=state,
                 # "wait_for" is where Prefect records `wait_for=` futures: the UI draws these edges.
-                task_inputs={"wait_for": parents} if parents else None,
+                task_inputs={"wait_for": parents} if parents else None,  # type: ignore[dict-item]  # a list of one of the accepted kinds
             )
             if created.state is None or not created.state.is_final():
                 client.set_task_run_state(created.id, state, force=True)
@@ -621,11 +622,11 @@ def _prefect_task(slot: _Slot, options: _TaskOptions) -> Task[[], Any]:
         # Prefect schedules the next try `retry_delay_seconds` from now. The core decided the
         # delay (backoff, jitter, or the seconds a retry_handler returned); this Task object
         # belongs to this flow run alone, so setting it here is what Prefect then waits.
-        prefect_task.retry_delay_seconds = outcome.delay
+        prefect_task.retry_delay_seconds = outcome.delay  # type: ignore[assignment]  # Prefect takes a number as well
         return True
 
     attempt_once.__name__ = attempt_once.__qualname__ = _identifier(slot.lifecycle.name)
-    return task(
+    return task(  # type: ignore[call-overload, no-any-return]  # options are Prefect's task() keywords
         attempt_once,
         retries=extra_attempts,
         retry_delay_seconds=[policies.backoff.base_delay(k) for k in range(1, extra_attempts + 1)][:50] or None,
@@ -898,7 +899,7 @@ class _PrefectSources:
         data: dict[str, Any] = {}
         missing = object()
         for key, variable in self.variables.items():
-            value = Variable.get(variable, default=missing)
+            value = Variable.get(variable, default=missing)  # type: ignore[call-overload]  # a sentinel tells "unset" from None
             if value is missing:
                 raise PrefectContextError(
                     f"Prefect Variable {variable!r} (for context key {key!r}) does not exist; create it, "
@@ -907,7 +908,7 @@ class _PrefectSources:
             data = deep_merge(data, _nested(key, value))
         for key, block in self.secrets.items():
             try:
-                value = SecretBlock.load(block).get()
+                value = SecretBlock.load(block).get()  # type: ignore[union-attr]  # synchronous: called outside an event loop
             except ValueError as error:
                 raise PrefectContextError(
                     f"Prefect Secret block {block!r} (for context key {key!r}) cannot be loaded ({error_text(error)}); "
@@ -938,7 +939,7 @@ def _nested(key: str, value: Any) -> dict[str, Any]:
     """`{"a": {"b": value}}` for the dotted key "a.b"."""
     for part in reversed(key.split(".")):
         value = {part: value}
-    return value
+    return cast("dict[str, Any]", value)
 
 
 _FLOW_PARAMS: contextvars.ContextVar[Hydrated | None] = contextvars.ContextVar("task_engine_flow_params", default=None)
