@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from airflow_harness import REPO_ROOT, AirflowServices
 
-SCREENS = Path(os.environ.get("TASK_ENGINE_SCREENS", "/work/wt/screens"))
+SCREENS = Path(os.environ.get("TASK_ENGINE_SCREENS", REPO_ROOT / "test-artifacts"))
 
 FAIL_FAST_PIPELINE = '''
 import os
