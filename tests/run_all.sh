@@ -49,7 +49,7 @@ echo "== airflow: virtualenv (.venvs/airflow) and tests"
 if bash scripts/suite-venv.sh airflow; then
     .venvs/airflow/bin/python -m pytest -q tests/airflow || status=1
     # The adapter is type-checked where Airflow is installed; the core it imports is checked above.
-    .venvs/airflow/bin/python -m mypy --strict --follow-imports=silent adapters/airflow.py adapters/_provider.py || status=1
+    .venvs/airflow/bin/python -m mypy --strict --follow-imports=silent adapters/airflow.py adapters/airflow_dags.py adapters/_xcom.py adapters/_provider.py || status=1
 else
     echo "airflow: building .venvs/airflow failed"
     status=1
