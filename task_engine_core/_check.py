@@ -350,7 +350,7 @@ class TaskStatePerTry(Rule):
                     f"its methods set {listed}; standalone (and on Prefect) all attempts share one instance, but every "
                     f"Airflow try runs in a new process with a new instance, so the next attempt starts without it",
                     "keep what an attempt must know in the context, an external store, or derive it from "
-                    "current_task_run().attempt",
+                    "self.attempt_state.attempt",
                 )
 
 
