@@ -3,6 +3,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
+failed=()
+logs=test-artifacts/ci-logs
+mkdir -p "$logs"
+
+# Run one step, keep its output in $logs/<name>.log, and remember it if it failed: only the end of
+# CI's output may be shown, so the summary at the end names every failed step and failed test.
+step() {
+    local name=$1
+    shift
+    local rc=0
+    "$@" 2>&1 | tee "$logs/$name.log" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        failed+=("$name")
+        status=1
+    fi
+}
 
 # --- reporters and telemetry: a real browser, Graphviz and Mermaid for the report/graph tests ---
 echo "== reporters: chromium, graphviz (apt) and mermaid (npm, tests/js)"
@@ -28,9 +44,10 @@ fi
 #     interpreter is never installed into (PEP 668 marks Debian's and Ubuntu's as externally managed).
 echo "== core: virtualenv (.venvs/core) and tests"
 if bash scripts/suite-venv.sh core; then
-    .venvs/core/bin/python -m pytest -q -p no:cacheprovider tests || status=1
+    step core-tests .venvs/core/bin/python -m pytest -q -rfE -p no:cacheprovider tests
 else
     echo "core: building .venvs/core failed"
+    failed+=(core-venv)
     status=1
 fi
 # --- end of the core block
@@ -38,20 +55,21 @@ fi
 # --- the house's tools: ruff (lint and format) and mypy --strict over the core, in .venvs/core
 echo "== lint: ruff check, ruff format --check, mypy --strict task_engine_core"
 if [ -x .venvs/core/bin/python ]; then
-    .venvs/core/bin/python -m ruff check . || status=1
-    .venvs/core/bin/python -m ruff format --check . || status=1
-    .venvs/core/bin/python -m mypy || status=1
+    step ruff-check .venvs/core/bin/python -m ruff check .
+    step ruff-format .venvs/core/bin/python -m ruff format --check .
+    step mypy-core .venvs/core/bin/python -m mypy
 fi
 # --- end of the lint block
 
 # --- Airflow adapter (tests/airflow): its own virtualenv, as Airflow 3.3 and Prefect 3.9 cannot share one.
 echo "== airflow: virtualenv (.venvs/airflow) and tests"
 if bash scripts/suite-venv.sh airflow; then
-    .venvs/airflow/bin/python -m pytest -q tests/airflow || status=1
+    step airflow-tests .venvs/airflow/bin/python -m pytest -q -rfE tests/airflow
     # The adapter is type-checked where Airflow is installed; the core it imports is checked above.
-    .venvs/airflow/bin/python -m mypy --strict --follow-imports=silent adapters/airflow.py adapters/airflow_dags.py adapters/_xcom.py adapters/_provider.py || status=1
+    step mypy-airflow .venvs/airflow/bin/python -m mypy --strict --follow-imports=silent adapters/airflow.py adapters/airflow_dags.py adapters/_xcom.py adapters/_provider.py
 else
     echo "airflow: building .venvs/airflow failed"
+    failed+=(airflow-venv)
     status=1
 fi
 # --- end of the Airflow block
@@ -60,12 +78,24 @@ fi
 #    share one; scripts/suite-venv.sh reuses it while tests/prefect/requirements.txt is unchanged.
 echo "== prefect: install and test"
 if bash scripts/suite-venv.sh prefect; then
-    .venvs/prefect/bin/python -m pytest -q tests/prefect || status=1
-    .venvs/prefect/bin/python -m mypy --strict --follow-imports=silent adapters/prefect.py || status=1
+    step prefect-tests .venvs/prefect/bin/python -m pytest -q -rfE tests/prefect
+    step mypy-prefect .venvs/prefect/bin/python -m mypy --strict --follow-imports=silent adapters/prefect.py
 else
     echo "prefect: creating .venvs/prefect failed"
+    failed+=(prefect-venv)
     status=1
 fi
 # -- end of Prefect suite
 
+echo "== summary"
+if [ "$status" -eq 0 ]; then
+    echo "every step passed"
+else
+    for name in "${failed[@]}"; do
+        echo "failed: $name"
+        if [ -f "$logs/$name.log" ]; then
+            grep -E '^(FAILED|ERROR) |error:|would reformat|Found [0-9]+ error' "$logs/$name.log" | head -40 || true
+        fi
+    done
+fi
 exit $status
