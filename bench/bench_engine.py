@@ -36,8 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from task_engine_core import Pipeline, PipelineExecutor
-from task_engine_core.graph import critical_path_lengths, topological_order
-from task_engine_core.stats import StatsStore, _task_rows
+from task_engine_core._graph import critical_path_lengths, topological_order
+from task_engine_core._stats import StatsStore, _task_rows
 
 Graph = dict[str, list[str]]  # task -> upstream tasks, in registration order
 

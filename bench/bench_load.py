@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import graphlib_threads, layered, noop, pipeline_of
 
 from task_engine_core import PipelineExecutor, TaskState
-from task_engine_core.stats import StatsStore
+from task_engine_core._stats import StatsStore
 
 
 def rss_now() -> int:

@@ -5,8 +5,8 @@ Importing this package loads the standard library only.
 
 from ._secrets import Secret, mask_secrets
 from ._version import __version__
-from .attempt import AttemptState, HandlerDecision
-from .context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
+from ._attempt import AttemptState, HandlerDecision
+from ._context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
 from .errors import (
     ContextError,
     ContextFileError,
@@ -43,8 +43,8 @@ from .errors import (
     UnknownSelectionError,
 )
 from .events import EventBus
-from .executor import PipelineExecutor, RunPlan
-from .pipeline import Pipeline, default_pipeline, register
+from ._executor import PipelineExecutor, RunPlan
+from ._pipeline import Pipeline, default_pipeline, register
 from .policies import (
     Backoff,
     RateLimit,
@@ -59,10 +59,10 @@ from .policies import (
     wait_for_resource,
 )
 from .reporters import ConsoleReporter, Reporter, register_reporter
-from .result import RunResult, TaskResult
-from .selection import SelectOptions
-from .stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
-from .task import FunctionTask, Task, TaskState
+from ._result import RunResult, TaskResult
+from ._selection import SelectOptions
+from ._stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
+from ._task import FunctionTask, Task, TaskState
 
 __all__ = [
     "AttemptState",

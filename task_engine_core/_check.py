@@ -26,11 +26,11 @@ from typing import Any
 
 from .backend import BACKENDS
 from .errors import InvalidArgumentError
-from .graph import downstream_map
-from .pipeline import TaskDefinition, ValidatedPipeline
+from ._graph import downstream_map
+from ._pipeline import TaskDefinition, ValidatedPipeline
 from .policies._bucket_stores import RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE as RATE_LIMIT_STORE_VARIABLE
-from .policies.ratelimit import default_rate_limiter
-from .policies.resource import ResourceGuard
+from .policies._ratelimit import default_rate_limiter
+from .policies._resource import ResourceGuard
 
 __all__ = [
     "BACKENDS",

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .executor import RunPlan
-from .loader import load_pipeline
-from .result import RunResult
-from .resume import find_recorded_run
-from .selection import SelectOptions
-from .stats import STATS_ENVIRONMENT_VARIABLE, PostgresStatsStore, RecordedRun, StatsStore, open_stats_store
+from ._executor import RunPlan
+from ._loader import load_pipeline
+from ._result import RunResult
+from ._resume import find_recorded_run
+from ._selection import SelectOptions
+from ._stats import STATS_ENVIRONMENT_VARIABLE, PostgresStatsStore, RecordedRun, StatsStore, open_stats_store
 
 __all__ = [
     "add_selection_arguments",

@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 from .events import Listener
-from .pipeline import Pipeline
+from ._pipeline import Pipeline
 from .reporters import ConsoleReporter, check_writable
 
 __all__ = [
@@ -58,7 +58,7 @@ def expected_durations(args: argparse.Namespace, pipeline: Pipeline) -> dict[str
     """
     if getattr(args, "no_stats", False):
         return {}
-    from .stats import StatsWarning, open_stats_store  # only for runs that show progress
+    from ._stats import StatsWarning, open_stats_store  # only for runs that show progress
 
     try:
         store = open_stats_store(getattr(args, "stats", None) or None, connect_timeout=2.0)
@@ -82,17 +82,17 @@ def build_run_reporters(args: argparse.Namespace, pipeline: Pipeline) -> tuple[l
     tracing = tracing_from_environment(args.trace)
     listeners: list[Listener] = [tracing] if tracing is not None else []
     if args.progress:
-        from .reporters.progress import ProgressReporter  # imported only for runs that show progress
+        from .reporters._progress import ProgressReporter  # imported only for runs that show progress
 
         listeners.append(ProgressReporter(expected=expected_durations(args, pipeline)))
     else:
         listeners.append(ConsoleReporter(show_plan=args.plan))
     if args.report:
-        from .reporters.html_report import HtmlRunReport
+        from .reporters._html_report import HtmlRunReport
 
         listeners.append(HtmlRunReport(args.report))
     if args.json_summary:
-        from .reporters.json_summary import JsonRunSummary
+        from .reporters._json_summary import JsonRunSummary
 
         listeners.append(JsonRunSummary(args.json_summary))
     return listeners, tracing
@@ -110,7 +110,7 @@ def finish_run_reporting(tracing: Any, result: Any) -> None:
 
 def add_graph_command(commands: Any, target_help: str) -> None:
     """Add `graph TARGET --format dot|mermaid|html [-o FILE]`."""
-    from .reporters.diagrams import GRAPH_FORMATS
+    from .reporters._diagrams import GRAPH_FORMATS
 
     graph = commands.add_parser(
         "graph", help="write the task graph as DOT, Mermaid or HTML", description="Write the DAG of TARGET's pipeline."
@@ -122,10 +122,10 @@ def add_graph_command(commands: Any, target_help: str) -> None:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from .loader import load_pipeline
+    from ._loader import load_pipeline
 
     target = check_writable(args.output, f"{args.format} graph") if args.output else None
-    from .reporters.diagrams import render_graph
+    from .reporters._diagrams import render_graph
 
     text = render_graph(load_pipeline(args.target), args.format)
     if target is None:

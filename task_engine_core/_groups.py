@@ -13,9 +13,9 @@ from typing import Any
 
 from .errors import CycleError, DefinitionError, closest_names
 from .events import Listener
-from .graph import downstream_map, topological_order
-from .pipeline import Pipeline, ValidatedPipeline
-from .result import RunResult
+from ._graph import downstream_map, topological_order
+from ._pipeline import Pipeline, ValidatedPipeline
+from ._result import RunResult
 
 __all__ = ["GroupError", "GroupPlan", "group_pipeline", "plan_groups", "run_group", "worst_state"]
 
@@ -195,7 +195,7 @@ def run_group(
     stats: Any = None,
 ) -> RunResult:
     """Run a group's pipeline with the standalone executor on one worker; return its result, also after a failure."""
-    from .executor import PipelineExecutor  # the executor imports the backend seam, which re-exports this module
+    from ._executor import PipelineExecutor  # the executor imports the backend seam, which re-exports this module
 
     executor = PipelineExecutor(
         pipeline,

@@ -19,14 +19,14 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .attempt import AttemptState
+from ._attempt import AttemptState
 from .events import EventBus, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
-from .result import TaskResult
-from .runtime import AttemptOutcome, OutcomeKind, run_attempt
-from .task import TaskState
+from ._result import TaskResult
+from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
+from ._task import TaskState
 
 if TYPE_CHECKING:
-    from .pipeline import TaskDefinition
+    from ._pipeline import TaskDefinition
     from .policies import TaskPolicies
 
 __all__ = ["TaskLifecycle", "may_start"]

@@ -16,8 +16,8 @@ from typing import Any
 
 from ._dataflow import TaskInputs
 from .errors import MapOverError
-from .result import TaskResult
-from .task import TaskState
+from ._result import TaskResult
+from ._task import TaskState
 
 __all__ = ["FanOut", "instance_name", "items_of", "roll_up_state", "ordered_results"]
 

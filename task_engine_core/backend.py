@@ -53,8 +53,8 @@ from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_gro
 from ._lifecycle import TaskLifecycle, may_start
 from ._mapping import instance_name, items_of
 from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
-from .attempt import AttemptState, HandlerDecision
-from .context import (
+from ._attempt import AttemptState, HandlerDecision
+from ._context import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     Hydrated,
@@ -80,16 +80,16 @@ from .events import (
     WaitFinished,
     WaitStarted,
 )
-from .loader import load_pipeline
-from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
+from ._loader import load_pipeline
+from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
-from .priority import PriorityKey, priority_keys
+from ._priority import PriorityKey, priority_keys
 from .reporters import ConsoleReporter
-from .reporters.registry import registered_reporters
-from .result import RunResult, TaskResult
-from .runtime import AttemptOutcome, OutcomeKind, run_attempt
-from .selection import SelectOptions, parse_backend_options
-from .stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
+from .reporters._registry import registered_reporters
+from ._result import RunResult, TaskResult
+from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
+from ._selection import SelectOptions, parse_backend_options
+from ._stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 
 __all__ = [
     "AttemptFailed",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from .result import RunResult, TaskResult
+    from ._result import RunResult, TaskResult
 
 __all__ = [
     "Event",

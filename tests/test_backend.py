@@ -57,13 +57,13 @@ def test_adapters_import_only_the_facade_and_the_backend_seam(adapter: str) -> N
 def test_the_import_check_catches_deep_modules_and_private_names() -> None:
     source = (
         "from task_engine_core._secrets import error_text\n"
-        "import task_engine_core.runtime\n"
+        "import task_engine_core._runtime\n"
         "from task_engine_core.backend import _stats_store\n"
         "from task_engine_core import Pipeline\n"
     )
     assert core_imports(source) == [
         "from task_engine_core._secrets import error_text",
-        "import task_engine_core.runtime",
+        "import task_engine_core._runtime",
         "from task_engine_core.backend import _stats_store (not public there)",
     ]
 

@@ -31,7 +31,7 @@ from task_engine_core import (
     register_hydrator,
     skippable,
 )
-from task_engine_core.context import registered_hydrators, reset_hydrators, unregister_hydrator
+from task_engine_core._context import registered_hydrators, reset_hydrators, unregister_hydrator
 from task_engine_core.policies import default_rate_limiter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -582,7 +582,7 @@ def test_a_context_with_secrets_survives_pickle_and_deepcopy(tmp_path):
 
 def test_a_context_nested_up_to_the_limit_works_in_every_output(tmp_path):
     from task_engine_core import Pipeline, PipelineExecutor
-    from task_engine_core.context import MAX_CONTEXT_DEPTH
+    from task_engine_core._context import MAX_CONTEXT_DEPTH
     from task_engine_core.reporters import HtmlRunReport, JsonRunSummary
 
     depth = MAX_CONTEXT_DEPTH

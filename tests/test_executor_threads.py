@@ -32,7 +32,7 @@ from task_engine_core import (
     skippable,
 )
 from task_engine_core.events import RunStarted, TaskFinished, TaskStarted
-from task_engine_core.priority import planned_order, priority_keys
+from task_engine_core._priority import planned_order, priority_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 OK_STATES = (TaskState.SUCCESS, TaskState.SKIPPED)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from task_engine_core import CycleError, Pipeline
-from task_engine_core.graph import critical_path_lengths, downstream_map, find_cycle, topological_order
+from task_engine_core._graph import critical_path_lengths, downstream_map, find_cycle, topological_order
 
 
 def test_ready_tasks_keep_registration_order():
@@ -74,7 +74,7 @@ def test_ready_queue_speaks_graphlibs_protocol_and_hands_out_by_rank():
     import graphlib
     import random
 
-    from task_engine_core.graph import ReadyQueue
+    from task_engine_core._graph import ReadyQueue
 
     rng = random.Random(3)
     names = [f"t{i}" for i in range(60)]
@@ -95,7 +95,7 @@ def test_ready_queue_speaks_graphlibs_protocol_and_hands_out_by_rank():
 
 
 def test_ready_queue_skips_left_out_tasks_and_keeps_a_failures_dependents_blocked():
-    from task_engine_core.graph import ReadyQueue
+    from task_engine_core._graph import ReadyQueue
 
     upstream = {"A": [], "B": ["A"], "C": ["B"], "D": ["A"], "E": []}
     queue = ReadyQueue(upstream, skip={"E"})
@@ -111,7 +111,7 @@ def test_ready_queue_skips_left_out_tasks_and_keeps_a_failures_dependents_blocke
 
 
 def test_ready_queue_static_order_names_a_cycle():
-    from task_engine_core.graph import ReadyQueue
+    from task_engine_core._graph import ReadyQueue
 
     with pytest.raises(CycleError, match="B -> C -> B"):
         ReadyQueue({"A": [], "B": ["A", "C"], "C": ["B"]}).static_order()

@@ -12,7 +12,7 @@ import pytest
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
 from task_engine_core.reporters import HtmlRunReport, mask_values, render_run_report
-from task_engine_core.task import TaskState
+from task_engine_core._task import TaskState
 from tests._chromium import load, screenshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +245,7 @@ def _env() -> dict[str, str]:
 
 
 def test_context_secrets_are_masked_everywhere_in_the_report(tmp_path: Path) -> None:
-    from task_engine_core.context import Secret
+    from task_engine_core._context import Secret
     from task_engine_core.reporters import JsonRunSummary
 
     token = "tok-9f8e7d6c5b4a"

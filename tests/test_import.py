@@ -11,7 +11,7 @@ SCRIPT = """
 import json, sys
 before = set(sys.modules)
 import task_engine_core
-import task_engine_core.cli, task_engine_core.loader
+import task_engine_core._cli, task_engine_core._loader
 print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
@@ -51,7 +51,7 @@ def test_public_names_of_the_design():
 
 RUN_SCRIPT = """
 import json, sys
-from task_engine_core import cli
+from task_engine_core import _cli as cli
 code = cli.main(["run", sys.argv[1]])
 print(json.dumps([code, sorted(sys.modules)]))
 """
@@ -65,11 +65,11 @@ def test_cli_run_imports_no_reporter_checker_or_library_the_run_does_not_use(tmp
     code, loaded = json.loads(done.stdout.splitlines()[-1])
     assert code == 0 and "Executing only" in done.stdout
     unused = {
-        "task_engine_core.reporters.html_report",
-        "task_engine_core.reporters.json_summary",
-        "task_engine_core.reporters.progress",
+        "task_engine_core.reporters._html_report",
+        "task_engine_core.reporters._json_summary",
+        "task_engine_core.reporters._progress",
         "task_engine_core.reporters._html",
-        "task_engine_core.telemetry.listener",
+        "task_engine_core.telemetry._listener",
         "task_engine_core._check",
         "statistics",
         "uuid",

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from task_engine_core import TargetError
-from task_engine_core.loader import load_pipeline
+from task_engine_core._loader import load_pipeline
 
 
 def write(path, text):

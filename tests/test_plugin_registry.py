@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from task_engine_core import register_hydrator
 from task_engine_core._registry import Registry
-from task_engine_core.context import (
+from task_engine_core._context import (
     ENVIRONMENT_HYDRATOR,
     YAML_FILE_HYDRATOR,
     registered_hydrators,
@@ -12,7 +12,7 @@ from task_engine_core.context import (
     unregister_hydrator,
 )
 from task_engine_core.reporters import register_reporter
-from task_engine_core.reporters.registry import registered_reporters
+from task_engine_core.reporters._registry import registered_reporters
 from task_engine_core.telemetry import register_span_exporter
 from task_engine_core.telemetry._registry import registered_span_exporters
 

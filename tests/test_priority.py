@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskResult, TaskState
-from task_engine_core.cli import main
+from task_engine_core._cli import main
 from task_engine_core.events import RunStarted, TaskStarted
-from task_engine_core.priority import (
+from task_engine_core._priority import (
     fill_unknown_durations,
     planned_order,
     priority_keys,
     registration_keys,
     start_ranks,
 )
-from task_engine_core.stats import StatsStore
+from task_engine_core._stats import StatsStore
 
 
 def trap(name: str = "trap", shorts: int = 4, chain: int = 3, nap: float = 0.0) -> Pipeline:

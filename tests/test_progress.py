@@ -15,7 +15,7 @@ from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skipp
 from task_engine_core.events import RunStarted, TaskStarted, WaitStarted
 from task_engine_core.policies._store import attach
 from task_engine_core.reporters import ProgressReporter
-from task_engine_core.reporters.progress import format_seconds
+from task_engine_core.reporters._progress import format_seconds
 
 from .fakes import FakeClock
 

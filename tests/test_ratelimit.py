@@ -26,7 +26,7 @@ from task_engine_core.errors import (
 )
 from task_engine_core.events import WaitFinished, WaitStarted
 from task_engine_core.policies import default_rate_limiter, resolve_policies
-from task_engine_core.policies.ratelimit import parse_rate_limits
+from task_engine_core.policies._ratelimit import parse_rate_limits
 
 from .fakes import FakeClock
 
@@ -385,7 +385,7 @@ def test_console_reporter_prints_waits_above_its_threshold(limiter, clock):
 def test_the_databricks_example_config_parses():
     from pathlib import Path
 
-    from task_engine_core.context import load_context_file
+    from task_engine_core._context import load_context_file
 
     path = Path(__file__).resolve().parents[1] / "examples" / "databricks_rate_limits.yml"
     data = load_context_file(path, environ={"DATABRICKS_TOKEN": "dapi-example-token"})
@@ -397,13 +397,13 @@ def test_the_databricks_example_config_parses():
 def test_a_task_run_outside_the_executor_takes_limits_from_its_context(limiter, clock):
     # What an Airflow or Prefect worker does: run_attempt directly, with the hydrated context.
     from task_engine_core.events import EventBus
-    from task_engine_core.runtime import OutcomeKind, TaskRun, run_attempt
+    from task_engine_core._runtime import OutcomeKind, TaskRun, run_attempt
 
     @rate_limit(key=KEY, limiter=limiter)
     def call():
         pass
 
-    from task_engine_core.task import FunctionTask
+    from task_engine_core._task import FunctionTask
 
     run = TaskRun("call", resolve_policies(call), FunctionTask(call), "run-1", EventBus(), clock, clock.sleep)
     context = {"rate_limits": {KEY: {"rate": 1, "burst": 1}}}
@@ -414,7 +414,7 @@ def test_a_task_run_outside_the_executor_takes_limits_from_its_context(limiter, 
 
 
 def test_keys_on_the_class_and_on_perform_task_both_apply():
-    from task_engine_core.pipeline import Pipeline as _Pipeline
+    from task_engine_core._pipeline import Pipeline as _Pipeline
 
     pipeline = _Pipeline("both")
 

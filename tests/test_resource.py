@@ -281,7 +281,7 @@ def test_bad_arguments_are_rejected_at_decoration(kwargs, message):
 
 
 def test_the_list_command_shows_resource_waits_and_rate_limit_keys(tmp_path, capsys):
-    from task_engine_core.cli import main
+    from task_engine_core._cli import main
 
     (tmp_path / "pipe.py").write_text(
         "from task_engine_core import register, rate_limit, wait_for_resource\n"

@@ -17,7 +17,7 @@ from task_engine_core import (
     TaskState,
     UnknownRunError,
 )
-from task_engine_core.stats import _SCHEMA
+from task_engine_core._stats import _SCHEMA
 
 
 def eight(broken: set[str], ran: list[str]) -> Pipeline:

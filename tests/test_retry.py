@@ -8,7 +8,7 @@ import pytest
 
 from task_engine_core import Backoff, InvalidArgumentError, Pipeline, Task, retries, skippable
 from task_engine_core.policies import resolve_policies
-from task_engine_core.policies.retry import MAX_BACKOFF_DELAY
+from task_engine_core.policies._retry import MAX_BACKOFF_DELAY
 
 
 def test_default_backoff_is_the_seeds_one_second():

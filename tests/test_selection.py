@@ -230,7 +230,7 @@ def test_from_and_from_tasks_together_are_refused() -> None:
 
 
 def test_backend_options_map_onto_the_executor_options() -> None:
-    from task_engine_core.selection import parse_backend_options
+    from task_engine_core._selection import parse_backend_options
 
     assert parse_backend_options(None, "conf") == (None, False)
     assert parse_backend_options(
@@ -253,7 +253,7 @@ def test_backend_options_map_onto_the_executor_options() -> None:
     ],
 )
 def test_bad_backend_options(options: object, message: str) -> None:
-    from task_engine_core.selection import parse_backend_options
+    from task_engine_core._selection import parse_backend_options
 
     with pytest.raises(InvalidArgumentError) as raised:
         parse_backend_options(options, "conf")

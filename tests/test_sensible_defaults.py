@@ -21,7 +21,7 @@ from task_engine_core.errors import (
     UnknownRateLimitKeyError,
 )
 from task_engine_core.events import RetryScheduled, WaitStarted
-from task_engine_core.policies.ratelimit import (
+from task_engine_core.policies._ratelimit import (
     RateLimit,
     RateLimiter,
     default_rate_limiter,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import InvalidArgumentError, Pipeline, PipelineExecutor, SkipTask, TaskState, retries
-from task_engine_core.cli import main
-from task_engine_core.stats import (
+from task_engine_core._cli import main
+from task_engine_core._stats import (
     SCHEMA_VERSION,
     StatsRecorder,
     StatsStore,

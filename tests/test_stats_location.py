@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import RunResult, TaskResult, TaskState
-from task_engine_core.stats import StatsStore
+from task_engine_core._stats import StatsStore
 
 ROOT = Path(__file__).resolve().parent.parent
 

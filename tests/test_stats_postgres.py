@@ -10,8 +10,8 @@ from datetime import UTC
 import pytest
 
 from task_engine_core import MissingExtraError, Pipeline, PipelineExecutor
-from task_engine_core.cli import main
-from task_engine_core.stats import SCHEMA_VERSION, PostgresStatsStore, StatsStore, StatsWarning, open_stats_store
+from task_engine_core._cli import main
+from task_engine_core._stats import SCHEMA_VERSION, PostgresStatsStore, StatsStore, StatsWarning, open_stats_store
 
 from ._services import PostgresServer
 
@@ -74,8 +74,8 @@ def test_a_postgresql_url_records_runs_and_the_same_queries_read_them(database, 
 
 
 def test_the_moving_average_is_the_same_on_sqlite_and_postgresql(database, tmp_path):
-    from task_engine_core.result import RunResult, TaskResult
-    from task_engine_core.task import TaskState
+    from task_engine_core._result import RunResult, TaskResult
+    from task_engine_core._task import TaskState
 
     stores = [StatsStore(tmp_path / "s.sqlite3"), open_stats_store(database)]
     for number, seconds in enumerate([1.0, 3.0, 8.0]):
@@ -174,7 +174,7 @@ def test_a_database_written_by_a_newer_version_is_left_alone(database):
 def test_the_password_never_shows_and_a_missing_psycopg_names_the_extra(monkeypatch):
     store = open_stats_store("postgresql://te:hunter2@127.0.0.1:1/stats")
     assert store.location == "postgresql://te:***@127.0.0.1:1/stats" and "hunter2" not in repr(store)
-    from task_engine_core.stats import StatsRecorder, TaskStatsRecorder
+    from task_engine_core._stats import StatsRecorder, TaskStatsRecorder
 
     assert [repr(r) for r in (StatsRecorder(store), TaskStatsRecorder(store, "p", 1))] == [
         "<StatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>",
@@ -193,8 +193,8 @@ def test_a_run_recorded_task_by_task_on_postgresql_gives_the_same_rows_as_on_sql
     # How an Airflow dag run records: each try writes its task, and the tasks together make the run's row.
     from datetime import datetime, timedelta
 
-    from task_engine_core.result import TaskResult
-    from task_engine_core.task import TaskState
+    from task_engine_core._result import TaskResult
+    from task_engine_core._task import TaskState
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
     first = TaskResult("a", TaskState.SUCCESS, 1, start + timedelta(seconds=1), start + timedelta(seconds=3), 2.0)
@@ -227,8 +227,8 @@ def test_a_run_recorded_task_by_task_on_postgresql_gives_the_same_rows_as_on_sql
 def test_tasks_of_one_run_recorded_at_once_from_many_machines_widen_one_run_row(database):
     from datetime import datetime, timedelta
 
-    from task_engine_core.result import TaskResult
-    from task_engine_core.task import TaskState
+    from task_engine_core._result import TaskResult
+    from task_engine_core._task import TaskState
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
     # Task i runs from second i to second 2i+1: the run spans 0 .. 15 s.

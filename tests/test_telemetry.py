@@ -277,7 +277,7 @@ def test_without_the_sdk_tracing_names_the_extra(tmp_path: Path) -> None:
         "MissingExtraError Tracing with OpenTelemetry needs the 'opentelemetry-sdk' package, which is not installed; "
         "install it with: pip install 'task-engine[otel]'\n"
     )
-    cli = BLOCK_OTEL + "from task_engine_core.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = BLOCK_OTEL + "from task_engine_core._cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run(
         [sys.executable, "-c", cli, "run", "examples.jobs", "--trace", str(tmp_path / "t.jsonl")],
         cwd=ROOT,
@@ -294,7 +294,7 @@ def test_without_the_sdk_tracing_names_the_extra(tmp_path: Path) -> None:
 
 def test_core_imports_no_opentelemetry() -> None:
     script = (
-        "import sys, task_engine_core, task_engine_core.telemetry, task_engine_core.reporters, task_engine_core.cli\n"
+        "import sys, task_engine_core, task_engine_core.telemetry, task_engine_core.reporters, task_engine_core._cli\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
     )
     done = subprocess.run(
@@ -304,7 +304,7 @@ def test_core_imports_no_opentelemetry() -> None:
 
 
 def test_secrets_never_reach_spans_or_logs() -> None:
-    from task_engine_core.context import Secret
+    from task_engine_core._context import Secret
 
     token = "tok-span-5e4d3c2b1a"
     pipeline = Pipeline("secret-trace")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from task_engine_core import Task, rate_limited, register, register_hydrator, wait_for_resource
-from task_engine_core.context import load_context_file
+from task_engine_core._context import load_context_file
 
 HERE = Path(__file__).resolve().parent
 _cluster_started_at: list[float] = []

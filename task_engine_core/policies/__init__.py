@@ -1,7 +1,7 @@
 """Policies that shape how each task runs: retries, skip, rate limits, resource waits, the per-task policy set."""
 
 from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
-from .ratelimit import (
+from ._ratelimit import (
     RateLimit,
     RateLimiter,
     TokenBucket,
@@ -11,10 +11,10 @@ from .ratelimit import (
     set_rate_limit,
     set_rate_limit_store,
 )
-from .resource import wait_for_resource
-from .retry import Backoff, RetryPolicy, retries
-from .skip import skippable
-from .timeout import timeout
+from ._resource import wait_for_resource
+from ._retry import Backoff, RetryPolicy, retries
+from ._skip import skippable
+from ._timeout import timeout
 
 __all__ = [
     "AttemptGuard",

@@ -97,7 +97,7 @@ class SqliteBucketStore:
         self, key: str, limits: Sequence[Any], tokens: float, timeout: float | None
     ) -> tuple[float, bool, float]:
         """One `BEGIN IMMEDIATE` transaction: read the key's buckets, refill, take, write back."""
-        from .ratelimit import TokenBucket  # ratelimit imports this module
+        from ._ratelimit import TokenBucket  # ratelimit imports this module
 
         with self._lock, self._host_lock(key):
             try:

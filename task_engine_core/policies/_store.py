@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .retry import Backoff, RetryPolicy
+from ._retry import Backoff, RetryPolicy
 
 _ATTRIBUTE = "__task_engine_policies__"
 
@@ -15,7 +15,7 @@ class AttemptGuard(Protocol):
     """A policy that runs before each attempt (wait for a resource, take a rate-limit token)."""
 
     def before_attempt(self, run: Any) -> None:
-        """Block or raise before `perform_task`; `run` is the task's AttemptState (task_engine_core.attempt)."""
+        """Block or raise before `perform_task`; `run` is the task's AttemptState (task_engine_core._attempt)."""
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,23 @@
 
 from .._lazy import lazy_attributes
 from ._output import check_writable, mask_values
-from .base import Reporter
-from .console import ConsoleReporter, format_plan
-from .registry import register_reporter, registered_reporters
+from ._base import Reporter
+from ._console import ConsoleReporter, format_plan
+from ._registry import register_reporter, registered_reporters
 
 # Imported when first used: a run that writes no report, summary or diagram does not load them.
 __getattr__ = lazy_attributes(
     __name__,
     {
-        "GRAPH_FORMATS": ".diagrams",
-        "render_graph": ".diagrams",
-        "to_dot": ".diagrams",
-        "to_html": ".diagrams",
-        "to_mermaid": ".diagrams",
-        "HtmlRunReport": ".html_report",
-        "render_run_report": ".html_report",
-        "JsonRunSummary": ".json_summary",
-        "ProgressReporter": ".progress",
+        "GRAPH_FORMATS": "._diagrams",
+        "render_graph": "._diagrams",
+        "to_dot": "._diagrams",
+        "to_html": "._diagrams",
+        "to_mermaid": "._diagrams",
+        "HtmlRunReport": "._html_report",
+        "render_run_report": "._html_report",
+        "JsonRunSummary": "._json_summary",
+        "ProgressReporter": "._progress",
     },
 )
 

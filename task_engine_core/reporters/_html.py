@@ -10,7 +10,7 @@ import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from ..task import TaskState
+from .._task import TaskState
 
 __all__ = ["esc", "page", "dag_svg", "gantt_svg", "STATE_COLOURS", "layer_of"]
 

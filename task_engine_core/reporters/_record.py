@@ -10,10 +10,10 @@ from typing import Any
 from .._dataflow import output_text
 from .._secrets import error_text
 from ..events import AttemptFailed, RetryScheduled, RunFinished, RunStarted, WaitFinished
-from ..graph import critical_path_lengths, downstream_map
-from ..result import RunResult, TaskResult
+from .._graph import critical_path_lengths, downstream_map
+from .._result import RunResult, TaskResult
 from ._output import Redactor
-from .base import Reporter
+from ._base import Reporter
 
 __all__ = ["RunRecorder", "TaskHistory", "critical_path", "summary_dict", "plan_tasks", "shown_output"]
 

@@ -14,7 +14,7 @@ from ._registry import (
 )
 
 # Imported when first used: a run without tracing does not load the listener.
-__getattr__ = lazy_attributes(__name__, {"TracingListener": ".listener"})
+__getattr__ = lazy_attributes(__name__, {"TracingListener": "._listener"})
 
 __all__ = [
     "TracingListener",

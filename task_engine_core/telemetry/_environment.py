@@ -93,7 +93,7 @@ def tracing_from_environment(
             logging.getLogger("task_engine").warning("OTEL_TRACES_EXPORTER is set but tracing is off: %s", missing)
             return None
     require_otel("Tracing (--trace FILE)")
-    from .listener import TracingListener
+    from ._listener import TracingListener
 
     span_exporters = _from_names("traces", trace_names, environ)
     log_exporters = [] if disabled else _from_names("logs", _names(environ, "OTEL_LOGS_EXPORTER"), environ)

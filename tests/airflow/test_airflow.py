@@ -485,7 +485,7 @@ def test_priority_weights_honour_task_engine_stats_path_and_off(
 
 def test_recorded_durations_become_priority_weights(tmp_path: Path) -> None:
     from task_engine_core import PipelineExecutor
-    from task_engine_core.stats import StatsStore
+    from task_engine_core._stats import StatsStore
 
     pipeline = Pipeline("weighted")
     # Registration order says short_first, long_branch; recorded durations say the opposite.
@@ -640,7 +640,7 @@ def test_importing_the_adapter_registers_no_hydrator_and_building_a_dag_does() -
 
     code = (
         "from task_engine_core import Pipeline\n"
-        "from task_engine_core.context import registered_hydrators\n"
+        "from task_engine_core._context import registered_hydrators\n"
         "import task_engine.airflow as adapter\n"
         "print(sorted(dict(registered_hydrators())))\n"
         "pipeline = Pipeline('p')\n"

@@ -11,7 +11,7 @@ from airflow_harness import free_port
 
 from task_engine.airflow import to_airflow_dag
 from task_engine_core import Pipeline, PipelineExecutor
-from task_engine_core.stats import StatsWarning, open_stats_store
+from task_engine_core._stats import StatsWarning, open_stats_store
 from tests._services import PostgresServer
 
 pytest.importorskip("psycopg", reason="psycopg is not installed in .venvs/airflow (tests/airflow/requirements.txt)")

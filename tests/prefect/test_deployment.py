@@ -19,7 +19,7 @@ from prefect.runner import Runner
 from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessWorker
 
-from task_engine_core.stats import StatsStore
+from task_engine_core._stats import StatsStore
 
 SEED_RUN_1 = {  # TASK_ENGINE_EXAMPLE_SEED=7: Task1 answers 500 then 200 (the seed README's Run 1)
     "BaseTask": ("Completed", 1),

@@ -362,7 +362,7 @@ def test_a_missing_variable_names_the_variable_the_key_and_the_fix() -> None:
 def test_hydrators_are_registered_when_a_flow_is_built_not_at_import() -> None:
     code = textwrap.dedent(
         """
-        from task_engine_core.context import registered_hydrators
+        from task_engine_core._context import registered_hydrators
         import task_engine.prefect as p
         from task_engine_core import Pipeline
         before = sorted(name for name, _ in registered_hydrators() if name.startswith("prefect"))
@@ -416,7 +416,7 @@ def test_flow_serve_runs_a_deployment_against_the_server(tmp_path: Path, task_ru
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from task_engine.prefect import to_prefect_flow
-        from task_engine_core.loader import load_pipeline
+        from task_engine_core._loader import load_pipeline
 
         jobs_flow = to_prefect_flow(load_pipeline("examples.jobs"), name="jobs")
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import ResumeError, UnknownRunError, closest_names
-from .stats import StatsStore
-from .task import TaskState
+from ._stats import StatsStore
+from ._task import TaskState
 
 __all__ = ["ResumePoint", "find_resume_point", "find_recorded_run"]
 

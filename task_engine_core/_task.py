@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
-    from .attempt import HandlerDecision
+    from ._attempt import HandlerDecision
 
 from ._dataflow import NO_INPUTS, call_with_inputs, parameter_plan
 

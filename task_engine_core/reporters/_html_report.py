@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._secrets import error_text
-from ..result import RunResult, TaskResult
-from ..task import TaskState
+from .._result import RunResult, TaskResult
+from .._task import TaskState
 from . import _html
 from ._html import esc
 from ._output import Redactor, check_writable, redactor, write_file

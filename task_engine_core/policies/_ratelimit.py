@@ -396,7 +396,7 @@ def rate_limit(
 
     def decorate(target: F) -> F:
         from ._store import attach, stored_settings
-        from .retry import _check_target
+        from ._retry import _check_target
 
         _check_target("rate_limit", target)
         keys = tuple(stored_settings(target).get("rate_limit_keys", ()))

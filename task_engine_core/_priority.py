@@ -2,7 +2,7 @@
 
 The executor keeps ready tasks in a heap keyed by `priority_keys`; the smallest key starts first,
 so the heap acts as a max-heap on (explicit priority, critical path). Expected durations come
-from recorded statistics (see `task_engine_core.stats`); without them every critical path is 0
+from recorded statistics (see `task_engine_core._stats`); without them every critical path is 0
 and ready tasks start in registration order, exactly as on a first run.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from .graph import ReadyQueue, critical_path_lengths
-from .pipeline import ValidatedPipeline
+from ._graph import ReadyQueue, critical_path_lengths
+from ._pipeline import ValidatedPipeline
 
 __all__ = [
     "PriorityKey",

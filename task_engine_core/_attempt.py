@@ -20,7 +20,7 @@ from .events import Event, EventBus, WaitFinished, WaitStarted
 
 if TYPE_CHECKING:
     from .policies import TaskPolicies
-    from .task import Task
+    from ._task import Task
 
 __all__ = ["AttemptState", "HandlerDecision"]
 

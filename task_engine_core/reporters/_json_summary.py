@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..result import RunResult
+from .._result import RunResult
 from ._output import Redactor, check_writable, redactor, write_file
 from ._record import RunRecorder, summary_dict
 

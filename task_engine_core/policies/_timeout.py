@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._numbers import check_number
-from .retry import _check_target
+from ._retry import _check_target
 
 __all__ = ["timeout"]
 

@@ -4,7 +4,7 @@ One scheduling loop serves both: with one worker it runs in the calling thread, 
 worker thread runs it over a shared ready heap. Either way a task starts only after all its
 upstreams succeeded or were skipped, each task starts once, and no task starts after a
 non-skippable failure unless `keep_going` is set. Ready tasks leave the heap by priority (see
-`task_engine_core.priority`); statistics are written by a listener (see `task_engine_core.stats`).
+`task_engine_core._priority`); statistics are written by a listener (see `task_engine_core._stats`).
 """
 
 from __future__ import annotations
@@ -25,20 +25,20 @@ from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailabl
 from ._lifecycle import TaskLifecycle, may_start
 from ._mapping import FanOut, items_of, ordered_results
 from .backend import default_listeners, resolve_stats_store, settle_trace_id
-from .context import TaskContext, build_context
+from ._context import TaskContext, build_context
 from .errors import InvalidArgumentError, MapOverError, RunInterrupted
 from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
-from .graph import downstream_map
-from .loader import loading_target
-from .pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
+from ._graph import downstream_map
+from ._loader import loading_target
+from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
 from .policies import TaskPolicies
-from .policies.ratelimit import apply_context_rate_limits, check_rate_limit_keys
-from .priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
-from .result import RunResult, TaskResult
-from .resume import ResumePoint, find_resume_point
-from .selection import SelectOptions, check_select_options
-from .stats import StatsStore
-from .task import TaskState
+from .policies._ratelimit import apply_context_rate_limits, check_rate_limit_keys
+from ._priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
+from ._result import RunResult, TaskResult
+from ._resume import ResumePoint, find_resume_point
+from ._selection import SelectOptions, check_select_options
+from ._stats import StatsStore
+from ._task import TaskState
 
 __all__ = ["PipelineExecutor", "RunPlan"]
 

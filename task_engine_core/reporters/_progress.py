@@ -11,9 +11,9 @@ from typing import TextIO
 
 from .._secrets import error_text, mask_text
 from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
-from ..result import RunResult
-from ..task import TaskState
-from .base import WAIT_LINE_THRESHOLD, Reporter
+from .._result import RunResult
+from .._task import TaskState
+from ._base import WAIT_LINE_THRESHOLD, Reporter
 
 __all__ = ["ProgressReporter", "describe_wait", "format_seconds", "format_run_totals"]
 

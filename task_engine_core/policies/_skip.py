@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from .retry import _check_target
+from ._retry import _check_target
 
 __all__ = ["skippable"]
 

@@ -36,13 +36,13 @@ from ._secrets import error_text, mask_text
 from ._streams import prefix_task_output, protect_stdout
 from ._version import __version__
 from .backend import BACKENDS
-from .context import build_context
+from ._context import build_context
 from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
-from .executor import PipelineExecutor, exit_code_for_signal
-from .loader import load_pipeline
-from .pipeline import Pipeline
-from .policies.resource import ResourceGuard
-from .stats import (
+from ._executor import PipelineExecutor, exit_code_for_signal
+from ._loader import load_pipeline
+from ._pipeline import Pipeline
+from .policies._resource import ResourceGuard
+from ._stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
     STATS_ENVIRONMENT_VARIABLE,
@@ -312,7 +312,7 @@ def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
     # Which tasks then did not run: the last line of every failed or interrupted run (--progress
     # prints the same line itself).
     if executor.result is not None and not getattr(args, "progress", False):
-        from .reporters.progress import format_run_totals
+        from .reporters._progress import format_run_totals
 
         print(format_run_totals(executor.result), file=sys.stderr)
 

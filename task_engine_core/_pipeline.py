@@ -19,10 +19,10 @@ from .errors import (
     UnknownDependencyError,
     closest_names,
 )
-from .graph import topological_order
+from ._graph import topological_order
 from .policies import TaskPolicies, resolve_policies
-from .selection import check_select_options, describe_selection, normalise_tags, resolve_selection
-from .task import FunctionTask, Task
+from ._selection import check_select_options, describe_selection, normalise_tags, resolve_selection
+from ._task import FunctionTask, Task
 
 __all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
 

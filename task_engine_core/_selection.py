@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from typing import TypedDict
 
 from .errors import EmptySelectionError, InvalidArgumentError, UnknownSelectionError, closest_names
-from .graph import downstream_map
+from ._graph import downstream_map
 
 __all__ = [
     "BACKEND_OPTIONS",

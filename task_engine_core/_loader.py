@@ -15,7 +15,7 @@ from types import ModuleType
 
 from ._secrets import error_text
 from .errors import TargetError
-from .pipeline import Pipeline
+from ._pipeline import Pipeline
 
 __all__ = ["load_pipeline", "loading_target"]
 

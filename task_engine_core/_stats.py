@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 from ._secrets import mask_text
 from ._text import encodable
 from .events import Event, RunFinished, RunStarted, TaskFinished
-from .result import RunResult, TaskResult
-from .task import TaskState
+from ._result import RunResult, TaskResult
+from ._task import TaskState
 
 __all__ = [
     "DEFAULT_STATS_DIRECTORY",

@@ -8,8 +8,8 @@ from typing import TextIO
 from .._secrets import error_text
 from .._text import stream_encodable
 from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
-from ..task import TaskState
-from .base import WAIT_LINE_THRESHOLD, Reporter
+from .._task import TaskState
+from ._base import WAIT_LINE_THRESHOLD, Reporter
 
 __all__ = ["ConsoleReporter", "format_plan"]
 

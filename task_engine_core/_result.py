@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .task import TaskState
+from ._task import TaskState
 
 __all__ = ["TaskResult", "RunResult"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import _streams
 from ._runnable import close_thread_loop, is_awaitable, run_awaitable
-from .attempt import AttemptState, HandlerDecision
+from ._attempt import AttemptState, HandlerDecision
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted
 

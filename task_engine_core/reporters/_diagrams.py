@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..pipeline import Pipeline, ValidatedPipeline
+from .._pipeline import Pipeline, ValidatedPipeline
 
 __all__ = ["DagView", "dag_view", "to_dot", "to_mermaid", "to_html", "render_graph", "GRAPH_FORMATS"]
 

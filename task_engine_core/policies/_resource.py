@@ -83,7 +83,7 @@ class ResourceGuard:
 
 
 def _takes_context(function: Callable[..., Any]) -> bool:
-    from ..task import _accepts_keyword
+    from .._task import _accepts_keyword
 
     return _accepts_keyword(function, "context")
 
@@ -126,7 +126,7 @@ def wait_for_resource(
 
     def decorate(target: F) -> F:
         from ._store import attach
-        from .retry import _check_target
+        from ._retry import _check_target
 
         _check_target("wait_for_resource", target)
         if check is None and isinstance(target, type) and not callable(getattr(target, HOOK_METHOD, None)):

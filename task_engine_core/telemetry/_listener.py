@@ -26,8 +26,8 @@ from ..events import (
     WaitFinished,
     WaitStarted,
 )
-from ..reporters.base import Reporter
-from ..task import TaskState
+from ..reporters._base import Reporter
+from .._task import TaskState
 from ._otel import require_otel
 from ._registry import registered_log_exporters, registered_span_exporters
 
