@@ -7,7 +7,7 @@ import os
 import sys
 
 from task_engine_core import PipelineExecutor
-from task_engine_core._loader import load_pipeline
+from task_engine_core.backend import load_pipeline
 
 
 def main(argv: list[str] | None = None) -> None:

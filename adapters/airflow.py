@@ -30,32 +30,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from task_engine_core import (
-    ContextError,
-    EventBus,
-    HydrationError,
-    MapOverError,
-    MissingExtraError,
-    OutputTransferError,
-    Pipeline,
-    Secret,
-    StatsStore,
-    TaskEngineError,
-    TaskState,
-    default_pipeline,
-    hydrate,
-    mask_secrets,
-    register_hydrator,
-)
+from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_secrets, register_hydrator
 from task_engine_core.backend import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
     AttemptOutcome,
+    EventBus,
     GroupPlan,
     Hydrated,
     HydrationRequest,
     OutcomeKind,
+    StatsStore,
     TaskDefinition,
     TaskInputs,
     TaskLifecycle,
@@ -64,11 +50,13 @@ from task_engine_core.backend import (
     ValidatedPipeline,
     attempt_state,
     check_inputs_available,
+    collecting_pipeline,
     configured_tracing,
     deep_merge,
     default_listeners,
     error_text,
     group_pipeline,
+    hydrate,
     instance_name,
     items_of,
     may_start,
@@ -81,6 +69,7 @@ from task_engine_core.backend import (
     unavailable_output,
     worst_state,
 )
+from task_engine_core.errors import ContextError, HydrationError, MapOverError, MissingExtraError, OutputTransferError
 
 #: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
 DAG_PARSE_STATS_TIMEOUT = 2.0
@@ -399,7 +388,7 @@ def to_airflow_dag(
     task (`expand`), one Airflow task instance per item. Inside a group outputs pass in memory;
     a mapped task and the task it maps over are in the same group or in none.
     """
-    pipeline = pipeline if pipeline is not None else default_pipeline()
+    pipeline = pipeline if pipeline is not None else collecting_pipeline()
     validated = pipeline.validate()
     plan = plan_groups(validated, groups)
     dag_id = dag_id or pipeline.name

@@ -19,8 +19,9 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from task_engine_core import MissingExtraError, TaskEngineError
+from task_engine_core import TaskEngineError
 from task_engine_core.backend import error_text, load_pipeline
+from task_engine_core.errors import MissingExtraError
 
 from .airflow import AirflowAdapterError, to_airflow_dag
 

@@ -33,36 +33,26 @@ from functools import partial
 from typing import Any, TextIO, cast
 from uuid import UUID
 
-from task_engine_core import (
-    ConsoleReporter,
-    InvalidArgumentError,
-    MissingExtraError,
-    Pipeline,
-    PipelineExecutor,
-    RunResult,
-    SkipTask,
-    StatsStore,
-    TaskContext,
-    TaskEngineError,
-    TaskState,
-    default_pipeline,
-)
+from task_engine_core import Pipeline, PipelineExecutor, RunResult, SkipTask, TaskContext, TaskEngineError, TaskState
 from task_engine_core import Task as EngineTask
 from task_engine_core.backend import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     AttemptOutcome,
     AttemptState,
+    ConsoleReporter,
     GroupPlan,
     Hydrated,
     HydrationRequest,
     Listener,
     OutcomeKind,
     Secret,
+    StatsStore,
     TaskLifecycle,
     TaskResult,
     ValidatedPipeline,
     build_context,
+    collecting_pipeline,
     deep_merge,
     error_text,
     group_pipeline,
@@ -76,6 +66,7 @@ from task_engine_core.backend import (
     validated_pipeline,
     worst_state,
 )
+from task_engine_core.errors import InvalidArgumentError, MissingExtraError
 
 try:
     from prefect import Flow, Task, flow, get_run_logger, task
@@ -181,7 +172,7 @@ def to_prefect_flow(
     sends the engine's lines and the tasks' prints to Prefect's run logs instead of standard
     output; `persist_outputs=True` persists every task's output with Prefect's result persistence.
     """
-    chosen = pipeline if pipeline is not None else default_pipeline()
+    chosen = pipeline if pipeline is not None else collecting_pipeline()
     validated = validated_pipeline(chosen)
     plan = plan_groups(validated, groups)
     flow_name = name or validated.name

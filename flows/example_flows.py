@@ -17,7 +17,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from task_engine.prefect import to_prefect_flow  # noqa: E402
-from task_engine_core._loader import load_pipeline  # noqa: E402
+from task_engine_core.backend import load_pipeline  # noqa: E402
 
 #: The seed's `tasks` example: BaseTask -> Task1 -> AlwaysFailsTask -> Task2.
 tasks_flow = to_prefect_flow(load_pipeline("examples.tasks"), name="tasks")

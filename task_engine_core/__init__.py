@@ -1,51 +1,17 @@
 """Task Engine core: define a pipeline of tasks in plain Python and run it.
 
+This facade is the supported API: what DESIGN.md fixes plus what the README teaches. The public
+subpackages and modules add their own: `errors` (every exception and warning), `events` (what
+listeners hear), `reporters`, `telemetry`, `http` (tasks over `requests`) and `backend` (the seam
+a backend uses). Every other module is private and may change without notice.
 Importing this package loads the standard library only.
 """
 
-from ._secrets import Secret, mask_secrets
-from ._version import __version__
 from ._attempt import AttemptState, HandlerDecision
-from ._context import Hydrated, HydrationRequest, TaskContext, hydrate, register_hydrator
-from .errors import (
-    ContextError,
-    ContextFileError,
-    ContextKeyError,
-    CycleError,
-    DefinitionError,
-    DuplicateTaskError,
-    EmptyPipelineError,
-    EmptySelectionError,
-    HydrationError,
-    InputParameterError,
-    InputUnavailableError,
-    InvalidArgumentError,
-    MapOverError,
-    MissingExtraError,
-    NotATaskError,
-    OutputPathError,
-    OutputTransferError,
-    RateLimitError,
-    RateLimitStoreError,
-    RateLimitTimeoutError,
-    ResourceTimeoutError,
-    ResumeError,
-    RunHistoryError,
-    RunInterrupted,
-    SkipTask,
-    TargetError,
-    TaskEngineError,
-    TaskTimeoutError,
-    UnknownDependencyError,
-    UnknownInputError,
-    UnknownRateLimitKeyError,
-    UnknownRunError,
-    UnknownSelectionError,
-)
-from .events import EventBus
-from ._executor import PipelineExecutor, RunPlan
-from ._pipeline import Pipeline, default_pipeline, register
-from .policies import (
+from ._context import TaskContext, load_context_file, register_hydrator
+from ._executor import PipelineExecutor
+from ._pipeline import Pipeline, register
+from ._policies import (
     Backoff,
     RateLimit,
     RateLimiter,
@@ -58,74 +24,31 @@ from .policies import (
     timeout,
     wait_for_resource,
 )
-from .reporters import ConsoleReporter, Reporter, register_reporter
 from ._result import RunResult, TaskResult
-from ._selection import SelectOptions
-from ._stats import RecordedRun, RecordedTask, StatsStore, StatsWarning
-from ._task import FunctionTask, Task, TaskState
+from ._secrets import Secret, mask_secrets
+from ._task import Task, TaskState
+from ._version import __version__
+from .errors import SkipTask, TaskEngineError
+from .reporters import register_reporter
 
 __all__ = [
     "AttemptState",
-    "__version__",
     "Backoff",
-    "ConsoleReporter",
-    "ContextError",
-    "ContextFileError",
-    "ContextKeyError",
-    "CycleError",
-    "DefinitionError",
-    "DuplicateTaskError",
-    "EmptyPipelineError",
-    "EmptySelectionError",
-    "EventBus",
-    "FunctionTask",
     "HandlerDecision",
-    "Hydrated",
-    "HydrationError",
-    "HydrationRequest",
-    "InputParameterError",
-    "InputUnavailableError",
-    "InvalidArgumentError",
-    "MapOverError",
-    "MissingExtraError",
-    "NotATaskError",
-    "OutputPathError",
-    "OutputTransferError",
     "Pipeline",
     "PipelineExecutor",
     "RateLimit",
-    "RateLimitError",
-    "RateLimitStoreError",
-    "RateLimitTimeoutError",
     "RateLimiter",
-    "RecordedRun",
-    "RecordedTask",
-    "Reporter",
-    "ResourceTimeoutError",
-    "ResumeError",
-    "RunHistoryError",
-    "RunInterrupted",
-    "RunPlan",
     "RunResult",
     "Secret",
-    "SelectOptions",
     "SkipTask",
-    "StatsStore",
-    "StatsWarning",
-    "TargetError",
     "Task",
     "TaskContext",
     "TaskEngineError",
-    "TaskTimeoutError",
     "TaskResult",
     "TaskState",
-    "UnknownDependencyError",
-    "UnknownInputError",
-    "UnknownRateLimitKeyError",
-    "UnknownRunError",
-    "UnknownSelectionError",
-    "default_pipeline",
-    "hydrate",
+    "__version__",
+    "load_context_file",
     "mask_secrets",
     "rate_limit",
     "rate_limited",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .events import Event, EventBus, WaitFinished, WaitStarted
 
 if TYPE_CHECKING:
-    from .policies import TaskPolicies
+    from ._policies import TaskPolicies
     from ._task import Task
 
 __all__ = ["AttemptState", "HandlerDecision"]

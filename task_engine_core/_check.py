@@ -24,13 +24,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, is_dataclass
 from typing import Any
 
-from .backend import BACKENDS
-from .errors import InvalidArgumentError
 from ._graph import downstream_map
 from ._pipeline import TaskDefinition, ValidatedPipeline
-from .policies._bucket_stores import RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE as RATE_LIMIT_STORE_VARIABLE
-from .policies._ratelimit import default_rate_limiter
-from .policies._resource import ResourceGuard
+from ._policies._bucket_stores import RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE as RATE_LIMIT_STORE_VARIABLE
+from ._policies._ratelimit import default_rate_limiter
+from ._policies._resource import ResourceGuard
+from .backend import BACKENDS
+from .errors import InvalidArgumentError
 
 __all__ = [
     "BACKENDS",

@@ -32,16 +32,12 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
-from ._secrets import error_text, mask_text
-from ._streams import prefix_task_output, protect_stdout
-from ._version import __version__
-from .backend import BACKENDS
 from ._context import build_context
-from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
 from ._executor import PipelineExecutor, exit_code_for_signal
 from ._loader import load_pipeline
 from ._pipeline import Pipeline
-from .policies._resource import ResourceGuard
+from ._policies._resource import ResourceGuard
+from ._secrets import error_text, mask_text
 from ._stats import (
     DEFAULT_STATS_DIRECTORY,
     DEFAULT_STATS_FILE,
@@ -50,6 +46,10 @@ from ._stats import (
     TaskSummary,
     open_stats_store,
 )
+from ._streams import prefix_task_output, protect_stdout
+from ._version import __version__
+from .backend import BACKENDS
+from .errors import InvalidArgumentError, RunInterrupted, TaskEngineError
 
 __all__ = ["main", "build_parser", "format_summaries"]
 

@@ -11,8 +11,8 @@ import sys
 import warnings
 from typing import Any
 
-from .events import Listener
 from ._pipeline import Pipeline
+from .events import Listener
 from .reporters import ConsoleReporter, check_writable
 
 __all__ = [

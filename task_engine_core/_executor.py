@@ -21,24 +21,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
-from ._lifecycle import TaskLifecycle, may_start
-from ._mapping import FanOut, items_of, ordered_results
-from .backend import default_listeners, resolve_stats_store, settle_trace_id
 from ._context import TaskContext, build_context
-from .errors import InvalidArgumentError, MapOverError, RunInterrupted
-from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
+from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
 from ._graph import downstream_map
+from ._lifecycle import TaskLifecycle, may_start
 from ._loader import loading_target
-from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
-from .policies import TaskPolicies
-from .policies._ratelimit import apply_context_rate_limits, check_rate_limit_keys
+from ._mapping import FanOut, items_of, ordered_results
+from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, collecting_pipeline
+from ._policies import TaskPolicies
+from ._policies._ratelimit import apply_context_rate_limits, check_rate_limit_keys
 from ._priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
 from ._result import RunResult, TaskResult
 from ._resume import ResumePoint, find_resume_point
 from ._selection import SelectOptions, check_select_options
 from ._stats import StatsStore
 from ._task import TaskState
+from .backend import default_listeners, resolve_stats_store, settle_trace_id
+from .errors import InvalidArgumentError, MapOverError, RunInterrupted
+from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
 
 __all__ = ["PipelineExecutor", "RunPlan"]
 
@@ -141,7 +141,7 @@ class PipelineExecutor:
     # -- public ---------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Validate, run every task it may, and return the result; re-raise a task's failure."""
-        pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        pipeline = self.pipeline if self.pipeline is not None else collecting_pipeline()
         loading = loading_target()
         if loading is not None:
             # The module is being imported by the CLI (or a DAG / flow entry), which runs the
@@ -213,7 +213,7 @@ class PipelineExecutor:
             self.stats_store = store
 
     def _prepare(self) -> tuple[RunPlan, dict[str, PriorityKey]]:
-        pipeline = self.pipeline if self.pipeline is not None else default_pipeline()
+        pipeline = self.pipeline if self.pipeline is not None else collecting_pipeline()
         if self.select:
             pipeline = pipeline.select(**self.select)  # type: ignore[arg-type]  # check_select_options checked the keywords
         validated = pipeline.validate()

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CycleError, DefinitionError, closest_names
-from .events import Listener
 from ._graph import downstream_map, topological_order
 from ._pipeline import Pipeline, ValidatedPipeline
 from ._result import RunResult
+from .errors import CycleError, DefinitionError, closest_names
+from .events import Listener
 
 __all__ = ["GroupError", "GroupPlan", "group_pipeline", "plan_groups", "run_group", "worst_state"]
 

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ._attempt import AttemptState
-from .events import EventBus, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from ._result import TaskResult
 from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
 from ._task import TaskState
+from .events import EventBus, RetryScheduled, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 
 if TYPE_CHECKING:
     from ._pipeline import TaskDefinition
-    from .policies import TaskPolicies
+    from ._policies import TaskPolicies
 
 __all__ = ["TaskLifecycle", "may_start"]
 

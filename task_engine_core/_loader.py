@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
+from ._pipeline import Pipeline
 from ._secrets import error_text
 from .errors import TargetError
-from ._pipeline import Pipeline
 
 __all__ = ["load_pipeline", "loading_target"]
 

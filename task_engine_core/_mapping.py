@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from ._dataflow import TaskInputs
-from .errors import MapOverError
 from ._result import TaskResult
 from ._task import TaskState
+from .errors import MapOverError
 
 __all__ = ["FanOut", "instance_name", "items_of", "roll_up_state", "ordered_results"]
 

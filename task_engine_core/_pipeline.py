@@ -9,7 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast, overload
 
 from ._dataflow import check_parameters
+from ._graph import topological_order
+from ._policies import TaskPolicies, resolve_policies
 from ._runnable import check_runnable
+from ._selection import check_select_options, describe_selection, normalise_tags, resolve_selection
+from ._task import FunctionTask, Task
 from .errors import (
     DuplicateTaskError,
     EmptyPipelineError,
@@ -19,12 +23,8 @@ from .errors import (
     UnknownDependencyError,
     closest_names,
 )
-from ._graph import topological_order
-from .policies import TaskPolicies, resolve_policies
-from ._selection import check_select_options, describe_selection, normalise_tags, resolve_selection
-from ._task import FunctionTask, Task
 
-__all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "default_pipeline"]
+__all__ = ["Pipeline", "TaskDefinition", "ValidatedPipeline", "register", "collecting_pipeline"]
 
 T = TypeVar("T", bound=Callable[..., Any] | type)
 DependencyRef = str | type | Callable[..., Any]
@@ -378,7 +378,7 @@ _ACTIVE: list[Pipeline] = []
 _ACTIVE_LOCK = threading.Lock()
 
 
-def default_pipeline() -> Pipeline:
+def collecting_pipeline() -> Pipeline:
     """The pipeline bare `register` uses now: the process-wide default unless one is collecting."""
     return _ACTIVE[-1] if _ACTIVE else _DEFAULT
 
@@ -399,4 +399,4 @@ def register(
 
 def register(target: Any = None, **options: Any) -> Any:
     """Register a task in the default pipeline: `@register`, `@register()`, `@register(depends_on=X)`."""
-    return default_pipeline().register(target, **options)
+    return collecting_pipeline().register(target, **options)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import ResumeError, UnknownRunError, closest_names
 from ._stats import StatsStore
 from ._task import TaskState
+from .errors import ResumeError, UnknownRunError, closest_names
 
 __all__ = ["ResumePoint", "find_resume_point", "find_recorded_run"]
 

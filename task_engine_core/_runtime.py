@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _streams
-from ._runnable import close_thread_loop, is_awaitable, run_awaitable
 from ._attempt import AttemptState, HandlerDecision
+from ._runnable import close_thread_loop, is_awaitable, run_awaitable
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted
 

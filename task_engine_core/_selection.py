@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import TypedDict
 
-from .errors import EmptySelectionError, InvalidArgumentError, UnknownSelectionError, closest_names
 from ._graph import downstream_map
+from .errors import EmptySelectionError, InvalidArgumentError, UnknownSelectionError, closest_names
 
 __all__ = [
     "BACKEND_OPTIONS",

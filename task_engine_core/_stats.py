@@ -29,11 +29,12 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._secrets import mask_text
-from ._text import encodable
-from .events import Event, RunFinished, RunStarted, TaskFinished
 from ._result import RunResult, TaskResult
+from ._secrets import mask_text
 from ._task import TaskState
+from ._text import encodable
+from .errors import StatsWarning
+from .events import Event, RunFinished, RunStarted, TaskFinished
 
 __all__ = [
     "DEFAULT_STATS_DIRECTORY",
@@ -164,10 +165,6 @@ _BROKEN = {
 }
 
 T = TypeVar("T")
-
-
-class StatsWarning(UserWarning):
-    """Statistics could not be read or written; the run itself is unaffected."""
 
 
 class _NotOurs(Exception):

@@ -48,11 +48,6 @@ import os
 import secrets
 from collections.abc import Iterable
 
-from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
-from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
-from ._lifecycle import TaskLifecycle, may_start
-from ._mapping import instance_name, items_of
-from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
 from ._attempt import AttemptState, HandlerDecision
 from ._context import (
     DEFAULT_ORDER,
@@ -66,6 +61,19 @@ from ._context import (
     register_hydrator,
     registered_hydrators,
 )
+from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
+from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
+from ._lifecycle import TaskLifecycle, may_start
+from ._loader import load_pipeline
+from ._mapping import instance_name, items_of
+from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, collecting_pipeline
+from ._policies import TaskPolicies
+from ._priority import PriorityKey, priority_keys
+from ._result import RunResult, TaskResult
+from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
+from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
+from ._selection import SelectOptions, parse_backend_options
+from ._stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 from .events import (
     AttemptFailed,
     AttemptStarted,
@@ -80,16 +88,8 @@ from .events import (
     WaitFinished,
     WaitStarted,
 )
-from ._loader import load_pipeline
-from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, default_pipeline
-from .policies import TaskPolicies
-from ._priority import PriorityKey, priority_keys
 from .reporters import ConsoleReporter
 from .reporters._registry import registered_reporters
-from ._result import RunResult, TaskResult
-from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
-from ._selection import SelectOptions, parse_backend_options
-from ._stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 
 __all__ = [
     "AttemptFailed",
@@ -99,6 +99,7 @@ __all__ = [
     "DEFAULT_ORDER",
     "ENVIRONMENT_ORDER",
     "Event",
+    "ConsoleReporter",
     "EventBus",
     "GroupError",
     "GroupPlan",
@@ -138,6 +139,7 @@ __all__ = [
     "default_listeners",
     "error_text",
     "group_pipeline",
+    "collecting_pipeline",
     "hydrate",
     "load_pipeline",
     "instance_name",
@@ -168,7 +170,7 @@ BACKENDS = ("standalone", "airflow", "prefect")
 
 def validated_pipeline(pipeline: Pipeline | None = None) -> ValidatedPipeline:
     """`pipeline` (None: the default registry) validated; raises the definition errors a user can fix."""
-    return (pipeline if pipeline is not None else default_pipeline()).validate()
+    return (pipeline if pipeline is not None else collecting_pipeline()).validate()
 
 
 def attempt_state(lifecycle: TaskLifecycle) -> AttemptState:

@@ -4,6 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+__all__ = [
+    "ContextError",
+    "ContextFileError",
+    "ContextKeyError",
+    "CycleError",
+    "DefinitionError",
+    "DuplicateTaskError",
+    "EmptyPipelineError",
+    "EmptySelectionError",
+    "HttpConnectionError",
+    "HttpError",
+    "HttpStatusError",
+    "HttpTimeoutError",
+    "HydrationError",
+    "InputParameterError",
+    "InputUnavailableError",
+    "InvalidArgumentError",
+    "MapOverError",
+    "MissingExtraError",
+    "NotATaskError",
+    "OutputPathError",
+    "OutputTransferError",
+    "RateLimitError",
+    "RateLimitStoreError",
+    "RateLimitTimeoutError",
+    "ResourceTimeoutError",
+    "ResumeError",
+    "RunHistoryError",
+    "RunInterrupted",
+    "SkipTask",
+    "StatsWarning",
+    "TargetError",
+    "TaskEngineError",
+    "TaskTimeoutError",
+    "UnknownDependencyError",
+    "UnknownInputError",
+    "UnknownRateLimitKeyError",
+    "UnknownRunError",
+    "UnknownSelectionError",
+]
+
 
 class TaskEngineError(Exception):
     """Base class of every error Task Engine raises on purpose."""
@@ -411,3 +452,7 @@ class OutputTransferError(TaskEngineError, TypeError):
     def __init__(self, task: str, value: object, backend: str, problem: str) -> None:
         self.task = task
         super().__init__(f"task {task!r} returned a {type(value).__name__} that {backend} cannot carry: {problem}")
+
+
+class StatsWarning(UserWarning):
+    """Statistics could not be read or written; the run itself is unaffected."""

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from ._secrets import SENSITIVE_WORDS, mask_text
 from ._attempt import AttemptState, HandlerDecision
+from ._policies import Backoff, RetryPolicy, attach, stored_settings
+from ._secrets import SENSITIVE_WORDS, mask_text
+from ._task import Task
 from .errors import (
     HttpConnectionError,
     HttpStatusError,
@@ -32,8 +34,6 @@ from .errors import (
     InvalidArgumentError,
     MissingExtraError,
 )
-from .policies import Backoff, RetryPolicy, attach, stored_settings
-from ._task import Task
 
 __all__ = [
     "NO_RETRY",
@@ -390,7 +390,7 @@ def _session_class() -> type:
             if not limits:
                 yield
                 return
-            from .policies._ratelimit import rate_limited
+            from ._policies._ratelimit import rate_limited
 
             with ExitStack() as stack:
                 for key, tokens, timeout, limiter in limits:
@@ -430,7 +430,7 @@ def _session_class() -> type:
 
 def _rate_limit_guards(guards: tuple[Any, ...]) -> list[Any]:
     try:
-        from .policies._ratelimit import RateLimitGuard
+        from ._policies._ratelimit import RateLimitGuard
     except ImportError:  # the rate limiter is not part of this build
         return []
     return [guard for guard in guards if isinstance(guard, RateLimitGuard)]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from task_engine_core import MissingExtraError
+from task_engine_core.errors import MissingExtraError
 
 
 def test_importing_the_adapter_without_airflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from task_engine_core import MissingExtraError, TaskEngineError
+from task_engine_core import TaskEngineError
+from task_engine_core.errors import MissingExtraError
 
 
 def test_importing_the_adapter_without_prefect_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from task_engine_core import ConsoleReporter, Pipeline, PipelineExecutor, Task, retries, skippable
-from task_engine_core.reporters import format_plan
+from task_engine_core import Pipeline, PipelineExecutor, Task, retries, skippable
+from task_engine_core.reporters import ConsoleReporter, format_plan
 
 
 def test_seed_lines_and_plan(capsys):

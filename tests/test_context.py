@@ -14,11 +14,6 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import (
-    ConsoleReporter,
-    ContextFileError,
-    ContextKeyError,
-    Hydrated,
-    HydrationError,
     Pipeline,
     PipelineExecutor,
     RateLimit,
@@ -26,13 +21,14 @@ from task_engine_core import (
     Task,
     TaskContext,
     TaskState,
-    hydrate,
     mask_secrets,
     register_hydrator,
     skippable,
 )
-from task_engine_core._context import registered_hydrators, reset_hydrators, unregister_hydrator
-from task_engine_core.policies import default_rate_limiter
+from task_engine_core._context import Hydrated, hydrate, registered_hydrators, reset_hydrators, unregister_hydrator
+from task_engine_core._policies import default_rate_limiter
+from task_engine_core.errors import ContextFileError, ContextKeyError, HydrationError
+from task_engine_core.reporters import ConsoleReporter
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from task_engine_core import (
-    DefinitionError,
-    Pipeline,
-    PipelineExecutor,
-    Secret,
-    Task,
-    TaskEngineError,
-    TaskState,
-    skippable,
-    timeout,
-)
+from task_engine_core import Pipeline, PipelineExecutor, Secret, Task, TaskEngineError, TaskState, skippable, timeout
 from task_engine_core._dataflow import TaskInputs, output_text
-from task_engine_core.errors import InputParameterError, UnknownInputError
+from task_engine_core.errors import DefinitionError, InputParameterError, UnknownInputError
 from task_engine_core.reporters import HtmlRunReport, JsonRunSummary
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from task_engine_core import InvalidArgumentError, Pipeline
+from task_engine_core import Pipeline
+from task_engine_core.errors import InvalidArgumentError
 from task_engine_core.reporters import render_graph, to_dot, to_html, to_mermaid
 from tests._chromium import MERMAID_JS, load, screenshot
 

@@ -9,17 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from task_engine_core import (
-    Backoff,
-    InvalidArgumentError,
-    Pipeline,
-    PipelineExecutor,
-    RunResult,
-    Task,
-    TaskState,
-    retries,
-    skippable,
-)
+from task_engine_core import Backoff, Pipeline, PipelineExecutor, RunResult, Task, TaskState, retries, skippable
+from task_engine_core.errors import InvalidArgumentError
 from task_engine_core.events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished
 
 
@@ -318,7 +309,8 @@ def test_workers_must_be_a_positive_integer(workers):
 
 
 def test_default_pipeline_is_used_when_none_is_given(monkeypatch):
-    from task_engine_core import default_pipeline, register
+    from task_engine_core import register
+    from task_engine_core._pipeline import collecting_pipeline
 
     ran = []
     try:
@@ -329,7 +321,7 @@ def test_default_pipeline_is_used_when_none_is_given(monkeypatch):
 
         PipelineExecutor(reporters=[]).run()
     finally:
-        default_pipeline().clear()
+        collecting_pipeline().clear()
     assert ran == [1]
 
 

@@ -22,17 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from task_engine_core import (
-    InvalidArgumentError,
-    Pipeline,
-    PipelineExecutor,
-    SkipTask,
-    TaskState,
-    retries,
-    skippable,
-)
-from task_engine_core.events import RunStarted, TaskFinished, TaskStarted
+from task_engine_core import Pipeline, PipelineExecutor, SkipTask, TaskState, retries, skippable
 from task_engine_core._priority import planned_order, priority_keys
+from task_engine_core.errors import InvalidArgumentError
+from task_engine_core.events import RunStarted, TaskFinished, TaskStarted
 
 ROOT = Path(__file__).resolve().parents[1]
 OK_STATES = (TaskState.SUCCESS, TaskState.SKIPPED)

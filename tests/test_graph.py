@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from task_engine_core import CycleError, Pipeline
+from task_engine_core import Pipeline
 from task_engine_core._graph import critical_path_lengths, downstream_map, find_cycle, topological_order
+from task_engine_core.errors import CycleError
 
 
 def test_ready_tasks_keep_registration_order():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import DefinitionError, Pipeline
+from task_engine_core import Pipeline
 from task_engine_core._groups import GroupError, group_pipeline, plan_groups, run_group, worst_state
+from task_engine_core.errors import DefinitionError
 
 
 def chain_with_side_branch() -> Pipeline:

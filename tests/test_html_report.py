@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
-from task_engine_core.reporters import HtmlRunReport, mask_values, render_run_report
 from task_engine_core._task import TaskState
+from task_engine_core.reporters import HtmlRunReport, mask_values, render_run_report
 from tests._chromium import load, screenshot
 
 ROOT = Path(__file__).resolve().parent.parent

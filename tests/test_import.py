@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 import sysconfig
+from pathlib import Path
+
+import task_engine_core
 
 SCRIPT = """
 import json, sys
@@ -82,3 +86,31 @@ def test_cli_run_imports_no_reporter_checker_or_library_the_run_does_not_use(tmp
         "prefect",
     }
     assert sorted(unused & set(loaded)) == []
+
+
+PUBLIC_MODULES = {"__init__", "__main__", "backend", "errors", "events", "sensible_defaults"}
+PUBLIC_PACKAGES = {"reporters", "telemetry"}
+
+
+def test_implementation_modules_are_private_and_every_public_one_declares_its_names() -> None:
+    root = Path(task_engine_core.__file__).parent
+    public = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if any(part.startswith("_") and part not in ("__init__", "__main__") for part in parts):
+            continue
+        public.append("/".join(parts))
+    expected = sorted(
+        [m for m in PUBLIC_MODULES if (root / f"{m}.py").exists()] + [f"{p}/__init__" for p in PUBLIC_PACKAGES]
+    )
+    assert sorted(public) == expected
+    for name in [*sorted(PUBLIC_MODULES - {"__init__", "__main__"}), *sorted(PUBLIC_PACKAGES)]:
+        module = importlib.import_module(f"task_engine_core.{name}")
+        assert isinstance(getattr(module, "__all__", None), list), name
+
+
+def test_every_name_of_the_facade_is_documented() -> None:
+    for name in task_engine_core.__all__:
+        value = getattr(task_engine_core, name)
+        if callable(value):
+            assert (value.__doc__ or "").strip(), name

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from task_engine_core import Backoff, OutputPathError, Pipeline, PipelineExecutor, retries, skippable
+from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
+from task_engine_core.errors import OutputPathError
 from task_engine_core.reporters import JsonRunSummary, check_writable, mask_values
 
 ROOT = Path(__file__).resolve().parent.parent

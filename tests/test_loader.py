@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from task_engine_core import TargetError
 from task_engine_core._loader import load_pipeline
+from task_engine_core.errors import TargetError
 
 
 def write(path, text):

@@ -11,21 +11,19 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import (
-    InvalidArgumentError,
     Pipeline,
     PipelineExecutor,
     RateLimit,
     SkipTask,
-    StatsStore,
     Task,
     TaskState,
-    UnknownDependencyError,
     rate_limit,
     set_rate_limit,
     skippable,
 )
 from task_engine_core._mapping import roll_up_state
-from task_engine_core.errors import MapOverError
+from task_engine_core._stats import StatsStore
+from task_engine_core.errors import InvalidArgumentError, MapOverError, UnknownDependencyError
 from task_engine_core.events import TaskFinished, TaskStarted, WaitFinished
 from task_engine_core.reporters import JsonRunSummary
 

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import (
+from task_engine_core import Pipeline, PipelineExecutor, Task, TaskEngineError, register
+from task_engine_core._pipeline import collecting_pipeline
+from task_engine_core.errors import (
     CycleError,
+    DefinitionError,
     DuplicateTaskError,
     EmptyPipelineError,
     InvalidArgumentError,
     NotATaskError,
-    Pipeline,
-    PipelineExecutor,
-    Task,
-    TaskEngineError,
     UnknownDependencyError,
-    default_pipeline,
-    register,
 )
-from task_engine_core.errors import DefinitionError
 
 
 class Noop(Task):
@@ -76,7 +72,7 @@ def test_register_bare_called_and_depends_on_forms():
 
 
 def test_module_level_register_uses_the_default_pipeline():
-    default = default_pipeline()
+    default = collecting_pipeline()
     before = set(default.task_names)
 
     @register
@@ -99,7 +95,7 @@ def test_collecting_redirects_bare_register_and_pipelines_do_not_leak():
             pass
 
     assert mine.task_names == ["Collected"]
-    assert other.task_names == [] and "Collected" not in default_pipeline()
+    assert other.task_names == [] and "Collected" not in collecting_pipeline()
 
 
 def test_same_task_name_in_two_pipelines_is_fine():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from task_engine_core import register_hydrator
-from task_engine_core._registry import Registry
 from task_engine_core._context import (
     ENVIRONMENT_HYDRATOR,
     YAML_FILE_HYDRATOR,
@@ -11,6 +10,7 @@ from task_engine_core._context import (
     reset_hydrators,
     unregister_hydrator,
 )
+from task_engine_core._registry import Registry
 from task_engine_core.reporters import register_reporter
 from task_engine_core.reporters._registry import registered_reporters
 from task_engine_core.telemetry import register_span_exporter

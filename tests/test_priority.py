@@ -12,7 +12,6 @@ import pytest
 
 from task_engine_core import Pipeline, PipelineExecutor, RunResult, TaskResult, TaskState
 from task_engine_core._cli import main
-from task_engine_core.events import RunStarted, TaskStarted
 from task_engine_core._priority import (
     fill_unknown_durations,
     planned_order,
@@ -21,6 +20,7 @@ from task_engine_core._priority import (
     start_ranks,
 )
 from task_engine_core._stats import StatsStore
+from task_engine_core.events import RunStarted, TaskStarted
 
 
 def trap(name: str = "trap", shorts: int = 4, chain: int = 3, nap: float = 0.0) -> Pipeline:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
+from task_engine_core._policies._store import attach
 from task_engine_core.events import RunStarted, TaskStarted, WaitStarted
-from task_engine_core.policies._store import attach
 from task_engine_core.reporters import ProgressReporter
 from task_engine_core.reporters._progress import format_seconds
 

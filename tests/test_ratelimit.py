@@ -18,6 +18,8 @@ from task_engine_core import (
     retries,
     set_rate_limit,
 )
+from task_engine_core._policies import default_rate_limiter, resolve_policies
+from task_engine_core._policies._ratelimit import parse_rate_limits
 from task_engine_core.errors import (
     ContextError,
     InvalidArgumentError,
@@ -25,8 +27,6 @@ from task_engine_core.errors import (
     UnknownRateLimitKeyError,
 )
 from task_engine_core.events import WaitFinished, WaitStarted
-from task_engine_core.policies import default_rate_limiter, resolve_policies
-from task_engine_core.policies._ratelimit import parse_rate_limits
 
 from .fakes import FakeClock
 
@@ -359,7 +359,7 @@ def test_sixteen_threads_never_exceed_rate_times_elapsed_plus_burst():
 def test_console_reporter_prints_waits_above_its_threshold(limiter, clock):
     import io
 
-    from task_engine_core import ConsoleReporter
+    from task_engine_core.reporters import ConsoleReporter
 
     limiter.set(RateLimit(KEY, rate=2, burst=1))
     pipeline = Pipeline("console")
@@ -396,8 +396,8 @@ def test_the_databricks_example_config_parses():
 
 def test_a_task_run_outside_the_executor_takes_limits_from_its_context(limiter, clock):
     # What an Airflow or Prefect worker does: run_attempt directly, with the hydrated context.
-    from task_engine_core.events import EventBus
     from task_engine_core._runtime import OutcomeKind, TaskRun, run_attempt
+    from task_engine_core.events import EventBus
 
     @rate_limit(key=KEY, limiter=limiter)
     def call():

@@ -8,24 +8,17 @@ import time
 
 import pytest
 
-from task_engine_core import (
+from task_engine_core import Pipeline, PipelineExecutor, RateLimit, RateLimiter, Task, TaskState, rate_limit, retries
+from task_engine_core._policies import _bucket_stores
+from task_engine_core._policies._bucket_stores import MEMORY, bucket_store
+from task_engine_core.errors import (
+    ContextError,
     InvalidArgumentError,
     MissingExtraError,
-    Pipeline,
-    PipelineExecutor,
-    RateLimit,
-    RateLimiter,
     RateLimitStoreError,
     RateLimitTimeoutError,
-    Task,
-    TaskState,
-    rate_limit,
-    retries,
 )
-from task_engine_core.errors import ContextError
 from task_engine_core.events import AttemptFailed, WaitStarted
-from task_engine_core.policies import _bucket_stores
-from task_engine_core.policies._bucket_stores import MEMORY, bucket_store
 
 from ._rate_limit_worker import run_processes, worst_excess
 from ._services import RedisServer

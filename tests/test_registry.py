@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from task_engine_core import InvalidArgumentError, Pipeline, PipelineExecutor, TaskState
+from task_engine_core import Pipeline, PipelineExecutor, TaskState
+from task_engine_core.errors import InvalidArgumentError
 from task_engine_core.events import Event, RunFinished, TaskFinished
 from task_engine_core.reporters import Reporter, register_reporter, registered_reporters
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import Pipeline, PipelineExecutor, TaskState
-from task_engine_core.events import RunFinished
 from task_engine_core._stats import StatsRecorder, StatsStore
+from task_engine_core.events import RunFinished
 
 ROOT = Path(__file__).resolve().parents[1]
 

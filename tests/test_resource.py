@@ -6,19 +6,10 @@ import io
 
 import pytest
 
-from task_engine_core import (
-    ConsoleReporter,
-    Pipeline,
-    PipelineExecutor,
-    ResourceTimeoutError,
-    Task,
-    TaskState,
-    retries,
-    skippable,
-    wait_for_resource,
-)
-from task_engine_core.errors import DefinitionError, InvalidArgumentError
+from task_engine_core import Pipeline, PipelineExecutor, Task, TaskState, retries, skippable, wait_for_resource
+from task_engine_core.errors import DefinitionError, InvalidArgumentError, ResourceTimeoutError
 from task_engine_core.events import WaitFinished, WaitStarted
+from task_engine_core.reporters import ConsoleReporter
 
 from .fakes import FakeClock
 

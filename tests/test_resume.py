@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from task_engine_core import (
-    InvalidArgumentError,
-    Pipeline,
-    PipelineExecutor,
-    ResumeError,
-    SkipTask,
-    StatsStore,
-    TaskState,
-    UnknownRunError,
-)
-from task_engine_core._stats import _SCHEMA
+from task_engine_core import Pipeline, PipelineExecutor, SkipTask, TaskState
+from task_engine_core._stats import _SCHEMA, StatsStore
+from task_engine_core.errors import InvalidArgumentError, ResumeError, UnknownRunError
 
 
 def eight(broken: set[str], ran: list[str]) -> Pipeline:

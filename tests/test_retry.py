@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from task_engine_core import Backoff, InvalidArgumentError, Pipeline, Task, retries, skippable
-from task_engine_core.policies import resolve_policies
-from task_engine_core.policies._retry import MAX_BACKOFF_DELAY
+from task_engine_core import Backoff, Pipeline, Task, retries, skippable
+from task_engine_core._policies import resolve_policies
+from task_engine_core._policies._retry import MAX_BACKOFF_DELAY
+from task_engine_core.errors import InvalidArgumentError
 
 
 def test_default_backoff_is_the_seeds_one_second():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from task_engine_core import AttemptState, Backoff, HandlerDecision, SkipTask, Task
-from task_engine_core.events import AttemptFailed, AttemptStarted, EventBus
-from task_engine_core.policies import TaskPolicies
-from task_engine_core.policies._retry import RetryPolicy
+from task_engine_core._policies import TaskPolicies
+from task_engine_core._policies._retry import RetryPolicy
 from task_engine_core._runtime import OutcomeKind, TaskRun, run_attempt
+from task_engine_core.events import AttemptFailed, AttemptStarted, EventBus
 
 
 class Failing(Task):

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import (
-    EmptySelectionError,
-    InvalidArgumentError,
-    Pipeline,
-    PipelineExecutor,
-    TaskState,
-    UnknownSelectionError,
-)
+from task_engine_core import Pipeline, PipelineExecutor, TaskState
+from task_engine_core.errors import EmptySelectionError, InvalidArgumentError, UnknownSelectionError
 
 
 def etl() -> tuple[Pipeline, list[str]]:

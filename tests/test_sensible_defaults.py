@@ -13,6 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, TaskState, retries, skippable
+from task_engine_core._policies._ratelimit import (
+    RateLimit,
+    RateLimiter,
+    default_rate_limiter,
+    rate_limit,
+    set_rate_limit,
+)
 from task_engine_core.errors import (
     HttpConnectionError,
     HttpStatusError,
@@ -21,13 +28,6 @@ from task_engine_core.errors import (
     UnknownRateLimitKeyError,
 )
 from task_engine_core.events import RetryScheduled, WaitStarted
-from task_engine_core.policies._ratelimit import (
-    RateLimit,
-    RateLimiter,
-    default_rate_limiter,
-    rate_limit,
-    set_rate_limit,
-)
 from task_engine_core.sensible_defaults import (
     NO_RETRY,
     RetryRule,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from task_engine_core import InvalidArgumentError, Pipeline, PipelineExecutor, SkipTask, TaskState, retries
+from task_engine_core import Pipeline, PipelineExecutor, SkipTask, TaskState, retries
 from task_engine_core._cli import main
 from task_engine_core._stats import (
     SCHEMA_VERSION,
@@ -23,6 +23,7 @@ from task_engine_core._stats import (
     open_stats_store,
     percentile,
 )
+from task_engine_core.errors import InvalidArgumentError
 
 ROOT = Path(__file__).resolve().parents[1]
 

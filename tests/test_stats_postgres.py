@@ -9,9 +9,10 @@ from datetime import UTC
 
 import pytest
 
-from task_engine_core import MissingExtraError, Pipeline, PipelineExecutor
+from task_engine_core import Pipeline, PipelineExecutor
 from task_engine_core._cli import main
 from task_engine_core._stats import SCHEMA_VERSION, PostgresStatsStore, StatsStore, StatsWarning, open_stats_store
+from task_engine_core.errors import MissingExtraError
 
 from ._services import PostgresServer
 

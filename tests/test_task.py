@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from task_engine_core import FunctionTask, Task, TaskState
+from task_engine_core import Task, TaskState
+from task_engine_core._task import FunctionTask
 
 
 def test_default_retry_handler_does_not_retry():

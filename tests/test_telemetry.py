@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from task_engine_core import Backoff, InvalidArgumentError, Pipeline, PipelineExecutor, retries, skippable
-from task_engine_core.policies._store import attach
+from task_engine_core import Backoff, Pipeline, PipelineExecutor, retries, skippable
+from task_engine_core._policies._store import attach
+from task_engine_core.errors import InvalidArgumentError
 from task_engine_core.telemetry import (
     TracingListener,
     register_span_exporter,

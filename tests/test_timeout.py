@@ -6,17 +6,8 @@ import threading
 
 import pytest
 
-from task_engine_core import (
-    InvalidArgumentError,
-    Pipeline,
-    PipelineExecutor,
-    Task,
-    TaskState,
-    TaskTimeoutError,
-    retries,
-    skippable,
-    timeout,
-)
+from task_engine_core import Pipeline, PipelineExecutor, Task, TaskState, retries, skippable, timeout
+from task_engine_core.errors import InvalidArgumentError, TaskTimeoutError
 
 
 def test_hanging_task_fails_with_its_own_error_and_others_keep_their_results():

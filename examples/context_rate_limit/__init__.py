@@ -10,8 +10,7 @@ so nothing leaves the machine: each "request" only records when it happened.
 import time
 from pathlib import Path
 
-from task_engine_core import Task, rate_limited, register, register_hydrator, wait_for_resource
-from task_engine_core._context import load_context_file
+from task_engine_core import Task, load_context_file, rate_limited, register, register_hydrator, wait_for_resource
 
 HERE = Path(__file__).resolve().parent
 _cluster_started_at: list[float] = []

@@ -1,9 +1,9 @@
 """Reporters: listeners on run events that show a run to people and machines."""
 
 from .._lazy import lazy_attributes
-from ._output import check_writable, mask_values
 from ._base import Reporter
 from ._console import ConsoleReporter, format_plan
+from ._output import check_writable, mask_values
 from ._registry import register_reporter, registered_reporters
 
 # Imported when first used: a run that writes no report, summary or diagram does not load them.

@@ -6,9 +6,9 @@ import sys
 from typing import TextIO
 
 from .._secrets import error_text
+from .._task import TaskState
 from .._text import stream_encodable
 from ..events import RunStarted, TaskFinished, TaskStarted, WaitStarted
-from .._task import TaskState
 from ._base import WAIT_LINE_THRESHOLD, Reporter
 
 __all__ = ["ConsoleReporter", "format_plan"]

@@ -10,8 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._secrets import error_text
 from .._result import RunResult, TaskResult
+from .._secrets import error_text
 from .._task import TaskState
 from . import _html
 from ._html import esc

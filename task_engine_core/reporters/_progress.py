@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from .._secrets import error_text, mask_text
-from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from .._result import RunResult
+from .._secrets import error_text, mask_text
 from .._task import TaskState
+from ..events import RetryScheduled, RunFinished, RunStarted, TaskFinished, TaskStarted, WaitFinished, WaitStarted
 from ._base import WAIT_LINE_THRESHOLD, Reporter
 
 __all__ = ["ProgressReporter", "describe_wait", "format_seconds", "format_run_totals"]

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._dataflow import output_text
-from .._secrets import error_text
-from ..events import AttemptFailed, RetryScheduled, RunFinished, RunStarted, WaitFinished
 from .._graph import critical_path_lengths, downstream_map
 from .._result import RunResult, TaskResult
-from ._output import Redactor
+from .._secrets import error_text
+from ..events import AttemptFailed, RetryScheduled, RunFinished, RunStarted, WaitFinished
 from ._base import Reporter
+from ._output import Redactor
 
 __all__ = ["RunRecorder", "TaskHistory", "critical_path", "summary_dict", "plan_tasks", "shown_output"]
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from .._secrets import error_text
+from .._task import TaskState
 from ..events import (
     AttemptFailed,
     AttemptStarted,
@@ -27,7 +28,6 @@ from ..events import (
     WaitStarted,
 )
 from ..reporters._base import Reporter
-from .._task import TaskState
 from ._otel import require_otel
 from ._registry import registered_log_exporters, registered_span_exporters
 

@@ -254,7 +254,7 @@ def test_context_goes_through_the_core_chain_with_variable_params_and_conf(
 
 
 def test_the_airflow_hydrators_add_nothing_to_a_standalone_run() -> None:
-    from task_engine_core import hydrate
+    from task_engine_core._context import hydrate
 
     context = hydrate(environ={})
     assert dict(context) == {}
@@ -377,7 +377,7 @@ def test_airflow_without_the_standard_provider_names_the_extra(monkeypatch: pyte
     import importlib
     import sys
 
-    from task_engine_core import MissingExtraError
+    from task_engine_core.errors import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "airflow.providers.standard.operators.python", None)
     monkeypatch.delitem(sys.modules, "task_engine.airflow")

@@ -26,13 +26,9 @@ from task_engine.prefect import (
 )
 from task_engine_core import (
     Backoff,
-    ContextKeyError,
-    EmptyPipelineError,
-    InvalidArgumentError,
     Pipeline,
     PipelineExecutor,
     RateLimit,
-    ResourceTimeoutError,
     SkipTask,
     Task,
     TaskContext,
@@ -44,6 +40,8 @@ from task_engine_core import (
     wait_for_resource,
 )
 from task_engine_core._context import hydrate, registered_hydrators
+from task_engine_core._stats import StatsStore
+from task_engine_core.errors import ContextKeyError, EmptyPipelineError, InvalidArgumentError, ResourceTimeoutError
 from task_engine_core.events import (
     RetryScheduled,
     RunFinished,
@@ -51,7 +49,6 @@ from task_engine_core.events import (
     TaskFinished,
     TaskStarted,
 )
-from task_engine_core._stats import StatsStore
 
 
 class Recorder:

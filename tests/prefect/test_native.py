@@ -32,15 +32,10 @@ from task_engine.prefect import (
     last_result,
     to_prefect_flow,
 )
-from task_engine_core import (
-    InvalidArgumentError,
-    Pipeline,
-    PipelineExecutor,
-    Task,
-    TaskState,
-)
+from task_engine_core import Pipeline, PipelineExecutor, Task, TaskState
+from task_engine_core._policies import timeout
 from task_engine_core.backend import Secret, validated_pipeline
-from task_engine_core.policies import timeout
+from task_engine_core.errors import InvalidArgumentError
 
 ROOT = Path(__file__).resolve().parents[2]
 

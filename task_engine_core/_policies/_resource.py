@@ -125,8 +125,8 @@ def wait_for_resource(
     guard = ResourceGuard(check, label, float(interval), float(timeout), float(backoff), max_interval, soft_fail)
 
     def decorate(target: F) -> F:
-        from ._store import attach
         from ._retry import _check_target
+        from ._store import attach
 
         _check_target("wait_for_resource", target)
         if check is None and isinstance(target, type) and not callable(getattr(target, HOOK_METHOD, None)):

@@ -395,8 +395,8 @@ def rate_limit(
     guard = RateLimitGuard(key, tokens, timeout, limiter)
 
     def decorate(target: F) -> F:
-        from ._store import attach, stored_settings
         from ._retry import _check_target
+        from ._store import attach, stored_settings
 
         _check_target("rate_limit", target)
         keys = tuple(stored_settings(target).get("rate_limit_keys", ()))

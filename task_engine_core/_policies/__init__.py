@@ -1,6 +1,5 @@
 """Policies that shape how each task runs: retries, skip, rate limits, resource waits, the per-task policy set."""
 
-from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
 from ._ratelimit import (
     RateLimit,
     RateLimiter,
@@ -14,6 +13,7 @@ from ._ratelimit import (
 from ._resource import wait_for_resource
 from ._retry import Backoff, RetryPolicy, retries
 from ._skip import skippable
+from ._store import AttemptGuard, TaskPolicies, attach, resolve_policies, stored_settings
 from ._timeout import timeout
 
 __all__ = [
