@@ -845,7 +845,7 @@ class _AirflowAttempt:
             raise AirflowRescheduleException(reschedule_at) from None  # type: ignore[no-untyped-call]
         resource_wait.keep(state.first_poll)  # a retry's wait counts from this try's first poll
         xcom = None
-        if outcome.kind is OutcomeKind.SUCCEEDED:
+        if outcome.kind is OutcomeKind.SUCCESS:
             outcome, xcom = self._hand_on(lifecycle.name, outcome, f"{ti.dag_id}/{ti.run_id}/{lifecycle.name}")
 
         if outcome.kind is OutcomeKind.RETRY:

@@ -171,6 +171,8 @@ def to_prefect_flow(
     blocks, read at the start of every flow run (secrets masked). `prefect_logs` (default True)
     sends the engine's lines and the tasks' prints to Prefect's run logs instead of standard
     output; `persist_outputs=True` persists every task's output with Prefect's result persistence.
+    As for PipelineExecutor, `reporters` replaces the engine's console lines (None keeps them,
+    `[]` shows none) and `listeners` are added next to the reporters.
     """
     chosen = pipeline if pipeline is not None else collecting_pipeline()
     validated = validated_pipeline(chosen)

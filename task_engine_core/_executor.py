@@ -80,6 +80,9 @@ class PipelineExecutor:
     nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
     critical path. `select` (the keyword arguments of `Pipeline.select`) runs part of the pipeline;
     `resume` (True: the latest recorded run, or a run id) keeps what ended SUCCESS or SKIPPED there.
+    `reporters` replaces the default console reporter (None keeps it, `[]` prints nothing);
+    `listeners` are added next to the reporters and never remove one. Registered reporters
+    and the statistics recorder come on top of both.
     `run_task` is for backends (see `task_engine_core.backend`): it runs one
     allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
     With `raise_on_failure=False`, `run()` returns the result of a failed or

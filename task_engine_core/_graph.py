@@ -7,7 +7,14 @@ from collections.abc import Collection, Mapping, Sequence
 
 from .errors import CycleError
 
-__all__ = ["ReadyQueue", "topological_order", "find_cycle", "downstream_map", "critical_path_lengths"]
+__all__ = [
+    "ReadyQueue",
+    "topological_order",
+    "find_cycle",
+    "downstream_map",
+    "critical_path_lengths",
+    "critical_path",
+]
 
 
 def downstream_map(upstream: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -161,10 +168,35 @@ def find_cycle(candidates: Sequence[str], upstream: Mapping[str, Sequence[str]])
 def critical_path_lengths(
     order: Sequence[str], upstream: Mapping[str, Sequence[str]], durations: Mapping[str, float]
 ) -> dict[str, float]:
-    """For each task: its expected duration plus the longest expected path below it."""
+    """For each task of `order` (a topological order): its duration plus the longest path below it.
+
+    Dependents outside `order` (left out, already finished) count as 0 s, as do tasks without a duration.
+    """
     downstream = downstream_map(upstream)
     lengths: dict[str, float] = {}
     for name in reversed(order):
-        below = max((lengths[child] for child in downstream[name]), default=0.0)
+        below = max((lengths.get(child, 0.0) for child in downstream.get(name, ())), default=0.0)
         lengths[name] = durations.get(name, 0.0) + below
     return lengths
+
+
+def critical_path(
+    order: Sequence[str], upstream: Mapping[str, Sequence[str]], durations: Mapping[str, float]
+) -> list[str]:
+    """The chain of dependent tasks whose durations add up to the longest time, first task first; [] when all are 0.
+
+    `order` is a topological order of the tasks; upstreams outside it are ignored.
+    """
+    present = set(order)
+    graph = {name: [parent for parent in upstream.get(name, ()) if parent in present] for name in order}
+    lengths = critical_path_lengths(order, graph, durations)
+    if not lengths or max(lengths.values()) <= 0:
+        return []
+    downstream = downstream_map(graph)
+    # Start at the root with the longest path below it, then follow the child that keeps it longest.
+    node = max((name for name in order if not graph[name]), key=lengths.__getitem__)
+    path = [node]
+    while downstream[node]:
+        node = max(downstream[node], key=lengths.__getitem__)
+        path.append(node)
+    return path

@@ -33,7 +33,7 @@ __all__ = ["TaskLifecycle", "may_start"]
 
 _UTC = UTC
 _FINAL_STATE = {
-    OutcomeKind.SUCCEEDED: TaskState.SUCCESS,
+    OutcomeKind.SUCCESS: TaskState.SUCCESS,
     OutcomeKind.FAILED: TaskState.FAILED,
     OutcomeKind.SKIPPED: TaskState.SKIPPED,
 }

@@ -26,9 +26,9 @@ __all__ = ["OutcomeKind", "AttemptOutcome", "AttemptState", "HandlerDecision", "
 
 
 class OutcomeKind(enum.Enum):
-    """What one attempt means for its task."""
+    """What one attempt means for its task: RETRY, or the end in the TaskState of the same name and value."""
 
-    SUCCEEDED = "succeeded"
+    SUCCESS = "success"
     RETRY = "retry"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -44,7 +44,7 @@ class AttemptOutcome:
     error: BaseException | None = None
     delay: float = 0.0
     reason: str = ""
-    #: What perform_task returned (SUCCEEDED only): the task's output for its downstreams.
+    #: What perform_task returned (SUCCESS only): the task's output for its downstreams.
     output: Any = None
 
     @property
@@ -80,7 +80,7 @@ def run_attempt(run: AttemptState, attempt: int, context: Mapping[str, Any] | No
         run.last_error = error
         run.emit(AttemptFailed(run.run_id, run.name, attempt, policies.max_attempts, error))
         return _after_failure(run, attempt, error)
-    return AttemptOutcome(OutcomeKind.SUCCEEDED, attempt, policies.max_attempts, output=output)
+    return AttemptOutcome(OutcomeKind.SUCCESS, attempt, policies.max_attempts, output=output)
 
 
 def _guarded_perform(run: AttemptState) -> Any:

@@ -1,6 +1,6 @@
 """Runtime statistics in an embedded SQLite database (or PostgreSQL for many machines): written after every run, read for priority.
 
-`StatsRecorder` is a run-event listener: on RunFinished it writes the run and one row per task in
+`RunStatsRecorder` is a run-event listener: on RunFinished it writes the run and one row per task in
 one transaction. Statistics are a convenience, never a reason for a run to fail: a locked file is
 retried, a corrupt or unreadable file is moved aside and started anew, and a location that cannot
 be written (read-only or missing directory) only gives a StatsWarning.
@@ -43,7 +43,7 @@ __all__ = [
     "RecordedTask",
     "SCHEMA_VERSION",
     "PostgresStatsStore",
-    "StatsRecorder",
+    "RunStatsRecorder",
     "StatsStore",
     "STATS_ENVIRONMENT_VARIABLE",
     "STATS_OFF_VALUES",
@@ -779,8 +779,8 @@ class TaskStatsRecorder:
         return f"<TaskStatsRecorder {self.store.location!r}>"
 
 
-class StatsRecorder:
-    """A run-event listener that records every finished run in a StatsStore."""
+class RunStatsRecorder:
+    """A listener recording each finished run whole in a StatsStore (`StatsStore.record`); TaskStatsRecorder's sibling."""
 
     #: Only the run's start (its graph) and end matter; the bus need not build task events for this.
     event_types = (RunStarted, RunFinished)
@@ -796,7 +796,7 @@ class StatsRecorder:
             self.store.record(event.result, self._upstream.pop(event.run_id, None))
 
     def __repr__(self) -> str:
-        return f"<StatsRecorder {self.store.location!r}>"
+        return f"<RunStatsRecorder {self.store.location!r}>"
 
 
 def _in_transaction(statements: Callable[[sqlite3.Connection], None], connection: sqlite3.Connection) -> bool:

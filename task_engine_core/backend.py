@@ -73,7 +73,7 @@ from ._result import RunResult, TaskResult
 from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
 from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
 from ._selection import SelectOptions, parse_backend_options
-from ._stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
+from ._stats import RunStatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 from .events import (
     AttemptFailed,
     AttemptStarted,
@@ -116,7 +116,7 @@ __all__ = [
     "SENSITIVE_WORDS",
     "SelectOptions",
     "Secret",
-    "StatsRecorder",
+    "RunStatsRecorder",
     "StatsStore",
     "TaskContext",
     "TaskDefinition",
@@ -193,8 +193,10 @@ def default_listeners(
 ) -> list[Listener]:
     """The standard listeners of a run: reporters (None: a ConsoleReporter), registered reporters, `listeners`, statistics, tracing.
 
+    `reporters` replaces the default console reporter; `listeners` are added next to them.
+
     Every listener is pure, so the order is only the order of console output. Statistics are
-    recorded per run (StatsRecorder), or per task with `per_task_stats=(validated, trace_id)`
+    recorded per run (RunStatsRecorder), or per task with `per_task_stats=(validated, trace_id)`
     where no process sees the whole run (TaskStatsRecorder).
     """
     chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
@@ -205,7 +207,7 @@ def default_listeners(
         validated, trace_id = per_task_stats
         assembled.append(TaskStatsRecorder(stats_store, validated.name, len(validated.order), trace_id))
     elif stats_store is not None:
-        assembled.append(StatsRecorder(stats_store))
+        assembled.append(RunStatsRecorder(stats_store))
     return assembled
 
 

@@ -186,5 +186,5 @@ def test_default_listeners_record_per_task_when_asked(tmp_path: Path) -> None:
     listeners = backend.default_listeners([], stats_store=store, per_task_stats=(validated, None))
     assert [type(listener).__name__ for listener in listeners] == ["TaskStatsRecorder"]
     assert [type(listener).__name__ for listener in backend.default_listeners([], stats_store=store)] == [
-        "StatsRecorder"
+        "RunStatsRecorder"
     ]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from task_engine_core import Pipeline
-from task_engine_core._graph import critical_path_lengths, downstream_map, find_cycle, topological_order
+from task_engine_core._graph import critical_path, critical_path_lengths, downstream_map, find_cycle, topological_order
 from task_engine_core.errors import CycleError
 
 
@@ -33,6 +33,20 @@ def test_critical_path_lengths():
     upstream = {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")}
     durations = {"a": 1.0, "b": 5.0, "c": 2.0, "d": 1.0}
     assert critical_path_lengths(["a", "b", "c", "d"], upstream, durations) == {"a": 7.0, "b": 6.0, "c": 3.0, "d": 1.0}
+
+
+def test_critical_path_lengths_count_dependents_outside_the_order_as_zero() -> None:
+    # The --progress ETA passes only the tasks still to run; "b" was left out by a selection.
+    upstream = {"a": (), "b": ("a",), "c": ("a",)}
+    assert critical_path_lengths(["a", "c"], upstream, {"a": 1.0, "b": 9.0, "c": 2.0}) == {"a": 3.0, "c": 2.0}
+
+
+def test_critical_path_follows_the_longest_chain_and_ignores_tasks_outside_the_order() -> None:
+    upstream = {"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c"), "e": ("d",)}
+    durations = {"a": 1.0, "b": 5.0, "c": 2.0, "d": 1.0, "e": 50.0}
+    assert critical_path(["a", "b", "c", "d", "e"], upstream, durations) == ["a", "b", "d", "e"]
+    assert critical_path(["a", "b", "c", "d"], upstream, durations) == ["a", "b", "d"]
+    assert critical_path(["a", "b"], upstream, {}) == []
 
 
 def layered_pipeline(size: int, seed: int = 7) -> Pipeline:

@@ -71,6 +71,8 @@ def test_cli_run_imports_no_reporter_checker_or_library_the_run_does_not_use(tmp
     unused = {
         "task_engine_core.reporters._html_report",
         "task_engine_core.reporters._json_summary",
+        "task_engine_core.reporters._record",
+        "task_engine_core.reporters._run_view",
         "task_engine_core.reporters._progress",
         "task_engine_core.reporters._html",
         "task_engine_core.telemetry._listener",

@@ -407,8 +407,8 @@ def test_a_task_run_outside_the_executor_takes_limits_from_its_context(limiter, 
 
     run = TaskRun("call", resolve_policies(call), FunctionTask(call), "run-1", EventBus(), clock, clock.sleep)
     context = {"rate_limits": {KEY: {"rate": 1, "burst": 1}}}
-    assert run_attempt(run, 1, context).kind is OutcomeKind.SUCCEEDED
-    assert run_attempt(run, 2, context).kind is OutcomeKind.SUCCEEDED
+    assert run_attempt(run, 1, context).kind is OutcomeKind.SUCCESS
+    assert run_attempt(run, 2, context).kind is OutcomeKind.SUCCESS
     assert limiter.limits(KEY) == (RateLimit(KEY, 1, 1),)
     assert run.waits == {"rate_limit": 1.0}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from task_engine_core import Pipeline, PipelineExecutor, TaskState
-from task_engine_core._stats import StatsRecorder, StatsStore
+from task_engine_core._stats import RunStatsRecorder, StatsStore
 from task_engine_core.events import RunFinished
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -511,7 +511,7 @@ def test_a_stats_store_that_raises_never_costs_the_run_its_result(
     assert result.states() == {"a": TaskState.SUCCESS, "b": TaskState.SUCCESS}
     assert len(finished) == 1  # the other listeners got RunFinished (they come before the recorder)
     assert [r.getMessage() for r in caplog.records] == [
-        f"listener {StatsRecorder(Exploding(tmp_path / 's.sqlite3'))!r} failed on RunFinished; the run goes on"
+        f"listener {RunStatsRecorder(Exploding(tmp_path / 's.sqlite3'))!r} failed on RunFinished; the run goes on"
     ]
 
 

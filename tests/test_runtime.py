@@ -38,7 +38,7 @@ def test_success():
             assert self.attempt_state.attempt == 2
 
     outcome = run_attempt(make_run(Ok()), 2)
-    assert outcome.kind is OutcomeKind.SUCCEEDED and outcome.is_final and outcome.error is None
+    assert outcome.kind is OutcomeKind.SUCCESS and outcome.is_final and outcome.error is None
 
 
 def test_handler_true_retries_after_the_backoff_of_that_attempt():
@@ -140,3 +140,13 @@ def test_the_state_carries_the_last_error_and_the_task_sees_it():
     run_attempt(run, 1)
     assert str(run.last_error) == "boom" and task.attempt_state is run and run.attempt == 1
     assert run.elapsed >= 0.0 and run.max_attempts == 3
+
+
+def test_every_final_outcome_kind_is_named_and_valued_as_its_task_state() -> None:
+    from task_engine_core import TaskState
+
+    final = [kind for kind in OutcomeKind if kind is not OutcomeKind.RETRY]
+    assert [(kind.name, kind.value) for kind in final] == [
+        (TaskState[kind.name].name, TaskState[kind.name].value) for kind in final
+    ]
+    assert [kind.name for kind in final] == ["SUCCESS", "FAILED", "SKIPPED"]

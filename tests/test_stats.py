@@ -16,7 +16,7 @@ from task_engine_core import Pipeline, PipelineExecutor, SkipTask, TaskState, re
 from task_engine_core._cli import main
 from task_engine_core._stats import (
     SCHEMA_VERSION,
-    StatsRecorder,
+    RunStatsRecorder,
     StatsStore,
     StatsWarning,
     default_stats_path,
@@ -252,7 +252,7 @@ def test_a_read_only_directory_skips_statistics_with_a_warning() -> None:
 
 def test_a_broken_store_never_fails_the_run_even_via_the_listener(tmp_path: Path) -> None:
     store = StatsStore(tmp_path / "missing" / "stats.sqlite3")
-    recorder = StatsRecorder(store)
+    recorder = RunStatsRecorder(store)
     with pytest.warns(StatsWarning):
         result = PipelineExecutor(small_pipeline(), reporters=[], listeners=[recorder], stats=False).run()
     assert result.succeeded

@@ -175,10 +175,10 @@ def test_a_database_written_by_a_newer_version_is_left_alone(database):
 def test_the_password_never_shows_and_a_missing_psycopg_names_the_extra(monkeypatch):
     store = open_stats_store("postgresql://te:hunter2@127.0.0.1:1/stats")
     assert store.location == "postgresql://te:***@127.0.0.1:1/stats" and "hunter2" not in repr(store)
-    from task_engine_core._stats import StatsRecorder, TaskStatsRecorder
+    from task_engine_core._stats import RunStatsRecorder, TaskStatsRecorder
 
-    assert [repr(r) for r in (StatsRecorder(store), TaskStatsRecorder(store, "p", 1))] == [
-        "<StatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>",
+    assert [repr(r) for r in (RunStatsRecorder(store), TaskStatsRecorder(store, "p", 1))] == [
+        "<RunStatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>",
         "<TaskStatsRecorder 'postgresql://te:***@127.0.0.1:1/stats'>",
     ]
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` meets where it is not installed

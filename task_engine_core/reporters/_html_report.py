@@ -16,7 +16,8 @@ from .._task import TaskState
 from . import _html
 from ._html import esc
 from ._output import Redactor, check_writable, redactor, write_file
-from ._record import RunRecorder, TaskHistory, critical_path, plan_tasks, shown_output
+from ._record import FileReporter, TaskHistory
+from ._run_view import plan_tasks, run_critical_path, shown_output
 
 __all__ = ["HtmlRunReport", "render_run_report"]
 
@@ -93,7 +94,7 @@ def render_run_report(
     redact = redactor(redact)
     order = plan_tasks(result, upstream)  # instances of a mapped task are rows and bars, not graph nodes
     states = {name: result.tasks[name].state.value for name in order}
-    critical = critical_path(result, upstream)
+    critical = run_critical_path(result, upstream)
     outcome = (
         f"interrupted by {result.interrupted}" if result.interrupted else "succeeded" if result.succeeded else "failed"
     )
@@ -154,7 +155,7 @@ def render_run_report(
     return _html.page(f"Run report: {result.pipeline}", body)
 
 
-class HtmlRunReport(RunRecorder):
+class HtmlRunReport(FileReporter):
     """Writes the HTML run report to `path` when a run finishes; the path is checked up front."""
 
     def __init__(

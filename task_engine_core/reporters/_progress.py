@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
+from .._graph import critical_path_lengths
 from .._result import RunResult
 from .._secrets import error_text, mask_text
 from .._task import TaskState
@@ -152,15 +153,8 @@ class ProgressReporter(Reporter):
                 started = self._running.get(name)
                 expected = self.expected.get(name, typical)
                 left[name] = max(expected - (now - started), 0.0) if started is not None else expected
-            below: dict[str, float] = {}  # the longest remaining path that starts at each task
-            downstream: dict[str, list[str]] = {}
-            for name, parents in self._upstream.items():
-                for parent in parents:
-                    downstream.setdefault(parent, []).append(name)
-            for name in reversed(self._plan):  # the plan is a topological order: children come later
-                if name in left:
-                    below[name] = left[name] + max((below.get(c, 0.0) for c in downstream.get(name, ())), default=0.0)
-            critical = max(below.values(), default=0.0)
+            # Finished tasks last 0 s, so the longest path is the longest remaining one.
+            critical = max(critical_path_lengths(self._plan, self._upstream, left).values(), default=0.0)
             return max(critical, sum(left.values()) / max(self._workers, 1))
 
     def status_line(self) -> str:
