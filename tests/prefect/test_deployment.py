@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -93,6 +94,27 @@ def test_prefect_deploy_then_a_process_worker_runs_the_tasks_example(
     }
     assert {run_id for run_id, *_ in rows} == {runs[0][0]}
     assert set(StatsStore(os.environ["TASK_ENGINE_STATS"]).expected_durations("examples.tasks")) == set(SEED_RUN_1)
+
+    # What a Prefect user looks at (printed with `pytest -s`, not asserted): the CLI's list and the
+    # UI's graph of this flow run, taken by headless Chromium from the real server.
+    print(prefect_cli("flow-run", "ls", "--flow-name", "tasks", cwd=repo_root))
+    print(states_of(task_runs(flow_run.id, len(SEED_RUN_1))))
+    _screenshot(f"/runs/flow-run/{flow_run.id}", "prefect-tasks-flow-run.png")
+
+
+def _screenshot(path: str, name: str) -> None:
+    """A PNG of a page of the real Prefect UI in test-artifacts/ (or TASK_ENGINE_SCREENS), when chromium is here."""
+    if shutil.which("chromium") is None:
+        return
+    from tests._chromium import screenshot_url
+
+    api = get_current_settings().api.url or ""
+    screens = Path(os.environ.get("TASK_ENGINE_SCREENS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+    try:
+        target = screenshot_url(api.removesuffix("/api") + path, screens / name, settle_s=10)
+        print("screenshot:", target, target.exists())
+    except Exception as error:  # a screenshot is evidence for people, never a test result
+        print("screenshot failed:", error)
 
 
 def test_a_runner_serves_a_deployment_by_entrypoint(repo_root: Path, task_runs: Any) -> None:
