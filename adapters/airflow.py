@@ -36,11 +36,16 @@ from task_engine_core.backend import (
     ENVIRONMENT_ORDER,
     SENSITIVE_WORDS,
     AttemptOutcome,
+    ContextError,
     EventBus,
     GroupPlan,
     Hydrated,
+    HydrationError,
     HydrationRequest,
+    MapOverError,
+    MissingExtraError,
     OutcomeKind,
+    OutputTransferError,
     StatsStore,
     TaskDefinition,
     TaskInputs,
@@ -69,7 +74,6 @@ from task_engine_core.backend import (
     unavailable_output,
     worst_state,
 )
-from task_engine_core.errors import ContextError, HydrationError, MapOverError, MissingExtraError, OutputTransferError
 
 #: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
 DAG_PARSE_STATS_TIMEOUT = 2.0

@@ -74,6 +74,14 @@ from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
 from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
 from ._selection import SelectOptions, parse_backend_options
 from ._stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
+from .errors import (
+    ContextError,
+    HydrationError,
+    InvalidArgumentError,
+    MapOverError,
+    MissingExtraError,
+    OutputTransferError,
+)
 from .events import (
     AttemptFailed,
     AttemptStarted,
@@ -92,6 +100,12 @@ from .reporters import ConsoleReporter
 from .reporters._registry import registered_reporters
 
 __all__ = [
+    "ContextError",
+    "HydrationError",
+    "InvalidArgumentError",
+    "MapOverError",
+    "MissingExtraError",
+    "OutputTransferError",
     "AttemptFailed",
     "AttemptOutcome",
     "AttemptStarted",
