@@ -34,7 +34,6 @@ from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_
 from task_engine_core.backend import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
-    SENSITIVE_WORDS,
     AttemptOutcome,
     ContextError,
     EventBus,
@@ -63,6 +62,7 @@ from task_engine_core.backend import (
     group_pipeline,
     hydrate,
     instance_name,
+    is_sensitive_name,
     items_of,
     may_start,
     open_stats_store,
@@ -1175,7 +1175,7 @@ def _mark_sensitive(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if isinstance(value, Mapping):
             marked[key] = _mark_sensitive(value)
-        elif isinstance(value, str) and any(word in str(key).lower() for word in SENSITIVE_WORDS):
+        elif isinstance(value, str) and is_sensitive_name(key):
             marked[key] = Secret(value)
         else:
             marked[key] = value

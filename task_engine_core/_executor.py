@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ._context import TaskContext, build_context
+from ._context import TaskContext
 from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
 from ._graph import downstream_map
+from ._hydrators import build_context
 from ._lifecycle import TaskLifecycle, may_start
 from ._loader import loading_target
 from ._mapping import FanOut, items_of, ordered_results

@@ -23,7 +23,8 @@ does with them, in order:
    emits TaskFinished. A backend that keeps the core's scheduler passes
    `PipelineExecutor(run_task=...)`, a function running one allowed task's lifecycle.
 6. Context and secrets: `hydrate` / `build_context` and the hydrator registry; `mask_secrets`,
-   `error_text` for anything shown outside the run (UI state messages, logs).
+   `error_text` for anything shown outside the run (UI state messages, logs); `is_sensitive_name`
+   (over `SENSITIVE_WORDS`) for which orchestrator-supplied values (Variables, params) become Secrets.
 7. Task groups: `plan_groups(validated, groups)` checks a grouping and contracts it into units
    (a group, or a task on its own); `group_pipeline` and `run_group` run a group's tasks with
    the standalone executor inside one orchestrator task; `worst_state` is the group's state.
@@ -49,20 +50,19 @@ import secrets
 from collections.abc import Iterable
 
 from ._attempt import AttemptState, HandlerDecision
-from ._context import (
+from ._context import TaskContext, deep_merge
+from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
+from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
+from ._hydrators import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     Hydrated,
     HydrationRequest,
-    TaskContext,
     build_context,
-    deep_merge,
     hydrate,
     register_hydrator,
     registered_hydrators,
 )
-from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
-from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from ._lifecycle import TaskLifecycle, may_start
 from ._loader import load_pipeline
 from ._mapping import instance_name, items_of
@@ -71,7 +71,7 @@ from ._policies import TaskPolicies
 from ._priority import PriorityKey, priority_keys
 from ._result import RunResult, TaskResult
 from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
-from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
+from ._secrets import SENSITIVE_WORDS, Secret, error_text, is_sensitive_name, mask_secrets, mask_text
 from ._selection import SelectOptions, parse_backend_options
 from ._stats import StatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
 from .errors import (
@@ -157,6 +157,7 @@ __all__ = [
     "hydrate",
     "load_pipeline",
     "instance_name",
+    "is_sensitive_name",
     "items_of",
     "mask_secrets",
     "mask_text",

@@ -385,7 +385,7 @@ def test_console_reporter_prints_waits_above_its_threshold(limiter, clock):
 def test_the_databricks_example_config_parses():
     from pathlib import Path
 
-    from task_engine_core._context import load_context_file
+    from task_engine_core._context_file import load_context_file
 
     path = Path(__file__).resolve().parents[1] / "examples" / "databricks_rate_limits.yml"
     data = load_context_file(path, environ={"DATABRICKS_TOKEN": "dapi-example-token"})
