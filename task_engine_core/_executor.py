@@ -30,7 +30,8 @@ from ._loader import loading_target
 from ._mapping import FanOut, items_of, ordered_results
 from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, collecting_pipeline
 from ._policies import TaskPolicies
-from ._policies._ratelimit import apply_context_rate_limits, check_rate_limit_keys
+from ._policies._limiter import apply_context_rate_limits
+from ._policies._ratelimit import check_rate_limit_keys
 from ._priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
 from ._result import RunResult, TaskResult
 from ._resume import ResumePoint, find_resume_point

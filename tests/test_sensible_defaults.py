@@ -13,13 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, TaskState, retries, skippable
-from task_engine_core._policies._ratelimit import (
-    RateLimit,
-    RateLimiter,
-    default_rate_limiter,
-    rate_limit,
-    set_rate_limit,
-)
+from task_engine_core._policies import RateLimit, RateLimiter, default_rate_limiter, rate_limit, set_rate_limit
 from task_engine_core.errors import (
     HttpConnectionError,
     HttpStatusError,
