@@ -9,7 +9,7 @@ Importing this package loads the standard library only.
 
 from ._attempt import AttemptState, HandlerDecision
 from ._context import TaskContext, load_context_file, register_hydrator
-from ._executor import PipelineExecutor
+from ._defaults import PipelineExecutor
 from ._pipeline import Pipeline, register
 from ._policies import (
     Backoff,

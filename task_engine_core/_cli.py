@@ -33,7 +33,8 @@ from ._cli_reporting import (
     finish_run_reporting,
 )
 from ._context import build_context
-from ._executor import PipelineExecutor, exit_code_for_signal
+from ._defaults import PipelineExecutor
+from ._executor import exit_code_for_signal
 from ._loader import load_pipeline
 from ._pipeline import Pipeline
 from ._policies._resource import ResourceGuard
