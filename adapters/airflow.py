@@ -1132,8 +1132,9 @@ class _AirflowGroup:
             or f"tasks ended {worst}"
         )
         # The tasks inside already used their attempts: Airflow must not try the group again.
+        first = result.first_failure
         raise AirflowFailException(f"Task Engine group {self.name!r}: {detail}") from (
-            failed[0].error if failed else None
+            first.error if first is not None else None
         )
 
     def __repr__(self) -> str:

@@ -492,9 +492,9 @@ class _GroupTask(EngineTask):
             skipped = [name for name, r in result.tasks.items() if r.state is TaskState.SKIPPED]
             raise SkipTask(f"task group {self.group!r}: {', '.join(map(repr, skipped))} skipped")
         if worst != TaskState.SUCCESS.value:
-            failed = result.failed
-            if failed and failed[0].error is not None:
-                raise failed[0].error
+            first = result.first_failure
+            if first is not None and first.error is not None:
+                raise first.error
             raise RuntimeError(f"task group {self.group!r}: tasks ended {worst}")
 
     def __repr__(self) -> str:

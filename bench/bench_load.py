@@ -87,7 +87,7 @@ def child(kind: str, tasks: int, workers: int) -> dict[str, object]:
         out["run"] = time.perf_counter() - began
         out["stats_write"] = store.write_seconds
         store.close()
-        out["completed"] = sum(1 for r in result.tasks.values() if r.state is TaskState.SUCCESS)
+        out["completed"] = result.count(TaskState.SUCCESS)
         with sqlite3.connect(database) as connection:
             out["rows"] = connection.execute("SELECT count(*) FROM task_runs").fetchone()[0]
         out["stats_bytes"] = sum(p.stat().st_size for p in Path(folder).iterdir())

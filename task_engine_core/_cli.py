@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import traceback
@@ -321,7 +320,7 @@ def _print_totals(executor: PipelineExecutor, args: argparse.Namespace) -> None:
 def _report_failure(executor: PipelineExecutor, args: argparse.Namespace) -> int:
     assert executor.result is not None
     failed = executor.result.failed
-    first = min(failed, key=lambda r: r.end.timestamp() if r.end is not None else math.inf) if failed else None
+    first = executor.result.first_failure
     if first is None or first.error is None:
         _print_totals(executor, args)
         return EXIT_TASK_FAILED

@@ -516,8 +516,8 @@ class ExecutorCore:
                 f"run {result.run_id} of pipeline {result.pipeline!r} stopped by {result.interrupted}; "
                 f"finished tasks kept their results{failed}"
             )
-        if failures:
-            first = min(failures, key=lambda r: r.end or _now())
+        first = result.first_failure
+        if first is not None:
             error = first.error
             assert error is not None
             note = f"Task Engine: task {first.name!r} failed on attempt {first.attempts}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,10 +67,23 @@ class RunResult:
         """Tasks that ended FAILED, in plan order."""
         return [r for r in self.tasks.values() if r.state is TaskState.FAILED]
 
+    @property
+    def first_failure(self) -> TaskResult | None:
+        """The FAILED task that ended first: the one a failed run raises for and reports; None when none failed."""
+        # min keeps the first of equals, so ties and tasks without an end keep plan order.
+        return min(self.failed, key=lambda r: r.end.timestamp() if r.end is not None else math.inf, default=None)
+
     def states(self) -> dict[str, TaskState]:
         """Task name -> final state."""
         return {name: r.state for name, r in self.tasks.items()}
 
+    def counts(self) -> dict[TaskState, int]:
+        """How many tasks ended in each state that occurs, states in order of first occurrence in the plan."""
+        counts: dict[TaskState, int] = {}
+        for r in self.tasks.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        return counts
+
     def count(self, state: TaskState) -> int:
         """How many tasks ended in `state`."""
-        return sum(1 for r in self.tasks.values() if r.state is state)
+        return self.counts().get(state, 0)

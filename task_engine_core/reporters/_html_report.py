@@ -97,9 +97,7 @@ def render_run_report(
     outcome = (
         f"interrupted by {result.interrupted}" if result.interrupted else "succeeded" if result.succeeded else "failed"
     )
-    counts: dict[str, int] = {}
-    for task in result.tasks.values():
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    counts = {state.value: n for state, n in result.counts().items()}
     meta = [
         f"run <code>{esc(result.run_id)}</code>",
         f"started {esc(result.start.isoformat(timespec='seconds')) if result.start else '-'}",

@@ -30,9 +30,7 @@ def format_seconds(seconds: float) -> str:
 
 def format_run_totals(result: RunResult) -> str:
     """The one-line end of a run: `run finished in 3.50 s: 3 success, 1 skipped` (or `interrupted by SIGTERM`)."""
-    counts: dict[str, int] = {}
-    for task in result.tasks.values():
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    counts = {state.value: n for state, n in result.counts().items()}
     totals = ", ".join(f"{n} {state}" for state, n in counts.items())
     took = f" in {result.duration:.2f} s" if result.duration is not None else ""
     ended = f"interrupted by {result.interrupted}" if result.interrupted else "finished"

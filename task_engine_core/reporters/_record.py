@@ -140,9 +140,7 @@ def summary_dict(
     from ._output import redactor
 
     redact = redactor(redact)
-    counts: dict[str, int] = {}
-    for task in result.tasks.values():
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    counts = {state.value: n for state, n in result.counts().items()}
     return {
         "format": "task-engine-run-summary/1",
         "run_id": result.run_id,

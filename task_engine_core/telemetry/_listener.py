@@ -214,9 +214,7 @@ class TracingListener(Reporter):
                     }
                 )
                 span.end(end_time=end)
-        counts: dict[str, int] = {}
-        for task in result.tasks.values():
-            counts[task.state.value] = counts.get(task.state.value, 0) + 1
+        counts = {state.value: n for state, n in result.counts().items()}
         root = self._root
         if root is not None:
             root.set_attributes(
