@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from task_engine_core.errors import OutputTransferError
+from task_engine_core.backend import OutputTransferError
 
 __all__ = ["OutputStore", "FileOutputStore", "DEFAULT_MAX_XCOM_BYTES", "XComTransfer"]
 

@@ -34,13 +34,17 @@ from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_
 from task_engine_core.backend import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
-    SENSITIVE_WORDS,
     AttemptOutcome,
+    ContextError,
     EventBus,
     GroupPlan,
     Hydrated,
+    HydrationError,
     HydrationRequest,
+    MapOverError,
+    MissingExtraError,
     OutcomeKind,
+    OutputTransferError,
     StatsStore,
     TaskDefinition,
     TaskInputs,
@@ -58,6 +62,7 @@ from task_engine_core.backend import (
     group_pipeline,
     hydrate,
     instance_name,
+    is_sensitive_name,
     items_of,
     may_start,
     open_stats_store,
@@ -69,7 +74,6 @@ from task_engine_core.backend import (
     unavailable_output,
     worst_state,
 )
-from task_engine_core.errors import ContextError, HydrationError, MapOverError, MissingExtraError, OutputTransferError
 
 #: Seconds a DAG parse waits for a PostgreSQL statistics server before using registration order.
 DAG_PARSE_STATS_TIMEOUT = 2.0
@@ -1172,7 +1176,7 @@ def _mark_sensitive(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if isinstance(value, Mapping):
             marked[key] = _mark_sensitive(value)
-        elif isinstance(value, str) and any(word in str(key).lower() for word in SENSITIVE_WORDS):
+        elif isinstance(value, str) and is_sensitive_name(key):
             marked[key] = Secret(value)
         else:
             marked[key] = value

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from task_engine_core import TaskEngineError
-from task_engine_core.backend import error_text, load_pipeline
-from task_engine_core.errors import MissingExtraError
+from task_engine_core.backend import MissingExtraError, error_text, load_pipeline
 
 from .airflow import AirflowAdapterError, to_airflow_dag
 

@@ -44,7 +44,9 @@ from task_engine_core.backend import (
     GroupPlan,
     Hydrated,
     HydrationRequest,
+    InvalidArgumentError,
     Listener,
+    MissingExtraError,
     OutcomeKind,
     Secret,
     StatsStore,
@@ -66,7 +68,6 @@ from task_engine_core.backend import (
     validated_pipeline,
     worst_state,
 )
-from task_engine_core.errors import InvalidArgumentError, MissingExtraError
 
 try:
     from prefect import Flow, Task, flow, get_run_logger, task

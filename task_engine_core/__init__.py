@@ -8,8 +8,10 @@ Importing this package loads the standard library only.
 """
 
 from ._attempt import AttemptState, HandlerDecision
-from ._context import TaskContext, load_context_file, register_hydrator
-from ._executor import PipelineExecutor
+from ._context import TaskContext
+from ._context_file import load_context_file
+from ._defaults import PipelineExecutor
+from ._hydrators import register_hydrator
 from ._pipeline import Pipeline, register
 from ._policies import (
     Backoff,

@@ -27,7 +27,7 @@ from typing import Any
 from ._graph import downstream_map
 from ._pipeline import TaskDefinition, ValidatedPipeline
 from ._policies._bucket_stores import RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE as RATE_LIMIT_STORE_VARIABLE
-from ._policies._ratelimit import default_rate_limiter
+from ._policies._limiter import default_rate_limiter
 from ._policies._resource import ResourceGuard
 from .backend import BACKENDS
 from .errors import InvalidArgumentError

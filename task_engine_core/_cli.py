@@ -31,8 +31,9 @@ from ._cli_reporting import (
     check_output_paths,
     finish_run_reporting,
 )
-from ._context import build_context
-from ._executor import PipelineExecutor, exit_code_for_signal
+from ._defaults import PipelineExecutor
+from ._executor import exit_code_for_signal
+from ._hydrators import build_context
 from ._loader import load_pipeline
 from ._pipeline import Pipeline
 from ._policies._resource import ResourceGuard

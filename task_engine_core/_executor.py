@@ -1,15 +1,15 @@
-"""PipelineExecutor: runs a validated pipeline sequentially or on worker threads.
+"""The executor: runs a validated pipeline sequentially or on worker threads, with the listeners it is given.
 
 One scheduling loop serves both: with one worker it runs in the calling thread, with more each
-worker thread runs it over a shared ready heap. Either way a task starts only after all its
-upstreams succeeded or were skipped, each task starts once, and no task starts after a
-non-skippable failure unless `keep_going` is set. Ready tasks leave the heap by priority (see
-`task_engine_core._priority`); statistics are written by a listener (see `task_engine_core._stats`).
+worker thread runs it over one shared ReadyQueue (`task_engine_core._graph`). Either way a task
+starts only after all its upstreams succeeded or were skipped, each task starts once, and no task
+starts after a non-skippable failure unless `keep_going` is set. Ready tasks leave the queue by
+priority (see `task_engine_core._priority`). Which listeners a run has by default (console,
+reporters, statistics) is chosen a layer up, in `task_engine_core._defaults`.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import secrets
 import signal
@@ -21,38 +21,35 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ._context import TaskContext, build_context
+from ._context import TaskContext
 from ._dataflow import NO_INPUTS, TaskInputs, check_inputs_available, unavailable_output
-from ._graph import downstream_map
+from ._graph import ReadyQueue
+from ._hydrators import build_context
 from ._lifecycle import TaskLifecycle, may_start
 from ._loader import loading_target
 from ._mapping import FanOut, items_of, ordered_results
 from ._pipeline import Pipeline, TaskDefinition, ValidatedPipeline, collecting_pipeline
 from ._policies import TaskPolicies
-from ._policies._ratelimit import apply_context_rate_limits, check_rate_limit_keys
+from ._policies._limiter import apply_context_rate_limits
+from ._policies._ratelimit import check_rate_limit_keys
 from ._priority import PriorityKey, planned_order, priority_keys, registration_keys, start_ranks
 from ._result import RunResult, TaskResult
 from ._resume import ResumePoint, find_resume_point
 from ._selection import SelectOptions, check_select_options
-from ._stats import StatsStore
+from ._stats import StatsStore, open_stats_store
 from ._task import TaskState
-from .backend import default_listeners, resolve_stats_store, settle_trace_id
+from ._trace_ids import settle_trace_id
 from .errors import InvalidArgumentError, MapOverError, RunInterrupted
 from .events import EventBus, Listener, RunFinished, RunStarted, TaskFinished, TaskStarted
 
-__all__ = ["PipelineExecutor", "RunPlan"]
+__all__ = ["ExecutorCore", "RunPlan", "exit_code_for_signal"]
 
-# Module constants: enum attribute lookups and enum hashing are slow on the per-task path.
-_SUCCESS, _SKIPPED, _FAILED = TaskState.SUCCESS, TaskState.SKIPPED, TaskState.FAILED
-_UTC = UTC
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 # A supervisor repeats its signal at machine speed: GNU `timeout` and systemd's control-group kill
 # send SIGTERM to the child and again to its process group. The same signal again within this many
 # seconds is the same request; a person's second Ctrl-C (or a later `kill`) is a new one.
 _REPEAT_WINDOW = {"SIGTERM": 1.0, "SIGINT": 0.1}
 _FAILURE = "failure"  # the stop reason of fail-fast; not an interruption
-_INDEX_BITS = 32  # heap entries: rank << _INDEX_BITS | (1 + item index of a mapped task's instance)
-_INDEX_MASK = (1 << _INDEX_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -70,23 +67,13 @@ class RunPlan:
     context: TaskContext
 
 
-class PipelineExecutor:
-    """Run a pipeline: `PipelineExecutor(pipeline).run()` returns a RunResult or raises the failure.
+class ExecutorCore:
+    """The scheduler behind PipelineExecutor, with exactly the listeners it is given.
 
-    With `workers=1` tasks run one after another in the calling thread; with more, on that many
-    worker threads. Both share one scheduling loop, so ordering, fail-fast and `keep_going` are
-    the same. `stats` is where runtime statistics go (a path or a StatsStore; None: the file named
-    by $TASK_ENGINE_STATS, else `.task_engine/stats.sqlite3` under the working directory; False:
-    nowhere); with recorded statistics and `priority=True`, ready tasks start by longest remaining
-    critical path. `select` (the keyword arguments of `Pipeline.select`) runs part of the pipeline;
-    `resume` (True: the latest recorded run, or a run id) keeps what ended SUCCESS or SKIPPED there.
-    `reporters` replaces the default console reporter (None keeps it, `[]` prints nothing);
-    `listeners` are added next to the reporters and never remove one. Registered reporters
-    and the statistics recorder come on top of both.
-    `run_task` is for backends (see `task_engine_core.backend`): it runs one
-    allowed task's TaskLifecycle elsewhere, from `start()` to `finish()`.
-    With `raise_on_failure=False`, `run()` returns the result of a failed or
-    interrupted run instead of raising (check `result.failed` / `result.interrupted`).
+    It runs a validated pipeline sequentially or on worker threads and emits the events;
+    which listeners a run has by default (console, registered reporters, statistics) is chosen
+    a layer up, by the facade's PipelineExecutor (`_listeners`). Here `reporters` and
+    `listeners` are the run's listeners as given, and `stats` is only read (priority, resume).
     """
 
     def __init__(
@@ -127,12 +114,10 @@ class PipelineExecutor:
         #: How a backend runs one started task's lifecycle (None: here, sleeping retry delays).
         self.run_task = run_task
         self.raise_on_failure = bool(raise_on_failure)
-        self.stats_store = resolve_stats_store(stats)
+        self.stats_store = open_stats_store(stats)
         #: The run's trace id when a backend propagates one (e.g. derived from its run id).
         self.trace_id = trace_id
-        self.events = EventBus(
-            default_listeners(reporters, listeners=listeners, stats_store=self.stats_store, show_plan=show_plan)
-        )
+        self.events = EventBus(self._listeners(reporters, listeners, show_plan))
         self.result: RunResult | None = None
         self._stop_reason: str | None = None
         self._start_lock = threading.Lock()
@@ -140,6 +125,12 @@ class PipelineExecutor:
         self._abandoned = False
         self._outputs: dict[str, Any] = {}
         self._fan_outs: dict[str, FanOut] = {}
+
+    def _listeners(
+        self, reporters: Iterable[Listener] | None, listeners: Iterable[Listener], show_plan: bool
+    ) -> list[Listener]:
+        """The run's listeners: `reporters` and `listeners` as given; the layer above adds the defaults."""
+        return [*(reporters or ()), *listeners]
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -276,37 +267,17 @@ class PipelineExecutor:
         """The one scheduling loop: each worker takes the best ready task, runs it, releases its children.
 
         With one worker the loop runs in the calling thread; with more, each worker thread runs
-        it and they share the ready heap under one lock. No task is handed from thread to thread,
+        it and they share one ReadyQueue under one lock. No task is handed from thread to thread,
         so a chain runs on one thread without a context switch per task.
         """
-        # Left-out and resumed tasks never start (more parents than exist: never released) and
-        # count as done for their dependents.
-        never = len(validated.upstream) + 1
-        waiting = (
-            {
-                name: never if name in carried else sum(1 for parent in parents if parent not in carried)
-                for name, parents in validated.upstream.items()
-            }
-            if carried
-            else {name: len(parents) for name, parents in validated.upstream.items()}
-        )
-        downstream = downstream_map(validated.upstream)
-        # The heap holds each task's rank in the start preference: ints compare much faster than
-        # key tuples, and a fan-out keeps thousands of ready tasks in the heap.
-        rank = start_ranks(keys)
-        by_rank = [""] * len(rank)
-        for name, place in rank.items():
-            by_rank[place] = name
-        # A heap entry is the rank shifted left, plus 1 + the item index for an instance of a mapped
-        # task: instances keep their task's place in the start order, in item order among themselves.
-        ready = [rank[name] << _INDEX_BITS for name in validated.order if not waiting[name]]
-        heapq.heapify(ready)
+        # Left-out and resumed tasks never start and count as done for their dependents.
+        queue = ReadyQueue(validated.upstream, start_ranks(keys), skip=carried)
+        queue.prepare()
         definitions, policies, tasks = validated.definitions, validated.policies, result.tasks
         upstream, mapped = validated.upstream, validated.mapped
         execute = self._execute
         run_id = result.run_id
         lock = self._loop_lock = threading.Condition(threading.Lock())
-        running = 0
         ended = threading.Event()
         # Task -> output, only the non-None ones; a task that does not run here cannot hand one on.
         outputs: dict[str, Any] = dict(_unavailable_outputs(validated, carried))
@@ -314,14 +285,11 @@ class PipelineExecutor:
         self._outputs, self._fan_outs = outputs, fan_outs
 
         def loop(worker: str) -> None:
-            nonlocal running
             with lock:
                 while True:
-                    if ready and self._stop_reason is None:
-                        entry = heapq.heappop(ready)
-                        name = by_rank[entry >> _INDEX_BITS]
-                        index = (entry & _INDEX_MASK) - 1
-                        running += 1
+                    taken = queue.take() if self._stop_reason is None else None
+                    if taken is not None:
+                        name, index = taken
                         lock.release()
                         try:
                             if index >= 0:
@@ -345,19 +313,20 @@ class PipelineExecutor:
                                 )
                         finally:
                             lock.acquire()
-                            running -= 1
                         if task_result is None or self._abandoned:
-                            continue  # stopped before it started, or the run no longer waits for it
+                            # Stopped before it started, or the run no longer waits for it: no release.
+                            queue.done(name, release=False, instance=index if index >= 0 else None)
+                            continue
                         if isinstance(task_result, FanOut):
                             fan_outs[name] = task_result
                             tasks[name] = task_result.result
                             tasks.update(task_result.placeholders())
-                            for i in range(len(task_result.items)):
-                                heapq.heappush(ready, entry + 1 + i)
+                            queue.map_over(name, len(task_result.items))
                             lock.notify(len(task_result.items) - 1)  # this worker takes one itself
                             continue
                         if index >= 0:
                             tasks[task_result.name] = task_result
+                            queue.done(name, instance=index)
                             if not fan.record():
                                 continue
                             task_result = self._close_mapped(fan, tasks)
@@ -365,16 +334,10 @@ class PipelineExecutor:
                         if task_result.output is not None:
                             outputs[name] = task_result.output
                         state = task_result.state
-                        if state is _SUCCESS or state is _SKIPPED:  # is_done_ok, without enum hashing
-                            released = 0
-                            for child in downstream[name]:
-                                waiting[child] -= 1
-                                if not waiting[child]:
-                                    heapq.heappush(ready, rank[child] << _INDEX_BITS)
-                                    released += 1
-                            if released > 1:
-                                lock.notify(released - 1)  # this worker takes one itself
-                    elif running:
+                        released = queue.done(name, release=state is TaskState.SUCCESS or state is TaskState.SKIPPED)
+                        if released > 1:
+                            lock.notify(released - 1)  # this worker takes one itself
+                    elif queue.running:
                         lock.wait()
                     else:
                         ended.set()
@@ -385,7 +348,9 @@ class PipelineExecutor:
             loop(threading.current_thread().name)
             return
         # More threads than tasks would only idle, unless a fan-out adds tasks at run time.
-        for i in range(self.workers if validated.mapped else max(1, min(self.workers, len(waiting) - len(carried)))):
+        for i in range(
+            self.workers if validated.mapped else max(1, min(self.workers, len(validated.upstream) - len(carried)))
+        ):
             worker = f"task-engine-worker-{i + 1}"
             threading.Thread(target=loop, args=(worker,), name=worker, daemon=True).start()
         ended.wait()  # interruptible: signal handlers run while the main thread waits here
@@ -449,7 +414,7 @@ class PipelineExecutor:
             self.request_stop(type(escaped).__name__)
         with self._start_lock:
             self._live.pop(lifecycle.result.name, None)
-            if lifecycle.result.state is _FAILED and not self.keep_going:
+            if lifecycle.result.state is TaskState.FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
 
     def _start_mapped(
@@ -460,39 +425,39 @@ class PipelineExecutor:
         with self._start_lock:
             if not self._may_start_now():
                 return None
-            result = TaskResult(name, worker=worker, start=datetime.now(_UTC))
+            result = TaskResult(name, worker=worker, start=datetime.now(UTC))
             if events.wants(TaskStarted):
                 events.emit(TaskStarted(run_id, name, worker, time.time(), self.trace_id))
         started = self.clock()
         assert self.result is not None
-        if self.result.tasks[over].state is _SKIPPED:
+        if self.result.tasks[over].state is TaskState.SKIPPED:
             # Like a skipped upstream of an Airflow mapped task: nothing to map over, so skip too.
-            result.state = _SKIPPED
+            result.state = TaskState.SKIPPED
             result.reason = f"upstream {over!r} was skipped: nothing to map over"
         else:
             try:
                 items = items_of(name, over, self._outputs.get(over))
             except MapOverError as error:
-                result.state = _FAILED
+                result.state = TaskState.FAILED
                 result.error = error
                 result.reason = "its upstream's output is not a list"
             else:
                 if items:
                     return FanOut(result, over, upstream, items, started)
-                result.state = _SUCCESS
+                result.state = TaskState.SUCCESS
                 result.output = []
         return self._finish_mapped(result, started)
 
     def _close_mapped(self, fan: FanOut, tasks: Mapping[str, TaskResult]) -> TaskResult:
         """Roll a mapped task up from its ended instances and report it finished."""
-        fan.roll_up(tasks, datetime.now(_UTC), None)
+        fan.roll_up(tasks, datetime.now(UTC), None)
         return self._finish_mapped(fan.result, fan.started)
 
     def _finish_mapped(self, result: TaskResult, started: float) -> TaskResult:
-        result.end = result.end or datetime.now(_UTC)
+        result.end = result.end or datetime.now(UTC)
         result.duration = self.clock() - started
         with self._start_lock:
-            if result.state is _FAILED and not self.keep_going:
+            if result.state is TaskState.FAILED and not self.keep_going:
                 self.request_stop(_FAILURE)
         if self.events.wants(TaskFinished):
             self.events.emit(TaskFinished(self.result.run_id if self.result else "", result.name, result))
@@ -586,7 +551,7 @@ def _unavailable_outputs(validated: ValidatedPipeline, carried: Mapping[str, Tas
     return {
         name: unavailable_output(name, result.resumed_from, validated.selection)
         for name, result in carried.items()
-        if result.state is not _SKIPPED
+        if result.state is not TaskState.SKIPPED
     }
 
 
@@ -612,7 +577,7 @@ def _check_inputs_available(validated: ValidatedPipeline, carried: Mapping[str, 
 class _SignalGuard:
     """While a run is active in the main thread, SIGINT/SIGTERM stop new starts instead of killing it."""
 
-    def __init__(self, executor: PipelineExecutor | None) -> None:
+    def __init__(self, executor: ExecutorCore | None) -> None:
         self.executor = executor
         self.previous: dict[int, Any] = {}
         self.installed = False

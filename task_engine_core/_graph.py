@@ -26,6 +26,12 @@ def downstream_map(upstream: Mapping[str, Sequence[str]]) -> dict[str, list[str]
     return downstream
 
 
+# A heap entry is a task's rank shifted left, plus 1 + the item index for an instance of a mapped
+# task: instances keep their task's place in the start order, in item order among themselves.
+_INDEX_BITS = 32
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
+
+
 class ReadyQueue:
     """graphlib.TopologicalSorter's protocol over task names, handing out ready tasks best-ranked first.
 
@@ -34,12 +40,25 @@ class ReadyQueue:
     because a fan-out keeps thousands of ready tasks in the heap and ints compare fast); by
     default registration order, the order of `upstream`. Tasks in `skip` never become ready and
     count as done for their dependents (left out by a selection, kept by a resume). A task that
-    ended without releasing its dependents (a failure) is `done(name, release=False)`. The order
-    is decided by the ranks alone, so every user of this queue plans the same order; callers on
-    several threads hold one lock around it.
+    ended without releasing its dependents (a failure) is `done(name, release=False)`. A handed-out
+    task can fan out at run time (`map_over(name, count)`): its instances are handed out by `take()`
+    and each is `done(name, instance=i)`; `done(name)` once they ended releases its dependents.
+    The order is decided by the ranks alone, so every user of this queue plans the same order;
+    callers on several threads hold one lock around it.
     """
 
-    __slots__ = ("_by_rank", "_downstream", "_finished", "_handed", "_heap", "_rank", "_skip", "_upstream", "_waiting")
+    __slots__ = (
+        "_by_rank",
+        "_downstream",
+        "_expanded",
+        "_finished",
+        "_handed",
+        "_heap",
+        "_rank",
+        "_skip",
+        "_upstream",
+        "_waiting",
+    )
 
     def __init__(
         self,
@@ -57,6 +76,7 @@ class ReadyQueue:
         self._waiting: dict[str, int] = {}
         self._downstream: dict[str, list[str]] = {}
         self._heap: list[int] = []
+        self._expanded: set[str] = set()  # mapped tasks fanned out, waiting for their instances
         self._handed = 0
         self._finished = 0
 
@@ -73,27 +93,51 @@ class ReadyQueue:
             self._waiting = {name: len(parents) for name, parents in upstream.items()}
         self._downstream = downstream_map(upstream)
         rank = self._rank
-        self._heap = [rank[name] for name, count in self._waiting.items() if not count]
+        self._heap = [rank[name] << _INDEX_BITS for name, count in self._waiting.items() if not count]
         heapq.heapify(self._heap)
+        self._expanded = set()
+
+    def take(self) -> tuple[str, int] | None:
+        """The best-ranked ready entry, handed out: (task, -1), or (mapped task, instance index); None when none is ready."""
+        if not self._heap:
+            return None
+        self._handed += 1
+        entry = heapq.heappop(self._heap)
+        return self._by_rank[entry >> _INDEX_BITS], (entry & _INDEX_MASK) - 1
 
     def pop(self) -> str | None:
         """The best-ranked ready task, handed out (None when none is ready)."""
         if not self._heap:
             return None
         self._handed += 1
-        return self._by_rank[heapq.heappop(self._heap)]
+        return self._by_rank[heapq.heappop(self._heap) >> _INDEX_BITS]
 
     def get_ready(self, limit: int | None = None) -> tuple[str, ...]:
         """Every ready task (at most `limit`), best-ranked first, handed out."""
         ready: list[str] = []
         while self._heap and (limit is None or len(ready) < limit):
-            ready.append(self._by_rank[heapq.heappop(self._heap)])
+            ready.append(self._by_rank[heapq.heappop(self._heap) >> _INDEX_BITS])
         self._handed += len(ready)
         return tuple(ready)
 
-    def done(self, name: str, release: bool = True) -> int:
-        """`name` finished; with `release`, its dependents whose upstreams are all done become ready. Returns how many did."""
-        self._handed -= 1
+    def map_over(self, name: str, count: int) -> None:
+        """Handed-out task `name` fans out into `count` (>= 1) ready instances, taken at its place in the order."""
+        self._handed -= 1  # the task itself is no longer out; each instance is, once taken
+        self._expanded.add(name)
+        entry = self._rank[name] << _INDEX_BITS
+        heap = self._heap
+        for i in range(count):
+            heapq.heappush(heap, entry + 1 + i)
+
+    def done(self, name: str, release: bool = True, *, instance: int | None = None) -> int:
+        """`name` (or one `instance` of it) finished; with `release`, its dependents whose upstreams are all done become ready. Returns how many did."""
+        if instance is not None:
+            self._handed -= 1  # an instance releases nothing: its mapped task's `done` does
+            return 0
+        if self._expanded and name in self._expanded:
+            self._expanded.discard(name)  # not handed out itself since it fanned out
+        else:
+            self._handed -= 1
         self._finished += 1
         if not release:
             return 0
@@ -102,17 +146,17 @@ class ReadyQueue:
         for child in self._downstream[name]:
             waiting[child] -= 1
             if not waiting[child]:
-                heapq.heappush(heap, rank[child])
+                heapq.heappush(heap, rank[child] << _INDEX_BITS)
                 released += 1
         return released
 
     def is_active(self) -> bool:
         """True while a task is ready or handed out and not done."""
-        return bool(self._heap) or self._handed > 0
+        return bool(self._heap) or self._handed > 0 or bool(self._expanded)
 
     @property
     def running(self) -> int:
-        """How many tasks are handed out and not done."""
+        """How many tasks (or instances) are handed out and not done."""
         return self._handed
 
     @property

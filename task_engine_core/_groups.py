@@ -195,7 +195,7 @@ def run_group(
     stats: Any = None,
 ) -> RunResult:
     """Run a group's pipeline with the standalone executor on one worker; return its result, also after a failure."""
-    from ._executor import PipelineExecutor  # the executor imports the backend seam, which re-exports this module
+    from ._defaults import PipelineExecutor  # the standard executor sits a layer above this module
 
     executor = PipelineExecutor(
         pipeline,

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TaskLifecycle", "may_start"]
 
-_UTC = UTC
 _FINAL_STATE = {
     OutcomeKind.SUCCESS: TaskState.SUCCESS,
     OutcomeKind.FAILED: TaskState.FAILED,
@@ -124,7 +123,7 @@ class TaskLifecycle:
         result = self.result
         if worker is not None:
             result.worker = worker
-        result.start = datetime.now(_UTC)
+        result.start = datetime.now(UTC)
         self._started = self.clock()
         events = self.events
         if events.wants(TaskStarted):
@@ -245,5 +244,5 @@ class TaskLifecycle:
         state = self.state
         if state is not None and state.waits:
             result.waits = dict(state.waits)
-        result.end = datetime.now(_UTC)
+        result.end = datetime.now(UTC)
         result.duration = self.clock() - self._started

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast, overload
 
 from ._dataflow import check_parameters
 from ._graph import topological_order
+from ._numbers import is_finite_number
 from ._policies import TaskPolicies, resolve_policies
 from ._runnable import check_runnable
 from ._selection import check_select_options, describe_selection, normalise_tags, resolve_selection
@@ -160,7 +161,7 @@ class Pipeline:
                 dependencies = (*dependencies, map_over)  # fanning out over a task depends on it
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidArgumentError(f"@register(name=...) must be a non-empty string, not {name!r}")
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, (int, float))):
+        if priority is not None and not is_finite_number(priority):  # NaN would make the ready order arbitrary
             raise InvalidArgumentError(f"@register(priority=...) must be a number, not {priority!r}")
 
         def decorate(inner: T) -> T:

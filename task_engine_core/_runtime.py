@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import enum
 import inspect
-import math
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from . import _streams
 from ._attempt import AttemptState, HandlerDecision
+from ._numbers import is_finite_number
 from ._runnable import close_thread_loop, is_awaitable, run_awaitable
 from .errors import SkipTask, TaskTimeoutError
 from .events import AttemptFailed, AttemptStarted
@@ -160,7 +160,7 @@ def _after_failure(run: AttemptState, attempt: int, error: Exception) -> Attempt
         return give_up("retry_handler declined to retry")
     if decision is True:
         delay = policies.backoff.delay_for(run)
-    elif isinstance(decision, (int, float)) and math.isfinite(decision) and decision >= 0:
+    elif is_finite_number(decision) and decision >= 0:
         delay = float(decision)
     else:  # NaN and infinity too: the task's own failure, not a library error from a sleep
         return give_up(f"retry_handler returned {decision!r}; expected True, False or seconds >= 0")

@@ -1,4 +1,4 @@
-"""Secret values and masking: a Secret never prints its value, and known secret texts are masked in logs.
+"""Secret values and masking: a Secret never prints its value, known secret texts are masked, and which names are secret.
 
 A `Secret` wraps a value from the context (`!secret`, `!env NAME`, or a hydrator's mark). Its repr
 and str are `***`; `.reveal()` returns the value. Every revealed text of three characters or more
@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "SENSITIVE_WORDS",
+    "is_sensitive_name",
     "Secret",
     "MASK",
     "is_secret",
@@ -52,6 +53,12 @@ SENSITIVE_WORDS = (
     "authorization",
 )
 _log_masking_installed = False
+
+
+def is_sensitive_name(name: object) -> bool:
+    """True when a key name contains one of SENSITIVE_WORDS (case-insensitive): its value is to be a Secret."""
+    lowered = str(name).lower()
+    return any(word in lowered for word in SENSITIVE_WORDS)
 
 
 class Secret:

@@ -23,7 +23,8 @@ does with them, in order:
    emits TaskFinished. A backend that keeps the core's scheduler passes
    `PipelineExecutor(run_task=...)`, a function running one allowed task's lifecycle.
 6. Context and secrets: `hydrate` / `build_context` and the hydrator registry; `mask_secrets`,
-   `error_text` for anything shown outside the run (UI state messages, logs).
+   `error_text` for anything shown outside the run (UI state messages, logs); `is_sensitive_name`
+   (over `SENSITIVE_WORDS`) for which orchestrator-supplied values (Variables, params) become Secrets.
 7. Task groups: `plan_groups(validated, groups)` checks a grouping and contracts it into units
    (a group, or a task on its own); `group_pipeline` and `run_group` run a group's tasks with
    the standalone executor inside one orchestrator task; `worst_state` is the group's state.
@@ -43,26 +44,23 @@ does with them, in order:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
-from collections.abc import Iterable
 
 from ._attempt import AttemptState, HandlerDecision
-from ._context import (
+from ._context import TaskContext, deep_merge
+from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
+from ._defaults import default_listeners
+from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
+from ._hydrators import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     Hydrated,
     HydrationRequest,
-    TaskContext,
     build_context,
-    deep_merge,
     hydrate,
     register_hydrator,
     registered_hydrators,
 )
-from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
-from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
 from ._lifecycle import TaskLifecycle, may_start
 from ._loader import load_pipeline
 from ._mapping import instance_name, items_of
@@ -71,9 +69,18 @@ from ._policies import TaskPolicies
 from ._priority import PriorityKey, priority_keys
 from ._result import RunResult, TaskResult
 from ._runtime import AttemptOutcome, OutcomeKind, run_attempt
-from ._secrets import SENSITIVE_WORDS, Secret, error_text, mask_secrets, mask_text
+from ._secrets import SENSITIVE_WORDS, Secret, error_text, is_sensitive_name, mask_secrets, mask_text
 from ._selection import SelectOptions, parse_backend_options
 from ._stats import RunStatsRecorder, StatsStore, TaskStatsRecorder, open_stats_store
+from ._trace_ids import new_trace_id, settle_trace_id, trace_id_for
+from .errors import (
+    ContextError,
+    HydrationError,
+    InvalidArgumentError,
+    MapOverError,
+    MissingExtraError,
+    OutputTransferError,
+)
 from .events import (
     AttemptFailed,
     AttemptStarted,
@@ -89,9 +96,14 @@ from .events import (
     WaitStarted,
 )
 from .reporters import ConsoleReporter
-from .reporters._registry import registered_reporters
 
 __all__ = [
+    "ContextError",
+    "HydrationError",
+    "InvalidArgumentError",
+    "MapOverError",
+    "MissingExtraError",
+    "OutputTransferError",
     "AttemptFailed",
     "AttemptOutcome",
     "AttemptStarted",
@@ -143,6 +155,7 @@ __all__ = [
     "hydrate",
     "load_pipeline",
     "instance_name",
+    "is_sensitive_name",
     "items_of",
     "mask_secrets",
     "mask_text",
@@ -182,59 +195,9 @@ def attempt_state(lifecycle: TaskLifecycle) -> AttemptState:
     return lifecycle.state or lifecycle._new_state()
 
 
-def default_listeners(
-    reporters: Iterable[Listener] | None = None,
-    *,
-    listeners: Iterable[Listener] = (),
-    stats_store: StatsStore | None = None,
-    show_plan: bool = False,
-    tracing: Listener | None = None,
-    per_task_stats: tuple[ValidatedPipeline, str | None] | None = None,
-) -> list[Listener]:
-    """The standard listeners of a run: reporters (None: a ConsoleReporter), registered reporters, `listeners`, statistics, tracing.
-
-    `reporters` replaces the default console reporter; `listeners` are added next to them.
-
-    Every listener is pure, so the order is only the order of console output. Statistics are
-    recorded per run (RunStatsRecorder), or per task with `per_task_stats=(validated, trace_id)`
-    where no process sees the whole run (TaskStatsRecorder).
-    """
-    chosen = [ConsoleReporter(show_plan=show_plan)] if reporters is None else list(reporters)
-    assembled: list[Listener] = [*chosen, *registered_reporters(), *listeners]
-    if tracing is not None:
-        assembled.append(tracing)
-    if stats_store is not None and per_task_stats is not None:
-        validated, trace_id = per_task_stats
-        assembled.append(TaskStatsRecorder(stats_store, validated.name, len(validated.order), trace_id))
-    elif stats_store is not None:
-        assembled.append(RunStatsRecorder(stats_store))
-    return assembled
-
-
 def resolve_stats_store(stats: StatsStore | str | os.PathLike[str] | bool | None) -> StatsStore | None:
     """Where statistics go: a StatsStore, a path or postgresql:// URL, None/True ($TASK_ENGINE_STATS, else the default file) or False."""
     return open_stats_store(stats)
-
-
-def new_trace_id() -> str:
-    """A fresh W3C trace id (32 lowercase hex digits, never all zero)."""
-    while True:
-        trace_id = secrets.token_hex(16)
-        if trace_id.strip("0"):
-            return trace_id
-
-
-def trace_id_for(run_key: str) -> str:
-    """The trace id of an orchestrator's run (e.g. dag id + run id): the same in every process of that run."""
-    digest = hashlib.sha256(f"task-engine trace {run_key}".encode()).hexdigest()[:32]
-    return digest if digest.strip("0") else "1" + digest[1:]
-
-
-def settle_trace_id(listeners: Iterable[Listener], given: str | None = None) -> str | None:
-    """The run's trace id, settled before RunStarted: None unless a listener traces; then `given` or a new one."""
-    if any(getattr(listener, "needs_trace_id", False) for listener in listeners):
-        return given or new_trace_id()
-    return None
 
 
 def configured_tracing(trace_file: str | os.PathLike[str] | None = None) -> Listener | None:

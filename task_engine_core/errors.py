@@ -13,10 +13,6 @@ __all__ = [
     "DuplicateTaskError",
     "EmptyPipelineError",
     "EmptySelectionError",
-    "HttpConnectionError",
-    "HttpError",
-    "HttpStatusError",
-    "HttpTimeoutError",
     "HydrationError",
     "InputParameterError",
     "InputUnavailableError",
@@ -199,81 +195,6 @@ class MissingExtraError(TaskEngineError, ImportError):
             f"{feature} needs the {package!r} package, which is not installed; "
             f"install it with: pip install 'task-engine[{extra}]'"
         )
-
-
-class HttpError(TaskEngineError):
-    """An HTTP request made by a task failed; `method` and `url` (secrets masked) say which."""
-
-    def __init__(self, message: str, method: str, url: str) -> None:
-        self.method = method
-        self.url = url
-        super().__init__(message)
-
-
-_STATUS_HINTS = {
-    400: "the service rejected the request; check its parameters and body",
-    401: "the service did not accept the credentials; check the token or password the task sends",
-    403: "the credentials lack permission for this resource; check the account's grants",
-    404: "nothing is at this URL; check the address and the identifiers in it",
-    409: "the resource is in a conflicting state; check for a concurrent change before repeating it",
-    422: "the service could not process the request body; check its fields",
-    429: "the service is throttling this client; lower the request rate (see rate_limit)",
-}
-
-
-class HttpStatusError(HttpError):
-    """A response came back with an error status (4xx or 5xx); `response` is the requests Response."""
-
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        status: int,
-        reason: str = "",
-        body: str = "",
-        retry_after: str | None = None,
-        response: object | None = None,
-    ) -> None:
-        self.status = status
-        self.response = response
-        self.reason = reason
-        self.body = body
-        self.retry_after = retry_after
-        hint = _STATUS_HINTS.get(status) or (
-            "the service failed; check its health and logs" if status >= 500 else "the request was not accepted"
-        )
-        title = f"{status} {reason}".strip()
-        body_part = f"; body: {body!r}" if body else "; empty body"
-        super().__init__(f"{title} from {method} {url}{body_part}; {hint}", method, url)
-
-
-class HttpConnectionError(HttpError):
-    """No response: the connection was refused, reset or closed by the server."""
-
-    def __init__(self, method: str, url: str, detail: str) -> None:
-        self.detail = detail
-        super().__init__(
-            f"{method} {url} got no response ({detail}); check that the service is running and reachable",
-            method,
-            url,
-        )
-
-
-class HttpTimeoutError(HttpConnectionError):
-    """The connection or the response took longer than the task's timeout."""
-
-    def __init__(self, method: str, url: str, phase: str, seconds: float | None) -> None:
-        self.phase = phase
-        self.seconds = seconds
-        limit = f"{seconds:g} s" if seconds is not None else "its limit"
-        HttpError.__init__(
-            self,
-            f"{method} {url} timed out: no {'connection' if phase == 'connect' else 'response'} within {limit} "
-            f"({phase}_timeout); raise {phase}_timeout on the task if the service is this slow",
-            method,
-            url,
-        )
-        self.detail = f"{phase} timeout"
 
 
 class RunInterrupted(TaskEngineError):

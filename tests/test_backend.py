@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import task_engine_core
-from task_engine_core import Backoff, Pipeline, PipelineExecutor, Task, TaskState, backend, errors, retries
+from task_engine_core import Backoff, Pipeline, PipelineExecutor, Task, TaskState, backend, retries
 from task_engine_core.backend import (
     EventBus,
     OutcomeKind,
@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {
     "task_engine_core": set(task_engine_core.__all__),
     "task_engine_core.backend": set(backend.__all__),
-    "task_engine_core.errors": set(errors.__all__),
 }
 
 

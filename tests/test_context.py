@@ -25,7 +25,7 @@ from task_engine_core import (
     register_hydrator,
     skippable,
 )
-from task_engine_core._context import Hydrated, hydrate, registered_hydrators, reset_hydrators, unregister_hydrator
+from task_engine_core._hydrators import Hydrated, hydrate, registered_hydrators, reset_hydrators, unregister_hydrator
 from task_engine_core._policies import default_rate_limiter
 from task_engine_core.errors import ContextFileError, ContextKeyError, HydrationError
 from task_engine_core.reporters import ConsoleReporter
@@ -578,7 +578,7 @@ def test_a_context_with_secrets_survives_pickle_and_deepcopy(tmp_path):
 
 def test_a_context_nested_up_to_the_limit_works_in_every_output(tmp_path):
     from task_engine_core import Pipeline, PipelineExecutor
-    from task_engine_core._context import MAX_CONTEXT_DEPTH
+    from task_engine_core._context_file import MAX_CONTEXT_DEPTH
     from task_engine_core.reporters import HtmlRunReport, JsonRunSummary
 
     depth = MAX_CONTEXT_DEPTH

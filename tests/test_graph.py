@@ -130,3 +130,33 @@ def test_ready_queue_static_order_names_a_cycle():
 
     with pytest.raises(CycleError, match="B -> C -> B"):
         ReadyQueue({"A": [], "B": ["A", "C"], "C": ["B"]}).static_order()
+
+
+def test_ready_queue_fans_a_handed_out_task_into_instances_at_its_place():
+    from task_engine_core._graph import ReadyQueue
+
+    # M maps over A; B is ranked after M, C depends on M.
+    upstream = {"A": [], "M": ["A"], "B": ["A"], "C": ["M"]}
+    queue = ReadyQueue(upstream)
+    queue.prepare()
+    assert queue.take() == ("A", -1)
+    assert queue.done("A") == 2
+    assert queue.take() == ("M", -1)
+    queue.map_over("M", 3)
+    assert queue.running == 0  # M itself is no longer out: a stopped run ends with no instance running
+    assert queue.is_active()
+    # Instances keep M's place (before B), in item order.
+    assert [queue.take(), queue.take()] == [("M", 0), ("M", 1)]
+    assert queue.running == 2
+    assert queue.done("M", instance=1) == 0
+    assert queue.done("M", instance=0) == 0
+    assert queue.take() == ("M", 2)
+    assert queue.done("M", instance=2) == 0
+    assert queue.take() == ("B", -1)
+    assert queue.done("B") == 0
+    assert queue.running == 0 and queue.take() is None
+    assert queue.done("M") == 1  # the rolled-up task releases its dependents
+    assert queue.take() == ("C", -1)
+    queue.done("C")
+    assert not queue.is_active()
+    assert queue.finished == 4

@@ -245,7 +245,7 @@ def _env() -> dict[str, str]:
 
 
 def test_context_secrets_are_masked_everywhere_in_the_report(tmp_path: Path) -> None:
-    from task_engine_core._context import Secret
+    from task_engine_core import Secret
     from task_engine_core.reporters import JsonRunSummary
 
     token = "tok-9f8e7d6c5b4a"

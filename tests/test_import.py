@@ -91,7 +91,7 @@ def test_cli_run_imports_no_reporter_checker_or_library_the_run_does_not_use(tmp
 
 
 PUBLIC_MODULES = {"__init__", "__main__", "backend", "errors", "events", "sensible_defaults"}
-PUBLIC_PACKAGES = {"reporters", "telemetry"}
+PUBLIC_PACKAGES = {"http", "reporters", "telemetry"}
 
 
 def test_implementation_modules_are_private_and_every_public_one_declares_its_names() -> None:

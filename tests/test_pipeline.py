@@ -226,6 +226,14 @@ def test_bad_name_and_priority():
         Pipeline("x").register(priority="high")
 
 
+@pytest.mark.parametrize("priority", [float("nan"), float("inf"), True])
+def test_priority_must_be_a_finite_number(priority):
+    # NaN compares false with everything, so it would make the ready order arbitrary; True is no number.
+    with pytest.raises(InvalidArgumentError) as info:
+        Pipeline("x").register(priority=priority)
+    assert str(info.value) == f"@register(priority=...) must be a number, not {priority!r}"
+
+
 def test_every_definition_error_is_a_task_engine_error():
     for cls in (
         CycleError,

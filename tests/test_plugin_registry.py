@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from task_engine_core import register_hydrator
-from task_engine_core._context import (
+from task_engine_core._hydrators import (
     ENVIRONMENT_HYDRATOR,
     YAML_FILE_HYDRATOR,
     registered_hydrators,

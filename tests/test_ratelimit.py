@@ -19,7 +19,7 @@ from task_engine_core import (
     set_rate_limit,
 )
 from task_engine_core._policies import default_rate_limiter, resolve_policies
-from task_engine_core._policies._ratelimit import parse_rate_limits
+from task_engine_core._policies._rate_limit_config import parse_rate_limits
 from task_engine_core.errors import (
     ContextError,
     InvalidArgumentError,
@@ -67,6 +67,14 @@ def test_rate_limit_defaults_burst_to_rate_and_per_to_one_second():
         (
             {"rate": 1, "per": "week"},
             "RateLimit('/jobs/runs/get', per='week'): per is a number of seconds > 0 or one of second, minute, hour, day",
+        ),
+        (  # an infinite period means no token ever arrives: refused, not a ZeroDivisionError in acquire
+            {"rate": 1, "per": float("inf")},
+            "RateLimit('/jobs/runs/get', per=inf): per is a number of seconds > 0 or one of second, minute, hour, day",
+        ),
+        (
+            {"rate": 1, "per": True},
+            "RateLimit('/jobs/runs/get', per=True): per is a number of seconds > 0 or one of second, minute, hour, day",
         ),
     ],
 )
@@ -385,7 +393,7 @@ def test_console_reporter_prints_waits_above_its_threshold(limiter, clock):
 def test_the_databricks_example_config_parses():
     from pathlib import Path
 
-    from task_engine_core._context import load_context_file
+    from task_engine_core._context_file import load_context_file
 
     path = Path(__file__).resolve().parents[1] / "examples" / "databricks_rate_limits.yml"
     data = load_context_file(path, environ={"DATABRICKS_TOKEN": "dapi-example-token"})

@@ -1,4 +1,4 @@
-"""SensibleDefaultsRequests against real HTTP servers on 127.0.0.1 (no mocking of requests)."""
+"""The HTTP tasks (task_engine_core.http) against real HTTP servers on 127.0.0.1 (no mocking of requests)."""
 
 from __future__ import annotations
 
@@ -13,23 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from task_engine_core import Backoff, Pipeline, PipelineExecutor, TaskState, retries, skippable
-from task_engine_core._policies._ratelimit import (
-    RateLimit,
-    RateLimiter,
-    default_rate_limiter,
-    rate_limit,
-    set_rate_limit,
-)
-from task_engine_core.errors import (
+from task_engine_core._policies import RateLimit, RateLimiter, default_rate_limiter, rate_limit, set_rate_limit
+from task_engine_core.errors import MissingExtraError, UnknownRateLimitKeyError
+from task_engine_core.events import RetryScheduled, WaitStarted
+from task_engine_core.http import (
+    NO_RETRY,
     HttpConnectionError,
     HttpStatusError,
     HttpTimeoutError,
-    MissingExtraError,
-    UnknownRateLimitKeyError,
-)
-from task_engine_core.events import RetryScheduled, WaitStarted
-from task_engine_core.sensible_defaults import (
-    NO_RETRY,
     RetryRule,
     SensibleDefaultsRequests,
     mask_url,
@@ -650,30 +641,47 @@ def test_retry_rule_rejects_negative_retries():
     assert str(caught.value) == "RetryRule(retries=-1): retries is how often this failure is retried, an integer >= 0"
 
 
-def test_importing_the_core_does_not_import_requests():
-    code = "import sys, task_engine_core, task_engine_core.sensible_defaults; print('requests' in sys.modules)"
+@pytest.mark.parametrize("module", ["task_engine_core", "task_engine_core.http", "task_engine_core.sensible_defaults"])
+def test_importing_the_core_or_the_http_tasks_does_not_import_requests(module):
+    code = f"import sys, {module}; print('requests' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_sensible_defaults_is_the_seed_path_to_the_same_http_objects() -> None:
+    import task_engine_core.http as http
+    import task_engine_core.sensible_defaults as old_path
+    from task_engine_core import errors
+
+    assert SensibleDefaultsRequests is http.HttpTask
+    for name in old_path.__all__:
+        assert getattr(old_path, name) is getattr(http, name), name
+    # The HTTP errors have one home: the http package, not the core's errors module.
+    for name in ("HttpError", "HttpStatusError", "HttpConnectionError", "HttpTimeoutError"):
+        assert not hasattr(errors, name) and name not in errors.__all__, name
+        assert issubclass(getattr(http, name), errors.TaskEngineError), name
 
 
 def test_a_missing_requests_names_the_http_extra():
     code = (
         "import sys; sys.modules['requests'] = None\n"
         "from task_engine_core.sensible_defaults import SensibleDefaultsRequests\n"
-        "try:\n    SensibleDefaultsRequests().session\n"
-        "except ImportError as e:\n    print(type(e).__name__, e)\n"
+        "from task_engine_core.http import HttpTask\n"
+        "for task in (SensibleDefaultsRequests(), HttpTask()):\n"
+        "    try:\n        task.session\n"
+        "    except ImportError as e:\n        print(type(e).__name__, e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == (
+    assert out.stdout.splitlines() == 2 * [
         "MissingExtraError SensibleDefaultsRequests needs the 'requests' package, which is not installed; "
         "install it with: pip install 'task-engine[http]'"
-    )
+    ]
     assert issubclass(MissingExtraError, ImportError)
 
 
 def test_secret_query_markers_extend_the_one_list_of_sensitive_words() -> None:
     from task_engine_core._secrets import SENSITIVE_WORDS
-    from task_engine_core.sensible_defaults import SECRET_QUERY_MARKERS
+    from task_engine_core.http._urls import SECRET_QUERY_MARKERS
 
     # One owner: a word added to what counts as a secret key is masked in URLs too.
     assert set(SENSITIVE_WORDS) <= set(SECRET_QUERY_MARKERS)

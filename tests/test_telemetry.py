@@ -305,7 +305,7 @@ def test_core_imports_no_opentelemetry() -> None:
 
 
 def test_secrets_never_reach_spans_or_logs() -> None:
-    from task_engine_core._context import Secret
+    from task_engine_core import Secret
 
     token = "tok-span-5e4d3c2b1a"
     pipeline = Pipeline("secret-trace")

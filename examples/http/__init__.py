@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from examples._local_http import reply, serve
 from task_engine_core import RateLimit, rate_limit, register, set_rate_limit, skippable
-from task_engine_core.sensible_defaults import SensibleDefaultsRequests
+from task_engine_core.http import HttpTask
 
 
 class JobsService:
@@ -67,7 +67,7 @@ RUN: dict[str, int] = {}
 set_rate_limit(RateLimit("/jobs/runs/get", rate=4, burst=1))
 
 
-class JobsApiTask(SensibleDefaultsRequests):
+class JobsApiTask(HttpTask):
     """Our HTTP tasks: the sensible defaults, and every retry decision printed."""
 
     read_timeout = 5.0

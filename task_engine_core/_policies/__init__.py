@@ -1,15 +1,8 @@
 """Policies that shape how each task runs: retries, skip, rate limits, resource waits, the per-task policy set."""
 
-from ._ratelimit import (
-    RateLimit,
-    RateLimiter,
-    TokenBucket,
-    default_rate_limiter,
-    rate_limit,
-    rate_limited,
-    set_rate_limit,
-    set_rate_limit_store,
-)
+from ._bucket import RateLimit, TokenBucket
+from ._limiter import RateLimiter, default_rate_limiter, set_rate_limit, set_rate_limit_store
+from ._ratelimit import rate_limit, rate_limited
 from ._resource import wait_for_resource
 from ._retry import Backoff, RetryPolicy, retries
 from ._skip import skippable

@@ -27,6 +27,7 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises the proce
     fcntl = None  # type: ignore[assignment]
 
 from ..errors import InvalidArgumentError, MissingExtraError, RateLimitStoreError
+from ._bucket import TokenBucket
 
 __all__ = [
     "BucketStore",
@@ -97,8 +98,6 @@ class SqliteBucketStore:
         self, key: str, limits: Sequence[Any], tokens: float, timeout: float | None
     ) -> tuple[float, bool, float]:
         """One `BEGIN IMMEDIATE` transaction: read the key's buckets, refill, take, write back."""
-        from ._ratelimit import TokenBucket  # ratelimit imports this module
-
         with self._lock, self._host_lock(key):
             try:
                 connection = self._connect()

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+from .._numbers import capped_growth, check_number
 from ..errors import DefinitionError, InvalidArgumentError, ResourceTimeoutError, SkipTask
-from ._numbers import capped_growth, check_number
 
 __all__ = ["wait_for_resource", "ResourceGuard", "HOOK_METHOD"]
 

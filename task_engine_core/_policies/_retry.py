@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .._numbers import capped_growth, check_number, is_count
 from ..errors import InvalidArgumentError
-from ._numbers import capped_growth, check_number
 
 __all__ = ["Backoff", "MAX_BACKOFF_DELAY", "RetryPolicy", "retries"]
 
@@ -82,7 +82,7 @@ def retries(n: int, *, backoff: Backoff | float | None = None) -> Callable[[F], 
         raise InvalidArgumentError(
             f"@retries needs the number of attempts, e.g. @retries(3); it was used bare on {_name(n)!r}"
         )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_count(n, 1):
         raise InvalidArgumentError(
             f"retries({n!r}): n is the total number of attempts and must be an integer of at least 1"
         )

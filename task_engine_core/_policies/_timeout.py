@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._numbers import check_number
+from .._numbers import check_number
 from ._retry import _check_target
 
 __all__ = ["timeout"]

@@ -254,7 +254,7 @@ def test_context_goes_through_the_core_chain_with_variable_params_and_conf(
 
 
 def test_the_airflow_hydrators_add_nothing_to_a_standalone_run() -> None:
-    from task_engine_core._context import hydrate
+    from task_engine_core._hydrators import hydrate
 
     context = hydrate(environ={})
     assert dict(context) == {}
@@ -640,7 +640,7 @@ def test_importing_the_adapter_registers_no_hydrator_and_building_a_dag_does() -
 
     code = (
         "from task_engine_core import Pipeline\n"
-        "from task_engine_core._context import registered_hydrators\n"
+        "from task_engine_core._hydrators import registered_hydrators\n"
         "import task_engine.airflow as adapter\n"
         "print(sorted(dict(registered_hydrators())))\n"
         "pipeline = Pipeline('p')\n"

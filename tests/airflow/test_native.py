@@ -15,7 +15,7 @@ from airflow_harness import REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_
 from task_engine.airflow import EXECUTION_TIMEOUT_GRACE, AirflowAdapterError, to_airflow_dag
 from task_engine.airflow_dags import DagsConfigError, read_dags_config
 from task_engine_core import Pipeline, timeout
-from task_engine_core._context import registered_hydrators, unregister_hydrator
+from task_engine_core._hydrators import registered_hydrators, unregister_hydrator
 
 ENTRY_FILE = REPO_ROOT / "dags" / "task_engine_dags.py"
 ERRORS_FILE = REPO_ROOT / "dags" / "task_engine_import_errors.py"
@@ -393,7 +393,7 @@ def test_importing_the_adapter_registers_no_hydrator_building_a_dag_does() -> No
     import sys
 
     code = (
-        "from task_engine_core._context import registered_hydrators as r\n"
+        "from task_engine_core._hydrators import registered_hydrators as r\n"
         "import task_engine.airflow as a\n"
         "before = [n for n, _ in r()]\n"
         "from task_engine_core import Pipeline\n"

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,31 +180,15 @@ def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_
 
 def _screenshot(services: AirflowServices, run_id: str) -> None:
     """The graph of the jobs example in the real UI, taken by headless Chromium (not part of the assertions)."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if shutil.which("chromium") is None:
         return
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    target = SCREENS / "airflow-jobs-graph.png"
-    url = f"http://127.0.0.1:{services.port}/dags/jobs/runs/{run_id}?mode=graph"
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--window-size=1600,1000",
-            "--virtual-time-budget=15000",
-            f"--screenshot={target}",
-            url,
-        ],
-        capture_output=True,
-        timeout=120,
-    )
-    shutil.rmtree(profile, ignore_errors=True)
-    print("screenshot:", target, target.exists())
+    from tests._chromium import screenshot_url
+
+    url = f"http://127.0.0.1:{services.port}/dags/jobs/runs/{run_id}"
+    # The UI keeps the grid/graph choice and the expanded task groups in localStorage.
+    storage = {"default_dag_view": json.dumps("graph"), "jobs/open-groups": json.dumps(["job1", "job2"])}
+    try:
+        target = screenshot_url(url, SCREENS / "airflow-jobs-graph.png", local_storage=storage, settle_s=10)
+        print("screenshot:", target, target.exists())
+    except Exception as error:  # a screenshot is evidence for people, never a test result
+        print("screenshot failed:", error)

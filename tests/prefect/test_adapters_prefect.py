@@ -39,7 +39,7 @@ from task_engine_core import (
     skippable,
     wait_for_resource,
 )
-from task_engine_core._context import hydrate, registered_hydrators
+from task_engine_core._hydrators import hydrate, registered_hydrators
 from task_engine_core._stats import StatsStore
 from task_engine_core.errors import ContextKeyError, EmptyPipelineError, InvalidArgumentError, ResourceTimeoutError
 from task_engine_core.events import (
@@ -576,7 +576,7 @@ def test_secrets_reach_no_prefect_state_message(task_runs: Any) -> None:
         def retry_handler(self, error: Exception) -> bool:
             return True
 
-    from task_engine_core._context import Secret
+    from task_engine_core import Secret
 
     flow = to_prefect_flow(pipeline, reporters=[], context=TaskContext({"api": {"token": Secret(secret)}}))
     state = flow(return_state=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def seeded_examples(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def prefect_cli(*args: str, cwd: Path) -> str:
-    env = dict(os.environ, PREFECT_API_URL=get_current_settings().api.url or "")
+    env = dict(os.environ, PREFECT_API_URL=get_current_settings().api.url or "", COLUMNS="160")
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", *args],
         cwd=cwd,
@@ -93,6 +94,61 @@ def test_prefect_deploy_then_a_process_worker_runs_the_tasks_example(
     }
     assert {run_id for run_id, *_ in rows} == {runs[0][0]}
     assert set(StatsStore(os.environ["TASK_ENGINE_STATS"]).expected_durations("examples.tasks")) == set(SEED_RUN_1)
+
+    # What a Prefect user looks at (printed with `pytest -s`, not asserted): the CLI's list and the
+    # UI's graph of this flow run, taken by headless Chromium from the real server.
+    print(prefect_cli("flow-run", "ls", "--flow-name", "tasks", cwd=repo_root))
+    print(states_of(task_runs(flow_run.id, len(SEED_RUN_1))))
+    _screenshot(f"/runs/flow-run/{flow_run.id}", "prefect-tasks-flow-run.png")
+
+
+def _screenshot(path: str, name: str) -> None:
+    """A PNG of a page of the real Prefect UI in test-artifacts/ (or TASK_ENGINE_SCREENS), when chromium is here.
+
+    The test server serves no UI, so a second real server (`prefect server start --no-services`, the
+    UI on) is started on the same database for the picture only, and stopped.
+    """
+    if shutil.which("chromium") is None:
+        return
+    import socket
+    import time
+    import urllib.request
+
+    from tests._chromium import screenshot_url
+
+    screens = Path(os.environ.get("TASK_ENGINE_SCREENS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    database = get_current_settings().server.database.connection_url
+    env = dict(
+        os.environ,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=database.get_secret_value() if database else "",
+        PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--no-services", "--ui", "--analytics-off"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        target = screenshot_url(f"http://127.0.0.1:{port}{path}", screens / name, settle_s=10)
+        print("screenshot:", target, target.exists())
+    except Exception as error:  # a screenshot is evidence for people, never a test result
+        print("screenshot failed:", error)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_a_runner_serves_a_deployment_by_entrypoint(repo_root: Path, task_runs: Any) -> None:

@@ -357,7 +357,7 @@ def test_a_missing_variable_names_the_variable_the_key_and_the_fix() -> None:
 def test_hydrators_are_registered_when_a_flow_is_built_not_at_import() -> None:
     code = textwrap.dedent(
         """
-        from task_engine_core._context import registered_hydrators
+        from task_engine_core._hydrators import registered_hydrators
         import task_engine.prefect as p
         from task_engine_core import Pipeline
         before = sorted(name for name, _ in registered_hydrators() if name.startswith("prefect"))
