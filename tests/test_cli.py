@@ -213,4 +213,4 @@ def test_prefix_output_names_the_task_on_each_line_it_prints(tmp_path):
     assert sorted(line for line in lines if line.startswith("Executing ")) == ["Executing one", "Executing two"]
     plain = cli("run", str(file), "--workers", "2", "--no-stats", cwd=tmp_path)  # off by default
     # Without the flag prints go straight through (another thread's line may land inside one).
-    assert "one says 1" in plain.stdout and "[one]" not in plain.stdout
+    assert "one says" in plain.stdout and "[one]" not in plain.stdout  # print() writes "1" separately
