@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from ._cli_history import (
     add_runs_command,
     add_selection_arguments,
+    format_table,
     print_plan,
     print_resumed,
     resume_from_arguments,
@@ -393,11 +394,4 @@ def format_summaries(summaries: Sequence[TaskSummary]) -> str:
         )
         for s in summaries
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=False)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return format_table(header, rows, numbers=True)

@@ -22,6 +22,7 @@ from ._selection import SelectOptions
 from ._stats import STATS_ENVIRONMENT_VARIABLE, PostgresStatsStore, RecordedRun, StatsStore, open_stats_store
 
 __all__ = [
+    "format_table",
     "add_selection_arguments",
     "add_runs_command",
     "selection_from_arguments",
@@ -217,7 +218,7 @@ def format_runs(runs: Sequence[RecordedRun]) -> str:
         )
         for run in runs
     ]
-    return _table(header, rows)
+    return format_table(header, rows)
 
 
 def _show_run(store: StatsStore, pipeline: str, run_id: str) -> int:
@@ -238,16 +239,21 @@ def _show_run(store: StatsStore, pipeline: str, run_id: str) -> int:
         else:
             note = ": ".join(part for part in (task.error_type, task.reason) if part)
         rows.append((task.task, task.state, str(task.attempts), seconds_text(task.duration), note or "-"))
-    print(_table(("task", "state", "attempts", "duration", "note"), rows))
+    print(format_table(("task", "state", "attempts", "duration", "note"), rows))
     return 0
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, numbers: bool = False) -> str:
+    """A plain-text table of the CLI (`stats`, `runs`); with `numbers`, every column after the first is right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
-        for row in [header, *rows]
-    )
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            cell.rjust(width) if numbers and column else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
 
 
 def _moment(iso: str | None) -> str:
