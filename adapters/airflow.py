@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import math
 import os
 import socket
 import time
@@ -32,6 +33,7 @@ from typing import Any
 
 from task_engine_core import Pipeline, Secret, TaskEngineError, TaskState, mask_secrets, register_hydrator
 from task_engine_core.backend import (
+    AIRFLOW_MIN_RESCHEDULE_SECONDS,
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
     AttemptOutcome,
@@ -362,6 +364,7 @@ def to_airflow_dag(
     task_groups: bool = True,
     output_store: OutputStore | None = None,
     max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+    min_reschedule_seconds: float = AIRFLOW_MIN_RESCHEDULE_SECONDS,
     **dag_kwargs: Any,
 ) -> DAG:
     """Return an Airflow DAG with one task per engine task; `dag_kwargs` go to `airflow.sdk.DAG`.
@@ -391,6 +394,10 @@ def to_airflow_dag(
     to `output_store` (see `FileOutputStore`); a task with `map_over=` becomes a mapped Airflow
     task (`expand`), one Airflow task instance per item. Inside a group outputs pass in memory;
     a mapped task and the task it maps over are in the same group or in none.
+
+    A `@wait_for_resource` pause is an Airflow reschedule of at least `min_reschedule_seconds`:
+    a shorter one lets Airflow's scheduler see the end of one poll after it queued the next and
+    fail the task (apache/airflow#71172). Lower it where your Airflow has that fix.
     """
     pipeline = pipeline if pipeline is not None else collecting_pipeline()
     validated = pipeline.validate()
@@ -407,6 +414,14 @@ def to_airflow_dag(
     )
     _register_hydrators(context_source)
 
+    if isinstance(min_reschedule_seconds, bool) or not (
+        isinstance(min_reschedule_seconds, (int, float)) and 0 <= min_reschedule_seconds < math.inf
+    ):
+        raise AirflowAdapterError(
+            f"to_airflow_dag(min_reschedule_seconds={min_reschedule_seconds!r}) for pipeline {pipeline.name!r}: "
+            f"give the shortest pause between two resource polls in seconds, a number >= 0 "
+            f"(default {AIRFLOW_MIN_RESCHEDULE_SECONDS:g})"
+        )
     if dag_kwargs.get("fail_fast"):
         raise AirflowAdapterError(
             f"to_airflow_dag(fail_fast=True) for pipeline {pipeline.name!r}: Airflow's fail_fast needs the "
@@ -440,7 +455,15 @@ def to_airflow_dag(
                 operator: Any = factory(  # a PythonOperator, or a partial that expand() maps
                     task_id=unit,
                     python_callable=_unit_callable(
-                        validated, plan, unit, context_source, keep_going, stats, pipeline, transfer
+                        validated,
+                        plan,
+                        unit,
+                        context_source,
+                        keep_going,
+                        stats,
+                        pipeline,
+                        transfer,
+                        min_reschedule_seconds,
                     ),
                     priority_weight=weights[unit],
                     weight_rule="absolute",
@@ -579,6 +602,7 @@ def _unit_callable(
     stats: StatsStore | str | os.PathLike[str] | bool | None,
     pipeline: Pipeline | None = None,
     transfer: XComTransfer | None = None,
+    min_reschedule_seconds: float = AIRFLOW_MIN_RESCHEDULE_SECONDS,
 ) -> Any:
     if plan.is_group(unit):
         return _AirflowGroup(unit, group_pipeline(validated, plan, unit), context_source, keep_going, stats)
@@ -591,6 +615,7 @@ def _unit_callable(
         stats=stats,
         pipeline=pipeline,
         data=_data_flow(validated, plan, unit, transfer or XComTransfer()),
+        min_reschedule_seconds=min_reschedule_seconds,
     )
 
 
@@ -724,8 +749,10 @@ class _AirflowAttempt:
         stats: StatsStore | str | os.PathLike[str] | bool | None = None,
         pipeline: Pipeline | None = None,
         data: _DataFlow | None = None,
+        min_reschedule_seconds: float = AIRFLOW_MIN_RESCHEDULE_SECONDS,
     ) -> None:
         self.data = data or _DataFlow((), {}, None, None, XComTransfer(), {})
+        self.min_reschedule_seconds = min_reschedule_seconds
         self.definition = definition
         # The whole pipeline, to resolve a dag run's selection (names, tags, from / to).
         self.pipeline = pipeline
@@ -759,7 +786,7 @@ class _AirflowAttempt:
                 tracing=tracing, stats_store=_stats_store(self.stats), per_task_stats=(self.validated, trace_id)
             )
         )
-        resource_wait = _ResourceWaitAcrossTries(airflow_context, ti, self.policies)
+        resource_wait = _ResourceWaitAcrossTries(airflow_context, ti, self.policies, self.min_reschedule_seconds)
         # Wall-clock time: a resource wait's deadline spans tries, each in its own process.
         lifecycle = TaskLifecycle(
             self.definition,
@@ -948,7 +975,8 @@ class _ResourceWaitAcrossTries:
     reschedules and retries, keyed by the clearing round so that clearing the task starts afresh.
     """
 
-    def __init__(self, airflow_context: Mapping[str, Any], ti: Any, policies: TaskPolicies) -> None:
+    def __init__(self, airflow_context: Mapping[str, Any], ti: Any, policies: TaskPolicies, min_pause: float) -> None:
+        self.min_pause = min_pause
         # Only tasks with attempt guards can poll: the others never touch the store.
         self.store = airflow_context.get("task_state_store") if policies.guards else None
         max_tries = getattr(ti, "max_tries", None)
@@ -972,8 +1000,8 @@ class _ResourceWaitAcrossTries:
             self.loaded = dict(first_poll)
 
     def reschedule(self, seconds: float) -> None:
-        """The resource guard's sleep: hand the pause to Airflow instead of holding the worker slot."""
-        raise _Reschedule(seconds)
+        """The resource guard's sleep: hand the pause (at least `min_pause`) to Airflow instead of holding the slot."""
+        raise _Reschedule(max(seconds, self.min_pause))
 
 
 NOTE_CONNECTION = "task_engine_api"

@@ -59,6 +59,7 @@ _KEYS: dict[str, tuple[type, ...]] = {
     "connections": (dict,),
     "secrets": (dict,),
     "task_groups": (bool,),
+    "min_reschedule_seconds": (int, float),
     "description": (str,),
     "max_active_runs": (int,),
     "default_args": (dict,),

@@ -29,7 +29,7 @@ from ._pipeline import TaskDefinition, ValidatedPipeline
 from ._policies._bucket_stores import RATE_LIMIT_STORE_ENVIRONMENT_VARIABLE as RATE_LIMIT_STORE_VARIABLE
 from ._policies._limiter import default_rate_limiter
 from ._policies._resource import ResourceGuard
-from .backend import BACKENDS
+from .backend import AIRFLOW_MIN_RESCHEDULE_SECONDS, BACKENDS
 from .errors import InvalidArgumentError
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 MATRIX_COLUMNS = ("sequential", "threads", "airflow", "prefect")
 
 RATE_LIMIT_STORE_CONTEXT_KEY = "rate_limit_store"
-# A reschedule goes through the scheduler's loop and a new task process: seconds, not milliseconds.
-_AIRFLOW_RESCHEDULE_SECONDS = 5.0
 # Airflow refuses to expand a mapped task over more items than this ([core] max_map_length).
 _AIRFLOW_MAX_MAP_LENGTH = 1024
 
@@ -139,14 +137,15 @@ class Rule(abc.ABC):
 
 
 class ResourcePollIsReschedule(Rule):
-    """`@wait_for_resource` with a short interval: on Airflow every pause is a reschedule, which takes seconds."""
+    """`@wait_for_resource` with a short interval: on Airflow every pause is a reschedule, which has a floor."""
 
     kind = "resource-poll-reschedule"
     feature = "resource waits (`wait_for_resource`)"
     columns = ("airflow",)
     summary = (
-        "each pause between polls is a reschedule (the worker slot is free, one deadline across tries): "
-        "a new task process per poll, so intervals under a few seconds stretch"
+        "each pause between polls is a reschedule (the worker slot is free, one deadline across tries) "
+        f"of at least {AIRFLOW_MIN_RESCHEDULE_SECONDS:g} s: shorter intervals stretch, and a timeout is noticed "
+        "at the first poll after it"
     )
 
     def findings(self, validated: ValidatedPipeline, target: CheckTarget) -> Iterator[Finding]:
@@ -157,15 +156,17 @@ class ResourcePollIsReschedule(Rule):
                 if (
                     isinstance(guard, ResourceGuard)
                     and guard.timeout > 0
-                    and guard.interval < _AIRFLOW_RESCHEDULE_SECONDS
+                    and guard.interval < AIRFLOW_MIN_RESCHEDULE_SECONDS
                 ):
                     yield self.finding(
                         name,
                         f"@wait_for_resource({guard.name!r}, interval={guard.interval:g}) polls every {guard.interval:g} s "
-                        f"standalone, but on Airflow each pause is a reschedule: the scheduler starts a new task "
-                        f"process for the next poll, which takes seconds, so polls come less often",
-                        f"give interval >= {_AIRFLOW_RESCHEDULE_SECONDS:g} s for Airflow (the timeout still counts from "
-                        f"the first poll, across tries)",
+                        f"standalone, but on Airflow each pause is a reschedule of at least "
+                        f"{AIRFLOW_MIN_RESCHEDULE_SECONDS:g} s (shorter ones race Airflow's scheduler, "
+                        f"apache/airflow#71172), so polls come less often",
+                        f"give interval >= {AIRFLOW_MIN_RESCHEDULE_SECONDS:g} s for Airflow, or lower "
+                        f"to_airflow_dag(min_reschedule_seconds=) where your Airflow has the fix "
+                        f"(the timeout still counts from the first poll, across tries)",
                     )
 
 

@@ -98,6 +98,7 @@ from .events import (
 from .reporters import ConsoleReporter
 
 __all__ = [
+    "AIRFLOW_MIN_RESCHEDULE_SECONDS",
     "ContextError",
     "HydrationError",
     "InvalidArgumentError",
@@ -179,6 +180,11 @@ __all__ = [
 
 #: Where a pipeline can run (`check --backend`); the CLI's choices, kept here so listing them imports no checker.
 BACKENDS = ("standalone", "airflow", "prefect")
+
+#: The shortest pause between two polls of a resource wait on Airflow (`to_airflow_dag(min_reschedule_seconds=)`).
+#: Airflow fails a reschedule-mode task when the executor reports the end of one poll after the
+#: next poll was queued (apache/airflow#71172); a poll's process lingers seconds after it ends.
+AIRFLOW_MIN_RESCHEDULE_SECONDS = 15.0
 
 
 def validated_pipeline(pipeline: Pipeline | None = None) -> ValidatedPipeline:

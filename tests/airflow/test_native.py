@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import textwrap
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from airflow_harness import REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_as_engine
+from airflow_harness import DATABASE, REPO_ROOT, load_dag_bag, run_dag_test, run_dag_test_as_engine
 
 from task_engine.airflow import EXECUTION_TIMEOUT_GRACE, AirflowAdapterError, to_airflow_dag
 from task_engine.airflow_dags import DagsConfigError, read_dags_config
@@ -183,6 +184,10 @@ def test_a_params_key_named_like_the_run_options_field_is_refused() -> None:
             "pipelines:\n  nightly: {target: x.py, keep_going: 'yes'}\n",
             "pipeline 'nightly', key 'keep_going': expected bool, got 'yes'",
         ),
+        (
+            "pipelines:\n  nightly: {target: x.py, min_reschedule_seconds: true}\n",
+            "pipeline 'nightly', key 'min_reschedule_seconds': expected int or float, got True",
+        ),
         ("pipelines:\n  nightly: {schedule: '@daily'}\n", "pipeline 'nightly': key 'target' is missing"),
         (
             "pipelines:\n  nightly: {target: x.py, tags: [1]}\n",
@@ -210,6 +215,13 @@ def test_the_yaml_file_is_validated_naming_pipeline_and_key(tmp_path: Path, text
         read_dags_config(path)
     assert str(caught.value).startswith(f"{path}: ")
     assert message in str(caught.value)
+
+
+def test_the_yaml_file_passes_min_reschedule_seconds_on(tmp_path: Path) -> None:
+    path = tmp_path / "task_engine_dags.yml"
+    path.write_text("pipelines:\n  nightly: {target: x.py, min_reschedule_seconds: 60}\n")
+    [settings] = read_dags_config(path)
+    assert settings.options == {"min_reschedule_seconds": 60}
 
 
 def test_a_bad_yaml_file_is_an_import_error_of_the_entry(entry: Path) -> None:
@@ -430,7 +442,8 @@ def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
         def load():
             pass
 
-        dag = to_airflow_dag(pipeline)
+        # dag.test() runs every poll in this process, where no scheduler can race a reschedule.
+        dag = to_airflow_dag(pipeline, min_reschedule_seconds=0)
     """)
     )
     bag = load_dag_bag(dags_folder)
@@ -447,6 +460,54 @@ def test_a_resource_wait_reschedules_and_keeps_one_deadline_across_tries(
     # each and time out at once: the deadline did not restart with them.
     assert len(times) - 2 >= 2, times
     assert len([t for t in times if t >= deadline]) == 3, times
+
+
+def test_a_resource_wait_reschedules_at_least_min_reschedule_seconds_ahead(dags_folder: Path) -> None:
+    # A 1-second reschedule lost a real scheduler's race (the end of one poll seen after the next
+    # was queued: "finished with state success, but ... running") and failed the task.
+    (dags_folder / "waiting.py").write_text(
+        textwrap.dedent("""
+        from task_engine.airflow import to_airflow_dag
+        from task_engine_core import Pipeline, wait_for_resource
+
+        pipeline = Pipeline("floored")
+
+        @pipeline.register
+        @wait_for_resource(lambda: False, timeout=1, interval=0.1, name="warehouse")
+        def load():
+            pass
+
+        dag = to_airflow_dag(pipeline, min_reschedule_seconds=3)
+    """)
+    )
+    bag = load_dag_bag(dags_folder)
+    dag_run = bag.dags["floored"].test()
+    with sqlite3.connect(DATABASE) as database:
+        rows = database.execute(
+            "select r.start_date, r.reschedule_date from task_reschedule r join task_instance ti on ti.id = r.ti_id "
+            "where ti.dag_id = 'floored' and ti.run_id = ?",
+            (dag_run.run_id,),
+        ).fetchall()
+    # The 0.1 s pause (cut to the 1 s left) asked Airflow for a reschedule 3 s ahead; the poll
+    # after it found the deadline passed.
+    assert [(ti.task_id, str(ti.state)) for ti in dag_run.get_task_instances()] == [("load", "failed")]
+    assert len(rows) == 1, rows
+    [(started, reschedule_at)] = rows
+    ahead = datetime.fromisoformat(reschedule_at) - datetime.fromisoformat(started)
+    # The row's start is stamped by the API server a moment after the task computed the date.
+    assert ahead >= timedelta(seconds=2.5), rows
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), True, "15"])
+def test_min_reschedule_seconds_must_be_a_number_of_seconds(value: object) -> None:
+    pipeline = Pipeline("floored")
+    pipeline.register(lambda: None, name="use")
+    with pytest.raises(AirflowAdapterError) as raised:
+        to_airflow_dag(pipeline, min_reschedule_seconds=value)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        f"to_airflow_dag(min_reschedule_seconds={value!r}) for pipeline 'floored': give the shortest pause "
+        f"between two resource polls in seconds, a number >= 0 (default 15)"
+    )
 
 
 def test_params_given_as_a_params_dict_keep_their_types() -> None:

@@ -147,7 +147,7 @@ def test_an_airflow_user_sees_groups_import_errors_params_notes_and_rescheduled_
     runs = {dag_id: services.trigger(dag_id) for dag_id in ("jobs", "fail_fast")}
     runs["waiting"] = services.trigger("waiting", {"region": "us"})
     states = {dag_id: services.wait_for_run(dag_id, run_id, timeout=1800) for dag_id, run_id in runs.items()}
-    assert states == {"jobs": "success", "fail_fast": "failed", "waiting": "success"}, services.logs()
+    assert states == {"jobs": "success", "fail_fast": "failed", "waiting": "success"}, f"{states}\n{services.logs()}"
 
     for dag_id, run_id in runs.items():
         print(services.command("tasks", "states-for-dag-run", dag_id, run_id))
