@@ -17,12 +17,12 @@ from ._urls import mask_query_strings, mask_url, short_url
 __all__ = ["as_http_error", "describe_failure", "requests_module", "status_error", "transport_error"]
 
 
-def requests_module() -> Any:
-    """The `requests` module, imported now; MissingExtraError naming the `http` extra when it is not installed."""
+def requests_module(user: str = "HttpTask") -> Any:
+    """The `requests` module, imported now; MissingExtraError naming `user` and the `http` extra when it is missing."""
     try:
         import requests
     except ImportError:
-        raise MissingExtraError("requests", "http", "SensibleDefaultsRequests") from None
+        raise MissingExtraError("requests", "http", user) from None
     return requests
 
 

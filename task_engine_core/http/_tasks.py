@@ -10,7 +10,7 @@ from .._attempt import AttemptState, HandlerDecision
 from .._policies import Backoff, RetryPolicy, attach, stored_settings
 from .._task import Task
 from ._errors import HttpConnectionError, HttpStatusError
-from ._failures import as_http_error, describe_failure
+from ._failures import as_http_error, describe_failure, requests_module
 from ._rules import NO_RETRY, RetryRule
 from ._session import session_class
 from ._status import default_rule_name, retry_after_seconds
@@ -67,6 +67,7 @@ class HttpTask(Task):
     @functools.cached_property
     def session(self) -> Any:
         """A `requests.Session` for this task: timeouts, per-request rate limits, errors raised by status."""
+        requests_module(f"HTTP task {type(self).__name__!r}")  # a missing `requests` names this task
         return session_class()(self)
 
     def rate_limit_key_for(self, method: str, url: str) -> str | None:
