@@ -55,6 +55,7 @@ from task_engine_core.backend import (
     UnavailableOutput,
     ValidatedPipeline,
     attempt_state,
+    check_group_boundaries,
     check_inputs_available,
     collecting_pipeline,
     configured_tracing,
@@ -68,6 +69,7 @@ from task_engine_core.backend import (
     items_of,
     may_start,
     open_stats_store,
+    outputs_left_in_groups,
     parse_backend_options,
     plan_groups,
     priority_keys,
@@ -402,6 +404,10 @@ def to_airflow_dag(
     pipeline = pipeline if pipeline is not None else collecting_pipeline()
     validated = pipeline.validate()
     plan = plan_groups(validated, groups)
+    try:
+        check_group_boundaries(validated, plan, "Airflow")
+    except TaskEngineError as error:
+        raise AirflowAdapterError(f"cannot compile pipeline {validated.name!r} for Airflow: {error}") from error
     dag_id = dag_id or pipeline.name
     task_weights = priority_weights(validated, expected_durations(stats, pipeline.name))
     # A group starts as early as its heaviest task would.
@@ -706,32 +712,11 @@ class _DataFlow:
 
 
 def _data_flow(validated: ValidatedPipeline, plan: GroupPlan, name: str, transfer: XComTransfer) -> _DataFlow:
-    """The _DataFlow of task `name` (not in a group); raise AirflowAdapterError for data that cannot leave a group."""
+    """The _DataFlow of task `name` (not in a group); `to_airflow_dag` refused data that cannot leave a group."""
     upstream = validated.upstream[name]
     over = validated.mapped.get(name)
     mapper = next((task for task, source in validated.mapped.items() if source == name), None)
-    unavailable = {
-        parent: UnavailableOutput(
-            f"runs inside the Airflow task group {plan.unit_of[parent]!r}",
-            f"put {name!r} in that group too, or {parent!r} in none",
-        )
-        for parent in upstream
-        if plan.is_group(plan.unit_of[parent])
-    }
-    if mapper is not None and plan.is_group(plan.unit_of[mapper]):
-        raise AirflowAdapterError(
-            f"task {mapper!r} maps over the output of {name!r}, but only {mapper!r} is in the task group "
-            f"{plan.unit_of[mapper]!r}: put both in the group, or neither"
-        )
-    try:
-        check_inputs_available(
-            name,
-            validated.definitions[name].target if validated.definitions[name].is_function else None,
-            over,
-            unavailable,
-        )
-    except TaskEngineError as error:
-        raise AirflowAdapterError(f"cannot compile pipeline {validated.name!r} for Airflow: {error}") from error
+    unavailable = outputs_left_in_groups(validated, plan, name, "Airflow")
     return _DataFlow(upstream, validated.mapped, over, mapper, transfer, unavailable)
 
 

@@ -54,6 +54,7 @@ from task_engine_core.backend import (
     TaskResult,
     ValidatedPipeline,
     build_context,
+    check_group_boundaries,
     collecting_pipeline,
     deep_merge,
     error_text,
@@ -178,6 +179,7 @@ def to_prefect_flow(
     chosen = pipeline if pipeline is not None else collecting_pipeline()
     validated = validated_pipeline(chosen)
     plan = plan_groups(validated, groups)
+    check_group_boundaries(validated, plan, "Prefect")
     flow_name = name or validated.name
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise InvalidArgumentError(

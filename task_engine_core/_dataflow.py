@@ -47,7 +47,7 @@ class UnavailableOutput:
     __slots__ = ("action", "why")
 
     def __init__(self, why: str, action: str) -> None:
-        self.why = why  # completes "'Extract' ...": "was kept from run 1a2b by --resume"
+        self.why = why  # completes "'Extract' ...": "was kept from run 1a2b by --resume, and outputs are ..."
         self.action = action  # what the user can do instead
 
     def error(self, task: str, upstream: str) -> InputUnavailableError:
@@ -62,10 +62,12 @@ def unavailable_output(task: str, resumed_from: str | None, selection: str) -> U
     """The output of `task`, which does not run here: kept from run `resumed_from`, else left out by `selection`."""
     if resumed_from is not None:
         return UnavailableOutput(
-            f"was kept from run {resumed_from} by --resume", f"run {task!r} again too: start a run that does not resume"
+            f"was kept from run {resumed_from} by --resume, and outputs are not kept between runs",
+            f"run {task!r} again too: start a run that does not resume",
         )
     return UnavailableOutput(
-        f"is left out by the selection ({selection})", f"select {task!r} too: add --with-upstream, or name it"
+        f"is left out by the selection ({selection}), and outputs are not kept between runs",
+        f"select {task!r} too: add --with-upstream, or name it",
     )
 
 

@@ -11,13 +11,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._dataflow import UnavailableOutput, check_inputs_available
 from ._graph import downstream_map, topological_order
 from ._pipeline import Pipeline, ValidatedPipeline
 from ._result import RunResult
 from .errors import CycleError, DefinitionError, closest_names
 from .events import Listener
 
-__all__ = ["GroupError", "GroupPlan", "group_pipeline", "plan_groups", "run_group", "worst_state"]
+__all__ = [
+    "GroupError",
+    "GroupPlan",
+    "check_group_boundaries",
+    "group_pipeline",
+    "outputs_left_in_groups",
+    "plan_groups",
+    "run_group",
+    "worst_state",
+]
 
 
 class GroupError(DefinitionError):
@@ -162,6 +172,56 @@ def _cycle_error(
         f"back before {', '.join(map(repr, enters))} through {outside}; add {outside} to the group or take "
         f"{', '.join(map(repr, enters))} out of it"
     )
+
+
+def outputs_left_in_groups(
+    validated: ValidatedPipeline, plan: GroupPlan, task: str, orchestrator: str
+) -> dict[str, UnavailableOutput]:
+    """The upstream outputs `task` cannot read: a group passes outputs in memory, and only between its own tasks."""
+    unit = plan.unit_of[task]
+    unavailable = {}
+    for parent in validated.upstream[task]:
+        if plan.unit_of[parent] == unit:
+            continue
+        if plan.is_group(unit):
+            unavailable[parent] = UnavailableOutput(
+                f"runs outside the {orchestrator} task group {unit!r} of {task!r}, and a group's tasks "
+                f"get outputs only from each other",
+                f"put {parent!r} in that group too, or {task!r} in none",
+            )
+        elif plan.is_group(plan.unit_of[parent]):
+            unavailable[parent] = UnavailableOutput(
+                f"runs inside the {orchestrator} task group {plan.unit_of[parent]!r}, whose outputs stay in it",
+                f"put {task!r} in that group too, or {parent!r} in none",
+            )
+    return unavailable
+
+
+def check_group_boundaries(validated: ValidatedPipeline, plan: GroupPlan, orchestrator: str) -> None:
+    """Refuse, before anything runs, data that would have to cross the edge of a group.
+
+    A mapped task and the task it maps over in different units raise GroupError; a function task
+    with a parameter named after an upstream on the other side of a group's edge raises
+    InputUnavailableError. A Task subclass reading `self.inputs` is told when it reads.
+    """
+    if not plan.groups:
+        return
+    for task in validated.order:
+        over = validated.mapped.get(task)
+        if over is not None and plan.unit_of[over] != plan.unit_of[task]:
+            grouped = task if plan.is_group(plan.unit_of[task]) else over
+            if plan.is_group(plan.unit_of[task]) or plan.is_group(plan.unit_of[over]):
+                raise GroupError(
+                    f"task {task!r} maps over the output of {over!r}, but only {grouped!r} is in the task group "
+                    f"{plan.unit_of[grouped]!r}: put both in the group, or neither"
+                )
+        definition = validated.definitions[task]
+        check_inputs_available(
+            task,
+            definition.target if definition.is_function else None,
+            over,
+            outputs_left_in_groups(validated, plan, task, orchestrator),
+        )
 
 
 def group_pipeline(validated: ValidatedPipeline, plan: GroupPlan, group: str) -> Pipeline:

@@ -26,8 +26,10 @@ does with them, in order:
    `error_text` for anything shown outside the run (UI state messages, logs); `is_sensitive_name`
    (over `SENSITIVE_WORDS`) for which orchestrator-supplied values (Variables, params) become Secrets.
 7. Task groups: `plan_groups(validated, groups)` checks a grouping and contracts it into units
-   (a group, or a task on its own); `group_pipeline` and `run_group` run a group's tasks with
-   the standalone executor inside one orchestrator task; `worst_state` is the group's state.
+   (a group, or a task on its own); `check_group_boundaries` refuses data that would cross a
+   group's edge (`outputs_left_in_groups` for run-time reads); `group_pipeline` and `run_group`
+   run a group's tasks with the standalone executor inside one orchestrator task; `worst_state`
+   is the group's state.
 8. Priority and statistics: `priority_keys(validated, expected)`; `resolve_stats_store(stats)`
    and `StatsStore.expected_durations`; `StatsStore.record_task` records one task of a run that
    no single process sees whole (one `runs` row per run, one `task_runs` row per task).
@@ -50,7 +52,16 @@ from ._attempt import AttemptState, HandlerDecision
 from ._context import TaskContext, deep_merge
 from ._dataflow import TaskInputs, UnavailableOutput, check_inputs_available, unavailable_output
 from ._defaults import default_listeners
-from ._groups import GroupError, GroupPlan, group_pipeline, plan_groups, run_group, worst_state
+from ._groups import (
+    GroupError,
+    GroupPlan,
+    check_group_boundaries,
+    group_pipeline,
+    outputs_left_in_groups,
+    plan_groups,
+    run_group,
+    worst_state,
+)
 from ._hydrators import (
     DEFAULT_ORDER,
     ENVIRONMENT_ORDER,
@@ -164,6 +175,8 @@ __all__ = [
     "new_trace_id",
     "parse_backend_options",
     "plan_groups",
+    "check_group_boundaries",
+    "outputs_left_in_groups",
     "priority_keys",
     "register_hydrator",
     "registered_hydrators",

@@ -344,14 +344,13 @@ class UnknownInputError(TaskEngineError, KeyError):
 
 
 class InputUnavailableError(TaskEngineError, LookupError):
-    """A task that runs needs the output of an upstream that does not run in this run (kept by a resume, left out)."""
+    """A task needs the output of an upstream it cannot get (kept by a resume, left out, across a group's edge)."""
 
     def __init__(self, task: str, upstream: str, why: str, action: str) -> None:
         self.task = task
         self.upstream = upstream
         super().__init__(
-            f"task {task!r} reads the output of {upstream!r}, which this run does not have: {upstream!r} {why}, "
-            f"and outputs are not kept between runs\n{action}"
+            f"task {task!r} reads the output of {upstream!r}, which this run does not have: {upstream!r} {why}\n{action}"
         )
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from task_engine_core import Pipeline
-from task_engine_core._groups import GroupError, group_pipeline, plan_groups, run_group, worst_state
-from task_engine_core.errors import DefinitionError
+from task_engine_core._groups import (
+    GroupError,
+    check_group_boundaries,
+    group_pipeline,
+    plan_groups,
+    run_group,
+    worst_state,
+)
+from task_engine_core.errors import DefinitionError, InputUnavailableError
 
 
 def chain_with_side_branch() -> Pipeline:
@@ -119,3 +126,85 @@ def test_a_group_pipeline_keeps_map_over_and_tags_so_the_group_fans_out_as_stand
     )
     assert result.tasks["double"].output == [2, 4, 6]
     assert [name for name in result.tasks if name.startswith("double[")] == ["double[0]", "double[1]", "double[2]"]
+
+
+def _chain_with_data() -> Pipeline:
+    pipeline = Pipeline("data")
+
+    @pipeline.register
+    def source():
+        return [1, 2]
+
+    @pipeline.register(depends_on=[source], map_over=source)
+    def each(source):
+        return source * 2
+
+    @pipeline.register(depends_on=[each])
+    def total(each):
+        return sum(each)
+
+    return pipeline
+
+
+@pytest.mark.parametrize(
+    ("groups", "error", "message"),
+    [
+        (
+            {"listing": ["source"]},
+            GroupError,
+            "task 'each' maps over the output of 'source', but only 'source' is in the task group 'listing': "
+            "put both in the group, or neither",
+        ),
+        (
+            {"fan": ["each"]},
+            GroupError,
+            "task 'each' maps over the output of 'source', but only 'each' is in the task group 'fan': "
+            "put both in the group, or neither",
+        ),
+        (
+            {"both": ["source", "each"]},
+            InputUnavailableError,
+            "task 'total' reads the output of 'each', which this run does not have: 'each' runs inside the Relay "
+            "task group 'both', whose outputs stay in it\nput 'total' in that group too, or 'each' in none",
+        ),
+        (
+            {"end": ["each", "total"]},
+            GroupError,
+            "task 'each' maps over the output of 'source', but only 'each' is in the task group 'end': "
+            "put both in the group, or neither",
+        ),
+    ],
+)
+def test_data_across_a_groups_edge_is_refused_naming_both_tasks(groups, error, message):
+    validated = _chain_with_data().validate()
+    with pytest.raises(error) as raised:
+        check_group_boundaries(validated, plan_groups(validated, groups), "Relay")
+    assert str(raised.value) == message
+
+
+def test_a_function_task_in_a_group_cannot_read_an_upstream_outside_it():
+    pipeline = Pipeline("inward")
+
+    @pipeline.register
+    def extract():
+        return 1
+
+    @pipeline.register(depends_on=[extract])
+    def load(extract):
+        return extract
+
+    @pipeline.register(depends_on=[load])
+    def report():
+        pass
+
+    validated = pipeline.validate()
+    with pytest.raises(InputUnavailableError) as raised:
+        check_group_boundaries(validated, plan_groups(validated, {"tail": ["load", "report"]}), "Relay")
+    assert str(raised.value) == (
+        "task 'load' reads the output of 'extract', which this run does not have: 'extract' runs outside the Relay "
+        "task group 'tail' of 'load', and a group's tasks get outputs only from each other\n"
+        "put 'extract' in that group too, or 'load' in none"
+    )
+    # Edges without data cross freely, and a group holding every reader is fine.
+    check_group_boundaries(validated, plan_groups(validated, {"head": ["extract", "load"]}), "Relay")
+    check_group_boundaries(validated, plan_groups(validated, None), "Relay")

@@ -77,3 +77,21 @@ def test_a_group_that_would_close_a_cycle_is_refused_when_the_flow_is_built() ->
     pipeline = load("diamond").pipeline
     with pytest.raises(GroupError, match=r"task group 'ends' would create a dependency cycle"):
         to_prefect_flow(pipeline, groups={"ends": ["top", "left", "bottom"]})
+
+
+def test_data_that_would_cross_a_task_group_boundary_is_refused_when_the_flow_is_built() -> None:
+    from task_engine_core.errors import InputUnavailableError
+
+    pipeline = load("fan_out_rate_limited").pipeline  # list_runs -> get_run (mapped over it) -> summary
+    # This used to fail with "parameter 'get_run' names no upstream task; its upstream tasks are: 'both'".
+    with pytest.raises(InputUnavailableError) as read_out:
+        to_prefect_flow(pipeline, groups={"both": ["list_runs", "get_run"]})
+    assert str(read_out.value) == (
+        "task 'summary' reads the output of 'get_run', which this run does not have: 'get_run' runs inside the "
+        "Prefect task group 'both', whose outputs stay in it\nput 'summary' in that group too, or 'get_run' in none"
+    )
+    with pytest.raises(
+        GroupError, match="task 'get_run' maps over the output of 'list_runs', but only 'get_run' is in"
+    ):
+        to_prefect_flow(pipeline, groups={"polling": ["get_run"]})
+    to_prefect_flow(pipeline, groups={"all": ["list_runs", "get_run", "summary"]})
