@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import textwrap
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -482,7 +483,8 @@ def test_a_resource_wait_reschedules_at_least_min_reschedule_seconds_ahead(dags_
     )
     bag = load_dag_bag(dags_folder)
     dag_run = bag.dags["floored"].test()
-    with sqlite3.connect(DATABASE) as database:
+    # closing(): a connection left open would outlive this test's database, which the next test replaces.
+    with closing(sqlite3.connect(DATABASE, timeout=30)) as database:
         rows = database.execute(
             "select r.start_date, r.reschedule_date from task_reschedule r join task_instance ti on ti.id = r.ti_id "
             "where ti.dag_id = 'floored' and ti.run_id = ?",
