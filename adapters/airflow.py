@@ -402,6 +402,15 @@ def to_airflow_dag(
     fail the task (apache/airflow#71172). Lower it where your Airflow has that fix.
     """
     pipeline = pipeline if pipeline is not None else collecting_pipeline()
+    # Checked before anything is validated, registered or built.
+    if isinstance(min_reschedule_seconds, bool) or not (
+        isinstance(min_reschedule_seconds, (int, float)) and 0 <= min_reschedule_seconds < math.inf
+    ):
+        raise AirflowAdapterError(
+            f"to_airflow_dag(min_reschedule_seconds={min_reschedule_seconds!r}) for pipeline {pipeline.name!r}: "
+            f"give the shortest pause between two resource polls in seconds, a number >= 0 "
+            f"(default {AIRFLOW_MIN_RESCHEDULE_SECONDS:g})"
+        )
     validated = pipeline.validate()
     plan = plan_groups(validated, groups)
     try:
@@ -420,14 +429,6 @@ def to_airflow_dag(
     )
     _register_hydrators(context_source)
 
-    if isinstance(min_reschedule_seconds, bool) or not (
-        isinstance(min_reschedule_seconds, (int, float)) and 0 <= min_reschedule_seconds < math.inf
-    ):
-        raise AirflowAdapterError(
-            f"to_airflow_dag(min_reschedule_seconds={min_reschedule_seconds!r}) for pipeline {pipeline.name!r}: "
-            f"give the shortest pause between two resource polls in seconds, a number >= 0 "
-            f"(default {AIRFLOW_MIN_RESCHEDULE_SECONDS:g})"
-        )
     if dag_kwargs.get("fail_fast"):
         raise AirflowAdapterError(
             f"to_airflow_dag(fail_fast=True) for pipeline {pipeline.name!r}: Airflow's fail_fast needs the "

@@ -208,9 +208,10 @@ def check_group_boundaries(validated: ValidatedPipeline, plan: GroupPlan, orches
         return
     for task in validated.order:
         over = validated.mapped.get(task)
+        # Units differ and one is a group: a task on its own is a unit of its own name.
         if over is not None and plan.unit_of[over] != plan.unit_of[task]:
-            grouped = task if plan.is_group(plan.unit_of[task]) else over
-            if plan.is_group(plan.unit_of[task]) or plan.is_group(plan.unit_of[over]):
+            grouped = next((name for name in (task, over) if plan.is_group(plan.unit_of[name])), None)
+            if grouped is not None:
                 raise GroupError(
                     f"task {task!r} maps over the output of {over!r}, but only {grouped!r} is in the task group "
                     f"{plan.unit_of[grouped]!r}: put both in the group, or neither"
